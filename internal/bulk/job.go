@@ -1,0 +1,200 @@
+package bulk
+
+import (
+	"context"
+	"time"
+)
+
+// Status is the state of an export job. accepted → in-progress → completed |
+// failed | cancelled; there is no way back from a terminal status.
+type Status string
+
+const (
+	StatusAccepted   Status = "accepted"
+	StatusInProgress Status = "in-progress"
+	StatusCompleted  Status = "completed"
+	StatusFailed     Status = "failed"
+	StatusCancelled  Status = "cancelled"
+)
+
+// Terminal reports whether s can no longer change.
+func (s Status) Terminal() bool {
+	return s == StatusCompleted || s == StatusFailed || s == StatusCancelled
+}
+
+// Level is where the export was kicked off.
+type Level string
+
+const (
+	LevelSystem  Level = "system"
+	LevelPatient Level = "patient"
+	LevelGroup   Level = "group"
+)
+
+// ExportRequest is a validated kick-off: GET query and POST Parameters both
+// normalize into it (requirements 1.2).
+type ExportRequest struct {
+	Level   Level  `json:"level"`
+	GroupID string `json:"groupId,omitempty"`
+	// Types is the `_type` list in request order, deduplicated; empty means
+	// every supported (and authorized) type.
+	Types []string `json:"types,omitempty"`
+	// Since and Until are `_since` / `_until`; zero when absent.
+	Since time.Time `json:"since,omitzero"`
+	Until time.Time `json:"until,omitzero"`
+	// Patients is the POST-only `patient` parameter: Patient ids.
+	Patients     []string `json:"patients,omitempty"`
+	OutputFormat string   `json:"outputFormat"`
+	// RequestURL is the full kick-off URL for the manifest's `request` (R56).
+	RequestURL string `json:"requestUrl"`
+}
+
+// Item is one unit of export work cut by the planner from the indexes: either
+// one type over some shards (system and Patient level), or a batch of
+// patients over the requested types (Group level, `patient` parameter).
+type Item struct {
+	Index int `json:"index"`
+	// Type and Shards: a type scan. Shards lists the shards this item reads.
+	Type   string `json:"type,omitempty"`
+	Shards []int  `json:"shards,omitempty"`
+	// Patients and Types: a compartment read for a batch of patients.
+	Patients []string `json:"patients,omitempty"`
+	Types    []string `json:"types,omitempty"`
+	// Deleted marks an item that lists tombstones of Types for the
+	// manifest's `deleted` array instead of resources.
+	Deleted bool `json:"deleted,omitempty"`
+	// Patient-level exports keep only compartment resources.
+	CompartmentOnly bool `json:"compartmentOnly,omitempty"`
+}
+
+// Plan is the planner's result, stored once per job so that re-running the
+// workflow after a restart exports exactly the same work items.
+type Plan struct {
+	Types []string `json:"types"`
+	Range Range    `json:"range"`
+	Items []Item   `json:"items"`
+}
+
+// FileKind says which manifest array a file belongs to.
+type FileKind string
+
+const (
+	KindOutput  FileKind = "output"
+	KindDeleted FileKind = "deleted"
+	KindError   FileKind = "error"
+)
+
+// OutputFile is one written NDJSON file.
+type OutputFile struct {
+	Kind  FileKind `json:"kind"`
+	Type  string   `json:"type"`
+	Key   string   `json:"key"` // ObjectStore key
+	Count int64    `json:"count"`
+	Bytes int64    `json:"bytes"`
+}
+
+// ItemProgress is what an export item has recorded: its files so far and
+// where to resume. Recording it is the item's checkpoint.
+type ItemProgress struct {
+	Index  int          `json:"index"`
+	Done   bool         `json:"done"`
+	Cursor string       `json:"cursor,omitempty"`
+	Part   int          `json:"part"` // number of checkpoints so far
+	Files  []OutputFile `json:"files,omitempty"`
+}
+
+// Job is one export.
+type Job struct {
+	ID       string        `json:"id"`
+	ClientID string        `json:"clientId"`
+	Status   Status        `json:"status"`
+	Request  ExportRequest `json:"request"`
+	// TransactionTime is fixed at kick-off (R55).
+	TransactionTime time.Time `json:"transactionTime"`
+	CreatedAt       time.Time `json:"createdAt"`
+	UpdatedAt       time.Time `json:"updatedAt"`
+	// ExpiresAt is when the job and its files are purged.
+	ExpiresAt time.Time `json:"expiresAt"`
+	// ItemsTotal and ItemsDone drive X-Progress.
+	ItemsTotal int `json:"itemsTotal"`
+	ItemsDone  int `json:"itemsDone"`
+	// Failure is the client-safe reason of a failed job.
+	Failure string `json:"failure,omitempty"`
+}
+
+// JobStore persists jobs. Implementations must make every transition a single
+// conditional write: a terminal status never changes again.
+type JobStore interface {
+	// CreateJob stores a new job. Returns ECONFLICT if the id exists.
+	CreateJob(ctx context.Context, j *Job) error
+	// GetJob returns a job. Returns ENOTFOUND if it does not exist.
+	GetJob(ctx context.Context, id string) (*Job, error)
+	// Transition moves a job from one of the statuses in from to to, applying
+	// mutate (which may be nil) to the stored job in the same write. Returns
+	// ENOTFOUND for an unknown job and ECONFLICT when its status is not in
+	// from. Returns the updated job.
+	Transition(ctx context.Context, id string, from []Status, to Status, mutate func(*Job)) (*Job, error)
+	// SavePlan stores the job's plan and sets ItemsTotal, only if the job is
+	// not terminal and has no plan yet. Returns the plan that is stored (the
+	// earlier one when there was one). Returns ECONFLICT if the job is
+	// terminal.
+	SavePlan(ctx context.Context, id string, p *Plan) (*Plan, error)
+	// GetPlan returns the stored plan. Returns ENOTFOUND if there is none.
+	GetPlan(ctx context.Context, id string) (*Plan, error)
+	// SaveProgress records an item's checkpoint, replacing the earlier one
+	// for that item, and counts ItemsDone when p.Done first becomes true.
+	// Returns ECONFLICT if the job is terminal, so a cancelled job's items
+	// stop writing.
+	SaveProgress(ctx context.Context, id string, p *ItemProgress) error
+	// Progress returns the recorded checkpoints of all items, by index.
+	Progress(ctx context.Context, id string) ([]*ItemProgress, error)
+	// ListJobs visits all jobs (for recovery after a restart and for purging
+	// expired jobs) in id order.
+	ListJobs(ctx context.Context, fn func(*Job) error) error
+	// DeleteJob removes a job with its plan and progress. Deleting an unknown
+	// job is not an error.
+	DeleteJob(ctx context.Context, id string) error
+}
+
+// ObjectStore holds output files.
+type ObjectStore interface {
+	// Create starts writing an object. Nothing is visible until Close
+	// returns nil; Abort discards it. Writing an existing key replaces it
+	// (writes are idempotent, so a retried item overwrites its own files).
+	Create(ctx context.Context, key string) (ObjectWriter, error)
+	// Open reads an object. Returns ENOTFOUND if it does not exist.
+	Open(ctx context.Context, key string) (Object, error)
+	// DeletePrefix removes every object whose key starts with prefix.
+	DeletePrefix(ctx context.Context, prefix string) error
+	// List returns the keys under prefix in lexical order.
+	List(ctx context.Context, prefix string) ([]string, error)
+}
+
+// ObjectWriter is an object being written.
+type ObjectWriter interface {
+	Write(p []byte) (int, error)
+	// Close makes the object visible.
+	Close() error
+	// Abort discards what was written. It is safe after Close.
+	Abort() error
+}
+
+// Object is an object being read. Local objects are *os.File-backed so the
+// server can hand them to sendfile.
+type Object interface {
+	Read(p []byte) (int, error)
+	Seek(offset int64, whence int) (int64, error)
+	Close() error
+	Size() int64
+	ModTime() time.Time
+}
+
+// Workflow runs the export state machine for a job.
+type Workflow interface {
+	// Start begins (or, after a restart, resumes) the execution for a job.
+	// Starting a job whose execution is already running is a no-op.
+	Start(ctx context.Context, jobID string) error
+	// Stop ends a running execution and returns once its work has stopped
+	// writing. Stopping an unknown or finished execution is not an error.
+	Stop(ctx context.Context, jobID string) error
+}

@@ -1,0 +1,126 @@
+package bulk
+
+import (
+	"context"
+	"time"
+)
+
+// Resource is one stored FHIR resource: its compact JSON exactly as it will be
+// exported (with meta.lastUpdated filled in) plus what the indexes need.
+type Resource struct {
+	Type        string
+	ID          string
+	LastUpdated time.Time
+	// Body is the compact single-line JSON. Export copies it verbatim: it is
+	// never decoded and re-encoded on the export path.
+	Body []byte
+	// Patients are the ids of the Patients whose compartment holds this
+	// resource (R4 CompartmentDefinition/patient), sorted and distinct. A
+	// Patient is in its own compartment.
+	Patients []string
+	// Members are the ids of the Patients a Group lists in Group.member (only
+	// for Type == "Group"), sorted and distinct.
+	Members []string
+}
+
+// Tombstone records the deletion of a resource, so `_since` exports can list
+// it in the manifest's `deleted` array (R88).
+type Tombstone struct {
+	Type      string
+	ID        string
+	DeletedAt time.Time
+}
+
+// Ref names a stored resource.
+type Ref struct {
+	Type string
+	ID   string
+}
+
+// Cursor is an opaque resume position inside one scan. The empty cursor
+// means "from the start".
+type Cursor string
+
+// Range selects resources by lastUpdated: Since < lastUpdated <= Until.
+// A zero Since means no lower bound; Until is always set (the job's
+// transactionTime, or `_until` when that is earlier).
+type Range struct {
+	Since time.Time
+	Until time.Time
+}
+
+// Contains reports whether t lies in the range.
+func (r Range) Contains(t time.Time) bool {
+	return (r.Since.IsZero() || t.After(r.Since)) && !t.After(r.Until)
+}
+
+// ScanRequest asks for the resources of one type in one shard, within a
+// lastUpdated range, in (lastUpdated, id) order, after Cursor.
+type ScanRequest struct {
+	Type   string
+	Shard  int
+	Range  Range
+	Cursor Cursor
+	// CompartmentOnly keeps only resources that belong to some Patient's
+	// compartment (a Patient-level export).
+	CompartmentOnly bool
+}
+
+// Visit receives a resource and the cursor that resumes just after it. Its
+// Body is only valid during the call. Returning a non-nil error stops the scan
+// and that error is returned; ErrStop stops it without an error.
+type Visit func(r *Resource, next Cursor) error
+
+// ErrStop stops a scan early without reporting an error.
+var ErrStop = &Error{Code: "stop", Message: "stop"}
+
+// ResourceSource reads stored resources for export. Every method returns
+// ENOTFOUND only where it says so; a scan over nothing visits nothing.
+type ResourceSource interface {
+	// Shards returns the fixed number of shards each type is split into
+	// (shard = hash(id) mod Shards). Shards are the natural fan-out items.
+	Shards() int
+	// Count returns the number of live resources stored per type, for
+	// planning. It may be approximate in adapters that cannot count cheaply.
+	Count(ctx context.Context) (map[string]int64, error)
+	// Scan visits the resources of req.Type in req.Shard in (lastUpdated, id)
+	// order, starting after req.Cursor.
+	Scan(ctx context.Context, req ScanRequest, fn Visit) error
+	// Compartment visits the resources of the given types (all types when
+	// types is empty) in the compartment of Patient patientID. The visit's
+	// cursor is unused and empty.
+	Compartment(ctx context.Context, patientID string, types []string, fn Visit) error
+	// Get returns one resource. Returns ENOTFOUND if it does not exist or was
+	// deleted.
+	Get(ctx context.Context, typ, id string) (*Resource, error)
+	// GroupMembers returns the member Patient ids of a Group. Returns
+	// ENOTFOUND if the Group does not exist.
+	GroupMembers(ctx context.Context, groupID string) ([]string, error)
+	// IsGroupMember reports whether patientID is a member of the Group.
+	IsGroupMember(ctx context.Context, groupID, patientID string) (bool, error)
+	// Tombstones visits deletions of typ whose time lies in rng, in
+	// (deletedAt, id) order.
+	Tombstones(ctx context.Context, typ string, rng Range, fn func(Tombstone) error) error
+	// List visits every live resource of typ in id order, after afterID, for
+	// plain FHIR reads such as `GET /Group`.
+	List(ctx context.Context, typ string, afterID string, fn Visit) error
+}
+
+// ResourceSink writes resources (import).
+type ResourceSink interface {
+	// Put stores resources, replacing any earlier version with the same type
+	// and id (and its index entries), and clearing a tombstone of it.
+	Put(ctx context.Context, rs []*Resource) error
+	// Delete removes a resource and records a tombstone at time at. Deleting a
+	// resource that does not exist still records the tombstone.
+	Delete(ctx context.Context, ref Ref, at time.Time) error
+	// TypeOf returns the types under which id is stored, for resolving
+	// `urn:uuid:` references on import.
+	TypeOf(ctx context.Context, id string) ([]string, error)
+}
+
+// ResourceStore is both ends, as the embedded and in-memory stores are.
+type ResourceStore interface {
+	ResourceSource
+	ResourceSink
+}

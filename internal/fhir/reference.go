@@ -1,0 +1,69 @@
+package fhir
+
+import "strings"
+
+// ParseReference parses a literal reference (R4 references.html#literal) to a
+// resource of a known R4 type:
+//
+//	Patient/123
+//	Patient/123/_history/4
+//	https://example.org/fhir/Patient/123[/_history/4]
+//
+// Absolute references must use http or https, as the R4 Reference.reference
+// pattern requires. Contained ("#p1"), "urn:uuid:" and "urn:oid:" references,
+// conditional references ("Patient?identifier=…") and unknown types are not
+// ok: they name no stored resource.
+func ParseReference(s string) (typ, id string, ok bool) {
+	p := s
+	absolute := false
+	if rest, found := strings.CutPrefix(p, "https://"); found {
+		p, absolute = rest, true
+	} else if rest, found := strings.CutPrefix(p, "http://"); found {
+		p, absolute = rest, true
+	}
+	if absolute {
+		// Drop the host; the base path before Type/id may be anything.
+		i := strings.IndexByte(p, '/')
+		if i <= 0 {
+			return "", "", false
+		}
+		p = p[i+1:]
+	}
+	if i := strings.LastIndex(p, "/_history/"); i >= 0 {
+		if !IsID(p[i+len("/_history/"):]) {
+			return "", "", false
+		}
+		p = p[:i]
+	}
+	i := strings.LastIndexByte(p, '/')
+	if i < 0 {
+		return "", "", false
+	}
+	id, p = p[i+1:], p[:i]
+	if j := strings.LastIndexByte(p, '/'); j >= 0 {
+		if !absolute {
+			// A relative reference is exactly Type/id.
+			return "", "", false
+		}
+		p = p[j+1:]
+	}
+	if !IsID(id) || !IsResourceType(p) {
+		return "", "", false
+	}
+	return p, id, true
+}
+
+// IsID reports whether s is a valid resource id: 1–64 characters of
+// [A-Za-z0-9\-\.] (R4 datatypes.html#id).
+func IsID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
