@@ -1,0 +1,203 @@
+// Package asl is an in-process interpreter for the subset of Amazon States
+// Language that statemachines/export.asl.json uses, so the local server runs
+// the very definition file that AWS Step Functions runs (style.md rule 6).
+//
+// The subset is faithful: what Parse accepts behaves as on Step Functions
+// (input/output processing order, Retry and Catch matching, error names and
+// the Catch error output, the 256 KiB payload limit), and everything else
+// (other state types, fields, JSONPath operators, intrinsic functions, context
+// object fields, JSONata) is refused by Parse instead of being ignored.
+//
+// Supported: Task, Map (inline), Choice, Pass, Wait, Succeed and Fail states;
+// InputPath, Parameters, ResultSelector, ResultPath and OutputPath; Retry and
+// Catch on Task and Map; reference paths such as $.a.b, $.a[0], $['a'] and
+// $$.Map.Item.Value.
+package asl
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Predefined error names (Step Functions "States." errors) used here.
+const (
+	ErrAll               = "States.ALL"
+	ErrTaskFailed        = "States.TaskFailed"
+	ErrTimeout           = "States.Timeout"
+	ErrRuntime           = "States.Runtime"
+	ErrDataLimitExceeded = "States.DataLimitExceeded"
+	ErrResultPathMatch   = "States.ResultPathMatchFailure"
+	ErrNoChoiceMatched   = "States.NoChoiceMatched"
+)
+
+// Defaults of the Machine fields.
+const (
+	DefaultPayloadLimit      = 256 * 1024 // Step Functions' state payload quota
+	DefaultMaxMapConcurrency = 40         // AWS runs at most 40 inline Map iterations at once
+)
+
+// Step implements one Task state's Resource. An error whose chain has a
+// method ErrorName() string fails the task with that error name (for Retry
+// and Catch); any other error, and a panic, fail it with States.TaskFailed.
+type Step func(ctx context.Context, input json.RawMessage) (json.RawMessage, error)
+
+// Machine is a parsed state machine. Its fields may be set before the first
+// Run; after that it is safe for concurrent Runs.
+type Machine struct {
+	// Sleep waits for d or until ctx is done (Retry intervals, Wait states).
+	// Nil means a real timer; tests inject a recorder.
+	Sleep func(ctx context.Context, d time.Duration) error
+	// PayloadLimit is the largest state input, output or task result in
+	// bytes of compact JSON; larger ones fail with States.DataLimitExceeded.
+	// Zero means DefaultPayloadLimit.
+	PayloadLimit int
+	// MaxMapConcurrency caps the iterations a Map runs at once, whatever its
+	// MaxConcurrency says (0 there means "no limit"). Zero means
+	// DefaultMaxMapConcurrency.
+	MaxMapConcurrency int
+
+	root *stateMachine
+}
+
+// ExecutionError is how an execution fails: a Fail state, or an error that no
+// Catch handled. Name and Cause are Step Functions' "error" and "cause".
+type ExecutionError struct {
+	Name  string
+	Cause string
+}
+
+func (e *ExecutionError) Error() string {
+	return fmt.Sprintf("asl: execution failed: %s: %s", e.Name, e.Cause)
+}
+
+// ErrorName returns e.Name, so a step that returns an *ExecutionError fails
+// with the same name.
+func (e *ExecutionError) ErrorName() string { return e.Name }
+
+// Parse validates def and binds each Task Resource of the form "${Name}" to
+// steps[Name]. It fails if a placeholder has no step, if a step is never
+// referenced, if a Next, Default or StartAt names a missing state, if a state
+// is unreachable, if a state type or field is unsupported, or if a path is
+// malformed or unsupported.
+func Parse(def []byte, steps map[string]Step) (*Machine, error) {
+	p := &parser{steps: steps, used: map[string]bool{}, names: map[string]bool{}}
+	root, err := p.parse(def)
+	if err != nil {
+		return nil, fmt.Errorf("asl: %w", err)
+	}
+	return &Machine{
+		PayloadLimit:      DefaultPayloadLimit,
+		MaxMapConcurrency: DefaultMaxMapConcurrency,
+		root:              root,
+	}, nil
+}
+
+// Run executes one execution named name (visible as $$.Execution.Name) with
+// the given input (empty means {}) and returns its output. A Fail state, or
+// an error not handled by a Catch, returns an *ExecutionError. If ctx is
+// cancelled, Run stops promptly (no new task starts, retries stop waiting, a
+// Map stops launching iterations and waits for running ones) and returns
+// ctx.Err(); Catch handlers do not run for a cancellation.
+func (m *Machine) Run(ctx context.Context, name string, input json.RawMessage) (json.RawMessage, error) {
+	if len(bytes.TrimSpace(input)) == 0 {
+		input = json.RawMessage("{}")
+	}
+	var in any
+	if err := decodeStrict(input, &in); err != nil {
+		return nil, fmt.Errorf("asl: execution input: %w", err)
+	}
+	x := &execution{m: m, name: name, input: in}
+	if err := x.limit("", "execution input", in); err != nil {
+		return nil, err
+	}
+	out, err := x.run(ctx, m.root, in)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	return marshal(out), nil
+}
+
+func (m *Machine) sleep(ctx context.Context, d time.Duration) error {
+	if m.Sleep != nil {
+		return m.Sleep(ctx, d)
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// stepError turns what a Step returned into a task failure.
+func stepError(err error) *ExecutionError {
+	name := ErrTaskFailed
+	var named interface{ ErrorName() string }
+	if errors.As(err, &named) && named.ErrorName() != "" {
+		name = named.ErrorName()
+	}
+	return &ExecutionError{Name: name, Cause: err.Error()}
+}
+
+func runtimeError(state, format string, args ...any) *ExecutionError {
+	return &ExecutionError{
+		Name:  ErrRuntime,
+		Cause: fmt.Sprintf("An error occurred while executing the state '%s'. ", state) + fmt.Sprintf(format, args...),
+	}
+}
+
+// matches reports whether a Retrier or Catcher with errorEquals handles the
+// error name. Following the Step Functions error-handling guide:
+// States.Runtime ("not retriable, always fails the execution") and
+// States.DataLimitExceeded ("a terminal error") are never handled, not even
+// by States.ALL; States.TaskFailed matches any error except States.Timeout.
+func matches(errorEquals []string, name string) bool {
+	if name == ErrRuntime || name == ErrDataLimitExceeded {
+		return false
+	}
+	for _, e := range errorEquals {
+		switch {
+		case e == name, e == ErrAll:
+			return true
+		case e == ErrTaskFailed && name != ErrTimeout:
+			return true
+		}
+	}
+	return false
+}
+
+// marshal encodes a decoded JSON value compactly, without HTML escaping.
+func marshal(v any) json.RawMessage {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		// Values come from decoding JSON, so they always encode.
+		panic("asl: " + err.Error())
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+}
+
+// decodeStrict decodes one JSON value, keeping numbers as json.Number so that
+// they reach steps exactly as written.
+func decodeStrict(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("unexpected data after the JSON value")
+	}
+	return nil
+}

@@ -1,0 +1,421 @@
+package asl
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// execution is one Run. Values flowing between states are decoded JSON
+// (map[string]any, []any, string, json.Number, bool, nil) and are never
+// modified in place, so Map iterations can share them.
+type execution struct {
+	m     *Machine
+	name  string
+	input any
+}
+
+func (x *execution) contextFor(st *state) *contextObject {
+	return &contextObject{execName: x.name, execInput: x.input, stateName: st.name}
+}
+
+// run executes sm from its StartAt state until a state ends it.
+func (x *execution) run(ctx context.Context, sm *stateMachine, in any) (any, error) {
+	st := sm.states[sm.startAt]
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		out, next, err := x.state(ctx, st, in)
+		if err != nil {
+			return nil, err
+		}
+		if err := x.limit(st.name, "output", out); err != nil {
+			return nil, err
+		}
+		if next == "" {
+			return out, nil
+		}
+		st, in = sm.states[next], out
+	}
+}
+
+// state executes st on its raw input and returns its output and the next
+// state ("" when st ends the machine).
+func (x *execution) state(ctx context.Context, st *state, in any) (any, string, error) {
+	switch st.typ {
+	case "Task":
+		return x.withCatch(ctx, st, in, x.callStep)
+	case "Map":
+		return x.withCatch(ctx, st, in, x.runMap)
+	case "Fail":
+		return nil, "", &ExecutionError{Name: st.errorName, Cause: st.cause}
+	}
+	eff, err := x.inputPath(st, in)
+	if err != nil {
+		return nil, "", err
+	}
+	next := st.next
+	switch st.typ {
+	case "Pass":
+		result := st.result
+		if !st.hasResult {
+			if result, err = x.parameters(st, eff); err != nil {
+				return nil, "", err
+			}
+		}
+		out, err := x.processResult(st, in, result)
+		return out, next, err
+	case "Choice":
+		if next, err = x.choose(st, eff); err != nil {
+			return nil, "", err
+		}
+	case "Wait":
+		if err := x.wait(ctx, st, eff); err != nil {
+			return nil, "", err
+		}
+	}
+	out, err := x.applyOutputPath(st, eff)
+	return out, next, err
+}
+
+// withCatch runs a Task or Map: input processing, invoke under the Retry
+// policy, result processing; an error a Catcher matches becomes
+// {"Error", "Cause"} stored at the Catcher's ResultPath in the raw input.
+func (x *execution) withCatch(ctx context.Context, st *state, in any, invoke func(context.Context, *state, any) (any, error)) (any, string, error) {
+	out, err := x.act(ctx, st, in, invoke)
+	if err == nil {
+		return out, st.next, nil
+	}
+	var ee *ExecutionError
+	if ctx.Err() != nil || !errors.As(err, &ee) {
+		return nil, "", err
+	}
+	for _, c := range st.catch {
+		if !matches(c.errorEquals, ee.Name) {
+			continue
+		}
+		out, err := x.applyResultPath(st, c.resultPath, in, map[string]any{"Error": ee.Name, "Cause": ee.Cause})
+		if err != nil {
+			return nil, "", err
+		}
+		return out, c.next, nil
+	}
+	return nil, "", err
+}
+
+func (x *execution) act(ctx context.Context, st *state, in any, invoke func(context.Context, *state, any) (any, error)) (any, error) {
+	eff, err := x.inputPath(st, in)
+	if err != nil {
+		return nil, err
+	}
+	if eff, err = x.parameters(st, eff); err != nil {
+		return nil, err
+	}
+	result, err := x.retry(ctx, st, func(ctx context.Context) (any, error) { return invoke(ctx, st, eff) })
+	if err != nil {
+		return nil, err
+	}
+	if err := x.limit(st.name, "result", result); err != nil {
+		return nil, err
+	}
+	if st.resultSelector != nil {
+		if result, err = st.resultSelector.eval(result, x.contextFor(st)); err != nil {
+			return nil, err
+		}
+	}
+	return x.processResult(st, in, result)
+}
+
+// retry calls f until it succeeds or fails with an error that the first
+// Retrier matching it no longer retries. Each Retrier counts its own
+// attempts, from zero on every entry into the state.
+func (x *execution) retry(ctx context.Context, st *state, f func(context.Context) (any, error)) (any, error) {
+	attempts := make([]int, len(st.retry))
+	for {
+		v, err := f(ctx)
+		if err == nil {
+			return v, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		var ee *ExecutionError
+		if !errors.As(err, &ee) {
+			return nil, err
+		}
+		i := -1
+		for j, r := range st.retry {
+			if matches(r.errorEquals, ee.Name) {
+				i = j
+				break
+			}
+		}
+		if i < 0 || attempts[i] >= st.retry[i].maxAttempts {
+			return nil, err
+		}
+		d := st.retry[i].delay(attempts[i])
+		attempts[i]++
+		if err := x.m.sleep(ctx, d); err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, err
+		}
+	}
+}
+
+// delay is the wait before retry n+1: IntervalSeconds × BackoffRate^n,
+// capped by MaxDelaySeconds.
+func (r *retrier) delay(n int) time.Duration {
+	s := r.interval * math.Pow(r.backoff, float64(n))
+	if r.maxDelay > 0 {
+		s = min(s, r.maxDelay)
+	}
+	s = min(s, 1e9) // keep the conversion below from overflowing
+	return time.Duration(s * float64(time.Second))
+}
+
+// callStep invokes a Task's step. A panic fails the task like an error.
+func (x *execution) callStep(ctx context.Context, st *state, eff any) (result any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			result, err = nil, &ExecutionError{Name: ErrTaskFailed, Cause: fmt.Sprintf("panic: %v", r)}
+		}
+	}()
+	out, err := st.step(ctx, marshal(eff))
+	if err != nil {
+		return nil, stepError(err)
+	}
+	if len(out) == 0 {
+		return nil, nil // no result is JSON null, as for a Lambda returning nothing
+	}
+	if err := decodeStrict(out, &result); err != nil {
+		return nil, runtimeError(st.name, "The task returned invalid JSON: %v", err)
+	}
+	return result, nil
+}
+
+// runMap runs the ItemProcessor once per item, at most MaxConcurrency at a
+// time. The first failing iteration fails the Map with its error; the other
+// iterations are cancelled and waited for. The result is the iteration
+// outputs in item order.
+func (x *execution) runMap(ctx context.Context, st *state, eff any) (any, error) {
+	v, ok := st.itemsPath.lookup(eff)
+	if !ok {
+		return nil, runtimeError(st.name, "Invalid path '%s': The ItemsPath could not be found in the input.", st.itemsPath)
+	}
+	items, ok := v.([]any)
+	if !ok {
+		return nil, runtimeError(st.name, "The ItemsPath '%s' must reference a JSON array.", st.itemsPath)
+	}
+	limit := x.m.MaxMapConcurrency
+	if limit <= 0 {
+		limit = DefaultMaxMapConcurrency
+	}
+	workers := st.maxConcurrency
+	if st.maxConcurrencyPath != nil {
+		v, ok := st.maxConcurrencyPath.lookup(eff)
+		n, isNum := v.(json.Number)
+		i, err := n.Int64()
+		if !ok || !isNum || err != nil || i < 0 {
+			return nil, runtimeError(st.name, "The MaxConcurrencyPath '%s' must reference a non-negative integer.", st.maxConcurrencyPath)
+		}
+		workers = int(min(i, math.MaxInt32))
+	}
+	if workers == 0 || workers > limit {
+		workers = limit
+	}
+	workers = min(workers, len(items))
+
+	results := make([]any, len(items))
+	mctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		next  atomic.Int64
+		mu    sync.Mutex
+		first error
+		wg    sync.WaitGroup
+	)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for mctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= len(items) {
+					return
+				}
+				out, err := x.iteration(mctx, st, eff, i, items[i])
+				if err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+					cancel()
+					return
+				}
+				results[i] = out
+			}
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if first != nil {
+		return nil, first
+	}
+	return results, nil
+}
+
+func (x *execution) iteration(ctx context.Context, st *state, eff any, i int, item any) (any, error) {
+	in := item
+	if st.itemSelector != nil {
+		c := x.contextFor(st)
+		c.inMap, c.mapIndex, c.mapValue = true, i, item
+		var err error
+		if in, err = st.itemSelector.eval(eff, c); err != nil {
+			return nil, err
+		}
+	}
+	if err := x.limit(st.name, fmt.Sprintf("iteration %d input", i), in); err != nil {
+		return nil, err
+	}
+	return x.run(ctx, st.processor, in)
+}
+
+func (x *execution) choose(st *state, eff any) (string, error) {
+	c := x.contextFor(st)
+	for _, r := range st.choices {
+		ok, err := r.eval(eff, c)
+		if err != nil {
+			return "", err
+		}
+		if ok {
+			return r.next, nil
+		}
+	}
+	if st.defaultNext == "" {
+		return "", &ExecutionError{Name: ErrNoChoiceMatched, Cause: fmt.Sprintf("No choice rule of state '%s' matched and it has no Default.", st.name)}
+	}
+	return st.defaultNext, nil
+}
+
+func (x *execution) wait(ctx context.Context, st *state, eff any) error {
+	secs := st.seconds
+	if st.secondsPath != nil {
+		v, ok := st.secondsPath.lookup(eff)
+		n, isNum := v.(json.Number)
+		i, err := n.Int64()
+		if !ok || !isNum || err != nil || i < 0 {
+			return runtimeError(st.name, "The SecondsPath '%s' must reference a non-negative integer.", st.secondsPath)
+		}
+		secs = min(i, 99999999)
+	}
+	if secs == 0 {
+		return nil
+	}
+	if err := x.m.sleep(ctx, time.Duration(secs)*time.Second); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return err
+	}
+	return nil
+}
+
+func (x *execution) inputPath(st *state, in any) (any, error) {
+	if st.inputPath.null {
+		return map[string]any{}, nil // InputPath null: the effective input is {}
+	}
+	v, ok := st.inputPath.p.lookup(in)
+	if !ok {
+		return nil, runtimeError(st.name, "Invalid path '%s' : The InputPath could not be found in the input.", st.inputPath.p)
+	}
+	return v, nil
+}
+
+// parameters applies Parameters and checks the payload limit on the result,
+// which is the input the task receives.
+func (x *execution) parameters(st *state, eff any) (any, error) {
+	if st.parameters == nil {
+		return eff, nil
+	}
+	v, err := st.parameters.eval(eff, x.contextFor(st))
+	if err != nil {
+		return nil, err
+	}
+	return v, x.limit(st.name, "input after Parameters", v)
+}
+
+// processResult applies ResultPath then OutputPath.
+func (x *execution) processResult(st *state, in, result any) (any, error) {
+	out, err := x.applyResultPath(st, st.resultPath, in, result)
+	if err != nil {
+		return nil, err
+	}
+	return x.applyOutputPath(st, out)
+}
+
+func (x *execution) applyResultPath(st *state, rp ioPath, in, result any) (any, error) {
+	if rp.null {
+		return in, nil // ResultPath null: discard the result, keep the input
+	}
+	out, ok := rp.p.set(in, result)
+	if !ok {
+		return nil, &ExecutionError{Name: ErrResultPathMatch, Cause: fmt.Sprintf("Unable to apply ResultPath '%s' to the input of state '%s'.", rp.p, st.name)}
+	}
+	return out, nil
+}
+
+func (x *execution) applyOutputPath(st *state, v any) (any, error) {
+	if st.outputPath.null {
+		return map[string]any{}, nil // OutputPath null: the output is {}
+	}
+	out, ok := st.outputPath.p.lookup(v)
+	if !ok {
+		return nil, runtimeError(st.name, "Invalid path '%s' : The OutputPath could not be found in the output.", st.outputPath.p)
+	}
+	return out, nil
+}
+
+// limit fails with States.DataLimitExceeded when v, as compact JSON, is
+// larger than the payload limit.
+func (x *execution) limit(stateName, what string, v any) error {
+	max := x.m.PayloadLimit
+	if max <= 0 {
+		max = DefaultPayloadLimit
+	}
+	var n countWriter
+	enc := json.NewEncoder(&n)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		panic("asl: " + err.Error())
+	}
+	if size := int(n) - 1; size > max { // Encode adds a newline
+		subject := fmt.Sprintf("The state/task '%s' %s", stateName, what)
+		if stateName == "" {
+			subject = "The " + what
+		}
+		return &ExecutionError{Name: ErrDataLimitExceeded, Cause: fmt.Sprintf(
+			"%s has %d bytes, exceeding the maximum number of bytes service limit (%d).", subject, size, max)}
+	}
+	return nil
+}
+
+type countWriter int
+
+func (c *countWriter) Write(p []byte) (int, error) {
+	*c += countWriter(len(p))
+	return len(p), nil
+}
+
+var _ io.Writer = (*countWriter)(nil)
