@@ -1,0 +1,263 @@
+// Package importer loads FHIR data (NDJSON files, plain or gzipped, and
+// Bundles) into a bulk.ResourceStore: `tranche import`.
+//
+// Each resource is stored as compact JSON with meta.lastUpdated filled in,
+// with its Patient compartment and, for Groups, its member Patients. Bad
+// lines are reported and skipped; a store error stops the import. `urn:uuid:`
+// references are resolved to Type/id in a last pass, so that a resource may
+// reference one imported later in the same run.
+package importer
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/tranchehq/tranche/internal/bulk"
+)
+
+// Options configure an import.
+type Options struct {
+	// Now returns the import time, which resources without
+	// meta.lastUpdated get and deletions are recorded at. Default time.Now.
+	Now func() time.Time
+	// BatchSize is the number of resources per store Put. Default 1000.
+	BatchSize int
+	// Progress, if not nil, is called after each batch and each file, on
+	// Import's goroutine.
+	Progress func(p Progress)
+}
+
+// Progress is how far an import has got.
+type Progress struct {
+	Files     int   // files read to the end
+	BytesRead int64 // bytes read from files, compressed as stored
+	Resources int64 // resources stored
+}
+
+// LineError is a line that could not be imported. For a Bundle entry,
+// Message names the entry and Line is where the entry starts in a
+// pretty-printed file (the Bundle's line in NDJSON).
+type LineError struct {
+	File    string
+	Line    int // 1-based
+	Message string
+}
+
+// Report is the outcome of an import.
+type Report struct {
+	// Files is the number of files read.
+	Files int
+	// Resources counts the resources stored, per type.
+	Resources map[string]int64
+	// Deleted counts the DELETE entries of transaction and batch Bundles.
+	Deleted int64
+	// Errors lists the lines that were skipped, in input order.
+	Errors []LineError
+	// Unresolved counts the `urn:uuid:` references that name no stored
+	// resource (or more than one); they are left as they were.
+	Unresolved int64
+}
+
+const (
+	defaultBatchSize = 1000
+	// maxBatchBytes bounds a batch by size as well, since a resource can be
+	// megabytes (a DocumentReference with inline attachment data).
+	maxBatchBytes = 32 << 20
+)
+
+// Import loads the files at paths into store. A path may be a file (read
+// whatever its name) or a directory, whose *.ndjson, *.ndjson.gz, *.json and
+// *.json.gz files are read recursively in lexical order. NDJSON lines may be
+// resources or Bundles; a .json file holds one resource or Bundle (Synthea
+// writes pretty-printed transaction Bundles), or else NDJSON.
+//
+// Bad lines are listed in the Report and skipped. Import returns an error
+// only for a path that cannot be read, a store error or ctx's end; what was
+// stored until then stays stored, and the Report says how much that was.
+//
+// Store writes run on a goroutine of their own, overlapping the parsing, and
+// the last pass reads the store while it writes: store must be safe for
+// concurrent use.
+func Import(ctx context.Context, store bulk.ResourceStore, opts Options, paths ...string) (rep Report, err error) {
+	defer bulk.Wrap(&err, "importer.Import")
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = defaultBatchSize
+	}
+	files, err := listFiles(paths)
+	if err != nil {
+		return Report{Resources: map[string]int64{}}, err
+	}
+	// One import time for the run: every resource without meta.lastUpdated
+	// gets the same instant, at millisecond precision so that the stored
+	// text and LastUpdated agree exactly.
+	now := opts.Now().UTC().Truncate(time.Millisecond)
+	im := &importer{
+		ctx:        ctx,
+		store:      store,
+		w:          startWriter(ctx, store),
+		opts:       opts,
+		now:        now,
+		nowText:    now.Format(instantLayout),
+		inBatch:    map[bulk.Ref]int{},
+		batchTypes: map[string]int64{},
+	}
+	err = im.run(files)
+	if cerr := im.w.close(); err == nil {
+		err = cerr
+	}
+	var stored int64
+	im.report.Resources, stored, im.report.Deleted = im.w.counts()
+	im.progress.Resources = stored
+	if im.opts.Progress != nil {
+		im.opts.Progress(im.progress)
+	}
+	return im.report, err
+}
+
+// run reads files, then resolves what references it can.
+func (im *importer) run(files []string) error {
+	for _, f := range files {
+		if err := im.readFile(f); err != nil {
+			return err
+		}
+		im.report.Files++
+		im.progress.Files++
+		im.reportProgress()
+	}
+	if err := im.flush(); err != nil {
+		return err
+	}
+	// resolveDeferred reads what was stored.
+	if err := im.w.wait(); err != nil {
+		return err
+	}
+	return im.resolveDeferred()
+}
+
+// importer is the state of one Import call. Its methods run on the caller's
+// goroutine; only the writer's run on another.
+type importer struct {
+	ctx     context.Context
+	store   bulk.ResourceStore
+	w       *writer
+	opts    Options
+	now     time.Time
+	nowText string
+
+	report   Report // but Resources and Deleted, which the writer counts
+	progress Progress
+
+	batch      []*bulk.Resource
+	batchBytes int
+	inBatch    map[bulk.Ref]int // index in batch, so a later version replaces an earlier one
+	batchTypes map[string]int64 // resources added per type, counted once stored
+
+	// restoring is set while resolveDeferred stores resources again, which
+	// are not counted twice.
+	restoring bool
+
+	// deferred lists the resources stored with `urn:uuid:` references
+	// still in them, to resolve once everything is stored. Memory is
+	// bounded by this list, not by the data.
+	deferred []bulk.Ref
+}
+
+// loc says where a resource came from, for errors.
+type loc struct {
+	file  string
+	line  int
+	entry int // Bundle.entry index, or -1
+}
+
+func (im *importer) lineError(l loc, format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if l.entry >= 0 {
+		msg = fmt.Sprintf("Bundle.entry[%d]: %s", l.entry, msg)
+	}
+	im.report.Errors = append(im.report.Errors, LineError{File: l.file, Line: l.line, Message: msg})
+}
+
+// add queues a resource for storing, flushing a full batch.
+func (im *importer) add(r *bulk.Resource) error {
+	ref := bulk.Ref{Type: r.Type, ID: r.ID}
+	im.batchTypes[r.Type]++
+	if i, ok := im.inBatch[ref]; ok {
+		// The same id twice in one batch: the later one wins, as it would
+		// across batches, whatever order the store applies a batch in.
+		im.batchBytes += len(r.Body) - len(im.batch[i].Body)
+		im.batch[i] = r
+	} else {
+		im.inBatch[ref] = len(im.batch)
+		im.batch = append(im.batch, r)
+		im.batchBytes += len(r.Body)
+	}
+	if len(im.batch) >= im.opts.BatchSize || im.batchBytes >= maxBatchBytes {
+		return im.flush()
+	}
+	return nil
+}
+
+// flush hands the queued resources to the writer.
+func (im *importer) flush() error {
+	if err := im.ctx.Err(); err != nil {
+		return err
+	}
+	if len(im.batch) == 0 {
+		return nil
+	}
+	op := writeOp{put: im.batch, counts: im.batchTypes}
+	if im.restoring {
+		op.counts = nil
+	}
+	if err := im.w.send(op); err != nil {
+		return err
+	}
+	// The writer owns the batch now.
+	im.batch = make([]*bulk.Resource, 0, min(im.opts.BatchSize, defaultBatchSize))
+	im.batchTypes = map[string]int64{}
+	im.batchBytes = 0
+	clear(im.inBatch)
+	im.reportProgress()
+	return nil
+}
+
+// reportProgress tells opts.Progress how far the import has got.
+func (im *importer) reportProgress() {
+	if im.opts.Progress != nil {
+		_, im.progress.Resources, _ = im.w.counts()
+		im.opts.Progress(im.progress)
+	}
+}
+
+// delete queues the deletion of ref after the queued resources, so that
+// earlier writes stay earlier.
+func (im *importer) delete(ref bulk.Ref) error {
+	if err := im.flush(); err != nil {
+		return err
+	}
+	return im.w.send(writeOp{del: &ref, at: im.now})
+}
+
+// instantLayout writes a FHIR instant in UTC with milliseconds.
+const instantLayout = "2006-01-02T15:04:05.000Z07:00"
+
+// instantRE is the R4 instant regex (datatypes.html#instant).
+var instantRE = regexp.MustCompile(`^([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)-(0[1-9]|1[0-2])-(0[1-9]|[1-2][0-9]|3[0-1])T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]+)?(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00))$`)
+
+// parseInstant parses a FHIR instant; ok is false for anything else,
+// including dates that do not exist (February 30th).
+func parseInstant(s string) (time.Time, bool) {
+	if !instantRE.MatchString(s) {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return t.UTC(), true
+}

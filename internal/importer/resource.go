@@ -1,0 +1,201 @@
+package importer
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
+
+	"github.com/tranchehq/tranche/internal/bulk"
+	"github.com/tranchehq/tranche/internal/fhir"
+)
+
+// line imports one NDJSON line: a resource or a Bundle.
+func (im *importer) line(at loc, line []byte) error {
+	line = bytes.TrimSpace(line)
+	if len(line) == 0 {
+		return nil // blank lines, such as a trailing one, are not errors
+	}
+	if !gjson.ValidBytes(line) {
+		im.lineError(at, "invalid JSON")
+		return nil
+	}
+	return im.document(at, line, false)
+}
+
+// document imports one valid JSON value. multiline says whether it spans
+// lines, so that Bundle entries get their own line numbers.
+func (im *importer) document(at loc, doc []byte, multiline bool) error {
+	if doc[0] != '{' {
+		im.lineError(at, "not a JSON object")
+		return nil
+	}
+	typ, msg := resourceType(gjson.GetBytes(doc, "resourceType"))
+	if msg != "" {
+		im.lineError(at, "%s", msg)
+		return nil
+	}
+	if typ == "Bundle" {
+		switch bt := gjson.GetBytes(doc, "type").String(); bt {
+		case "transaction", "batch", "collection":
+			return im.bundle(at, doc, bt, multiline)
+		}
+		// Other Bundles (documents, messages, ...) are resources in their
+		// own right and are stored as such.
+	}
+	return im.resource(at, typ, "", compact(doc), nil)
+}
+
+// resourceType checks a resourceType value.
+func resourceType(v gjson.Result) (typ, msg string) {
+	switch {
+	case !v.Exists():
+		return "", "no resourceType"
+	case v.Type != gjson.String:
+		return "", fmt.Sprintf("resourceType %s is not a string", v.Raw)
+	case !fhir.IsResourceType(v.Str):
+		return "", fmt.Sprintf("unknown resourceType %q", v.Str)
+	}
+	return v.Str, ""
+}
+
+// resource finishes and queues one resource. body is compact JSON that the
+// importer owns. id, when set, replaces the resource's id (a Bundle entry
+// that had none). urns, when set, maps the `urn:uuid:` fullUrls of a Bundle
+// to Type/id references.
+func (im *importer) resource(at loc, typ, id string, body []byte, urns map[string]string) error {
+	var err error
+	if id != "" {
+		if body, err = sjson.SetBytes(body, "id", id); err != nil {
+			im.lineError(at, "setting id: %v", err)
+			return nil
+		}
+	} else {
+		v := gjson.GetBytes(body, "id")
+		switch {
+		case !v.Exists():
+			im.lineError(at, "%s without id", typ)
+			return nil
+		case v.Type != gjson.String || !fhir.IsID(v.Str):
+			im.lineError(at, "invalid id %s", v.Raw)
+			return nil
+		}
+		id = v.Str
+	}
+
+	var lastUpdated time.Time
+	meta := gjson.GetBytes(body, "meta")
+	switch lu := meta.Get("lastUpdated"); {
+	case !meta.Exists():
+		// The common case, done by hand: sjson would scan body again.
+		body = appendMeta(body, im.nowText)
+		lastUpdated = im.now
+	case !meta.IsObject():
+		im.lineError(at, "meta is not an object")
+		return nil
+	case !lu.Exists():
+		if body, err = sjson.SetBytes(body, "meta.lastUpdated", im.nowText); err != nil {
+			im.lineError(at, "setting meta.lastUpdated: %v", err)
+			return nil
+		}
+		lastUpdated = im.now
+	default:
+		t, ok := parseInstant(lu.Str)
+		if lu.Type != gjson.String || !ok {
+			im.lineError(at, "meta.lastUpdated %s is not a FHIR instant", lu.Raw)
+			return nil
+		}
+		lastUpdated = t
+	}
+
+	if bytes.Contains(body, urnRefPrefix) {
+		if len(urns) > 0 {
+			resolved, _, _ := rewriteURNRefs(body, func(uuid string) (string, error) { return urns[uuid], nil })
+			if resolved != nil {
+				body = resolved
+			}
+		}
+		if bytes.Contains(body, urnRefPrefix) {
+			im.deferred = append(im.deferred, bulk.Ref{Type: typ, ID: id})
+		}
+	}
+	return im.add(newResource(typ, id, lastUpdated, body))
+}
+
+// newResource fills in what the indexes need.
+func newResource(typ, id string, lastUpdated time.Time, body []byte) *bulk.Resource {
+	r := &bulk.Resource{
+		Type:        typ,
+		ID:          id,
+		LastUpdated: lastUpdated,
+		Body:        body,
+		Patients:    fhir.PatientCompartment(typ, id, body),
+	}
+	if typ == "Group" {
+		r.Members = fhir.GroupMembers(body)
+	}
+	return r
+}
+
+// metaSlack is room for appendMeta: `,"meta":{"lastUpdated":""}` and an
+// instant.
+const metaSlack = 64
+
+// appendMeta adds meta.lastUpdated to a compact object that has no meta.
+func appendMeta(body []byte, instant string) []byte {
+	end := len(body) - 1 // the closing '}'
+	out := body[:end]
+	if out[len(out)-1] != '{' {
+		out = append(out, ',')
+	}
+	out = append(out, `"meta":{"lastUpdated":"`...)
+	out = append(out, instant...)
+	return append(out, `"}}`...)
+}
+
+// compact returns a compact copy of the valid JSON src, with room for
+// appendMeta. Most NDJSON is compact already: then it is a plain copy.
+func compact(src []byte) []byte {
+	if !hasSpace(src) {
+		out := make([]byte, len(src), len(src)+metaSlack)
+		copy(out, src)
+		return out
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, len(src)+metaSlack))
+	if err := json.Compact(buf, src); err != nil {
+		// Unreachable: src was validated. Keep it as it is.
+		return append(make([]byte, 0, len(src)+metaSlack), src...)
+	}
+	return buf.Bytes()
+}
+
+// hasSpace reports whether the valid JSON b has whitespace outside strings.
+func hasSpace(b []byte) bool {
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case ' ', '\t', '\n', '\r':
+			return true
+		case '"':
+			// Jump to the closing quote: the next one not escaped, that is
+			// not preceded by an odd number of backslashes.
+			for {
+				j := bytes.IndexByte(b[i+1:], '"')
+				if j < 0 {
+					return false
+				}
+				i += 1 + j
+				n := 0
+				for k := i - 1; b[k] == '\\'; k-- {
+					n++
+				}
+				if n%2 == 0 {
+					break
+				}
+			}
+		}
+	}
+	return false
+}

@@ -1,0 +1,88 @@
+package importer_test
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/tranchehq/tranche/internal/bulk"
+)
+
+// fakeStore is an in-memory bulk.ResourceStore that implements what the
+// importer uses: Put, Delete, TypeOf, Get. The other ResourceSource methods
+// are left to the embedded nil interface and panic if called.
+type fakeStore struct {
+	bulk.ResourceSource
+
+	mu         sync.Mutex // the importer reads while its writer writes
+	resources  map[bulk.Ref]*bulk.Resource
+	types      map[string][]string // id → types, for TypeOf
+	tombstones []bulk.Tombstone
+	puts       int
+	// PutFn, if set, is called before each Put and fails it with an error.
+	PutFn func(rs []*bulk.Resource) error
+}
+
+var _ bulk.ResourceStore = (*fakeStore)(nil)
+
+func newFakeStore() *fakeStore {
+	return &fakeStore{resources: map[bulk.Ref]*bulk.Resource{}, types: map[string][]string{}}
+}
+
+func (s *fakeStore) Put(ctx context.Context, rs []*bulk.Resource) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.PutFn != nil {
+		if err := s.PutFn(rs); err != nil {
+			return err
+		}
+	}
+	s.puts++
+	for _, r := range rs {
+		c := *r
+		c.Body = slices.Clone(r.Body)
+		s.resources[bulk.Ref{Type: r.Type, ID: r.ID}] = &c
+		if !slices.Contains(s.types[r.ID], r.Type) {
+			s.types[r.ID] = append(s.types[r.ID], r.Type)
+		}
+	}
+	return nil
+}
+
+func (s *fakeStore) Delete(ctx context.Context, ref bulk.Ref, at time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.resources, ref)
+	s.types[ref.ID] = slices.DeleteFunc(s.types[ref.ID], func(t string) bool { return t == ref.Type })
+	s.tombstones = append(s.tombstones, bulk.Tombstone{Type: ref.Type, ID: ref.ID, DeletedAt: at})
+	return nil
+}
+
+func (s *fakeStore) TypeOf(ctx context.Context, id string) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	types := slices.Clone(s.types[id])
+	slices.Sort(types)
+	return types, nil
+}
+
+func (s *fakeStore) Get(ctx context.Context, typ, id string) (*bulk.Resource, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.resources[bulk.Ref{Type: typ, ID: id}]
+	if !ok {
+		return nil, bulk.Errorf(bulk.ENOTFOUND, "%s/%s not found", typ, id)
+	}
+	c := *r
+	return &c, nil
+}
+
+// counts returns the number of stored resources per type.
+func (s *fakeStore) counts() map[string]int64 {
+	m := map[string]int64{}
+	for ref := range s.resources {
+		m[ref.Type]++
+	}
+	return m
+}
