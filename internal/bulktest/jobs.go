@@ -1,0 +1,397 @@
+package bulktest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	gocmp "github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+
+	"github.com/tranchehq/tranche/internal/bulk"
+)
+
+// newJob returns an accepted job with every field set, so a store that drops
+// a field fails the round trip.
+func newJob(id string) *bulk.Job {
+	return &bulk.Job{
+		ID:       id,
+		ClientID: "client-1",
+		Status:   bulk.StatusAccepted,
+		Request: bulk.ExportRequest{
+			Level:        bulk.LevelGroup,
+			GroupID:      "g1",
+			Types:        []string{"Patient", "Observation"},
+			Since:        t0,
+			Until:        t0.Add(time.Hour),
+			Patients:     []string{"p1"},
+			OutputFormat: "application/fhir+ndjson",
+			RequestURL:   "https://example.org/fhir/Group/g1/$export?_type=Patient,Observation",
+		},
+		TransactionTime: t0.Add(time.Hour),
+		CreatedAt:       t0.Add(time.Hour),
+		UpdatedAt:       t0.Add(time.Hour),
+		ExpiresAt:       t0.Add(25 * time.Hour),
+	}
+}
+
+func newPlan(items int) *bulk.Plan {
+	p := &bulk.Plan{Types: []string{"Observation", "Patient"}, Range: bulk.Range{Since: t0, Until: t0.Add(time.Hour)}}
+	for i := range items {
+		p.Items = append(p.Items, bulk.Item{Index: i, Type: "Observation", Shards: []int{i, i + items}})
+	}
+	return p
+}
+
+// jobOpts compares jobs as stored: nil and empty lists are the same. Times
+// compare with Equal, so a store may drop the monotonic clock and location.
+var jobOpts = gocmp.Options{cmpopts.EquateEmpty()}
+
+// RunJobStoreTests runs the bulk.JobStore contract against stores made by
+// open, which must return a new, empty store for each call and arrange its
+// cleanup with t.Cleanup.
+func RunJobStoreTests(t *testing.T, open func(t *testing.T) bulk.JobStore) {
+	ctx := context.Background()
+	// create opens a store holding accepted jobs with the given ids.
+	create := func(t *testing.T, ids ...string) bulk.JobStore {
+		t.Helper()
+		s := open(t)
+		for _, id := range ids {
+			if err := s.CreateJob(ctx, newJob(id)); err != nil {
+				t.Fatalf("CreateJob(%s): %v", id, err)
+			}
+		}
+		return s
+	}
+
+	t.Run("CreateGet", func(t *testing.T) {
+		s := create(t, "j1")
+		got, err := s.GetJob(ctx, "j1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := gocmp.Diff(newJob("j1"), got, jobOpts); diff != "" {
+			t.Errorf("GetJob(j1) mismatch (-want +got):\n%s", diff)
+		}
+		// The caller's copy is its own.
+		got.Status = bulk.StatusFailed
+		got.Request.Types[0] = "x"
+		if again, err := s.GetJob(ctx, "j1"); err != nil {
+			t.Fatal(err)
+		} else if diff := gocmp.Diff(newJob("j1"), again, jobOpts); diff != "" {
+			t.Errorf("GetJob(j1) after changing a returned job (-want +got):\n%s", diff)
+		}
+		dup := newJob("j1")
+		dup.ClientID = "other"
+		if err := s.CreateJob(ctx, dup); bulk.ErrorCode(err) != bulk.ECONFLICT {
+			t.Errorf("CreateJob(j1) again error = %v, want %s", err, bulk.ECONFLICT)
+		}
+		if got, err := s.GetJob(ctx, "j1"); err != nil || got.ClientID != "client-1" {
+			t.Errorf("GetJob(j1) after a duplicate CreateJob = %+v, %v; want the first job", got, err)
+		}
+		if _, err := s.GetJob(ctx, "nope"); bulk.ErrorCode(err) != bulk.ENOTFOUND {
+			t.Errorf("GetJob(nope) error = %v, want %s", err, bulk.ENOTFOUND)
+		}
+	})
+
+	t.Run("Transition", func(t *testing.T) {
+		s := create(t, "j1")
+		later := t0.Add(2 * time.Hour)
+		got, err := s.Transition(ctx, "j1", []bulk.Status{bulk.StatusAccepted}, bulk.StatusInProgress, func(j *bulk.Job) {
+			j.UpdatedAt = later
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := newJob("j1")
+		want.Status, want.UpdatedAt = bulk.StatusInProgress, later
+		if diff := gocmp.Diff(want, got, jobOpts); diff != "" {
+			t.Errorf("Transition result mismatch (-want +got):\n%s", diff)
+		}
+		checkJob(t, s, want)
+
+		// Not in from: conflict, nothing changes, mutate is not applied.
+		_, err = s.Transition(ctx, "j1", []bulk.Status{bulk.StatusAccepted}, bulk.StatusFailed, func(j *bulk.Job) {
+			j.Failure = "should not be stored"
+		})
+		if bulk.ErrorCode(err) != bulk.ECONFLICT {
+			t.Errorf("Transition(j1, from accepted) of an in-progress job error = %v, want %s", err, bulk.ECONFLICT)
+		}
+		checkJob(t, s, want)
+
+		// Staying in a non-terminal status is a transition too, with nil mutate.
+		if _, err := s.Transition(ctx, "j1", []bulk.Status{bulk.StatusAccepted, bulk.StatusInProgress}, bulk.StatusInProgress, nil); err != nil {
+			t.Errorf("Transition(j1, in-progress → in-progress): %v", err)
+		}
+
+		if _, err := s.Transition(ctx, "nope", []bulk.Status{bulk.StatusAccepted}, bulk.StatusInProgress, nil); bulk.ErrorCode(err) != bulk.ENOTFOUND {
+			t.Errorf("Transition(nope) error = %v, want %s", err, bulk.ENOTFOUND)
+		}
+	})
+
+	t.Run("TerminalIsFinal", func(t *testing.T) {
+		for _, terminal := range []bulk.Status{bulk.StatusCompleted, bulk.StatusFailed, bulk.StatusCancelled} {
+			s := create(t, "j1")
+			if _, err := s.Transition(ctx, "j1", []bulk.Status{bulk.StatusAccepted}, terminal, nil); err != nil {
+				t.Fatalf("Transition(j1, accepted → %s): %v", terminal, err)
+			}
+			every := []bulk.Status{bulk.StatusAccepted, bulk.StatusInProgress, bulk.StatusCompleted, bulk.StatusFailed, bulk.StatusCancelled}
+			for _, to := range every {
+				_, err := s.Transition(ctx, "j1", every, to, func(j *bulk.Job) { j.Failure = "changed" })
+				if bulk.ErrorCode(err) != bulk.ECONFLICT {
+					t.Errorf("Transition(j1, %s → %s) error = %v, want %s", terminal, to, err, bulk.ECONFLICT)
+				}
+			}
+			want := newJob("j1")
+			want.Status = terminal
+			checkJob(t, s, want)
+			if _, err := s.SavePlan(ctx, "j1", newPlan(2)); bulk.ErrorCode(err) != bulk.ECONFLICT {
+				t.Errorf("SavePlan on a %s job error = %v, want %s", terminal, err, bulk.ECONFLICT)
+			}
+			if err := s.SaveProgress(ctx, "j1", &bulk.ItemProgress{Index: 0, Done: true}); bulk.ErrorCode(err) != bulk.ECONFLICT {
+				t.Errorf("SaveProgress on a %s job error = %v, want %s", terminal, err, bulk.ECONFLICT)
+			}
+		}
+	})
+
+	t.Run("TransitionMutateKeepsIdentity", func(t *testing.T) {
+		s := create(t, "j1")
+		got, err := s.Transition(ctx, "j1", []bulk.Status{bulk.StatusAccepted}, bulk.StatusInProgress, func(j *bulk.Job) {
+			j.ID, j.Status = "other", bulk.StatusCompleted
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.ID != "j1" || got.Status != bulk.StatusInProgress {
+			t.Errorf("Transition whose mutate changed id and status = %s %s, want j1 in-progress", got.ID, got.Status)
+		}
+		checkJob(t, s, got)
+	})
+
+	t.Run("TransitionConcurrent", func(t *testing.T) {
+		s := create(t, "j1")
+		const n = 16
+		var (
+			wg   sync.WaitGroup
+			mu   sync.Mutex
+			wins []int
+		)
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				// Half try to complete, half to cancel: only one may win.
+				to := bulk.StatusCompleted
+				if i%2 == 1 {
+					to = bulk.StatusCancelled
+				}
+				_, err := s.Transition(ctx, "j1", []bulk.Status{bulk.StatusAccepted}, to, func(j *bulk.Job) {
+					j.Failure = fmt.Sprint(i)
+				})
+				switch bulk.ErrorCode(err) {
+				case "":
+					mu.Lock()
+					wins = append(wins, i)
+					mu.Unlock()
+				case bulk.ECONFLICT:
+				default:
+					t.Errorf("Transition: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		if len(wins) != 1 {
+			t.Fatalf("%d concurrent Transitions won (%v), want exactly 1", len(wins), wins)
+		}
+		got, err := s.GetJob(ctx, "j1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := fmt.Sprint(wins[0]); got.Failure != want || !got.Status.Terminal() {
+			t.Errorf("after the race the job is %s with mutation %q, want terminal with %q", got.Status, got.Failure, want)
+		}
+	})
+
+	t.Run("SavePlan", func(t *testing.T) {
+		s := create(t, "j1")
+		if _, err := s.GetPlan(ctx, "j1"); bulk.ErrorCode(err) != bulk.ENOTFOUND {
+			t.Errorf("GetPlan(j1) before SavePlan error = %v, want %s", err, bulk.ENOTFOUND)
+		}
+		first := newPlan(3)
+		got, err := s.SavePlan(ctx, "j1", first)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := gocmp.Diff(first, got, jobOpts); diff != "" {
+			t.Errorf("SavePlan result mismatch (-want +got):\n%s", diff)
+		}
+		// The first plan wins: a re-run planner gets the stored one back.
+		got, err = s.SavePlan(ctx, "j1", newPlan(5))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := gocmp.Diff(first, got, jobOpts); diff != "" {
+			t.Errorf("second SavePlan returned (-want first +got):\n%s", diff)
+		}
+		if got, err := s.GetPlan(ctx, "j1"); err != nil {
+			t.Fatal(err)
+		} else if diff := gocmp.Diff(first, got, jobOpts); diff != "" {
+			t.Errorf("GetPlan mismatch (-want +got):\n%s", diff)
+		}
+		if j, err := s.GetJob(ctx, "j1"); err != nil {
+			t.Fatal(err)
+		} else if j.ItemsTotal != 3 {
+			t.Errorf("GetJob(j1).ItemsTotal = %d, want 3", j.ItemsTotal)
+		}
+		if _, err := s.SavePlan(ctx, "nope", newPlan(1)); bulk.ErrorCode(err) != bulk.ENOTFOUND {
+			t.Errorf("SavePlan(nope) error = %v, want %s", err, bulk.ENOTFOUND)
+		}
+		if _, err := s.GetPlan(ctx, "nope"); bulk.ErrorCode(err) != bulk.ENOTFOUND {
+			t.Errorf("GetPlan(nope) error = %v, want %s", err, bulk.ENOTFOUND)
+		}
+	})
+
+	t.Run("SaveProgress", func(t *testing.T) {
+		s := create(t, "j1")
+		if _, err := s.SavePlan(ctx, "j1", newPlan(3)); err != nil {
+			t.Fatal(err)
+		}
+		file := func(n int) bulk.OutputFile {
+			return bulk.OutputFile{Kind: bulk.KindOutput, Type: "Observation", Key: fmt.Sprintf("j1/o.%d.ndjson", n), Count: int64(n), Bytes: int64(100 * n)}
+		}
+		saves := []*bulk.ItemProgress{
+			{Index: 2, Cursor: "c1", Part: 1, Files: []bulk.OutputFile{file(1)}},
+			{Index: 0, Done: true, Part: 1, Files: []bulk.OutputFile{file(2)}},
+			{Index: 2, Cursor: "c2", Part: 2, Files: []bulk.OutputFile{file(1), file(3)}},
+			{Index: 0, Done: true, Part: 1, Files: []bulk.OutputFile{file(2)}}, // a retry: counted once
+			{Index: 2, Done: true, Part: 3, Files: []bulk.OutputFile{file(1), file(3), file(4)}},
+		}
+		wantDone := []int{0, 1, 1, 1, 2}
+		for i, p := range saves {
+			if err := s.SaveProgress(ctx, "j1", p); err != nil {
+				t.Fatalf("SaveProgress(%+v): %v", p, err)
+			}
+			j, err := s.GetJob(ctx, "j1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if j.ItemsDone != wantDone[i] || j.ItemsTotal != 3 {
+				t.Errorf("after save %d: ItemsDone, ItemsTotal = %d, %d; want %d, 3", i, j.ItemsDone, j.ItemsTotal, wantDone[i])
+			}
+		}
+		got, err := s.Progress(ctx, "j1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := gocmp.Diff([]*bulk.ItemProgress{saves[3], saves[4]}, got, jobOpts); diff != "" {
+			t.Errorf("Progress(j1) mismatch (-want +got):\n%s", diff)
+		}
+		if err := s.SaveProgress(ctx, "nope", saves[0]); bulk.ErrorCode(err) != bulk.ENOTFOUND {
+			t.Errorf("SaveProgress(nope) error = %v, want %s", err, bulk.ENOTFOUND)
+		}
+	})
+
+	t.Run("ProgressIndexOrder", func(t *testing.T) {
+		s := create(t, "j1", "j2")
+		// Indexes past 255 and 65535 catch encodings that sort as text
+		// or in too few bytes.
+		indexes := []int{70000, 3, 256, 0, 10, 1}
+		for _, i := range indexes {
+			if err := s.SaveProgress(ctx, "j1", &bulk.ItemProgress{Index: i, Part: 1}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.SaveProgress(ctx, "j2", &bulk.ItemProgress{Index: 5}); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Progress(ctx, "j1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var gotIdx []int
+		for _, p := range got {
+			gotIdx = append(gotIdx, p.Index)
+		}
+		if diff := gocmp.Diff([]int{0, 1, 3, 10, 256, 70000}, gotIdx); diff != "" {
+			t.Errorf("Progress(j1) indexes mismatch (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("ListJobs", func(t *testing.T) {
+		s := create(t, "j2", "j10", "j1", "a")
+		var got []string
+		if err := s.ListJobs(ctx, func(j *bulk.Job) error { got = append(got, j.ID); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if diff := gocmp.Diff([]string{"a", "j1", "j10", "j2"}, got); diff != "" {
+			t.Errorf("ListJobs order mismatch (-want +got):\n%s", diff)
+		}
+		boom := errors.New("boom")
+		n := 0
+		if err := s.ListJobs(ctx, func(*bulk.Job) error { n++; return boom }); !errors.Is(err, boom) || n != 1 {
+			t.Errorf("ListJobs with a failing visit = %v after %d visits, want %v after 1", err, n, boom)
+		}
+		if err := open(t).ListJobs(ctx, func(j *bulk.Job) error { return fmt.Errorf("visited %s", j.ID) }); err != nil {
+			t.Errorf("ListJobs of an empty store: %v", err)
+		}
+	})
+
+	t.Run("DeleteJob", func(t *testing.T) {
+		s := create(t, "j1", "j2")
+		for _, id := range []string{"j1", "j2"} {
+			if _, err := s.SavePlan(ctx, id, newPlan(2)); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.SaveProgress(ctx, id, &bulk.ItemProgress{Index: 1, Done: true}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.DeleteJob(ctx, "j1"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.GetJob(ctx, "j1"); bulk.ErrorCode(err) != bulk.ENOTFOUND {
+			t.Errorf("GetJob(j1) after DeleteJob error = %v, want %s", err, bulk.ENOTFOUND)
+		}
+		if _, err := s.GetPlan(ctx, "j1"); bulk.ErrorCode(err) != bulk.ENOTFOUND {
+			t.Errorf("GetPlan(j1) after DeleteJob error = %v, want %s", err, bulk.ENOTFOUND)
+		}
+		// A deleted job has no checkpoints (Finalize reads them first).
+		if ps, err := s.Progress(ctx, "j1"); err != nil || len(ps) != 0 {
+			t.Errorf("Progress(j1) after DeleteJob = %v, %v; want none", ps, err)
+		}
+		if err := s.DeleteJob(ctx, "j1"); err != nil {
+			t.Errorf("DeleteJob(j1) again: %v", err)
+		}
+		if err := s.DeleteJob(ctx, "never"); err != nil {
+			t.Errorf("DeleteJob(never): %v", err)
+		}
+		// The other job keeps everything.
+		if ps, err := s.Progress(ctx, "j2"); err != nil || len(ps) != 1 {
+			t.Errorf("Progress(j2) = %v, %v; want its one checkpoint", ps, err)
+		}
+		if _, err := s.GetPlan(ctx, "j2"); err != nil {
+			t.Errorf("GetPlan(j2): %v", err)
+		}
+		// The id can be used again, starting clean.
+		if err := s.CreateJob(ctx, newJob("j1")); err != nil {
+			t.Fatalf("CreateJob(j1) after DeleteJob: %v", err)
+		}
+		if _, err := s.GetPlan(ctx, "j1"); bulk.ErrorCode(err) != bulk.ENOTFOUND {
+			t.Errorf("GetPlan(j1) of the new job error = %v, want %s", err, bulk.ENOTFOUND)
+		}
+	})
+}
+
+func checkJob(t *testing.T, s bulk.JobStore, want *bulk.Job) {
+	t.Helper()
+	got, err := s.GetJob(context.Background(), want.ID)
+	if err != nil {
+		t.Fatalf("GetJob(%s): %v", want.ID, err)
+	}
+	if diff := gocmp.Diff(want, got, jobOpts); diff != "" {
+		t.Errorf("GetJob(%s) mismatch (-want +got):\n%s", want.ID, diff)
+	}
+}

@@ -1,0 +1,276 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/tranchehq/tranche/internal/bulk"
+)
+
+var _ bulk.JobStore = (*JobStore)(nil)
+
+// JobStore is the bulk.JobStore in a DB file. Jobs and plans are JSON under
+// the job id; checkpoints are JSON under the job id and the big-endian item
+// index, so a prefix read returns them in index order. Every method is one
+// bbolt transaction, and bbolt runs one write transaction at a time, so each
+// read-check-write is the conditional write the contract asks for.
+type JobStore struct {
+	db *DB
+}
+
+// CreateJob stores j. Returns ECONFLICT if the id exists.
+func (s *JobStore) CreateJob(ctx context.Context, j *bulk.Job) (err error) {
+	defer bulk.Wrap(&err, "bolt.JobStore.CreateJob(%q)", j.ID)
+	if j.ID == "" || strings.IndexByte(j.ID, 0) >= 0 {
+		return bulk.Errorf(bulk.EINVALID, "A job id must be non-empty and contain no NUL.")
+	}
+	v, err := json.Marshal(j)
+	if err != nil {
+		return err
+	}
+	return s.db.bolt.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketJobs)
+		if b.Get([]byte(j.ID)) != nil {
+			return bulk.Errorf(bulk.ECONFLICT, "Job %s already exists.", j.ID)
+		}
+		return b.Put([]byte(j.ID), v)
+	})
+}
+
+// GetJob returns a job. Returns ENOTFOUND if it does not exist.
+func (s *JobStore) GetJob(ctx context.Context, id string) (j *bulk.Job, err error) {
+	defer bulk.Wrap(&err, "bolt.JobStore.GetJob(%q)", id)
+	err = s.db.bolt.View(func(tx *bbolt.Tx) error {
+		j, err = getJob(tx, id)
+		return err
+	})
+	return j, err
+}
+
+// Transition moves a job from one of from to to, applying mutate in the same
+// write transaction. A terminal job never changes, even when from lists its
+// status; mutate cannot change the id or the status. mutate runs inside the
+// transaction, so it must not call the DB.
+func (s *JobStore) Transition(ctx context.Context, id string, from []bulk.Status, to bulk.Status, mutate func(*bulk.Job)) (j *bulk.Job, err error) {
+	defer bulk.Wrap(&err, "bolt.JobStore.Transition(%q, %v → %s)", id, from, to)
+	err = s.db.bolt.Update(func(tx *bbolt.Tx) error {
+		if j, err = getJob(tx, id); err != nil {
+			return err
+		}
+		if j.Status.Terminal() || !slices.Contains(from, j.Status) {
+			return bulk.Errorf(bulk.ECONFLICT, "Job %s is %s, not %v.", id, j.Status, from)
+		}
+		if mutate != nil {
+			mutate(j)
+		}
+		j.ID, j.Status = id, to
+		return putJSON(tx.Bucket(bucketJobs), []byte(id), j)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
+// SavePlan stores p and sets ItemsTotal unless the job has a plan already,
+// and returns the stored plan. Returns ECONFLICT if the job is terminal.
+func (s *JobStore) SavePlan(ctx context.Context, id string, p *bulk.Plan) (stored *bulk.Plan, err error) {
+	defer bulk.Wrap(&err, "bolt.JobStore.SavePlan(%q)", id)
+	err = s.db.bolt.Update(func(tx *bbolt.Tx) error {
+		j, err := getLiveJob(tx, id)
+		if err != nil {
+			return err
+		}
+		plans := tx.Bucket(bucketPlans)
+		if v := plans.Get([]byte(id)); v != nil {
+			stored = new(bulk.Plan)
+			return json.Unmarshal(v, stored)
+		}
+		data, err := json.Marshal(p)
+		if err != nil {
+			return err
+		}
+		if err := plans.Put([]byte(id), data); err != nil {
+			return err
+		}
+		// Return what a later GetPlan returns, not the caller's pointer.
+		stored = new(bulk.Plan)
+		if err := json.Unmarshal(data, stored); err != nil {
+			return err
+		}
+		j.ItemsTotal = len(p.Items)
+		return putJSON(tx.Bucket(bucketJobs), []byte(id), j)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return stored, nil
+}
+
+// GetPlan returns the stored plan. Returns ENOTFOUND if there is none.
+func (s *JobStore) GetPlan(ctx context.Context, id string) (p *bulk.Plan, err error) {
+	defer bulk.Wrap(&err, "bolt.JobStore.GetPlan(%q)", id)
+	err = s.db.bolt.View(func(tx *bbolt.Tx) error {
+		v := tx.Bucket(bucketPlans).Get([]byte(id))
+		if v == nil {
+			return bulk.Errorf(bulk.ENOTFOUND, "Job %s has no plan.", id)
+		}
+		p = new(bulk.Plan)
+		return json.Unmarshal(v, p)
+	})
+	return p, err
+}
+
+// SaveProgress replaces an item's checkpoint and keeps ItemsDone equal to the
+// number of items whose checkpoint is Done, so a retried item that saves Done
+// again is not counted twice. Returns ECONFLICT if the job is terminal.
+func (s *JobStore) SaveProgress(ctx context.Context, id string, p *bulk.ItemProgress) (err error) {
+	defer bulk.Wrap(&err, "bolt.JobStore.SaveProgress(%q, item %d)", id, p.Index)
+	if p.Index < 0 || p.Index > math.MaxUint32 {
+		return bulk.Errorf(bulk.EINVALID, "Item index %d is out of range.", p.Index)
+	}
+	return s.db.bolt.Update(func(tx *bbolt.Tx) error {
+		j, err := getLiveJob(tx, id)
+		if err != nil {
+			return err
+		}
+		b := tx.Bucket(bucketProgress)
+		key := progressKey(id, p.Index)
+		var was struct{ Done bool }
+		if v := b.Get(key); v != nil {
+			if err := json.Unmarshal(v, &was); err != nil {
+				return err
+			}
+		}
+		if err := putJSON(b, key, p); err != nil {
+			return err
+		}
+		switch {
+		case p.Done && !was.Done:
+			j.ItemsDone++
+		case !p.Done && was.Done:
+			j.ItemsDone--
+		default:
+			return nil
+		}
+		return putJSON(tx.Bucket(bucketJobs), []byte(id), j)
+	})
+}
+
+// Progress returns the job's checkpoints in index order; none for an unknown
+// job.
+func (s *JobStore) Progress(ctx context.Context, id string) (ps []*bulk.ItemProgress, err error) {
+	defer bulk.Wrap(&err, "bolt.JobStore.Progress(%q)", id)
+	prefix := []byte(id + "\x00")
+	err = s.db.bolt.View(func(tx *bbolt.Tx) error {
+		cur := tx.Bucket(bucketProgress).Cursor()
+		for k, v := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = cur.Next() {
+			p := new(bulk.ItemProgress)
+			if err := json.Unmarshal(v, p); err != nil {
+				return err
+			}
+			ps = append(ps, p)
+		}
+		return nil
+	})
+	return ps, err
+}
+
+// ListJobs visits all jobs in id order. The jobs are read first, so fn may
+// call the store.
+func (s *JobStore) ListJobs(ctx context.Context, fn func(*bulk.Job) error) (err error) {
+	var jobs []*bulk.Job
+	err = s.db.bolt.View(func(tx *bbolt.Tx) error {
+		return tx.Bucket(bucketJobs).ForEach(func(k, v []byte) error {
+			j := new(bulk.Job)
+			if err := json.Unmarshal(v, j); err != nil {
+				return fmt.Errorf("job %q: %w", k, err)
+			}
+			jobs = append(jobs, j)
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("bolt.JobStore.ListJobs: %w", err)
+	}
+	for _, j := range jobs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(j); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DeleteJob removes a job with its plan and checkpoints.
+func (s *JobStore) DeleteJob(ctx context.Context, id string) (err error) {
+	defer bulk.Wrap(&err, "bolt.JobStore.DeleteJob(%q)", id)
+	prefix := []byte(id + "\x00")
+	return s.db.bolt.Update(func(tx *bbolt.Tx) error {
+		if err := tx.Bucket(bucketJobs).Delete([]byte(id)); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketPlans).Delete([]byte(id)); err != nil {
+			return err
+		}
+		// Collect first: deleting under a cursor skips entries.
+		b := tx.Bucket(bucketProgress)
+		var keys [][]byte
+		cur := b.Cursor()
+		for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
+			keys = append(keys, slices.Clone(k))
+		}
+		for _, k := range keys {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func getJob(tx *bbolt.Tx, id string) (*bulk.Job, error) {
+	v := tx.Bucket(bucketJobs).Get([]byte(id))
+	if v == nil {
+		return nil, bulk.Errorf(bulk.ENOTFOUND, "Job %s not found.", id)
+	}
+	j := new(bulk.Job)
+	if err := json.Unmarshal(v, j); err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
+// getLiveJob returns a job that exists and is not terminal.
+func getLiveJob(tx *bbolt.Tx, id string) (*bulk.Job, error) {
+	j, err := getJob(tx, id)
+	if err != nil {
+		return nil, err
+	}
+	if j.Status.Terminal() {
+		return nil, bulk.Errorf(bulk.ECONFLICT, "Job %s is %s.", id, j.Status)
+	}
+	return j, nil
+}
+
+func putJSON(b *bbolt.Bucket, key []byte, v any) error {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return b.Put(key, data)
+}
+
+func progressKey(id string, index int) []byte {
+	return binary.BigEndian.AppendUint32(append([]byte(id), 0), uint32(index))
+}
