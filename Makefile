@@ -1,0 +1,46 @@
+# Tranche: the two commands a newcomer needs are `make run` and `make test`.
+GO        ?= go
+DATA      ?= .tranche
+ADDR      ?= 127.0.0.1:8080
+BIN       := bin/tranche
+ASL_VALIDATOR_VERSION := 4.0.0
+ASL_DIR   := .cache/asl-validator
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X github.com/tranchehq/tranche/internal/app.Version=$(VERSION)
+
+.PHONY: all build run test unit lint fmt-check vet asl-validate clean
+
+all: build
+
+build: ## the single local binary
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tranche
+
+run: build ## the local server with demo data (an empty --data dir gets generated demo data)
+	./$(BIN) serve --addr $(ADDR) --data $(DATA)
+
+test: lint asl-validate unit ## everything CI runs
+
+unit:
+	$(GO) test -count=1 ./...
+
+lint: fmt-check vet
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+# Validates the full ASL syntax (our runner executes a subset of it). Needs
+# npm; without it the check is skipped with a message.
+asl-validate:
+	@if command -v npm >/dev/null 2>&1; then \
+	  if [ ! -x $(ASL_DIR)/node_modules/.bin/asl-validator ]; then \
+	    npm install --silent --no-audit --no-fund --prefix $(ASL_DIR) asl-validator@$(ASL_VALIDATOR_VERSION) >/dev/null; \
+	  fi; \
+	  $(ASL_DIR)/node_modules/.bin/asl-validator --json-path statemachines/export.asl.json; \
+	else echo "asl-validate: npm not found, skipping the full ASL syntax check"; fi
+
+clean:
+	rm -rf bin .cache

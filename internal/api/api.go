@@ -1,0 +1,277 @@
+// Package api holds Tranche's net/http handlers. The local server and the
+// Lambdas (through aws-lambda-go-api-proxy) serve the same handlers.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tranchehq/tranche/internal/bulk"
+	"github.com/tranchehq/tranche/internal/export"
+	"github.com/tranchehq/tranche/internal/fhir"
+)
+
+// Principal is who is calling: the client that owns the jobs it starts.
+type Principal struct {
+	ClientID string
+}
+
+// Authenticator identifies the caller of a FHIR route from its request.
+// It returns EUNAUTHORIZED for a missing, expired or forged token. A nil
+// Authenticator means the server is open (local use only).
+type Authenticator interface {
+	Authenticate(r *http.Request) (*Principal, error)
+}
+
+// OpenClientID owns every job when the server runs without authorization.
+const OpenClientID = "open"
+
+// Server serves the FHIR Bulk Data routes.
+type Server struct {
+	Export    *export.Service
+	Resources bulk.ResourceSource
+	Objects   bulk.ObjectStore
+	Auth      Authenticator
+	// BaseURL, when set, is the absolute FHIR base (no trailing slash).
+	// Otherwise it is derived from each request (TLS and Host; with
+	// TrustProxy also X-Forwarded-Proto and X-Forwarded-Host).
+	BaseURL    string
+	TrustProxy bool
+	Logger     *slog.Logger
+	Version    string
+	// MaxBodyBytes bounds POST bodies.
+	MaxBodyBytes int64
+}
+
+// Handler returns the routes wrapped in logging and panic recovery.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /metadata", s.metadata)
+	for _, p := range []string{"/$export", "/Patient/$export", "/Group/{id}/$export"} {
+		mux.HandleFunc("GET "+p, s.kickoff)
+		mux.HandleFunc("POST "+p, s.kickoff)
+	}
+	mux.HandleFunc("GET /jobs/{id}", s.status)
+	mux.HandleFunc("DELETE /jobs/{id}", s.cancel)
+	mux.HandleFunc("GET /files/{key...}", s.file)
+	mux.HandleFunc("GET /Group", s.searchGroups)
+	mux.HandleFunc("GET /Group/{id}", s.readGroup)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, r, s.Logger, bulk.Errorf(bulk.ENOTFOUND, "No route for %s %s.", r.Method, r.URL.Path))
+	})
+	return s.recover(s.log(mux))
+}
+
+func (s *Server) base(r *http.Request) string {
+	if s.BaseURL != "" {
+		return s.BaseURL
+	}
+	scheme, host := "http", r.Host
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if s.TrustProxy {
+		if p := r.Header.Get("X-Forwarded-Proto"); p == "http" || p == "https" {
+			scheme = p
+		}
+		if h := r.Header.Get("X-Forwarded-Host"); h != "" {
+			host = h
+		}
+	}
+	return scheme + "://" + host
+}
+
+// principal authenticates a FHIR route.
+func (s *Server) principal(r *http.Request) (*Principal, error) {
+	if s.Auth == nil {
+		return &Principal{ClientID: OpenClientID}, nil
+	}
+	return s.Auth.Authenticate(r)
+}
+
+func (s *Server) kickoff(w http.ResponseWriter, r *http.Request) {
+	p, err := s.principal(r)
+	if err != nil {
+		writeError(w, r, s.Logger, err)
+		return
+	}
+	// R7: a missing Accept is read as application/fhir+json.
+	if !fhir.AcceptsFHIRJSON(r.Header.Get("Accept")) {
+		writeError(w, r, s.Logger, bulk.Errorf(bulk.ENOTACCEPTABLE, "Kick-off responses are application/fhir+json; the Accept header does not allow it."))
+		return
+	}
+	in := fhir.KickoffInput{Method: r.Method, Query: r.URL.Query(), RequestURL: s.base(r) + r.URL.RequestURI()}
+	switch {
+	case r.URL.Path == "/$export":
+		in.Level = bulk.LevelSystem
+	case r.URL.Path == "/Patient/$export":
+		in.Level = bulk.LevelPatient
+	default:
+		in.Level, in.GroupID = bulk.LevelGroup, r.PathValue("id")
+	}
+	if r.Method == http.MethodPost {
+		ct := strings.ToLower(r.Header.Get("Content-Type"))
+		if ct != "" && !strings.HasPrefix(ct, "application/fhir+json") && !strings.HasPrefix(ct, "application/json") {
+			writeError(w, r, s.Logger, bulk.Errorf(bulk.EINVALID, "POST bodies must be a Parameters resource in application/fhir+json."))
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody()))
+		if err != nil {
+			writeError(w, r, s.Logger, bulk.Errorf(bulk.EINVALID, "The request body is too large or unreadable."))
+			return
+		}
+		in.Body = body
+	}
+	req, err := fhir.ParseKickoff(in)
+	if err != nil {
+		writeError(w, r, s.Logger, err)
+		return
+	}
+	j, err := s.Export.Kickoff(r.Context(), p.ClientID, req)
+	if err != nil {
+		writeError(w, r, s.Logger, err)
+		return
+	}
+	// R5: 202 with the absolute status URL. Without Prefer: respond-async we
+	// still answer asynchronously: an export is never synchronous (R8).
+	w.Header().Set("Content-Location", s.base(r)+"/jobs/"+j.ID)
+	writeFHIR(w, http.StatusAccepted, fhir.Outcome("information", "informational", "Export accepted; poll the Content-Location URL for its status."))
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	p, err := s.principal(r)
+	if err != nil {
+		writeError(w, r, s.Logger, err)
+		return
+	}
+	j, err := s.Export.Job(r.Context(), p.ClientID, r.PathValue("id"))
+	if err != nil {
+		writeError(w, r, s.Logger, err)
+		return
+	}
+	switch j.Status {
+	case bulk.StatusAccepted, bulk.StatusInProgress:
+		// R45–R47.
+		w.Header().Set("X-Progress", export.ProgressText(j))
+		w.Header().Set("Retry-After", strconv.Itoa(s.Export.RetryAfter(j)))
+		w.WriteHeader(http.StatusAccepted)
+	case bulk.StatusFailed:
+		// R49: a failed job is a 5xx OperationOutcome.
+		writeFHIR(w, http.StatusInternalServerError, fhir.Outcome("fatal", "exception", j.Failure))
+	case bulk.StatusCompleted:
+		base := s.base(r)
+		m, err := s.Export.Manifest(r.Context(), j, s.Auth != nil, func(key string) string { return base + "/files/" + key })
+		if err != nil {
+			writeError(w, r, s.Logger, err)
+			return
+		}
+		// R52, R53.
+		w.Header().Set("Expires", j.ExpiresAt.UTC().Format(http.TimeFormat))
+		writeJSON(w, "application/json", http.StatusOK, m)
+	default:
+		writeError(w, r, s.Logger, fmt.Errorf("job %s in unexpected status %q", j.ID, j.Status))
+	}
+}
+
+func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
+	p, err := s.principal(r)
+	if err != nil {
+		writeError(w, r, s.Logger, err)
+		return
+	}
+	// The request's context may end before the workflow stops; give the
+	// stop a bounded time of its own so files are deleted all the same.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), time.Minute)
+	defer cancel()
+	if err := s.Export.Cancel(ctx, p.ClientID, r.PathValue("id")); err != nil {
+		writeError(w, r, s.Logger, err)
+		return
+	}
+	// R68.
+	writeFHIR(w, http.StatusAccepted, fhir.Outcome("information", "informational", "Export cancelled; its files are deleted."))
+}
+
+func (s *Server) maxBody() int64 {
+	if s.MaxBodyBytes > 0 {
+		return s.MaxBodyBytes
+	}
+	return 1 << 20
+}
+
+type ctxKey struct{}
+
+// log logs one structured line per request with a request id.
+func (s *Server) log(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		var b [8]byte
+		_, _ = rand.Read(b[:])
+		id := hex.EncodeToString(b[:])
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		rec.Header().Set("X-Request-Id", id)
+		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), ctxKey{}, id)))
+		s.Logger.Info("http", "request_id", id, "method", r.Method, "path", r.URL.Path,
+			"status", rec.status, "bytes", rec.bytes, "duration_ms", time.Since(start).Milliseconds())
+	})
+}
+
+// recover turns a panic into a 500 OperationOutcome instead of a dropped
+// connection.
+func (s *Server) recover(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				writeError(w, r, s.Logger, fmt.Errorf("panic: %v\n%s", v, debug.Stack()))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *statusRecorder) Write(p []byte) (int, error) {
+	n, err := r.ResponseWriter.Write(p)
+	r.bytes += int64(n)
+	return n, err
+}
+
+// ReadFrom keeps io.Copy on the sendfile path for file downloads.
+func (r *statusRecorder) ReadFrom(src io.Reader) (int64, error) {
+	if rf, ok := r.ResponseWriter.(io.ReaderFrom); ok {
+		n, err := rf.ReadFrom(src)
+		r.bytes += n
+		return n, err
+	}
+	n, err := io.Copy(struct{ io.Writer }{r.ResponseWriter}, src)
+	r.bytes += n
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the real writer.
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

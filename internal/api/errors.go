@@ -1,0 +1,79 @@
+package api
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+
+	"github.com/tranchehq/tranche/internal/bulk"
+	"github.com/tranchehq/tranche/internal/fhir"
+)
+
+// The one mapping from application error codes to HTTP (style.md rule 3):
+// status, and the OperationOutcome issue code (FHIR IssueType).
+var codes = map[string]struct {
+	status int
+	issue  string
+}{
+	bulk.EINVALID:         {http.StatusBadRequest, "invalid"},
+	bulk.EUNSUPPORTED:     {http.StatusBadRequest, "not-supported"},
+	bulk.ENOTFOUND:        {http.StatusNotFound, "not-found"},
+	bulk.ECONFLICT:        {http.StatusConflict, "conflict"},
+	bulk.EUNAUTHORIZED:    {http.StatusUnauthorized, "login"},
+	bulk.EFORBIDDEN:       {http.StatusForbidden, "forbidden"},
+	bulk.ENOTACCEPTABLE:   {http.StatusNotAcceptable, "not-supported"},
+	bulk.ETOOMANYREQUESTS: {http.StatusTooManyRequests, "throttled"},
+	bulk.EGONE:            {http.StatusGone, "not-found"},
+	bulk.ETRANSIENT:       {http.StatusServiceUnavailable, "transient"},
+	bulk.EINTERNAL:        {http.StatusInternalServerError, "exception"},
+}
+
+// StatusOf returns the HTTP status for an error.
+func StatusOf(err error) int {
+	if c, ok := codes[bulk.ErrorCode(err)]; ok {
+		return c.status
+	}
+	return http.StatusInternalServerError
+}
+
+// writeError writes err as an OperationOutcome (R6). Internal errors are
+// logged with their cause and shown to the client only as "Internal error.".
+func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err error) {
+	code := bulk.ErrorCode(err)
+	c, ok := codes[code]
+	if !ok {
+		c = codes[bulk.EINTERNAL]
+	}
+	if c.status >= 500 {
+		logger.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	switch c.status {
+	case http.StatusUnauthorized:
+		// RFC 6750 §3.
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
+		if w.Header().Get("Retry-After") == "" {
+			w.Header().Set("Retry-After", "5")
+		}
+	}
+	severity := "error"
+	if c.status >= 500 {
+		severity = "fatal"
+	}
+	writeFHIR(w, c.status, fhir.Outcome(severity, c.issue, bulk.ErrorMessage(err)))
+}
+
+// writeFHIR writes a FHIR JSON resource.
+func writeFHIR(w http.ResponseWriter, status int, v any) {
+	writeJSON(w, "application/fhir+json", status, v)
+}
+
+func writeJSON(w http.ResponseWriter, contentType string, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, fhir.Outcome("fatal", "exception", "Internal error.").JSON()
+	}
+	w.Header().Set("Content-Type", contentType+"; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}

@@ -1,0 +1,90 @@
+package api
+
+import (
+	"compress/gzip"
+	"io"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// file serves an output file (requirements 4): application/fhir+ndjson
+// (R75), gzip-encoded when the client accepts it (R78), with range requests
+// and sendfile otherwise. Only the owner of a completed job reads its files.
+func (s *Server) file(w http.ResponseWriter, r *http.Request) {
+	p, err := s.principal(r)
+	if err != nil {
+		writeError(w, r, s.Logger, err)
+		return
+	}
+	key := r.PathValue("key")
+	if _, err := s.Export.FileJob(r.Context(), p.ClientID, key); err != nil {
+		writeError(w, r, s.Logger, err)
+		return
+	}
+	obj, err := s.Objects.Open(r.Context(), key)
+	if err != nil {
+		writeError(w, r, s.Logger, err)
+		return
+	}
+	defer obj.Close()
+	h := w.Header()
+	h.Set("Content-Type", "application/fhir+ndjson")
+	h.Set("Vary", "Accept-Encoding")
+	h.Set("Cache-Control", "private, no-store")
+	if acceptsGzip(r.Header.Get("Accept-Encoding")) && r.Header.Get("Range") == "" {
+		h.Set("Content-Encoding", "gzip")
+		if r.Method == http.MethodHead {
+			return
+		}
+		gz := gzipPool.Get().(*gzip.Writer)
+		defer gzipPool.Put(gz)
+		gz.Reset(w)
+		if _, err := io.Copy(gz, obj); err != nil {
+			s.Logger.Warn("download interrupted", "key", key, "err", err)
+			return
+		}
+		if err := gz.Close(); err != nil {
+			s.Logger.Warn("download interrupted", "key", key, "err", err)
+		}
+		return
+	}
+	var rs io.ReadSeeker = obj
+	if f, ok := obj.(interface{ File() *os.File }); ok {
+		rs = f.File() // lets ServeContent use sendfile
+	}
+	http.ServeContent(w, r, "", obj.ModTime(), rs)
+}
+
+// gzip.BestSpeed: exports are large and mostly repetitive JSON, so the fast
+// level keeps most of the ratio at a fraction of the CPU.
+var gzipPool = sync.Pool{New: func() any {
+	gz, _ := gzip.NewWriterLevel(io.Discard, gzip.BestSpeed)
+	return gz
+}}
+
+// acceptsGzip reads Accept-Encoding: gzip (or *) with a non-zero q.
+func acceptsGzip(header string) bool {
+	for _, part := range strings.Split(header, ",") {
+		name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		name = strings.ToLower(strings.TrimSpace(name))
+		if name != "gzip" && name != "x-gzip" && name != "*" {
+			continue
+		}
+		q := 1.0
+		for _, p := range strings.Split(params, ";") {
+			k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
+			if ok && strings.EqualFold(k, "q") {
+				if f, err := strconv.ParseFloat(v, 64); err == nil {
+					q = f
+				}
+			}
+		}
+		if q > 0 {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,114 @@
+// Package app wires adapters, the engine and the handlers together: NewLocal
+// for the single binary with embedded storage. This is the only difference
+// between the local and the AWS deployments (style.md rule 4).
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/tranchehq/tranche/internal/api"
+	"github.com/tranchehq/tranche/internal/config"
+	"github.com/tranchehq/tranche/internal/export"
+	"github.com/tranchehq/tranche/internal/local/bolt"
+	"github.com/tranchehq/tranche/internal/local/fsobj"
+	"github.com/tranchehq/tranche/internal/workflow"
+)
+
+// Version is set at build time with -ldflags.
+var Version = "dev"
+
+// Local is the single-binary deployment.
+type Local struct {
+	DB       *bolt.DB
+	Objects  *fsobj.Store
+	Service  *export.Service
+	Workflow *workflow.Local
+	API      *api.Server
+	Handler  http.Handler
+	Logger   *slog.Logger
+
+	stopPurge context.CancelFunc
+	purgeDone chan struct{}
+}
+
+// OpenStore opens the embedded store in cfg.DataDir (import and generate use
+// it without the rest of the server).
+func OpenStore(cfg config.Config) (*bolt.DB, error) {
+	if err := os.MkdirAll(cfg.DataDir, 0o750); err != nil {
+		return nil, fmt.Errorf("create data dir: %w", err)
+	}
+	return bolt.Open(filepath.Join(cfg.DataDir, "tranche.db"), bolt.Options{Shards: cfg.Shards, Timeout: time.Second})
+}
+
+// NewLocal opens the data dir and builds the server. Unfinished jobs of an
+// earlier process resume (Recover) and a purge loop removes expired jobs.
+func NewLocal(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Local, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	db, err := OpenStore(cfg)
+	if err != nil {
+		return nil, err
+	}
+	objs, err := fsobj.New(filepath.Join(cfg.DataDir, "files"))
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	svc := export.NewService(db.Jobs(), db.Resources(), objs, cfg.Export, logger)
+	wf, err := workflow.NewLocal(workflow.Steps{Svc: svc}, logger)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	svc.Workflow = wf
+	srv := &api.Server{
+		Export: svc, Resources: db.Resources(), Objects: objs,
+		BaseURL: cfg.BaseURL, TrustProxy: cfg.TrustProxy, Logger: logger, Version: Version,
+	}
+	l := &Local{DB: db, Objects: objs, Service: svc, Workflow: wf, API: srv, Handler: srv.Handler(), Logger: logger}
+	if err := svc.Recover(ctx); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("resume unfinished exports: %w", err)
+	}
+	pctx, cancel := context.WithCancel(context.Background())
+	l.stopPurge, l.purgeDone = cancel, make(chan struct{})
+	go l.purgeLoop(pctx, cfg.PurgeEvery)
+	return l, nil
+}
+
+func (l *Local) purgeLoop(ctx context.Context, every time.Duration) {
+	defer close(l.purgeDone)
+	if every <= 0 {
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := l.Service.Purge(ctx); err != nil {
+				l.Logger.Error("purge failed", "err", err)
+			}
+		}
+	}
+}
+
+// Close stops running exports (they resume at the next start) and closes
+// the store.
+func (l *Local) Close() error {
+	if l.stopPurge != nil {
+		l.stopPurge()
+		<-l.purgeDone
+	}
+	l.Workflow.Close()
+	return l.DB.Close()
+}

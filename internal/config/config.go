@@ -1,0 +1,122 @@
+// Package config is Tranche's one configuration struct: flags and defaults
+// locally, the environment on AWS (style.md rule 7).
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/tranchehq/tranche/internal/export"
+)
+
+// Config configures a Tranche process.
+type Config struct {
+	// Addr is the local server's listen address.
+	Addr string
+	// DataDir holds the embedded store (tranche.db) and output files.
+	DataDir string
+	// BaseURL is the public FHIR base URL; empty derives it per request.
+	BaseURL string
+	// TrustProxy honours X-Forwarded-Proto/Host when deriving the base URL.
+	TrustProxy bool
+	// Shards is the number of shards per resource type, fixed when the
+	// store is created.
+	Shards int
+	// Demo loads generated demo data into an empty store at start.
+	Demo         bool
+	DemoPatients int
+	// LogFormat is "json" (default, one object per line) or "text".
+	LogFormat string
+	LogLevel  string
+	// PurgeEvery is how often expired jobs and their files are removed.
+	PurgeEvery time.Duration
+	Export     export.Config
+}
+
+// Default returns the local defaults.
+func Default() Config {
+	return Config{
+		Addr:         "127.0.0.1:8080",
+		DataDir:      ".tranche",
+		Shards:       16,
+		Demo:         true,
+		DemoPatients: 100,
+		LogFormat:    "json",
+		LogLevel:     "info",
+		PurgeEvery:   time.Minute,
+		Export:       export.DefaultConfig(),
+	}
+}
+
+// Validate reports every bad setting at once, so a misconfigured process
+// fails at start with one clear message.
+func (c Config) Validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("addr %q: want HOST:PORT", c.Addr))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("data dir must be set"))
+	}
+	if c.Shards < 1 || c.Shards > 256 {
+		errs = append(errs, fmt.Errorf("shards %d: want 1..256", c.Shards))
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		errs = append(errs, fmt.Errorf("log format %q: want json or text", c.LogFormat))
+	}
+	if c.Export.MaxFileResources < 1 {
+		errs = append(errs, fmt.Errorf("max file resources %d: want at least 1", c.Export.MaxFileResources))
+	}
+	if c.Export.MaxFileBytes < 1024 {
+		errs = append(errs, fmt.Errorf("max file bytes %d: want at least 1024", c.Export.MaxFileBytes))
+	}
+	if c.Export.Retention < time.Minute {
+		errs = append(errs, fmt.Errorf("retention %s: want at least 1m", c.Export.Retention))
+	}
+	return errors.Join(errs...)
+}
+
+// FromEnv overlays TRANCHE_* environment variables on c (the AWS functions
+// read only the environment; the local binary reads them under its flags).
+func FromEnv(c Config) (Config, error) {
+	var errs []error
+	str := func(name string, dst *string) {
+		if v, ok := os.LookupEnv(name); ok {
+			*dst = v
+		}
+	}
+	num := func(name string, dst *int64) {
+		if v, ok := os.LookupEnv(name); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: not an integer", name, v))
+				return
+			}
+			*dst = n
+		}
+	}
+	dur := func(name string, dst *time.Duration) {
+		if v, ok := os.LookupEnv(name); ok {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: not a duration such as 24h", name, v))
+				return
+			}
+			*dst = d
+		}
+	}
+	str("TRANCHE_ADDR", &c.Addr)
+	str("TRANCHE_DATA_DIR", &c.DataDir)
+	str("TRANCHE_BASE_URL", &c.BaseURL)
+	str("TRANCHE_LOG_FORMAT", &c.LogFormat)
+	str("TRANCHE_LOG_LEVEL", &c.LogLevel)
+	num("TRANCHE_MAX_FILE_RESOURCES", &c.Export.MaxFileResources)
+	num("TRANCHE_MAX_FILE_BYTES", &c.Export.MaxFileBytes)
+	dur("TRANCHE_RETENTION", &c.Export.Retention)
+	dur("TRANCHE_ITEM_BUDGET", &c.Export.ItemBudget)
+	return c, errors.Join(errs...)
+}

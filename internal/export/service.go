@@ -1,0 +1,274 @@
+// Package export is the export engine: kick-off, status and cancel on the
+// client side, and the workflow steps (plan, export item, finalize, mark
+// failed) that internal/workflow binds to statemachines/export.asl.json.
+// It depends only on the domain ports, so the same code runs locally and on
+// AWS.
+package export
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"log/slog"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/tranchehq/tranche/internal/bulk"
+)
+
+// Config is the slice of configuration the engine reads. Zero fields take
+// the defaults of DefaultConfig.
+type Config struct {
+	// Retention is how long a finished job's files stay available; the
+	// manifest's Expires header says when they go (R53).
+	Retention time.Duration
+	// MaxFileResources and MaxFileBytes roll output files: a file is closed
+	// once it holds this many resources or bytes, whichever comes first
+	// (requirements 5.1: the split rule is documented in the README).
+	MaxFileResources int64
+	MaxFileBytes     int64
+	// ItemResources is the target number of resources per type-scan work
+	// item; a type is cut into at most Shards items.
+	ItemResources int64
+	// PatientBatch is the number of patients per compartment work item
+	// (Group exports and the `patient` parameter).
+	PatientBatch int
+	// ItemBudget is how long one ExportItem call runs before it checkpoints
+	// and returns a cursor, so a long item fits Lambda's 15-minute limit.
+	ItemBudget time.Duration
+	// MaxConcurrency bounds the work items exported at once per job.
+	MaxConcurrency int
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		Retention:        24 * time.Hour,
+		MaxFileResources: 100_000,
+		MaxFileBytes:     256 << 20,
+		ItemResources:    250_000,
+		PatientBatch:     1000,
+		ItemBudget:       10 * time.Minute,
+		MaxConcurrency:   runtime.GOMAXPROCS(0),
+	}
+}
+
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.Retention <= 0 {
+		c.Retention = d.Retention
+	}
+	if c.MaxFileResources <= 0 {
+		c.MaxFileResources = d.MaxFileResources
+	}
+	if c.MaxFileBytes <= 0 {
+		c.MaxFileBytes = d.MaxFileBytes
+	}
+	if c.ItemResources <= 0 {
+		c.ItemResources = d.ItemResources
+	}
+	if c.PatientBatch <= 0 {
+		c.PatientBatch = d.PatientBatch
+	}
+	if c.ItemBudget <= 0 {
+		c.ItemBudget = d.ItemBudget
+	}
+	if c.MaxConcurrency <= 0 {
+		c.MaxConcurrency = d.MaxConcurrency
+	}
+	return c
+}
+
+// Service runs exports over the ports.
+type Service struct {
+	Jobs      bulk.JobStore
+	Resources bulk.ResourceSource
+	Objects   bulk.ObjectStore
+	// Workflow is set after construction: its steps call back into the
+	// service.
+	Workflow bulk.Workflow
+	Config   Config
+	Logger   *slog.Logger
+	// Now and NewID are the time and id seams for deterministic tests.
+	Now   func() time.Time
+	NewID func() string
+
+	plans sync.Map // job id → *bulk.Plan, so items don't decode the plan each call
+}
+
+// NewService returns a service with defaults for the seams.
+func NewService(jobs bulk.JobStore, res bulk.ResourceSource, objs bulk.ObjectStore, cfg Config, logger *slog.Logger) *Service {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Service{Jobs: jobs, Resources: res, Objects: objs, Config: cfg.withDefaults(), Logger: logger, Now: time.Now, NewID: RandomID}
+}
+
+// RandomID returns 128 random bits in hex: job ids are capability-grade.
+func RandomID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24)
+	return hex.EncodeToString(b[:])
+}
+
+func (s *Service) now() time.Time { return s.Now().UTC() }
+
+// Kickoff validates what needs the store (the Group and `patient` values),
+// creates the job with its transactionTime fixed now (R55) and starts the
+// workflow. Returns ENOTFOUND for an unknown Group (R36) and EINVALID for an
+// unknown patient or a non-member (R24).
+func (s *Service) Kickoff(ctx context.Context, clientID string, req bulk.ExportRequest) (*bulk.Job, error) {
+	if req.Level == bulk.LevelGroup {
+		if _, err := s.Resources.GroupMembers(ctx, req.GroupID); err != nil {
+			if bulk.ErrorCode(err) == bulk.ENOTFOUND {
+				return nil, bulk.Errorf(bulk.ENOTFOUND, "Group/%s is not known to this server.", req.GroupID)
+			}
+			return nil, err
+		}
+	}
+	for _, p := range req.Patients {
+		if _, err := s.Resources.Get(ctx, "Patient", p); err != nil {
+			if bulk.ErrorCode(err) == bulk.ENOTFOUND {
+				return nil, bulk.Errorf(bulk.EINVALID, "patient Patient/%s is not known to this server.", p)
+			}
+			return nil, err
+		}
+		if req.Level == bulk.LevelGroup {
+			ok, err := s.Resources.IsGroupMember(ctx, req.GroupID, p)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				return nil, bulk.Errorf(bulk.EINVALID, "patient Patient/%s is not a member of Group/%s.", p, req.GroupID)
+			}
+		}
+	}
+	// Milliseconds: the manifest shows this instant and clients send it back
+	// as the next _since, so the bound we apply must be the one we print.
+	now := s.now().Truncate(time.Millisecond)
+	j := &bulk.Job{
+		ID: s.NewID(), ClientID: clientID, Status: bulk.StatusAccepted, Request: req,
+		TransactionTime: now, CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(s.Config.Retention),
+	}
+	if err := s.Jobs.CreateJob(ctx, j); err != nil {
+		return nil, err
+	}
+	if err := s.Workflow.Start(ctx, j.ID); err != nil {
+		s.Logger.Error("workflow start failed", "job", j.ID, "err", err)
+		_, _ = s.Jobs.Transition(ctx, j.ID, []bulk.Status{bulk.StatusAccepted}, bulk.StatusFailed, func(j *bulk.Job) {
+			j.Failure = "The export could not be started."
+		})
+		return nil, bulk.Wrapf(err, bulk.ETRANSIENT, "The export could not be started; try again later.")
+	}
+	s.Logger.Info("export accepted", "job", j.ID, "client", clientID, "level", req.Level, "group", req.GroupID, "types", req.Types)
+	return j, nil
+}
+
+// Job returns a job its client may see. Another client's job, a cancelled
+// job and an expired one are all ENOTFOUND (R69, R82).
+func (s *Service) Job(ctx context.Context, clientID, id string) (*bulk.Job, error) {
+	j, err := s.Jobs.GetJob(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if j.ClientID != clientID || j.Status == bulk.StatusCancelled ||
+		(j.Status.Terminal() && s.now().After(j.ExpiresAt)) {
+		return nil, bulk.Errorf(bulk.ENOTFOUND, "No export job %s.", id)
+	}
+	return j, nil
+}
+
+// Cancel stops a job and deletes it with its files (R68, R71). A running
+// job becomes cancelled first, so its items stop recording output, and the
+// workflow is stopped and waited for; only then are the files and the job
+// removed, so nothing is written after the delete. A finished job is simply
+// removed: the DELETE says the client has its files (requirements 3.8).
+// Later requests get ENOTFOUND (R69).
+func (s *Service) Cancel(ctx context.Context, clientID, id string) error {
+	j, err := s.Job(ctx, clientID, id)
+	if err != nil {
+		return err
+	}
+	if !j.Status.Terminal() {
+		_, err := s.Jobs.Transition(ctx, id, []bulk.Status{bulk.StatusAccepted, bulk.StatusInProgress}, bulk.StatusCancelled, nil)
+		if err != nil && bulk.ErrorCode(err) != bulk.ECONFLICT { // ECONFLICT: it finished meanwhile
+			return err
+		}
+		if err := s.Workflow.Stop(ctx, id); err != nil {
+			return err
+		}
+	}
+	s.plans.Delete(id)
+	if err := s.Objects.DeletePrefix(ctx, id+"/"); err != nil {
+		return err
+	}
+	if err := s.Jobs.DeleteJob(ctx, id); err != nil {
+		return err
+	}
+	s.Logger.Info("export deleted", "job", id, "status", j.Status)
+	return nil
+}
+
+// Recover restarts the workflow of every job a previous process left
+// unfinished, so no job stays "in progress" forever (peers.md pain point 3).
+// Steps are idempotent: finished items are skipped and unfinished ones
+// resume from their last checkpoint.
+func (s *Service) Recover(ctx context.Context) error {
+	var ids []string
+	err := s.Jobs.ListJobs(ctx, func(j *bulk.Job) error {
+		if !j.Status.Terminal() {
+			ids = append(ids, j.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		s.Logger.Info("resuming export after restart", "job", id)
+		if err := s.Workflow.Start(ctx, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Purge deletes finished jobs past their expiry, with their files.
+func (s *Service) Purge(ctx context.Context) (int, error) {
+	now := s.now()
+	var ids []string
+	err := s.Jobs.ListJobs(ctx, func(j *bulk.Job) error {
+		if j.Status.Terminal() && now.After(j.ExpiresAt) {
+			ids = append(ids, j.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, id := range ids {
+		if err := s.Objects.DeletePrefix(ctx, id+"/"); err != nil {
+			return 0, err
+		}
+		if err := s.Jobs.DeleteJob(ctx, id); err != nil {
+			return 0, err
+		}
+		s.plans.Delete(id)
+		s.Logger.Info("expired export purged", "job", id)
+	}
+	return len(ids), nil
+}
+
+// plan returns a job's plan, cached.
+func (s *Service) plan(ctx context.Context, id string) (*bulk.Plan, error) {
+	if p, ok := s.plans.Load(id); ok {
+		return p.(*bulk.Plan), nil
+	}
+	p, err := s.Jobs.GetPlan(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	s.plans.Store(id, p)
+	return p, nil
+}

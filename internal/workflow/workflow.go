@@ -1,0 +1,198 @@
+// Package workflow binds the export steps to statemachines/export.asl.json:
+// the typed step functions that are Lambda handlers on AWS, and the local
+// runner that executes the same definition in-process (style.md rule 6).
+package workflow
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/tranchehq/tranche/internal/bulk"
+	"github.com/tranchehq/tranche/internal/export"
+	"github.com/tranchehq/tranche/internal/workflow/asl"
+	"github.com/tranchehq/tranche/statemachines"
+)
+
+// JobInput is the execution input and the Plan and Finalize input.
+type JobInput struct {
+	JobID string `json:"jobId"`
+}
+
+// FailInput is MarkFailed's input: the job and the Catch's error object.
+type FailInput struct {
+	JobID string `json:"jobId"`
+	Error struct {
+		Error string `json:"Error"`
+		Cause string `json:"Cause"`
+	} `json:"error"`
+}
+
+// Steps are the typed task handlers. On AWS each is a Lambda
+// (lambda.Start(steps.Plan)); locally the runner calls them directly.
+type Steps struct{ Svc *export.Service }
+
+// Plan is the Plan state.
+func (s Steps) Plan(ctx context.Context, in JobInput) (export.PlanOutput, error) {
+	out, err := s.Svc.Plan(ctx, in.JobID)
+	return out, named(err)
+}
+
+// ExportItem is the ExportItem state inside the Map.
+func (s Steps) ExportItem(ctx context.Context, in export.ItemInput) (export.ItemOutput, error) {
+	out, err := s.Svc.ExportItem(ctx, in)
+	return out, named(err)
+}
+
+// Finalize is the Finalize state.
+func (s Steps) Finalize(ctx context.Context, in JobInput) (JobInput, error) {
+	return in, named(s.Svc.Finalize(ctx, in.JobID))
+}
+
+// MarkFailed is the MarkFailed state (the Catch target).
+func (s Steps) MarkFailed(ctx context.Context, in FailInput) (JobInput, error) {
+	if err := ctx.Err(); err != nil {
+		// Shutting down or cancelled, not failed: a restart resumes the job.
+		return JobInput{}, err
+	}
+	return JobInput{JobID: in.JobID}, named(s.Svc.MarkFailed(ctx, in.JobID, in.Error.Error, in.Error.Cause))
+}
+
+// Registry maps the definition's ${...FunctionArn} substitutions to steps.
+func (s Steps) Registry() map[string]asl.Step {
+	return map[string]asl.Step{
+		"PlanFunctionArn":       typed(s.Plan),
+		"ExportItemFunctionArn": typed(s.ExportItem),
+		"FinalizeFunctionArn":   typed(s.Finalize),
+		"MarkFailedFunctionArn": typed(s.MarkFailed),
+	}
+}
+
+// stepError names a step error for Retry/Catch: transient store errors are
+// "Transient" and retried by the definition; everything else is a task
+// failure.
+type stepError struct{ err error }
+
+func (e *stepError) Error() string { return e.err.Error() }
+func (e *stepError) Unwrap() error { return e.err }
+
+// ErrorName is the ASL error name.
+func (e *stepError) ErrorName() string {
+	if bulk.ErrorCode(e.err) == bulk.ETRANSIENT {
+		return "Transient"
+	}
+	return "States.TaskFailed"
+}
+
+func named(err error) error {
+	if err == nil || errors.Is(err, context.Canceled) {
+		return err
+	}
+	return &stepError{err}
+}
+
+func typed[I, O any](f func(context.Context, I) (O, error)) asl.Step {
+	return func(ctx context.Context, raw json.RawMessage) (json.RawMessage, error) {
+		var in I
+		if err := json.Unmarshal(raw, &in); err != nil {
+			return nil, fmt.Errorf("decode step input: %w", err)
+		}
+		out, err := f(ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(out)
+	}
+}
+
+// Local runs executions in-process with the ASL interpreter. It implements
+// bulk.Workflow.
+type Local struct {
+	machine *asl.Machine
+	logger  *slog.Logger
+
+	mu      sync.Mutex
+	running map[string]*execution
+	closed  bool
+	wg      sync.WaitGroup
+}
+
+type execution struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+var _ bulk.Workflow = (*Local)(nil)
+
+// NewLocal parses the embedded definition against steps.
+func NewLocal(steps Steps, logger *slog.Logger) (*Local, error) {
+	m, err := asl.Parse(statemachines.Export, steps.Registry())
+	if err != nil {
+		return nil, fmt.Errorf("statemachines/export.asl.json: %w", err)
+	}
+	return &Local{machine: m, logger: logger, running: map[string]*execution{}}, nil
+}
+
+// Start runs the execution named jobID in the background. It is a no-op if
+// that execution is already running.
+func (l *Local) Start(_ context.Context, jobID string) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return bulk.Errorf(bulk.ETRANSIENT, "The server is shutting down.")
+	}
+	if _, ok := l.running[jobID]; ok {
+		return nil
+	}
+	// Detached from the request: the export outlives the kick-off call.
+	ctx, cancel := context.WithCancel(context.Background())
+	ex := &execution{cancel: cancel, done: make(chan struct{})}
+	l.running[jobID] = ex
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		defer close(ex.done)
+		defer cancel()
+		input, _ := json.Marshal(JobInput{JobID: jobID})
+		_, err := l.machine.Run(ctx, jobID, input)
+		l.mu.Lock()
+		delete(l.running, jobID)
+		l.mu.Unlock()
+		if err != nil && !errors.Is(err, context.Canceled) {
+			l.logger.Error("execution ended with an error", "job", jobID, "err", err)
+		}
+	}()
+	return nil
+}
+
+// Stop cancels a running execution and waits until its steps have returned.
+func (l *Local) Stop(ctx context.Context, jobID string) error {
+	l.mu.Lock()
+	ex, ok := l.running[jobID]
+	l.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	ex.cancel()
+	select {
+	case <-ex.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close stops every execution and waits for them, for a graceful shutdown.
+// Their jobs stay in progress in the store and resume on the next start.
+func (l *Local) Close() {
+	l.mu.Lock()
+	l.closed = true
+	for _, ex := range l.running {
+		ex.cancel()
+	}
+	l.mu.Unlock()
+	l.wg.Wait()
+}

@@ -1,0 +1,50 @@
+package test
+
+import (
+	"go/parser"
+	"go/token"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestDependencyDirection enforces style.md rule 1: the domain and engine
+// packages import only the standard library and the packages listed here,
+// never the AWS SDK, the Lambda runtime or an adapter.
+func TestDependencyDirection(t *testing.T) {
+	const mod = "github.com/tranchehq/tranche/"
+	allowed := map[string][]string{
+		"internal/bulk":   nil,
+		"internal/fhir":   {mod + "internal/bulk", "github.com/tidwall/"},
+		"internal/export": {mod + "internal/bulk", mod + "internal/fhir", "github.com/tidwall/"},
+		"internal/api":    {mod + "internal/bulk", mod + "internal/fhir", mod + "internal/export", "github.com/tidwall/"},
+	}
+	for dir, ok := range allowed {
+		files, _ := filepath.Glob(filepath.Join("..", dir, "*.go"))
+		if len(files) == 0 {
+			t.Fatalf("no Go files in %s", dir)
+		}
+		for _, f := range files {
+			if strings.HasSuffix(f, "_test.go") {
+				continue
+			}
+			pf, err := parser.ParseFile(token.NewFileSet(), f, nil, parser.ImportsOnly)
+			if err != nil {
+				t.Fatal(err)
+			}
+		next:
+			for _, imp := range pf.Imports {
+				path := strings.Trim(imp.Path.Value, `"`)
+				if first, _, _ := strings.Cut(path, "/"); !strings.Contains(first, ".") {
+					continue // standard library
+				}
+				for _, p := range ok {
+					if strings.HasPrefix(path, p) {
+						continue next
+					}
+				}
+				t.Errorf("%s imports %s: %s may not depend on it (style.md rule 1)", f, path, dir)
+			}
+		}
+	}
+}
