@@ -1,0 +1,54 @@
+package bulk
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+)
+
+// Client is a registered SMART Backend Services client and its contract:
+// what it may export and how much (requirements 6.2, 1.6).
+type Client struct {
+	ID   string `json:"client_id"`
+	Name string `json:"client_name,omitempty"`
+	// JWKS is an inline public key set; JWKSURI the URL of one. Exactly one
+	// is set (RFC 7591: never both).
+	JWKS    json.RawMessage `json:"jwks,omitempty"`
+	JWKSURI string          `json:"jwks_uri,omitempty"`
+	// Scopes are the scopes the client may be granted (SMART v1 or v2
+	// syntax, e.g. "system/*.rs" or "system/Observation.read").
+	Scopes []string `json:"scopes"`
+	// Groups are the Group ids the client may export; "*" allows every
+	// Group. Empty allows none (business contracts, requirements 1.6).
+	Groups []string `json:"groups"`
+	// MaxConcurrentExports and MaxPollsPerMinute are quotas; 0 means the
+	// server default.
+	MaxConcurrentExports int `json:"max_concurrent_exports,omitempty"`
+	MaxPollsPerMinute    int `json:"max_polls_per_minute,omitempty"`
+	// Metadata is the RFC 7591 metadata as registered, echoed back.
+	Metadata  json.RawMessage `json:"metadata,omitempty"`
+	CreatedAt time.Time       `json:"created_at"`
+}
+
+// ClientStore persists registered clients.
+type ClientStore interface {
+	// CreateClient stores a new client. Returns ECONFLICT if the id exists.
+	CreateClient(ctx context.Context, c *Client) error
+	// GetClient returns a client. Returns ENOTFOUND if it does not exist.
+	GetClient(ctx context.Context, id string) (*Client, error)
+	// UpdateClient replaces a stored client. Returns ENOTFOUND if it does
+	// not exist.
+	UpdateClient(ctx context.Context, c *Client) error
+	// DeleteClient removes a client. Returns ENOTFOUND if it does not exist.
+	DeleteClient(ctx context.Context, id string) error
+	// ListClients visits every client in id order.
+	ListClients(ctx context.Context, fn func(*Client) error) error
+}
+
+// ReplayCache remembers one-time values (assertion `jti`s) until they
+// expire (requirements 6.5 step 8, R107).
+type ReplayCache interface {
+	// MarkUsed records key until expires. Returns ECONFLICT if key is
+	// already recorded and has not expired; an expired record is replaced.
+	MarkUsed(ctx context.Context, key string, expires time.Time) error
+}
