@@ -8,7 +8,7 @@ ASL_DIR   := .cache/asl-validator
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X github.com/tranchehq/tranche/internal/app.Version=$(VERSION)
 
-.PHONY: all build run test unit lint fmt-check vet asl-validate clean
+.PHONY: all build run test unit lint fmt-check vet asl-validate bench bench-1m clean
 
 all: build
 
@@ -41,6 +41,15 @@ asl-validate:
 	  fi; \
 	  $(ASL_DIR)/node_modules/.bin/asl-validator --json-path statemachines/export.asl.json; \
 	else echo "asl-validate: npm not found, skipping the full ASL syntax check"; fi
+
+SYNTHEA   := ../shared/data/synthea-100
+BENCH_DATASET := $(if $(wildcard $(SYNTHEA)),--dataset $(SYNTHEA),)
+
+bench: build ## import, export and download at 100k resources (+ synthea-100 when present), with peak RSS
+	./$(BIN) bench --resources 100000 $(BENCH_DATASET) --json bench.json
+
+bench-1m: build ## the same at 1M resources (about a minute and 4 GB of disk)
+	./$(BIN) bench --resources 100000,1000000 $(BENCH_DATASET) --json bench.json
 
 clean:
 	rm -rf bin .cache
