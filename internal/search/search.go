@@ -1,0 +1,420 @@
+// Package search evaluates Bulk Data _typeFilter queries and applies
+// _elements subsetting to stored resources. It is pure: it works on the
+// compact JSON of one resource at a time and knows nothing of jobs or
+// storage.
+//
+// _typeFilter (requirements 1.4.7, R26–R31): Parse compiles one single-type
+// FHIR search query, such as "Observation?status=final&date=ge2024-01", into
+// a Filter; ParseAll groups the values of the parameter into a Set. The
+// search parameters come from a table of R4 SearchParameter definitions
+// (params.go), whose FHIRPath expressions are compiled into JSON paths.
+//
+// _elements (requirements 1.4.5, 5.6, R21, R22): ParseElements and
+// Elements.Subset.
+package search
+
+import (
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/tidwall/gjson"
+	"github.com/tranchehq/tranche/internal/bulk"
+	"github.com/tranchehq/tranche/internal/fhir"
+)
+
+// resultParams are the search result parameters (R4 search.html#return)
+// that a _typeFilter SHALL NOT use (1.4.7, R29).
+var resultParams = map[string]bool{
+	"_include": true, "_revinclude": true, "_sort": true, "_count": true,
+	"_elements": true, "_summary": true, "_total": true, "_contained": true,
+	"_containedType": true,
+}
+
+// Filter is one compiled _typeFilter query. It is immutable and safe for
+// concurrent use.
+type Filter struct {
+	typ     string
+	query   string // canonical form, for String
+	clauses []*clause
+}
+
+// matcher matches one search value against one value the parameter's path
+// selects.
+type matcher interface {
+	match(v gjson.Result, p *path) bool
+}
+
+// clause is one parameter of the query: its values are OR-ed, clauses are
+// AND-ed.
+type clause struct {
+	p       *param
+	values  []matcher
+	not     bool // :not
+	missing int  // 0, or missingTrue / missingFalse for :missing
+}
+
+const (
+	missingTrue = iota + 1
+	missingFalse
+)
+
+// Type returns the resource type the filter applies to.
+func (f *Filter) Type() string { return f.typ }
+
+// String returns the query in a canonical form: the type, then the
+// non-empty parameters in order, percent-encoded only where needed. Parse
+// accepts it and returns a Filter with the same String.
+func (f *Filter) String() string { return f.query }
+
+// Match reports whether the resource with compact JSON body satisfies the
+// query: every parameter matches (AND), and a parameter matches when any of
+// its comma-separated values does (OR). A body that is not a JSON object, or
+// whose resourceType is not the filter's type, never matches.
+func (f *Filter) Match(body []byte) bool {
+	root := gjson.ParseBytes(body)
+	if !root.IsObject() || root.Get("resourceType").String() != f.typ {
+		return false
+	}
+	for _, c := range f.clauses {
+		if !c.match(root) {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *clause) match(root gjson.Result) bool {
+	if c.missing != 0 {
+		present := false
+		for i := range c.p.paths {
+			p := &c.p.paths[i]
+			if p.each(root, func(v gjson.Result) bool {
+				return c.p.Type != "reference" || refPresent(v, p)
+			}) {
+				present = true
+				break
+			}
+		}
+		return present == (c.missing == missingFalse)
+	}
+	hit := false
+	for i := range c.p.paths {
+		p := &c.p.paths[i]
+		if p.each(root, func(v gjson.Result) bool {
+			for _, m := range c.values {
+				if m.match(v, p) {
+					return true
+				}
+			}
+			return false
+		}) {
+			hit = true
+			break
+		}
+	}
+	return hit != c.not
+}
+
+// Parse parses one _typeFilter value, a single-type FHIR search query such
+// as "MedicationRequest?status=active&authoredon=ge2024-01". Names and
+// values are percent-decoded; a comma separates alternative values (OR),
+// and "\," is a literal comma; repeated and different parameters are
+// AND-ed; parameters with an empty value are ignored (R4 search.html).
+//
+// Returns EINVALID when the query has no "?", a type that is not an R4
+// resource type, a system or compartment context ("?code=x",
+// "Patient/1/Observation?…"), a result parameter (_include, _revinclude,
+// _sort, _count, _elements, _summary, _total, _contained, _containedType) or
+// _type, or a value that cannot be parsed for its parameter's type. Returns
+// EUNSUPPORTED for an unknown or unsupported parameter, modifier, prefix (ap)
+// or chained parameter. Every message names the offending parameter (R29,
+// R30).
+func Parse(query string) (*Filter, error) {
+	typ, q, ok := strings.Cut(query, "?")
+	switch {
+	case !ok:
+		return nil, bulk.Errorf(bulk.EINVALID, "_typeFilter %s is not a search query: use the form Type?parameter=value, e.g. Observation?status=final.", quote(query))
+	case typ == "":
+		return nil, bulk.Errorf(bulk.EINVALID, "_typeFilter %s has no resource type: system-wide queries are not allowed, only single-type ones such as Observation?status=final.", quote(query))
+	case strings.Contains(typ, "/"):
+		return nil, bulk.Errorf(bulk.EINVALID, "_typeFilter %s has a compartment or base-URL context: only single-type queries such as Observation?status=final are allowed.", quote(query))
+	case !fhir.IsResourceType(typ):
+		return nil, bulk.Errorf(bulk.EINVALID, "_typeFilter %s: %s is not a FHIR R4 resource type.", quote(query), quote(typ))
+	}
+	f := &Filter{typ: typ}
+	var canon []string
+	for _, part := range strings.Split(q, "&") {
+		if part == "" {
+			continue
+		}
+		rawName, rawValue, _ := strings.Cut(part, "=")
+		name, err := url.QueryUnescape(rawName)
+		if err != nil {
+			return nil, bulk.Errorf(bulk.EINVALID, "_typeFilter %s: the parameter name %s is not properly percent-encoded.", quote(query), quote(rawName))
+		}
+		value, err := url.QueryUnescape(rawValue)
+		if err != nil {
+			return nil, bulk.Errorf(bulk.EINVALID, "_typeFilter %s: the value of parameter %s is not properly percent-encoded.", quote(query), quote(name))
+		}
+		c, err := compileClause(typ, name, value, query)
+		if err != nil {
+			return nil, err
+		}
+		if c != nil {
+			f.clauses = append(f.clauses, c)
+			canon = append(canon, escapeQuery(name)+"="+escapeQuery(value))
+		}
+	}
+	f.query = typ + "?" + strings.Join(canon, "&")
+	return f, nil
+}
+
+// compileClause compiles one name=value; it returns nil for an empty value.
+func compileClause(typ, name, value, query string) (*clause, error) {
+	base, mod, hasMod := strings.Cut(name, ":")
+	switch {
+	case base == "":
+		return nil, bulk.Errorf(bulk.EINVALID, "_typeFilter %s has a parameter without a name.", quote(query))
+	case resultParams[base]:
+		return nil, bulk.Errorf(bulk.EINVALID, "_typeFilter %s: the result parameter %s is not allowed in _typeFilter.", quote(query), base)
+	case base == "_type":
+		return nil, bulk.Errorf(bulk.EINVALID, "_typeFilter %s: the parameter _type makes a multi-type query; each _typeFilter must be for one type.", quote(query))
+	case strings.HasPrefix(base, "_has"):
+		return nil, bulk.Errorf(bulk.EUNSUPPORTED, "_typeFilter %s: reverse chaining (%s) is not supported.", quote(query), quote(name))
+	case strings.Contains(base, ".") || (hasMod && strings.Contains(mod, ".")):
+		return nil, bulk.Errorf(bulk.EUNSUPPORTED, "_typeFilter %s: the chained parameter %s is not supported.", quote(query), quote(name))
+	}
+	p := lookup(typ, base)
+	if p == nil {
+		return nil, bulk.Errorf(bulk.EUNSUPPORTED, "_typeFilter %s: the search parameter %s is not supported for %s.", quote(query), quote(base), typ)
+	}
+	c := &clause{p: p}
+	refType := ""
+	switch {
+	case !hasMod:
+	case mod == "missing":
+	case mod == "not" && p.Type == "token":
+		c.not = true
+	case mod == "text" && p.Type == "token":
+	case (mod == "exact" || mod == "contains") && p.Type == "string":
+	case (mod == "below" || mod == "above") && p.Type == "uri":
+	case p.Type == "reference" && fhir.IsResourceType(mod):
+		refType = mod
+	default:
+		return nil, bulk.Errorf(bulk.EUNSUPPORTED, "_typeFilter %s: the modifier :%s of parameter %s is not supported.", quote(query), mod, quote(base))
+	}
+	var items []string
+	for _, it := range splitEscaped(value, ',', 0) {
+		if it != "" {
+			items = append(items, it)
+		}
+	}
+	if len(items) == 0 {
+		return nil, nil
+	}
+	invalid := func(it, want string) error {
+		return bulk.Errorf(bulk.EINVALID, "_typeFilter %s: %s is not a valid value for parameter %s (%s).", quote(query), quote(unescape(it)), quote(name), want)
+	}
+	if mod == "missing" {
+		for _, it := range items {
+			switch it {
+			case "true":
+				c.missing = missingTrue
+			case "false":
+				c.missing = missingFalse
+			default:
+				return nil, invalid(it, "use true or false")
+			}
+		}
+		if len(items) > 1 && slices.Contains(items, "true") && slices.Contains(items, "false") {
+			return nil, nil // either way: no constraint
+		}
+		return c, nil
+	}
+	for _, it := range items {
+		var m matcher
+		switch p.Type {
+		case "token":
+			if mod == "text" {
+				m = tokenText{folded: fold(unescape(it))}
+			} else {
+				m = parseToken(it)
+			}
+		case "string":
+			s := stringValue{raw: unescape(it)}
+			s.folded = fold(s.raw)
+			switch mod {
+			case "exact":
+				s.mode = stringExact
+			case "contains":
+				s.mode = stringContains
+			}
+			m = s
+		case "uri":
+			u := uriValue{uri: unescape(it)}
+			switch mod {
+			case "below":
+				u.mode = uriBelow
+			case "above":
+				u.mode = uriAbove
+			}
+			m = u
+		case "reference":
+			r, ok := parseRef(unescape(it), refType)
+			if !ok {
+				return nil, invalid(it, "use Type/id, an id or an absolute URL")
+			}
+			m = r
+		case "date":
+			prefix, rest := cutPrefix(unescape(it))
+			if prefix == prefixAp {
+				return nil, bulk.Errorf(bulk.EUNSUPPORTED, "_typeFilter %s: the prefix ap of parameter %s is not supported.", quote(query), quote(name))
+			}
+			r, ok := parseDate(rest, true)
+			if !ok {
+				return nil, invalid(it, "use a FHIR date with an optional prefix, e.g. ge2024-01-31")
+			}
+			m = dateValue{prefix: prefix, dateRange: r}
+		case "quantity":
+			if pr, _ := cutPrefix(it); pr == prefixAp {
+				return nil, bulk.Errorf(bulk.EUNSUPPORTED, "_typeFilter %s: the prefix ap of parameter %s is not supported.", quote(query), quote(name))
+			}
+			q, ok := parseQuantity(it)
+			if !ok {
+				return nil, invalid(it, "use [prefix]number[|system|code], e.g. gt5.4|http://unitsofmeasure.org|mg")
+			}
+			m = q
+		}
+		c.values = append(c.values, m)
+	}
+	return c, nil
+}
+
+// escapeQuery percent-encodes the bytes of s that would change its meaning
+// in a query component ("%", "&", "=", "+", "#", space and control
+// characters), and no others, so that String stays readable.
+func escapeQuery(s string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '%' || c == '&' || c == '=' || c == '+' || c == '#' || c <= ' ' || c == 0x7f:
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// quote quotes s for an error message, shortened to keep messages small.
+func quote(s string) string {
+	const max = 200
+	if len(s) > max {
+		cut := max
+		for cut > 0 && s[cut]&0xC0 == 0x80 {
+			cut-- // do not split a UTF-8 sequence
+		}
+		s = s[:cut] + "…"
+	}
+	return strconv.Quote(s)
+}
+
+// Set holds the _typeFilter queries of one export, grouped by type.
+type Set map[string][]*Filter
+
+// ParseAll parses the _typeFilter parameter values of an export. Each value
+// is one query (v3, or one POST Parameters part) or a v2-style
+// comma-separated list of URL-encoded queries: it is split on the unencoded
+// commas that start a new query ("…,Condition?…" or "…,Condition%3F…"), so a
+// comma inside a query (an OR of values) stays in it; a query that is still
+// encoded (its "?" is "%3F") is then percent-decoded (R31). Repeated values
+// are joined (R27). Errors are those of Parse.
+func ParseAll(values []string) (Set, error) {
+	s := make(Set)
+	for _, v := range values {
+		for _, q := range splitQueries(v) {
+			if i := strings.IndexByte(q, '?'); i < 0 && hasEncodedQuery(q) {
+				dq, err := url.PathUnescape(q)
+				if err != nil {
+					return nil, bulk.Errorf(bulk.EINVALID, "_typeFilter %s is not properly percent-encoded.", quote(q))
+				}
+				q = dq
+			}
+			f, err := Parse(q)
+			if err != nil {
+				return nil, err
+			}
+			s[f.typ] = append(s[f.typ], f)
+		}
+	}
+	return s, nil
+}
+
+// splitQueries splits a v2 comma-separated list of queries.
+func splitQueries(v string) []string {
+	var out []string
+	for _, piece := range strings.Split(v, ",") {
+		if len(out) == 0 || startsQuery(piece) {
+			out = append(out, piece)
+		} else {
+			out[len(out)-1] += "," + piece
+		}
+	}
+	return out
+}
+
+// startsQuery reports whether s begins with a capitalized name followed by
+// "?" or its encoding "%3F".
+func startsQuery(s string) bool {
+	i := 0
+	for i < len(s) && ('a' <= s[i] && s[i] <= 'z' || 'A' <= s[i] && s[i] <= 'Z') {
+		i++
+	}
+	if i == 0 || s[0] < 'A' || s[0] > 'Z' {
+		return false
+	}
+	rest := s[i:]
+	return strings.HasPrefix(rest, "?") || strings.HasPrefix(rest, "%3F") || strings.HasPrefix(rest, "%3f")
+}
+
+// hasEncodedQuery reports whether q looks like Type%3F…, an encoded query.
+func hasEncodedQuery(q string) bool {
+	for i := 1; i+2 < len(q); i++ {
+		if q[i] == '%' && q[i+1] == '3' && (q[i+2] == 'F' || q[i+2] == 'f') {
+			return !strings.ContainsAny(q[:i], "/?&=")
+		}
+	}
+	return false
+}
+
+// Types returns the filtered types, sorted.
+func (s Set) Types() []string {
+	types := make([]string, 0, len(s))
+	for t := range s {
+		types = append(types, t)
+	}
+	slices.Sort(types)
+	return types
+}
+
+// Match reports whether a resource of type typ with compact JSON body passes
+// the set: it matches one of the type's filters (OR, R27), or the type has
+// none (R28).
+func (s Set) Match(typ string, body []byte) bool {
+	filters, ok := s[typ]
+	if !ok {
+		return true
+	}
+	for _, f := range filters {
+		if f.Match(body) {
+			return true
+		}
+	}
+	return false
+}
