@@ -1,0 +1,214 @@
+package auth
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/tranchehq/tranche/internal/bulk"
+)
+
+// MaxMetadataBytes bounds a registration request.
+const MaxMetadataBytes = 64 << 10
+
+// DefaultMaxScopes are the scopes a dynamically registered client may hold
+// when RegistrationDefaults.MaxScopes is empty: read and search of every
+// type, all that an export needs.
+var DefaultMaxScopes = []string{"system/*.rs"}
+
+// RegistrationDefaults is the contract a dynamically registered client
+// gets: the operator's policy, not the client's wish.
+type RegistrationDefaults struct {
+	// MaxScopes bounds the client's scopes: it holds the requested scopes
+	// intersected with these (GrantScopes), or all of these if it
+	// requested none. Empty means DefaultMaxScopes.
+	MaxScopes []string
+	// Groups are the Group ids the client may export ("*" for all; empty
+	// for none). MaxConcurrentExports and MaxPollsPerMinute are its quotas
+	// (0: the server default).
+	Groups               []string
+	MaxConcurrentExports int
+	MaxPollsPerMinute    int
+}
+
+// clientMetadata is the RFC 7591 §2 metadata the server keeps and echoes.
+// Members it does not understand are dropped, as §2 requires ("MUST ignore
+// any client metadata ... that it does not understand").
+type clientMetadata struct {
+	ClientName              string          `json:"client_name,omitempty"`
+	ClientURI               string          `json:"client_uri,omitempty"`
+	Contacts                []string        `json:"contacts,omitempty"`
+	SoftwareID              string          `json:"software_id,omitempty"`
+	SoftwareVersion         string          `json:"software_version,omitempty"`
+	JWKS                    json.RawMessage `json:"jwks,omitempty"`
+	JWKSURI                 string          `json:"jwks_uri,omitempty"`
+	TokenEndpointAuthMethod string          `json:"token_endpoint_auth_method"`
+	GrantTypes              []string        `json:"grant_types"`
+	Scope                   string          `json:"scope"`
+}
+
+// registration is the RFC 7591 §3.2.1 response body.
+type registration struct {
+	ClientID       string `json:"client_id"`
+	ClientIDIssued int64  `json:"client_id_issued_at"`
+	clientMetadata
+}
+
+// Register validates RFC 7591 client metadata (SMART Backend Services,
+// "Registering a client"; R100, R101), stores the new client and returns it
+// with the 201 response body: client_id (128 random bits),
+// client_id_issued_at and the metadata as stored. The server fills in
+// token_endpoint_auth_method private_key_jwt and grant_types
+// [client_credentials], and the scope is the requested one intersected with
+// defaults.MaxScopes. Invalid metadata is ErrInvalidClientMetadata with a
+// description; store failures are ErrServerError.
+//
+// The metadata must have exactly one of jwks and jwks_uri. Every key must be
+// a bare RSA (n, e; 2048 to 8192 bits) or EC (crv, x, y; P-256, P-384 or
+// P-521) public signing key with a unique kid. A jwks_uri must pass the
+// Fetcher's rules and is fetched and checked now, so a typo fails here and
+// not at the first token request.
+func (a *Authority) Register(ctx context.Context, metadata []byte, defaults RegistrationDefaults) (*bulk.Client, []byte, error) {
+	invalid := func(format string, args ...any) (*bulk.Client, []byte, error) {
+		return nil, nil, ErrInvalidClientMetadata.WithDescription(format, args...)
+	}
+	if len(metadata) > MaxMetadataBytes {
+		return invalid("The client metadata is larger than %d bytes.", MaxMetadataBytes)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(metadata, &m); err != nil || m == nil {
+		return invalid("The client metadata must be a JSON object.")
+	}
+	var md clientMetadata
+	fields := []struct {
+		name string
+		dst  any
+	}{
+		{"client_name", &md.ClientName}, {"client_uri", &md.ClientURI}, {"contacts", &md.Contacts},
+		{"software_id", &md.SoftwareID}, {"software_version", &md.SoftwareVersion},
+		{"jwks", &md.JWKS}, {"jwks_uri", &md.JWKSURI},
+		{"token_endpoint_auth_method", &md.TokenEndpointAuthMethod}, {"grant_types", &md.GrantTypes}, {"scope", &md.Scope},
+	}
+	for _, f := range fields {
+		v, ok := m[f.name]
+		if !ok || string(v) == "null" {
+			continue
+		}
+		if err := json.Unmarshal(v, f.dst); err != nil {
+			return invalid("The %s member has the wrong type.", f.name)
+		}
+	}
+
+	// Keys: exactly one of jwks and jwks_uri (RFC 7591 §2).
+	switch {
+	case len(md.JWKS) > 0 && md.JWKSURI != "":
+		return invalid("The jwks and jwks_uri members must not both be present; register one.")
+	case len(md.JWKS) == 0 && md.JWKSURI == "":
+		return invalid("A jwks_uri (preferred) or jwks member with the client's public keys is required.")
+	case len(md.JWKS) > 0:
+		if _, err := parseKeySet(md.JWKS, true); err != nil {
+			return invalid("The jwks is invalid: %v.", err)
+		}
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, md.JWKS); err != nil {
+			return invalid("The jwks is invalid.")
+		}
+		md.JWKS = buf.Bytes()
+	default:
+		f := a.fetcher()
+		u, err := f.checkURL(md.JWKSURI)
+		if err != nil {
+			return invalid("%s", bulk.ErrorMessage(err))
+		}
+		if u.Fragment != "" {
+			return invalid("The jwks_uri must not have a fragment.")
+		}
+		raw, err := f.Fetch(ctx, md.JWKSURI)
+		if err != nil {
+			return invalid("%s", bulk.ErrorMessage(err))
+		}
+		if _, err := parseKeySet(raw, true); err != nil {
+			return invalid("The key set at the jwks_uri is invalid: %v.", err)
+		}
+	}
+
+	// Authentication method and grant types: private_key_jwt and
+	// client_credentials are all this server offers. RFC 7591's defaults
+	// (client_secret_basic, authorization_code) would be wrong here, so
+	// absent members default to these instead.
+	switch md.TokenEndpointAuthMethod {
+	case "":
+		md.TokenEndpointAuthMethod = "private_key_jwt"
+	case "private_key_jwt":
+	default:
+		return invalid("The token_endpoint_auth_method %q is not supported; use private_key_jwt.", clip(md.TokenEndpointAuthMethod))
+	}
+	if md.GrantTypes != nil && !slices.Contains(md.GrantTypes, GrantTypeClientCredentials) {
+		return invalid("The grant_types must include client_credentials, the only grant this server offers.")
+	}
+	md.GrantTypes = []string{GrantTypeClientCredentials}
+	if md.ClientURI != "" {
+		if u, err := url.Parse(md.ClientURI); err != nil || !u.IsAbs() {
+			return invalid("The client_uri must be an absolute URL.")
+		}
+	}
+
+	// Scopes: the request within the operator's bound.
+	maxScopes := defaults.MaxScopes
+	if len(maxScopes) == 0 {
+		maxScopes = DefaultMaxScopes
+	}
+	bound, err := ParseScopes(strings.Join(maxScopes, " "))
+	if err != nil {
+		return nil, nil, ErrServerError.WithWrap(err)
+	}
+	scopes := bound
+	if strings.TrimSpace(md.Scope) != "" {
+		requested, err := ParseScopes(md.Scope)
+		if err != nil {
+			return invalid("%s", bulk.ErrorMessage(err))
+		}
+		for _, s := range requested {
+			if s.Query != "" {
+				return invalid("The scope %q restricts by search parameters, which this server does not support yet.", clip(s.String()))
+			}
+		}
+		if scopes = GrantScopes(requested, bound); len(scopes) == 0 {
+			return invalid("None of the requested scopes may be registered; this server allows %q.", FormatScopes(bound))
+		}
+	}
+	md.Scope = FormatScopes(scopes)
+
+	now := a.now().UTC()
+	for attempt := 0; ; attempt++ {
+		resp := registration{ClientID: randomID(), ClientIDIssued: now.Unix(), clientMetadata: md}
+		body, err := json.Marshal(resp)
+		if err != nil {
+			return nil, nil, ErrServerError.WithWrap(err)
+		}
+		c := &bulk.Client{
+			ID:                   resp.ClientID,
+			Name:                 md.ClientName,
+			JWKS:                 md.JWKS,
+			JWKSURI:              md.JWKSURI,
+			Groups:               slices.Clone(defaults.Groups),
+			MaxConcurrentExports: defaults.MaxConcurrentExports,
+			MaxPollsPerMinute:    defaults.MaxPollsPerMinute,
+			Metadata:             body,
+			CreatedAt:            now,
+		}
+		for _, s := range scopes {
+			c.Scopes = append(c.Scopes, s.String())
+		}
+		err = a.Clients.CreateClient(ctx, c)
+		if bulk.ErrorCode(err) == bulk.ECONFLICT && attempt == 0 {
+			continue // a 128-bit collision: astronomically unlikely, but cheap to handle
+		} else if err != nil {
+			return nil, nil, ErrServerError.WithWrap(err)
+		}
+		return c, body, nil
+	}
+}
