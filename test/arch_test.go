@@ -17,7 +17,8 @@ func TestDependencyDirection(t *testing.T) {
 		"internal/bulk":   nil,
 		"internal/fhir":   {mod + "internal/bulk", "github.com/tidwall/"},
 		"internal/export": {mod + "internal/bulk", mod + "internal/fhir", "github.com/tidwall/"},
-		"internal/api":    {mod + "internal/bulk", mod + "internal/fhir", mod + "internal/export", "github.com/tidwall/"},
+		"internal/api":    {mod + "internal/bulk", mod + "internal/fhir", mod + "internal/export", mod + "internal/auth", "github.com/tidwall/"},
+		"internal/auth":   {mod + "internal/bulk", "github.com/lestrrat-go/"},
 	}
 	for dir, ok := range allowed {
 		files, _ := filepath.Glob(filepath.Join("..", dir, "*.go"))

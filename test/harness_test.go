@@ -21,17 +21,22 @@ import (
 	"time"
 
 	"github.com/tranchehq/tranche/internal/app"
+	"github.com/tranchehq/tranche/internal/auth"
+	"github.com/tranchehq/tranche/internal/client"
 	"github.com/tranchehq/tranche/internal/config"
 	"github.com/tranchehq/tranche/internal/importer"
 )
 
-// server is a running local deployment.
+// server is a running local deployment. Requests carry an access token of a
+// registered test client, obtained from the server's own token endpoint
+// with a signed assertion, unless the server is open.
 type server struct {
-	t    *testing.T
-	cfg  config.Config
-	app  *app.Local
-	http *httptest.Server
-	URL  string
+	t      *testing.T
+	cfg    config.Config
+	app    *app.Local
+	http   *httptest.Server
+	URL    string
+	tokens client.TokenSource
 }
 
 // importInto loads paths into the store in dir before the server opens it.
@@ -58,6 +63,7 @@ func testConfig(t *testing.T) config.Config {
 	cfg.Shards = 4
 	cfg.Demo = false
 	cfg.PurgeEvery = 0
+	cfg.Auth.MaxPollsPerMinute = 0 // tests poll as fast as the server answers
 	// Small files and items so tests cross file and item boundaries.
 	cfg.Export.MaxFileResources = 700
 	cfg.Export.ItemResources = 1500
@@ -78,7 +84,27 @@ func startServer(t *testing.T, cfg config.Config) *server {
 	hs := httptest.NewServer(l.Handler)
 	s := &server{t: t, cfg: cfg, app: l, http: hs, URL: hs.URL}
 	t.Cleanup(s.stop)
+	if !cfg.Auth.Open {
+		s.tokens = s.newClient("system/*.read", []string{"*"})
+	}
 	return s
+}
+
+// newClient registers a client with an ES384 key and returns its token
+// source.
+func (s *server) newClient(scope string, groups []string) *client.BackendServices {
+	s.t.Helper()
+	key, err := client.GenerateES384()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	md, _ := json.Marshal(map[string]any{"client_name": "test", "scope": scope,
+		"jwks": map[string]any{"keys": []client.JWK{key.PublicJWK()}}})
+	c, _, err := s.app.API.Authz.Authority.Register(context.Background(), md, auth.RegistrationDefaults{Groups: groups})
+	if err != nil {
+		s.t.Fatalf("Register: %v", err)
+	}
+	return &client.BackendServices{ClientID: c.ID, Key: key, TokenURL: s.URL + "/token", FHIRBase: s.URL, Scope: scope}
 }
 
 func (s *server) stop() {
@@ -106,6 +132,15 @@ func (s *server) do(method, url string, body []byte, headers ...string) response
 	}
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Add(headers[i], headers[i+1])
+	}
+	if _, ok := req.Header["Authorization"]; !ok && s.tokens != nil && strings.HasPrefix(url, s.URL) {
+		tok, err := s.tokens.Token(context.Background())
+		if err != nil {
+			s.t.Fatalf("token: %v", err)
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+	} else if req.Header.Get("Authorization") == "none" {
+		req.Header.Del("Authorization")
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -28,6 +28,10 @@ Usage:
   tranche serve    [flags]          run the server (loads demo data into an empty store)
   tranche import   [flags] PATH...  load NDJSON (.ndjson, .ndjson.gz) and Bundle (.json) files or directories
   tranche generate [flags]          write deterministic synthetic R4 NDJSON
+  tranche export   [flags]          run a bulk export against any Bulk Data server and download it
+  tranche register [flags]          register a client with a server (RFC 7591) and write a client file
+  tranche clients  add|list|remove  manage registered clients and their contracts (operators)
+  tranche token    --client FILE    print a fresh access token (for curl)
   tranche bench    [flags]          measure import, export and download (time, peak RSS)
   tranche version
 
@@ -59,6 +63,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = generateCmd(ctx, args[1:], stdout, stderr)
 	case "bench":
 		err = benchCmd(ctx, args[1:], stdout, stderr)
+	case "export":
+		err = exportCmd(ctx, args[1:], stdout, stderr)
+	case "register":
+		err = registerCmd(ctx, args[1:], stdout, stderr)
+	case "clients":
+		err = clientsCmd(ctx, args[1:], stdout, stderr)
+	case "token":
+		err = tokenCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "tranche", app.Version)
 	case "help", "-h", "--help":

@@ -15,16 +15,18 @@ import (
 )
 
 // TestServeDemo runs `tranche serve` as a newcomer does: an empty data dir
-// gets demo data, the printed base URL answers an export, and a signal
-// (context cancel) shuts it down cleanly.
+// gets demo data and a demo client, `tranche token` and `tranche export`
+// work with the client file it wrote, and a signal (context cancel) shuts it
+// down cleanly.
 func TestServeDemo(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	pr, pw := io.Pipe()
 	done := make(chan int, 1)
 	var stderr bytes.Buffer
+	data := t.TempDir()
 	go func() {
-		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--demo-patients", "15", "--log-level", "warn"}, pw, &stderr)
+		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--data", data, "--demo-patients", "15", "--log-level", "warn"}, pw, &stderr)
 		pw.Close()
 	}()
 	sc := bufio.NewScanner(pr)
@@ -40,7 +42,16 @@ func TestServeDemo(t *testing.T) {
 	}
 	go func() { _, _ = io.Copy(io.Discard, pr) }()
 
+	clientFile := filepath.Join(data, DemoClientFile)
+	var tok bytes.Buffer
+	if code := run(ctx, []string{"token", "--client", clientFile}, &tok, &stderr); code != 0 {
+		t.Fatalf("tranche token = %d: %s", code, stderr.String())
+	}
 	req, _ := http.NewRequest("GET", base+"/Patient/$export", nil)
+	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("kick-off without a token = %v %v, want 401", res, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(tok.String()))
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +63,9 @@ func TestServeDemo(t *testing.T) {
 	status := res.Header.Get("Content-Location")
 	var m struct{ Output []struct{ Type string } }
 	for deadline := time.Now().Add(time.Minute); ; {
-		res, err := http.Get(status)
+		req, _ := http.NewRequest("GET", status, nil)
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(tok.String()))
+		res, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -71,6 +84,11 @@ func TestServeDemo(t *testing.T) {
 	}
 	if len(m.Output) < 10 {
 		t.Errorf("demo Patient export has %d files, want one per compartment type (10+)", len(m.Output))
+	}
+	// The README quickstart: one export command with the demo client file.
+	var out bytes.Buffer
+	if code := run(ctx, []string{"export", "--client", clientFile, "--out", t.TempDir(), "--level", "group:group-10"}, &out, &stderr); code != 0 {
+		t.Errorf("tranche export --client demo-client.json = %d\n%s\n%s", code, out.String(), stderr.String())
 	}
 	cancel()
 	if code := <-done; code != 0 {

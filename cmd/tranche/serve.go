@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +14,8 @@ import (
 	"time"
 
 	"github.com/tranchehq/tranche/internal/app"
+	"github.com/tranchehq/tranche/internal/auth"
+	"github.com/tranchehq/tranche/internal/client"
 	"github.com/tranchehq/tranche/internal/config"
 	"github.com/tranchehq/tranche/internal/generate"
 	"github.com/tranchehq/tranche/internal/importer"
@@ -35,6 +39,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Int64Var(&cfg.Export.MaxFileBytes, "max-file-bytes", cfg.Export.MaxFileBytes, "roll output files after this many bytes")
 	fs.DurationVar(&cfg.Export.Retention, "retention", cfg.Export.Retention, "how long finished exports' files are kept")
 	fs.DurationVar(&cfg.Export.ItemBudget, "item-budget", cfg.Export.ItemBudget, "time one work item runs before it checkpoints")
+	fs.BoolVar(&cfg.Auth.Open, "open", cfg.Auth.Open, "disable authorization (anyone can export everything: local experiments only)")
+	fs.StringVar(&cfg.Auth.TLSCert, "tls-cert", cfg.Auth.TLSCert, "TLS certificate file (PEM); serves HTTPS with TLS >= 1.2")
+	fs.StringVar(&cfg.Auth.TLSKey, "tls-key", cfg.Auth.TLSKey, "TLS private key file (PEM)")
+	fs.StringVar(&cfg.Auth.RegistrationToken, "registration-token", cfg.Auth.RegistrationToken, "initial access token for POST /register (default: generated into the data dir)")
+	fs.BoolVar(&cfg.Auth.AllowLoopbackJWKS, "allow-loopback-jwks", cfg.Auth.AllowLoopbackJWKS, "let clients register a jwks_uri on loopback (local testing)")
+	fs.IntVar(&cfg.Auth.MaxConcurrentExports, "max-exports", cfg.Auth.MaxConcurrentExports, "concurrent exports per client unless its contract says otherwise (0: unlimited)")
+	fs.IntVar(&cfg.Auth.MaxPollsPerMinute, "max-polls", cfg.Auth.MaxPollsPerMinute, "status polls per minute per client unless its contract says otherwise (0: unlimited)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -62,18 +73,45 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: l.Handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	srv := &http.Server{Handler: l.Handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12}} // R1
+	scheme := "http"
+	if cfg.Auth.TLSCert != "" {
+		scheme = "https"
+	}
 	base := cfg.BaseURL
 	if base == "" {
-		base = "http://" + ln.Addr().String()
+		base = scheme + "://" + ln.Addr().String()
+	}
+	var clientFile string
+	if !cfg.Auth.Open {
+		// Before the "serving" line: whoever reads it may use the file.
+		if clientFile, err = demoClient(ctx, l, cfg, base); err != nil {
+			return fmt.Errorf("demo client: %w", err)
+		}
 	}
 	fmt.Fprintf(stdout, "Tranche %s is serving FHIR Bulk Data at %s\n", app.Version, base)
-	fmt.Fprintf(stdout, "Data: %s  (open: no authorization yet; keep it on loopback)\n", cfg.DataDir)
-	fmt.Fprintf(stdout, "Try:\n  curl -si -H 'Accept: application/fhir+json' -H 'Prefer: respond-async' '%s/$export'\n", base)
-	fmt.Fprintf(stdout, "  then poll the Content-Location URL it returns with curl -si.\n")
+	if cfg.Auth.Open {
+		fmt.Fprintf(stdout, "\n  WARNING: --open: authorization is OFF. Anyone who reaches %s can export all data.\n\n", base)
+		fmt.Fprintf(stdout, "Try:\n  curl -si -H 'Accept: application/fhir+json' -H 'Prefer: respond-async' '%s/$export'\n", base)
+	} else {
+		file := clientFile
+		fmt.Fprintf(stdout, "Authorization: SMART Backend Services. Demo client: %s\n", file)
+		fmt.Fprintf(stdout, "Registration (RFC 7591): POST %s/register with the token in %s\n", base, filepath.Join(cfg.DataDir, app.RegistrationTokenFile))
+		fmt.Fprintf(stdout, "Try:\n  tranche export --client %s --out ./export\n", file)
+		fmt.Fprintf(stdout, "or with curl:\n  TOKEN=$(tranche token --client %s)\n", file)
+		fmt.Fprintf(stdout, "  curl -si -H \"Authorization: Bearer $TOKEN\" -H 'Accept: application/fhir+json' -H 'Prefer: respond-async' '%s/$export'\n", base)
+	}
+	fmt.Fprintf(stdout, "  then poll the Content-Location URL it returns.\n")
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if cfg.Auth.TLSCert != "" {
+			errc <- srv.ServeTLS(ln, cfg.Auth.TLSCert, cfg.Auth.TLSKey)
+		} else {
+			errc <- srv.Serve(ln)
+		}
+	}()
 	select {
 	case err := <-errc:
 		return err
@@ -86,6 +124,40 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return nil
+}
+
+// DemoClientFile is the demo client's credentials file in the data dir.
+const DemoClientFile = "demo-client.json"
+
+// demoClient makes sure a registered ES384 demo client exists and its file
+// in the data dir points at this server, so a newcomer's first export is an
+// authorized one.
+func demoClient(ctx context.Context, l *app.Local, cfg config.Config, base string) (string, error) {
+	path := filepath.Join(cfg.DataDir, DemoClientFile)
+	cf, err := client.LoadClientFile(path)
+	if err == nil {
+		if _, err := l.DB.Clients().GetClient(ctx, cf.ClientID); err == nil {
+			cf.FHIRBaseURL, cf.TokenURL = base, base+"/token"
+			return path, cf.Save(path)
+		}
+	}
+	key, err := client.GenerateES384()
+	if err != nil {
+		return "", err
+	}
+	md, _ := json.Marshal(map[string]any{"client_name": "Tranche demo client", "scope": "system/*.rs",
+		"jwks": map[string]any{"keys": []client.JWK{key.PublicJWK()}}})
+	c, _, err := l.API.Authz.Authority.Register(ctx, md, auth.RegistrationDefaults{Groups: []string{"*"}})
+	if err != nil {
+		return "", err
+	}
+	jwk, err := key.PrivateJWK()
+	if err != nil {
+		return "", err
+	}
+	priv, _ := json.Marshal(jwk)
+	cf = &client.ClientFile{ClientID: c.ID, TokenURL: base + "/token", FHIRBaseURL: base, PrivateJWK: priv, Scope: "system/*.read"}
+	return path, cf.Save(path)
 }
 
 // loadDemo fills an empty store with generated data so a newcomer's first

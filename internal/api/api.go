@@ -15,21 +15,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tranchehq/tranche/internal/auth"
 	"github.com/tranchehq/tranche/internal/bulk"
 	"github.com/tranchehq/tranche/internal/export"
 	"github.com/tranchehq/tranche/internal/fhir"
 )
 
-// Principal is who is calling: the client that owns the jobs it starts.
+// Principal is who is calling: the client that owns the jobs it starts,
+// and what its access token grants (nil on an open server).
 type Principal struct {
 	ClientID string
-}
-
-// Authenticator identifies the caller of a FHIR route from its request.
-// It returns EUNAUTHORIZED for a missing, expired or forged token. A nil
-// Authenticator means the server is open (local use only).
-type Authenticator interface {
-	Authenticate(r *http.Request) (*Principal, error)
+	Grant    *auth.Grant
 }
 
 // OpenClientID owns every job when the server runs without authorization.
@@ -40,7 +36,10 @@ type Server struct {
 	Export    *export.Service
 	Resources bulk.ResourceSource
 	Objects   bulk.ObjectStore
-	Auth      Authenticator
+	// Authz, when set, requires SMART Backend Services tokens on every FHIR
+	// route and serves the token, registration and discovery endpoints.
+	// Nil means the server is open (local use only).
+	Authz *Authz
 	// BaseURL, when set, is the absolute FHIR base (no trailing slash).
 	// Otherwise it is derived from each request (TLS and Host; with
 	// TrustProxy also X-Forwarded-Proto and X-Forwarded-Host).
@@ -65,6 +64,11 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /files/{key...}", s.file)
 	mux.HandleFunc("GET /Group", s.searchGroups)
 	mux.HandleFunc("GET /Group/{id}", s.readGroup)
+	if s.Authz != nil {
+		mux.HandleFunc("GET /.well-known/smart-configuration", s.smartConfiguration)
+		mux.HandleFunc("POST /token", s.token)
+		mux.HandleFunc("POST /register", s.register)
+	}
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain")
 		_, _ = io.WriteString(w, "ok\n")
@@ -96,10 +100,10 @@ func (s *Server) base(r *http.Request) string {
 
 // principal authenticates a FHIR route.
 func (s *Server) principal(r *http.Request) (*Principal, error) {
-	if s.Auth == nil {
+	if s.Authz == nil {
 		return &Principal{ClientID: OpenClientID}, nil
 	}
-	return s.Auth.Authenticate(r)
+	return s.Authz.authenticate(r)
 }
 
 func (s *Server) kickoff(w http.ResponseWriter, r *http.Request) {
@@ -136,6 +140,9 @@ func (s *Server) kickoff(w http.ResponseWriter, r *http.Request) {
 		in.Body = body
 	}
 	req, err := fhir.ParseKickoff(in)
+	if err == nil {
+		err = s.authorizeKickoff(r, p, &req)
+	}
 	if err != nil {
 		writeError(w, r, s.Logger, err)
 		return
@@ -157,6 +164,12 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.Logger, err)
 		return
 	}
+	if s.Authz != nil {
+		if err := s.Authz.limitPolls(p, time.Now()); err != nil {
+			writeError(w, r, s.Logger, err)
+			return
+		}
+	}
 	j, err := s.Export.Job(r.Context(), p.ClientID, r.PathValue("id"))
 	if err != nil {
 		writeError(w, r, s.Logger, err)
@@ -169,11 +182,13 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Retry-After", strconv.Itoa(s.Export.RetryAfter(j)))
 		w.WriteHeader(http.StatusAccepted)
 	case bulk.StatusFailed:
-		// R49: a failed job is a 5xx OperationOutcome.
-		writeFHIR(w, http.StatusInternalServerError, fhir.Outcome("fatal", "exception", j.Failure))
+		// R49: a failed job is a 5xx OperationOutcome. Its code is
+		// "processing", not "exception": that one is in the transient
+		// family (R50), which tells clients to keep polling.
+		writeFHIR(w, http.StatusInternalServerError, fhir.Outcome("fatal", "processing", j.Failure))
 	case bulk.StatusCompleted:
 		base := s.base(r)
-		m, err := s.Export.Manifest(r.Context(), j, s.Auth != nil, func(key string) string { return base + "/files/" + key })
+		m, err := s.Export.Manifest(r.Context(), j, s.Authz != nil, func(key string) string { return base + "/files/" + key })
 		if err != nil {
 			writeError(w, r, s.Logger, err)
 			return

@@ -2,8 +2,11 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/tranchehq/tranche/internal/bulk"
 	"github.com/tranchehq/tranche/internal/fhir"
@@ -52,9 +55,12 @@ func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err
 		// RFC 6750 §3.
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
-		if w.Header().Get("Retry-After") == "" {
-			w.Header().Set("Retry-After", "5")
+		secs := 5
+		var ra retryAfter
+		if errors.As(err, &ra) {
+			secs = int((time.Duration(ra) + time.Second - 1) / time.Second)
 		}
+		w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
 	}
 	severity := "error"
 	if c.status >= 500 {

@@ -5,14 +5,18 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/tranchehq/tranche/internal/api"
+	"github.com/tranchehq/tranche/internal/auth"
 	"github.com/tranchehq/tranche/internal/config"
 	"github.com/tranchehq/tranche/internal/export"
 	"github.com/tranchehq/tranche/internal/local/bolt"
@@ -72,6 +76,12 @@ func NewLocal(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Loc
 		Export: svc, Resources: db.Resources(), Objects: objs,
 		BaseURL: cfg.BaseURL, TrustProxy: cfg.TrustProxy, Logger: logger, Version: Version,
 	}
+	if !cfg.Auth.Open {
+		if srv.Authz, err = localAuthz(cfg, db); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
 	l := &Local{DB: db, Objects: objs, Service: svc, Workflow: wf, API: srv, Handler: srv.Handler(), Logger: logger}
 	if err := svc.Recover(ctx); err != nil {
 		l.Close()
@@ -81,6 +91,54 @@ func NewLocal(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Loc
 	l.stopPurge, l.purgeDone = cancel, make(chan struct{})
 	go l.purgeLoop(pctx, cfg.PurgeEvery)
 	return l, nil
+}
+
+// localAuthz builds the authorization server over the embedded store: the
+// token signing key and the registration token live in the data dir,
+// generated on first start.
+func localAuthz(cfg config.Config, db *bolt.DB) (*api.Authz, error) {
+	signer, err := auth.LoadOrCreateSigner(filepath.Join(cfg.DataDir, "token-key.jwk"))
+	if err != nil {
+		return nil, fmt.Errorf("token signing key: %w", err)
+	}
+	regToken := cfg.Auth.RegistrationToken
+	if regToken == "" {
+		if regToken, err = loadOrCreateSecret(filepath.Join(cfg.DataDir, RegistrationTokenFile)); err != nil {
+			return nil, fmt.Errorf("registration token: %w", err)
+		}
+	}
+	return &api.Authz{
+		Authority: &auth.Authority{
+			Clients: db.Clients(), Replay: db.Replay(time.Now), Signer: signer,
+			Fetcher:       &auth.JWKSFetcher{AllowLoopback: cfg.Auth.AllowLoopbackJWKS},
+			TokenLifetime: cfg.Auth.TokenLifetime,
+		},
+		RegistrationToken:    regToken,
+		Registration:         auth.RegistrationDefaults{Groups: []string{"*"}},
+		MaxConcurrentExports: cfg.Auth.MaxConcurrentExports,
+		MaxPollsPerMinute:    cfg.Auth.MaxPollsPerMinute,
+	}, nil
+}
+
+// RegistrationTokenFile holds the generated initial access token for
+// POST /register, in the data dir.
+const RegistrationTokenFile = "registration-token"
+
+func loadOrCreateSecret(path string) (string, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		return strings.TrimSpace(string(b)), nil
+	} else if !os.IsNotExist(err) {
+		return "", err
+	}
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	tok := hex.EncodeToString(b[:])
+	if err := os.WriteFile(path, []byte(tok+"\n"), 0o600); err != nil {
+		return "", err
+	}
+	return tok, nil
 }
 
 func (l *Local) purgeLoop(ctx context.Context, every time.Duration) {

@@ -39,6 +39,9 @@ type ExportRequest struct {
 	// Types is the `_type` list in request order, deduplicated; empty means
 	// every supported (and authorized) type.
 	Types []string `json:"types,omitempty"`
+	// Allowed are the types the client's scopes allow, nil meaning every
+	// type: an export without `_type` covers only these (R15).
+	Allowed []string `json:"allowed,omitempty"`
 	// Since and Until are `_since` / `_until`; zero when absent.
 	Since time.Time `json:"since,omitzero"`
 	Until time.Time `json:"until,omitzero"`

@@ -35,6 +35,28 @@ type Config struct {
 	// PurgeEvery is how often expired jobs and their files are removed.
 	PurgeEvery time.Duration
 	Export     export.Config
+	Auth       Auth
+}
+
+// Auth configures SMART Backend Services authorization.
+type Auth struct {
+	// Open disables authorization entirely (local experiments only).
+	Open bool
+	// TLSCert and TLSKey serve HTTPS (TLS ≥ 1.2, R1). Without them a server
+	// with authorization listens on loopback only.
+	TLSCert, TLSKey string
+	// RegistrationToken protects POST /register; empty generates one into
+	// the data dir on first start.
+	RegistrationToken string
+	// AllowLoopbackJWKS lets clients register jwks_uri on loopback (local
+	// testing; never in a deployment).
+	AllowLoopbackJWKS bool
+	// MaxConcurrentExports and MaxPollsPerMinute are the quotas of clients
+	// without their own; 0 is unlimited.
+	MaxConcurrentExports int
+	MaxPollsPerMinute    int
+	// TokenLifetime is the access-token lifetime (at most 300 s, R104).
+	TokenLifetime time.Duration
 }
 
 // Default returns the local defaults.
@@ -49,6 +71,11 @@ func Default() Config {
 		LogLevel:     "info",
 		PurgeEvery:   time.Minute,
 		Export:       export.DefaultConfig(),
+		Auth: Auth{
+			MaxConcurrentExports: 4,
+			MaxPollsPerMinute:    600,
+			TokenLifetime:        300 * time.Second,
+		},
 	}
 }
 
@@ -74,10 +101,29 @@ func (c Config) Validate() error {
 	if c.Export.MaxFileBytes < 1024 {
 		errs = append(errs, fmt.Errorf("max file bytes %d: want at least 1024", c.Export.MaxFileBytes))
 	}
+	if (c.Auth.TLSCert == "") != (c.Auth.TLSKey == "") {
+		errs = append(errs, errors.New("tls cert and tls key go together"))
+	}
+	if c.Auth.TokenLifetime <= 0 || c.Auth.TokenLifetime > 300*time.Second {
+		errs = append(errs, fmt.Errorf("token lifetime %s: want 1s..300s (SMART: short-lived)", c.Auth.TokenLifetime))
+	}
+	if !c.Auth.Open && c.Auth.TLSCert == "" {
+		if host, _, err := net.SplitHostPort(c.Addr); err == nil && !isLoopback(host) {
+			errs = append(errs, fmt.Errorf("addr %q is not loopback: with authorization on, serve TLS (--tls-cert, --tls-key) or listen on 127.0.0.1", c.Addr))
+		}
+	}
 	if c.Export.Retention < time.Minute {
 		errs = append(errs, fmt.Errorf("retention %s: want at least 1m", c.Export.Retention))
 	}
 	return errors.Join(errs...)
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // FromEnv overlays TRANCHE_* environment variables on c (the AWS functions
@@ -118,5 +164,8 @@ func FromEnv(c Config) (Config, error) {
 	num("TRANCHE_MAX_FILE_BYTES", &c.Export.MaxFileBytes)
 	dur("TRANCHE_RETENTION", &c.Export.Retention)
 	dur("TRANCHE_ITEM_BUDGET", &c.Export.ItemBudget)
+	str("TRANCHE_TLS_CERT", &c.Auth.TLSCert)
+	str("TRANCHE_TLS_KEY", &c.Auth.TLSKey)
+	str("TRANCHE_REGISTRATION_TOKEN", &c.Auth.RegistrationToken)
 	return c, errors.Join(errs...)
 }

@@ -61,7 +61,7 @@ func (s *Service) cut(ctx context.Context, j *bulk.Job) (*bulk.Plan, error) {
 	types := req.Types
 	if len(types) == 0 {
 		for t, n := range counts {
-			if n > 0 {
+			if n > 0 && (req.Allowed == nil || slices.Contains(req.Allowed, t)) {
 				types = append(types, t)
 			}
 		}

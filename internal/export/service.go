@@ -210,6 +210,19 @@ func (s *Service) Cancel(ctx context.Context, clientID, id string) error {
 	return nil
 }
 
+// ActiveJobs counts a client's unfinished exports, for its concurrency
+// quota (R39).
+func (s *Service) ActiveJobs(ctx context.Context, clientID string) (int, error) {
+	n := 0
+	err := s.Jobs.ListJobs(ctx, func(j *bulk.Job) error {
+		if j.ClientID == clientID && !j.Status.Terminal() {
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
 // Recover restarts the workflow of every job a previous process left
 // unfinished, so no job stays "in progress" forever (peers.md pain point 3).
 // Steps are idempotent: finished items are skipped and unfinished ones

@@ -1,0 +1,209 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/tranchehq/tranche/internal/app"
+	"github.com/tranchehq/tranche/internal/auth"
+	"github.com/tranchehq/tranche/internal/bulk"
+	"github.com/tranchehq/tranche/internal/client"
+	"github.com/tranchehq/tranche/internal/config"
+)
+
+const clientsUsage = `Usage:
+  tranche clients add    [--data DIR] --name NAME (--jwks-file F | --jwks-uri URL | --generate-key CLIENT_FILE)
+                         [--id ID] [--scope "system/*.rs"] [--groups g1,g2|*] [--max-exports N] [--max-polls N]
+                         [--fhir BASE_URL]
+  tranche clients list   [--data DIR]
+  tranche clients remove [--data DIR] ID
+
+Operators manage clients and their contracts here: the scopes a client may be
+granted, the Groups it may export ("*" for all) and its quotas. The server
+must not be running on the same data dir.
+`
+
+func clientsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, clientsUsage)
+		return errUsage
+	}
+	cfg := config.Default()
+	fs := newFlags("clients "+args[0], stderr)
+	storeFlags(fs, &cfg)
+	switch args[0] {
+	case "add":
+		name := fs.String("name", "", "client name")
+		jwksFile := fs.String("jwks-file", "", "file with the client's public JWKS")
+		jwksURI := fs.String("jwks-uri", "", "URL of the client's JWKS (https)")
+		loopback := fs.Bool("allow-loopback-jwks", false, "allow a jwks-uri on loopback (local testing)")
+		genKey := fs.String("generate-key", "", "generate an ES384 key and write a client file here for `tranche export --client`")
+		base := fs.String("fhir", "http://127.0.0.1:8080", "FHIR base URL written into a generated client file")
+		scope := fs.String("scope", "system/*.rs", "space-separated scopes the client may be granted")
+		groups := fs.String("groups", "*", `comma-separated Group ids the client may export ("*": all, "": none)`)
+		defaults := auth.RegistrationDefaults{}
+		fs.IntVar(&defaults.MaxConcurrentExports, "max-exports", 0, "concurrent exports (0: server default)")
+		fs.IntVar(&defaults.MaxPollsPerMinute, "max-polls", 0, "status polls per minute (0: server default)")
+		if err := parse(fs, args[1:]); err != nil {
+			return err
+		}
+		n := 0
+		for _, s := range []string{*jwksFile, *jwksURI, *genKey} {
+			if s != "" {
+				n++
+			}
+		}
+		if *name == "" || n != 1 || fs.NArg() > 0 {
+			fmt.Fprint(stderr, clientsUsage)
+			return errUsage
+		}
+		defaults.MaxScopes = strings.Fields(*scope)
+		defaults.Groups = splitList(*groups)
+		md := map[string]any{"client_name": *name, "scope": *scope}
+		var key *client.Key
+		switch {
+		case *jwksFile != "":
+			raw, err := os.ReadFile(*jwksFile)
+			if err != nil {
+				return err
+			}
+			md["jwks"] = json.RawMessage(raw)
+		case *jwksURI != "":
+			md["jwks_uri"] = *jwksURI
+		default:
+			var err error
+			if key, err = client.GenerateES384(); err != nil {
+				return err
+			}
+			md["jwks"] = map[string]any{"keys": []client.JWK{key.PublicJWK()}}
+		}
+		metadata, err := json.Marshal(md)
+		if err != nil {
+			return err
+		}
+		db, err := app.OpenStore(cfg)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		// The same validation as RFC 7591 registration: an operator's typo
+		// fails here, not at the client's first token request.
+		a := &auth.Authority{Clients: db.Clients(), Fetcher: &auth.JWKSFetcher{AllowLoopback: *loopback}}
+		c, _, err := a.Register(ctx, metadata, defaults)
+		if err != nil {
+			return errors.New(auth.AsOAuthError(err).Description)
+		}
+		if key != nil {
+			cf := &client.ClientFile{ClientID: c.ID, TokenURL: strings.TrimRight(*base, "/") + "/token",
+				FHIRBaseURL: strings.TrimRight(*base, "/"), Scope: *scope}
+			jwk, err := key.PrivateJWK()
+			if err != nil {
+				return err
+			}
+			if cf.PrivateJWK, err = json.Marshal(jwk); err != nil {
+				return err
+			}
+			if err := cf.Save(*genKey); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "Wrote %s (private key: keep it safe).\n", *genKey)
+		}
+		fmt.Fprintf(stdout, "Added client %s (%s): scopes %q, groups %q.\n", c.ID, c.Name, strings.Join(c.Scopes, " "), strings.Join(c.Groups, ","))
+		return nil
+	case "list":
+		if err := parse(fs, args[1:]); err != nil {
+			return err
+		}
+		db, err := app.OpenStore(cfg)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tKEYS\tSCOPES\tGROUPS\tMAX EXPORTS\tMAX POLLS/MIN")
+		err = db.Clients().ListClients(ctx, func(c *bulk.Client) error {
+			keys := "jwks"
+			if c.JWKSURI != "" {
+				keys = c.JWKSURI
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Name, keys, strings.Join(c.Scopes, " "),
+				strings.Join(c.Groups, ","), orDefault(c.MaxConcurrentExports), orDefault(c.MaxPollsPerMinute))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return tw.Flush()
+	case "remove":
+		if err := parse(fs, args[1:]); err != nil {
+			return err
+		}
+		if fs.NArg() != 1 {
+			fmt.Fprint(stderr, clientsUsage)
+			return errUsage
+		}
+		db, err := app.OpenStore(cfg)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		if err := db.Clients().DeleteClient(ctx, fs.Arg(0)); err != nil {
+			return errors.New(bulk.ErrorMessage(err))
+		}
+		fmt.Fprintf(stdout, "Removed client %s: its tokens stop working at once.\n", fs.Arg(0))
+		return nil
+	default:
+		fmt.Fprint(stderr, clientsUsage)
+		return errUsage
+	}
+}
+
+// tokenCmd prints a fresh access token for curl users.
+func tokenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("token", stderr)
+	file := fs.String("client", "", "client file (e.g. .tranche/demo-client.json)")
+	scope := fs.String("scope", "", "scope to request (default: the client file's)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *file == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "Usage: tranche token --client FILE [--scope S]")
+		return errUsage
+	}
+	ts, _, err := exportAuth(authFlags{client: *file, scope: *scope})
+	if err != nil {
+		return err
+	}
+	if ts == nil {
+		return errors.New("the client file has no private key")
+	}
+	tok, err := ts.Token(ctx)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, tok)
+	return nil
+}
+
+func splitList(s string) []string {
+	out := []string{}
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func orDefault(n int) string {
+	if n == 0 {
+		return "default"
+	}
+	return fmt.Sprint(n)
+}

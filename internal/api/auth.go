@@ -1,0 +1,274 @@
+package api
+
+import (
+	"crypto/subtle"
+	"encoding/json"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tranchehq/tranche/internal/auth"
+	"github.com/tranchehq/tranche/internal/bulk"
+)
+
+// Authz is the authorization side of the server: SMART Backend Services
+// (requirements 6). A nil *Authz on Server means the server is open.
+type Authz struct {
+	Authority *auth.Authority
+	// RegistrationToken is the operator's initial access token that
+	// protects POST /register (RFC 7591 §3); empty disables registration.
+	RegistrationToken string
+	// Registration is the contract a dynamically registered client gets.
+	Registration auth.RegistrationDefaults
+	// MaxConcurrentExports and MaxPollsPerMinute are the quotas of clients
+	// that have none of their own; 0 means unlimited.
+	MaxConcurrentExports int
+	MaxPollsPerMinute    int
+
+	polls pollLimiter
+}
+
+// smartConfiguration is `GET [base]/.well-known/smart-configuration`
+// (R95–R99): JSON whatever Accept says, absolute URLs.
+func (s *Server) smartConfiguration(w http.ResponseWriter, r *http.Request) {
+	base := s.base(r)
+	doc := map[string]any{
+		"issuer":                                base,
+		"token_endpoint":                        base + "/token",
+		"grant_types_supported":                 []string{"client_credentials"},
+		"token_endpoint_auth_methods_supported": []string{"private_key_jwt"},
+		"token_endpoint_auth_signing_alg_values_supported": []string{"RS384", "ES384"},
+		"scopes_supported": []string{"system/*.rs", "system/*.read"},
+		"capabilities":     []string{"client-confidential-asymmetric", "permission-v1", "permission-v2"},
+		// Required by SMART 2.x even for a backend-only server (R99).
+		"code_challenge_methods_supported": []string{"S256"},
+		"response_types_supported":         []string{"token"},
+	}
+	if s.Authz.RegistrationToken != "" {
+		doc["registration_endpoint"] = base + "/register"
+	}
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	writeJSON(w, "application/json", http.StatusOK, doc)
+}
+
+// token is the SMART Backend Services token endpoint (requirements 6.3–6.6).
+func (s *Server) token(w http.ResponseWriter, r *http.Request) {
+	mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if mt != "application/x-www-form-urlencoded" {
+		writeOAuth(w, auth.ErrInvalidRequest.WithDescription("The token request must be application/x-www-form-urlencoded."))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+	if err != nil {
+		writeOAuth(w, auth.ErrInvalidRequest.WithDescription("The token request is too large or unreadable."))
+		return
+	}
+	form, err := url.ParseQuery(string(body))
+	if err != nil {
+		writeOAuth(w, auth.ErrInvalidRequest.WithDescription("The token request body is not valid form encoding."))
+		return
+	}
+	res, err := s.Authz.Authority.Token(r.Context(), form, s.base(r)+"/token")
+	if err != nil {
+		oe := auth.AsOAuthError(err)
+		if oe.Status >= 500 {
+			s.Logger.ErrorContext(r.Context(), "token request failed", "err", err)
+		} else {
+			s.Logger.InfoContext(r.Context(), "token refused", "error", oe.Code, "reason", err)
+		}
+		writeOAuth(w, oe)
+		return
+	}
+	// RFC 6749 §5.1.
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	writeJSON(w, "application/json", http.StatusOK, res)
+}
+
+// register is RFC 7591 dynamic client registration, protected by the
+// operator's initial access token (R100, R101).
+func (s *Server) register(w http.ResponseWriter, r *http.Request) {
+	bearer, ok := bearerToken(r)
+	if s.Authz.RegistrationToken == "" || !ok ||
+		subtle.ConstantTimeCompare([]byte(bearer), []byte(s.Authz.RegistrationToken)) != 1 {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		w.Header().Set("Cache-Control", "no-store")
+		writeJSON(w, "application/json", http.StatusUnauthorized, map[string]string{
+			"error": "invalid_token", "error_description": "Registration needs the operator's initial access token as a Bearer token."})
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, auth.MaxMetadataBytes))
+	if err != nil {
+		writeOAuth(w, auth.ErrInvalidClientMetadata.WithDescription("The client metadata is too large or unreadable."))
+		return
+	}
+	c, res, err := s.Authz.Authority.Register(r.Context(), body, s.Authz.Registration)
+	if err != nil {
+		writeOAuth(w, auth.AsOAuthError(err))
+		return
+	}
+	s.Logger.InfoContext(r.Context(), "client registered", "client", c.ID, "name", c.Name)
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	_, _ = w.Write(res)
+}
+
+func writeOAuth(w http.ResponseWriter, e *auth.OAuthError) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	b, _ := json.Marshal(e)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(e.Status)
+	_, _ = w.Write(b)
+}
+
+func bearerToken(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	scheme, tok, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
+		return "", false
+	}
+	return strings.TrimSpace(tok), true
+}
+
+// authenticate verifies the bearer token of a FHIR route (R41, R43, R73,
+// R116).
+func (a *Authz) authenticate(r *http.Request) (*Principal, error) {
+	tok, ok := bearerToken(r)
+	if !ok {
+		return nil, bulk.Errorf(bulk.EUNAUTHORIZED, "This server requires a SMART Backend Services access token (Authorization: Bearer).")
+	}
+	g, err := a.Authority.Verify(r.Context(), tok)
+	if err != nil {
+		return nil, err
+	}
+	return &Principal{ClientID: g.ClientID, Grant: g}, nil
+}
+
+// authorizeKickoff applies the client's scopes and contract to a request:
+// `_type` outside the scopes fails (R42), no `_type` means the authorized
+// types only (R15), a Group needs read scope on Group and the contract's
+// permission (R37), and the client's concurrent exports are bounded (R39).
+func (s *Server) authorizeKickoff(r *http.Request, p *Principal, req *bulk.ExportRequest) error {
+	g := p.Grant
+	if g == nil {
+		return nil
+	}
+	for _, t := range req.Types {
+		if !g.Allows(t) {
+			return bulk.Errorf(bulk.EFORBIDDEN, "The access token's scopes do not allow exporting %s.", t)
+		}
+	}
+	if !allowsAll(g) {
+		req.Allowed = []string{}
+		for _, sc := range g.Scopes {
+			if sc.Type != "*" && sc.Allows(sc.Type) {
+				req.Allowed = append(req.Allowed, sc.Type)
+			}
+		}
+	}
+	if req.Level == bulk.LevelGroup {
+		if !g.Allows("Group") {
+			return bulk.Errorf(bulk.EFORBIDDEN, "A Group export needs read access to Group (system/Group.rs).")
+		}
+		if g.Client == nil || !(contains(g.Client.Groups, "*") || contains(g.Client.Groups, req.GroupID)) {
+			return bulk.Errorf(bulk.EFORBIDDEN, "This client's contract does not include Group/%s.", req.GroupID)
+		}
+	}
+	limit := s.Authz.MaxConcurrentExports
+	if g.Client != nil && g.Client.MaxConcurrentExports > 0 {
+		limit = g.Client.MaxConcurrentExports
+	}
+	if limit > 0 {
+		n, err := s.Export.ActiveJobs(r.Context(), p.ClientID)
+		if err != nil {
+			return err
+		}
+		if n >= limit {
+			return bulk.Errorf(bulk.ETOOMANYREQUESTS, "This client already has %d exports running, its limit; retry when one finishes.", n)
+		}
+	}
+	return nil
+}
+
+func allowsAll(g *auth.Grant) bool {
+	for _, sc := range g.Scopes {
+		if sc.Type == "*" && sc.Allows("*") {
+			return true
+		}
+	}
+	return false
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// limitPolls counts a client's status polls per minute (R48).
+func (a *Authz) limitPolls(p *Principal, now time.Time) error {
+	limit := a.MaxPollsPerMinute
+	if p.Grant != nil && p.Grant.Client != nil && p.Grant.Client.MaxPollsPerMinute > 0 {
+		limit = p.Grant.Client.MaxPollsPerMinute
+	}
+	if limit <= 0 {
+		return nil
+	}
+	if wait := a.polls.take(p.ClientID, limit, now); wait > 0 {
+		return &bulk.Error{Code: bulk.ETOOMANYREQUESTS, Message: "Too many status requests; wait for Retry-After before polling again.",
+			Err: retryAfter(wait)}
+	}
+	return nil
+}
+
+// pollLimiter is a fixed one-minute window per client: simple, and the
+// first poll after the window always passes.
+type pollLimiter struct {
+	mu      sync.Mutex
+	windows map[string]*pollWindow
+}
+
+type pollWindow struct {
+	start time.Time
+	n     int
+}
+
+// take counts one poll and returns how long to wait if it is over the limit.
+func (l *pollLimiter) take(client string, limit int, now time.Time) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.windows == nil {
+		l.windows = map[string]*pollWindow{}
+	}
+	w := l.windows[client]
+	if w == nil || now.Sub(w.start) >= time.Minute {
+		if len(l.windows) > 10_000 { // forget idle clients
+			for k, v := range l.windows {
+				if now.Sub(v.start) >= time.Minute {
+					delete(l.windows, k)
+				}
+			}
+		}
+		w = &pollWindow{start: now}
+		l.windows[client] = w
+	}
+	w.n++
+	if w.n <= limit {
+		return 0
+	}
+	return w.start.Add(time.Minute).Sub(now)
+}
+
+// retryAfter carries a Retry-After hint to writeError.
+type retryAfter time.Duration
+
+func (r retryAfter) Error() string { return "retry after " + time.Duration(r).String() }
