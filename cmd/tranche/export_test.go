@@ -1,0 +1,299 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/sha512"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tranchehq/tranche/internal/client"
+)
+
+// fastPolls shortens the waits of the export command for one test: the
+// local server asks for Retry-After of 1 s and more.
+func fastPolls(t *testing.T) {
+	old := exportSleep
+	exportSleep = func(ctx context.Context, d time.Duration) error {
+		return client.SleepContext(ctx, min(d, 5*time.Millisecond))
+	}
+	t.Cleanup(func() { exportSleep = old })
+}
+
+// serveDemo runs `tranche serve` with demo data, as a newcomer does, and
+// returns its base URL and the demo client file it writes.
+func serveDemo(t *testing.T) (base, clientFile string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--demo-patients", "6",
+			"--max-file-resources", "150", "--log-level", "error"}, pw, io.Discard)
+		pw.Close()
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	sc := bufio.NewScanner(pr)
+	for sc.Scan() && (base == "" || clientFile == "") {
+		if _, u, ok := strings.Cut(sc.Text(), "serving FHIR Bulk Data at "); ok {
+			base = u
+		}
+		if _, f, ok := strings.Cut(sc.Text(), "Demo client: "); ok {
+			clientFile = f
+		}
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	if base == "" || clientFile == "" {
+		t.Fatalf("serve printed no base URL or demo client (%q, %q)", base, clientFile)
+	}
+	return base, clientFile
+}
+
+func TestExportUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{},
+		{"--fhir", "http://x", "extra"},
+		{"--fhir", "http://x", "--since", "yesterday"},
+		{"--fhir", "http://x", "--since", "2026-01-01T00:00:00Z", "--since-last"},
+		{"--fhir", "http://x", "--level", "group"},
+		{"--fhir", "http://x", "--level", "patient:3"},
+		{"--fhir", "http://x", "--level", "everything"},
+		{"--fhir", "http://x", "--token", "t", "--client-id", "c"},
+		{"--fhir", "http://x", "--client-id", "c"},
+		{"--fhir", "http://x", "--parallel", "0"},
+		{"--fhir", "http://x", "--resume", "http://x/jobs/1", "--type", "Patient"},
+		{"--no-such-flag"},
+	} {
+		var stderr bytes.Buffer
+		err := exportCmd(context.Background(), args, io.Discard, &stderr)
+		if !errors.Is(err, errUsage) {
+			t.Errorf("export %q = %v, want a usage error (exit 2)", args, err)
+		}
+		if stderr.Len() == 0 {
+			t.Errorf("export %q printed no explanation", args)
+		}
+	}
+	for _, args := range [][]string{
+		{"--fhir", "http://x", "--initial-token", "t"},
+		{"--fhir", "http://x", "--initial-token", "t", "--jwks-uri", "u", "--generate-key", "k"},
+		{"--initial-token", "t", "--jwks-uri", "u"},
+		{"--fhir", "http://x", "--jwks-uri", "u"},
+	} {
+		if err := registerCmd(context.Background(), args, io.Discard, io.Discard); !errors.Is(err, errUsage) {
+			t.Errorf("register %q = %v, want a usage error", args, err)
+		}
+	}
+}
+
+// TestExportLocal: `make run`, then one `tranche export --client` line: an
+// authorized export of the demo data, then an incremental one.
+func TestExportLocal(t *testing.T) {
+	fastPolls(t)
+	base, clientFile := serveDemo(t)
+	out := t.TempDir()
+	var stdout, stderr bytes.Buffer
+	args := []string{"--client", clientFile, "--out", out, "--type", "Patient,Observation", "--since-last", "--parallel", "3"}
+	if err := exportCmd(context.Background(), args, &stdout, &stderr); err != nil {
+		t.Fatalf("export = %v\n%s", err, stderr.String())
+	}
+	for _, want := range []string{"Exported ", "Patient ", "Observation ", "transactionTime"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, stdout.String())
+		}
+	}
+	for _, want := range []string{"no earlier export", "export started: " + base + "/jobs/", "export ready:", "saved  Patient.000.ndjson"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("progress lines lack %q:\n%s", want, stderr.String())
+		}
+	}
+	wm, err := client.ReadWatermark(out)
+	if err != nil || wm == nil {
+		t.Fatalf("no watermark after a successful export: %v", err)
+	}
+	// Nothing changed: the incremental export is empty but succeeds.
+	stdout.Reset()
+	stderr.Reset()
+	if err := exportCmd(context.Background(), args, &stdout, &stderr); err != nil {
+		t.Fatalf("second export = %v\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "Exported 0 resources in 0 files") || !strings.Contains(stdout.String(), "since            "+wm.TransactionTime) {
+		t.Errorf("incremental summary:\n%s", stdout.String())
+	}
+}
+
+func TestExportFailure(t *testing.T) {
+	fastPolls(t)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "$export") {
+			w.Header().Set("Content-Location", "http://"+r.Host+"/status/1")
+			w.WriteHeader(http.StatusAccepted)
+			return
+		}
+		w.Header().Set("Content-Type", "application/fhir+json")
+		w.WriteHeader(http.StatusInternalServerError)
+		_, _ = io.WriteString(w, `{"resourceType":"OperationOutcome","issue":[{"severity":"fatal","code":"processing","diagnostics":"Export failed: out of disk."}]}`)
+	}))
+	defer srv.Close()
+	err := exportCmd(context.Background(), []string{"--fhir", srv.URL, "--out", t.TempDir()}, io.Discard, io.Discard)
+	if err == nil || errors.Is(err, errUsage) || !strings.Contains(err.Error(), "Export failed: out of disk.") {
+		t.Fatalf("export = %v, want a failure (exit 1) with the server's text", err)
+	}
+}
+
+// smartServer is a fake SMART Backend Services server: discovery,
+// registration (checks the initial token, keeps the JWKS), a token endpoint
+// verifying ES384 assertions against the registered key, and a one-file
+// export that requires the token.
+type smartServer struct {
+	*httptest.Server
+	mu    sync.Mutex
+	jwks  []client.JWK
+	fails []string
+}
+
+func newSMARTServer(t *testing.T) *smartServer {
+	s := &smartServer{}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /fhir/.well-known/smart-configuration", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"token_endpoint":%q,"registration_endpoint":%q}`, s.URL+"/auth/token", s.URL+"/auth/register")
+	})
+	mux.HandleFunc("POST /auth/register", func(w http.ResponseWriter, r *http.Request) {
+		var meta struct {
+			JWKS struct{ Keys []client.JWK } `json:"jwks"`
+		}
+		if r.Header.Get("Authorization") != "Bearer init" || json.NewDecoder(r.Body).Decode(&meta) != nil || len(meta.JWKS.Keys) != 1 {
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `{"error":"invalid_client_metadata"}`)
+			return
+		}
+		s.mu.Lock()
+		s.jwks = meta.JWKS.Keys
+		s.mu.Unlock()
+		w.WriteHeader(http.StatusCreated)
+		fmt.Fprint(w, `{"client_id":"cli-9"}`)
+	})
+	mux.HandleFunc("POST /auth/token", func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		if err := s.verify(r.PostForm.Get("client_assertion")); err != nil {
+			s.mu.Lock()
+			s.fails = append(s.fails, err.Error())
+			s.mu.Unlock()
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprintf(w, `{"error":"invalid_client","error_description":%q}`, err.Error())
+			return
+		}
+		fmt.Fprint(w, `{"access_token":"tok","token_type":"bearer","expires_in":300,"scope":"system/*.read"}`)
+	})
+	mux.HandleFunc("/fhir/", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer tok" {
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		switch r.URL.Path {
+		case "/fhir/Patient/$export":
+			w.Header().Set("Content-Location", s.URL+"/fhir/status")
+			w.WriteHeader(http.StatusAccepted)
+		case "/fhir/status":
+			fmt.Fprintf(w, `{"transactionTime":"2026-05-05T00:00:00Z","request":"x","requiresAccessToken":true,"output":[{"type":"Patient","url":%q,"count":1}],"error":[]}`, s.URL+"/fhir/file")
+		case "/fhir/file":
+			fmt.Fprintln(w, `{"resourceType":"Patient","id":"p"}`)
+		}
+	})
+	s.Server = httptest.NewServer(mux)
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *smartServer) verify(jwt string) error {
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 {
+		return errors.New("not a JWS")
+	}
+	var hdr map[string]string
+	var claims map[string]any
+	hb, _ := base64.RawURLEncoding.DecodeString(parts[0])
+	cb, _ := base64.RawURLEncoding.DecodeString(parts[1])
+	sig, _ := base64.RawURLEncoding.DecodeString(parts[2])
+	if json.Unmarshal(hb, &hdr) != nil || json.Unmarshal(cb, &claims) != nil || len(sig) != 96 {
+		return errors.New("malformed JWS")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, k := range s.jwks {
+		if k.Kid != hdr["kid"] || hdr["alg"] != "ES384" {
+			continue
+		}
+		x, _ := base64.RawURLEncoding.DecodeString(k.X)
+		y, _ := base64.RawURLEncoding.DecodeString(k.Y)
+		pub := &ecdsa.PublicKey{Curve: elliptic.P384(), X: new(big.Int).SetBytes(x), Y: new(big.Int).SetBytes(y)}
+		sum := sha512.Sum384([]byte(parts[0] + "." + parts[1]))
+		if !ecdsa.Verify(pub, sum[:], new(big.Int).SetBytes(sig[:48]), new(big.Int).SetBytes(sig[48:])) {
+			return errors.New("bad signature")
+		}
+		if claims["iss"] != "cli-9" || claims["sub"] != "cli-9" || claims["aud"] != s.URL+"/auth/token" {
+			return fmt.Errorf("claims %v", claims)
+		}
+		return nil
+	}
+	return fmt.Errorf("no registered key %q", hdr["kid"])
+}
+
+// TestRegisterThenExport: register with a generated key, then export with
+// the client file it wrote, nothing else.
+func TestRegisterThenExport(t *testing.T) {
+	fastPolls(t)
+	s := newSMARTServer(t)
+	dir := t.TempDir()
+	clientFile, keyFile := filepath.Join(dir, "client.json"), filepath.Join(dir, "key.jwk")
+	var stdout bytes.Buffer
+	err := registerCmd(context.Background(), []string{"--fhir", s.URL + "/fhir", "--initial-token", "init",
+		"--generate-key", keyFile, "--out-client", clientFile}, &stdout, io.Discard)
+	if err != nil {
+		t.Fatalf("register = %v", err)
+	}
+	for _, f := range []string{clientFile, keyFile} {
+		if st, err := os.Stat(f); err != nil || st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v, mode %v; want 0600", f, err, st.Mode().Perm())
+		}
+	}
+	cf, err := client.LoadClientFile(clientFile)
+	if err != nil || cf.ClientID != "cli-9" || cf.TokenURL != s.URL+"/auth/token" || cf.FHIRBaseURL != s.URL+"/fhir" || cf.Scope != "system/*.read" {
+		t.Fatalf("client file = %+v, %v", cf, err)
+	}
+	if err := registerCmd(context.Background(), []string{"--fhir", s.URL + "/fhir", "--initial-token", "init",
+		"--generate-key", keyFile + "2", "--out-client", clientFile}, io.Discard, io.Discard); err == nil {
+		t.Errorf("register over an existing client file succeeded, want a refusal")
+	}
+
+	stdout.Reset()
+	var stderr bytes.Buffer
+	if err := exportCmd(context.Background(), []string{"--client", clientFile, "--level", "patient", "--out", filepath.Join(dir, "out")}, &stdout, &stderr); err != nil {
+		t.Fatalf("export --client = %v (token endpoint saw: %v)\n%s", err, s.fails, stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "Exported 1 resources in 1 files") {
+		t.Errorf("summary:\n%s", stdout.String())
+	}
+	// The same key as PEM-less JWK file with --key and --client-id.
+	if err := exportCmd(context.Background(), []string{"--fhir", s.URL + "/fhir", "--key", keyFile, "--client-id", "cli-9", "--level", "patient",
+		"--out", filepath.Join(dir, "out2")}, io.Discard, io.Discard); err != nil {
+		t.Fatalf("export --key --client-id = %v (token endpoint saw: %v)", err, s.fails)
+	}
+}
