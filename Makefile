@@ -8,7 +8,7 @@ ASL_DIR   := .cache/asl-validator
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X github.com/tranchehq/tranche/internal/app.Version=$(VERSION)
 
-.PHONY: all build run test unit lint fmt-check vet asl-validate bench bench-1m clean
+.PHONY: all build run test unit lint fmt-check vet asl-validate bench bench-short bench-1m clean
 
 all: build
 
@@ -45,11 +45,14 @@ asl-validate:
 SYNTHEA   := ../shared/data/synthea-100
 BENCH_DATASET := $(if $(wildcard $(SYNTHEA)),--dataset $(SYNTHEA),)
 
-bench: build ## import, export and download at 100k resources (+ synthea-100 when present), with peak RSS
-	./$(BIN) bench --resources 100000 $(BENCH_DATASET) --json bench.json
+bench: build ## 10k and 100k resources (+ synthea-100 when present): throughput, peak RSS, latency, tokens/s
+	./$(BIN) bench --resources 10000,100000 $(BENCH_DATASET) --json bench.json
 
-bench-1m: build ## the same at 1M resources (about a minute and 4 GB of disk)
-	./$(BIN) bench --resources 100000,1000000 $(BENCH_DATASET) --json bench.json
+bench-short: build ## the short mode CI runs so the benchmark cannot rot (well under 2 minutes)
+	./$(BIN) bench --short --json bench.json
+
+bench-1m: build ## 10k, 100k and 1M resources (a few minutes, about 4 GB of disk)
+	./$(BIN) bench --resources 10000,100000,1000000 $(BENCH_DATASET) --json bench.json
 
 clean:
 	rm -rf bin .cache

@@ -4,12 +4,16 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,30 +21,63 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/tranchehq/tranche/internal/app"
+	"github.com/tranchehq/tranche/internal/bulk"
+	"github.com/tranchehq/tranche/internal/client"
+	"github.com/tranchehq/tranche/internal/config"
+	"github.com/tranchehq/tranche/internal/export"
 	"github.com/tranchehq/tranche/internal/generate"
+	"github.com/tranchehq/tranche/internal/mem"
+	"github.com/tranchehq/tranche/internal/workflow"
 )
 
-// benchResult is one measured run: each phase runs in its own process so its
-// peak RSS comes from the OS (rusage), not from the Go runtime's view.
+// exportRun is one export measured over HTTP.
+type exportRun struct {
+	Level             string  `json:"level"`
+	Resources         int64   `json:"resources"`
+	Bytes             int64   `json:"bytes"`
+	ManifestSeconds   float64 `json:"manifestSeconds"`  // kick-off to manifest
+	LastByteSeconds   float64 `json:"lastByteSeconds"`  // kick-off to last byte downloaded
+	ResourcesPerSec   float64 `json:"resourcesPerSec"`  // to manifest
+	MBPerSecLastByte  float64 `json:"mbPerSecLastByte"` // to last byte
+	ResourcesLastByte float64 `json:"resourcesPerSecLastByte"`
+}
+
+// benchResult is one dataset. Import and serve run as child processes, so
+// each peak RSS comes from the OS (rusage), not from the Go runtime.
 type benchResult struct {
-	Dataset         string  `json:"dataset"`
-	Resources       int64   `json:"resources"`
-	ImportSeconds   float64 `json:"importSeconds"`
-	ImportPeakRSSMB float64 `json:"importPeakRssMB"`
-	ExportSeconds   float64 `json:"exportSeconds"`   // kick-off to manifest
-	DownloadSeconds float64 `json:"downloadSeconds"` // manifest to last byte
-	ExportedBytes   int64   `json:"exportedBytes"`
-	ServerPeakRSSMB float64 `json:"serverPeakRssMB"`
+	Dataset         string      `json:"dataset"`
+	Stored          int64       `json:"stored"`
+	ImportSeconds   float64     `json:"importSeconds"`
+	ImportPerSec    float64     `json:"importPerSec"`
+	ImportPeakRSSMB float64     `json:"importPeakRssMB"`
+	Exports         []exportRun `json:"exports"`
+	ServerPeakRSSMB float64     `json:"serverPeakRssMB"`
+	// Latency under Pollers concurrent status pollers, milliseconds.
+	Pollers        int     `json:"pollers"`
+	StatusP50MS    float64 `json:"statusP50ms"`
+	StatusP99MS    float64 `json:"statusP99ms"`
+	KickoffP50MS   float64 `json:"kickoffP50ms"`
+	KickoffP99MS   float64 `json:"kickoffP99ms"`
+	TokensPerSec   float64 `json:"tokensPerSec"` // ES384 assertions verified per second, end to end
+	GroupItemsRead int64   `json:"groupItemsRead"`
+	GroupExported  int64   `json:"groupExported"`
+	GroupReadPct   float64 `json:"groupReadPercentOfStore"`
 }
 
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("bench", stderr)
-	sizes := fs.String("resources", "100000", "comma-separated generated dataset sizes (resources)")
+	sizes := fs.String("resources", "10000,100000", "comma-separated generated dataset sizes (resources)")
+	short := fs.Bool("short", false, "one small dataset and short latency runs (CI)")
 	dataset := fs.String("dataset", "", "also measure this directory of NDJSON (e.g. ../shared/data/synthea-100)")
 	cache := fs.String("cache", ".cache/bench", "where generated datasets are kept between runs")
+	pollers := fs.Int("pollers", 200, "concurrent status pollers for the latency measurement")
 	jsonOut := fs.String("json", "", "also write the results as JSON to this file")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if *short {
+		*sizes = "10000"
 	}
 	self, err := os.Executable()
 	if err != nil {
@@ -52,13 +89,12 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		inputs = append(inputs, input{filepath.Base(*dataset), *dataset})
 	}
 	for _, s := range strings.Split(*sizes, ",") {
-		s = strings.TrimSpace(s)
-		if s == "" {
+		if s = strings.TrimSpace(s); s == "" {
 			continue
 		}
 		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || n < 100 {
-			fmt.Fprintf(stderr, "tranche bench: --resources %q: want sizes of at least 100\n", s)
+		if err != nil || n < 1000 {
+			fmt.Fprintf(stderr, "tranche bench: --resources %q: want sizes of at least 1000\n", s)
 			return errUsage
 		}
 		dir, err := benchData(ctx, *cache, n, stderr)
@@ -70,27 +106,49 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var results []benchResult
 	for _, in := range inputs {
 		fmt.Fprintf(stderr, "bench: %s\n", in.name)
-		r, err := benchOne(ctx, self, in.name, in.dir)
+		r, err := benchOne(ctx, self, in.name, in.dir, *pollers, *short)
 		if err != nil {
 			return fmt.Errorf("%s: %w", in.name, err)
 		}
 		results = append(results, r)
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "dataset\tresources\timport s\timport res/s\timport RSS MB\texport s\texport res/s\tdownload s\tMB\tserver RSS MB\t")
-	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.0f\t%.0f\t%.2f\t%.0f\t%.2f\t%.0f\t%.0f\t\n", r.Dataset, r.Resources,
-			r.ImportSeconds, float64(r.Resources)/r.ImportSeconds, r.ImportPeakRSSMB,
-			r.ExportSeconds, float64(r.Resources)/r.ExportSeconds, r.DownloadSeconds, float64(r.ExportedBytes)/1e6, r.ServerPeakRSSMB)
-	}
-	if err := tw.Flush(); err != nil {
-		return err
-	}
+	printBench(stdout, results, *pollers)
 	if *jsonOut != "" {
-		b, _ := json.MarshalIndent(results, "", "  ")
+		b, _ := json.MarshalIndent(map[string]any{"machine": machine(), "results": results}, "", "  ")
 		return os.WriteFile(*jsonOut, append(b, '\n'), 0o644)
 	}
 	return nil
+}
+
+func printBench(w io.Writer, results []benchResult, pollers int) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "dataset\tstored\timport s\timport res/s\timport RSS MB\tlevel\tresources\tmanifest s\tres/s\tlast byte s\tMB/s\tserver RSS MB\t")
+	for _, r := range results {
+		for i, e := range r.Exports {
+			head := fmt.Sprintf("%s\t%d\t%.2f\t%.0f\t%.0f", r.Dataset, r.Stored, r.ImportSeconds, r.ImportPerSec, r.ImportPeakRSSMB)
+			rss := fmt.Sprintf("%.0f", r.ServerPeakRSSMB)
+			if i > 0 {
+				head, rss = "\t\t\t\t", ""
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%.2f\t%.0f\t%.2f\t%.0f\t%s\t\n", head, e.Level, e.Resources,
+				e.ManifestSeconds, e.ResourcesPerSec, e.LastByteSeconds, e.MBPerSecLastByte, rss)
+		}
+	}
+	_ = tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "dataset\tstatus p50 ms\tstatus p99 ms\tkick-off p50 ms\tkick-off p99 ms\t(%d pollers, each every %s)\ttokens/s\tgroup-10 items read\texported\t%% of store\t\n", pollers, pollEvery)
+	for _, r := range results {
+		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.2f\t%.2f\t\t%.0f\t%d\t%d\t%.3f\t\n", r.Dataset, r.StatusP50MS, r.StatusP99MS,
+			r.KickoffP50MS, r.KickoffP99MS, r.TokensPerSec, r.GroupItemsRead, r.GroupExported, r.GroupReadPct)
+	}
+	_ = tw.Flush()
+	fmt.Fprintf(w, "\nmachine: %s\n", machine())
+}
+
+func machine() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s, %d CPUs, %s", host, runtimeCPUs(), goVersion())
 }
 
 // benchData returns a cached generated dataset of about n resources.
@@ -109,8 +167,8 @@ func benchData(ctx context.Context, cache string, n int64, stderr io.Writer) (st
 	return dir, os.WriteFile(filepath.Join(dir, ".complete"), nil, 0o644)
 }
 
-func benchOne(ctx context.Context, self, name, src string) (benchResult, error) {
-	r := benchResult{Dataset: name}
+func benchOne(ctx context.Context, self, name, src string, pollers int, short bool) (benchResult, error) {
+	r := benchResult{Dataset: name, Pollers: pollers}
 	data, err := os.MkdirTemp("", "tranche-bench-")
 	if err != nil {
 		return r, err
@@ -127,8 +185,10 @@ func benchOne(ctx context.Context, self, name, src string) (benchResult, error) 
 	r.ImportSeconds = time.Since(start).Seconds()
 	r.ImportPeakRSSMB = maxRSSMB(imp.ProcessState)
 
-	// Serve in a child process; export and download from here.
-	srv := exec.CommandContext(ctx, self, "serve", "--addr", "127.0.0.1:0", "--data", data, "--demo=false", "--log-level", "warn")
+	// Serve in a child process (authorization on, quotas off); measure over
+	// HTTP from here with the demo client serve writes.
+	srv := exec.CommandContext(ctx, self, "serve", "--addr", "127.0.0.1:0", "--data", data, "--demo=false",
+		"--log-level", "warn", "--max-exports", "0", "--max-polls", "0")
 	stdoutPipe, err := srv.StdoutPipe()
 	if err != nil {
 		return r, err
@@ -137,24 +197,110 @@ func benchOne(ctx context.Context, self, name, src string) (benchResult, error) 
 	if err := srv.Start(); err != nil {
 		return r, err
 	}
-	defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
+	defer func() {
+		if srv.ProcessState == nil {
+			_ = srv.Process.Kill()
+			_ = srv.Wait()
+		}
+	}()
 	base, err := readBaseURL(stdoutPipe)
 	if err != nil {
 		return r, err
 	}
 	go func() { _, _ = io.Copy(io.Discard, stdoutPipe) }()
-
-	start = time.Now()
-	req, _ := http.NewRequestWithContext(ctx, "GET", base+"/$export", nil)
-	req.Header.Set("Accept", "application/fhir+json")
-	req.Header.Set("Prefer", "respond-async")
-	res, err := http.DefaultClient.Do(req)
+	cf, err := client.LoadClientFile(filepath.Join(data, DemoClientFile))
 	if err != nil {
 		return r, err
 	}
+	key, err := cf.Key()
+	if err != nil {
+		return r, err
+	}
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: pollers + 8, MaxConnsPerHost: pollers + 8}}
+	ts := &client.BackendServices{ClientID: cf.ClientID, Key: key, TokenURL: cf.TokenURL, FHIRBase: base, Scope: cf.Scope, HTTP: hc}
+	tok, err := ts.Token(ctx)
+	if err != nil {
+		return r, err
+	}
+	b := &benchHTTP{hc: hc, token: tok}
+
+	var statusURL string
+	for _, level := range []struct{ name, path string }{
+		{"system", "/$export"}, {"patient", "/Patient/$export"}, {"group-10", "/Group/group-10/$export"},
+	} {
+		if name == "synthea-100" && level.name == "group-10" {
+			level.path = "/Group/MinutemanHealth/$export"
+		}
+		e, status, err := b.export(ctx, base+level.path)
+		if err != nil {
+			return r, fmt.Errorf("%s export: %w", level.name, err)
+		}
+		e.Level = level.name
+		r.Exports = append(r.Exports, e)
+		if level.name == "system" {
+			r.Stored, statusURL = e.Resources, status
+		}
+	}
+	r.ImportPerSec = float64(r.Stored) / r.ImportSeconds
+
+	// Latency: pollers hammer a completed job's status while kick-offs run.
+	dur := 5 * time.Second
+	if short {
+		dur = time.Second
+	}
+	st, ko, err := b.latency(ctx, statusURL, base+"/$export?_type=Group", pollers, dur)
+	if err != nil {
+		return r, err
+	}
+	r.StatusP50MS, r.StatusP99MS = pct(st, 50), pct(st, 99)
+	r.KickoffP50MS, r.KickoffP99MS = pct(ko, 50), pct(ko, 99)
+
+	// Token endpoint: fresh ES384 assertions, verified end to end.
+	if r.TokensPerSec, err = tokenRate(ctx, cf, key, base, hc, dur); err != nil {
+		return r, err
+	}
+
+	_ = srv.Process.Signal(syscall.SIGTERM)
+	_ = srv.Wait()
+	r.ServerPeakRSSMB = maxRSSMB(srv.ProcessState)
+
+	// Stored items read for a small Group export, from the store's counters
+	// (in-process: the server is gone and the store is free).
+	group := "group-10"
+	if name == "synthea-100" {
+		group = "MinutemanHealth"
+	}
+	r.GroupItemsRead, r.GroupExported, r.GroupReadPct, err = groupReads(ctx, data, group)
+	return r, err
+}
+
+type benchHTTP struct {
+	hc    *http.Client
+	token string
+}
+
+func (b *benchHTTP) do(ctx context.Context, method, url string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+b.token)
+	req.Header.Set("Accept", "application/fhir+json")
+	req.Header.Set("Prefer", "respond-async")
+	return b.hc.Do(req)
+}
+
+// export runs one export and downloads its files with 4 connections.
+func (b *benchHTTP) export(ctx context.Context, url string) (exportRun, string, error) {
+	var e exportRun
+	start := time.Now()
+	res, err := b.do(ctx, "GET", url)
+	if err != nil {
+		return e, "", err
+	}
 	res.Body.Close()
 	if res.StatusCode != http.StatusAccepted {
-		return r, fmt.Errorf("kick-off: %s", res.Status)
+		return e, "", fmt.Errorf("kick-off: %s", res.Status)
 	}
 	status := res.Header.Get("Content-Location")
 	var m struct {
@@ -164,30 +310,26 @@ func benchOne(ctx context.Context, self, name, src string) (benchResult, error) 
 		} `json:"output"`
 	}
 	for {
-		res, err := http.Get(status)
+		res, err := b.do(ctx, "GET", status)
 		if err != nil {
-			return r, err
+			return e, "", err
 		}
 		body, _ := io.ReadAll(res.Body)
 		res.Body.Close()
 		if res.StatusCode == http.StatusOK {
 			if err := json.Unmarshal(body, &m); err != nil {
-				return r, err
+				return e, "", err
 			}
 			break
 		}
 		if res.StatusCode != http.StatusAccepted {
-			return r, fmt.Errorf("status: %s %s", res.Status, body)
+			return e, "", fmt.Errorf("status: %s %s", res.Status, body)
 		}
-		select {
-		case <-ctx.Done():
-			return r, ctx.Err()
-		case <-time.After(20 * time.Millisecond): // poll interval
+		if err := client.SleepContext(ctx, 10*time.Millisecond); err != nil { // poll interval
+			return e, "", err
 		}
 	}
-	r.ExportSeconds = time.Since(start).Seconds()
-
-	start = time.Now()
+	e.ManifestSeconds = time.Since(start).Seconds()
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex
@@ -199,13 +341,13 @@ func benchOne(ctx context.Context, self, name, src string) (benchResult, error) 
 		go func() {
 			defer wg.Done()
 			for u := range next {
-				res, err := http.Get(u)
+				res, err := b.do(ctx, "GET", u)
 				if err == nil {
 					var n int64
 					n, err = io.Copy(io.Discard, res.Body)
 					res.Body.Close()
 					mu.Lock()
-					r.ExportedBytes += n
+					e.Bytes += n
 					mu.Unlock()
 				}
 				if err != nil {
@@ -218,22 +360,177 @@ func benchOne(ctx context.Context, self, name, src string) (benchResult, error) 
 	}
 	for _, f := range m.Output {
 		next <- f.URL
-		r.Resources += f.Count
+		e.Resources += f.Count
 	}
 	close(next)
 	wg.Wait()
 	if first != nil {
-		return r, first
+		return e, "", first
 	}
-	r.DownloadSeconds = time.Since(start).Seconds()
-
-	_ = srv.Process.Signal(syscall.SIGTERM)
-	_ = srv.Wait()
-	r.ServerPeakRSSMB = maxRSSMB(srv.ProcessState)
-	return r, nil
+	e.LastByteSeconds = time.Since(start).Seconds()
+	e.ResourcesPerSec = float64(e.Resources) / e.ManifestSeconds
+	e.ResourcesLastByte = float64(e.Resources) / e.LastByteSeconds
+	e.MBPerSecLastByte = float64(e.Bytes) / 1e6 / e.LastByteSeconds
+	return e, status, nil
 }
 
-// readBaseURL reads the server's first line: "… serving FHIR Bulk Data at URL".
+// pollEvery is each poller's interval: ten times more eager than a client
+// honouring the server's Retry-After of 1 s, so 200 pollers send about
+// 2,000 polls a second.
+const pollEvery = 100 * time.Millisecond
+
+// latency polls status from n goroutines for d while one more goroutine
+// kicks off small exports, and returns both latency samples in ms.
+func (b *benchHTTP) latency(ctx context.Context, statusURL, kickoffURL string, n int, d time.Duration) (status, kickoff []float64, err error) {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	deadline := time.Now().Add(d)
+	record := func(dst *[]float64, t time.Duration, e error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if e != nil && first == nil {
+			first = e
+		}
+		*dst = append(*dst, float64(t.Microseconds())/1000)
+	}
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				t := time.Now()
+				res, err := b.do(ctx, "GET", statusURL)
+				if err == nil {
+					_, _ = io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+					if res.StatusCode != http.StatusOK {
+						err = fmt.Errorf("status poll: %s", res.Status)
+					}
+				}
+				record(&status, time.Since(t), err)
+				_ = client.SleepContext(ctx, pollEvery-time.Since(t))
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for time.Now().Before(deadline) {
+			t := time.Now()
+			res, err := b.do(ctx, "GET", kickoffURL)
+			if err == nil {
+				res.Body.Close()
+				if res.StatusCode != http.StatusAccepted {
+					err = fmt.Errorf("kick-off: %s", res.Status)
+				}
+			}
+			record(&kickoff, time.Since(t), err)
+			_ = client.SleepContext(ctx, 50*time.Millisecond) // a kick-off every 50 ms, not a flood
+		}
+	}()
+	wg.Wait()
+	return status, kickoff, first
+}
+
+// tokenRate requests tokens with fresh assertions from 4 goroutines for d.
+func tokenRate(ctx context.Context, cf *client.ClientFile, key *client.Key, base string, hc *http.Client, d time.Duration) (float64, error) {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		n     int
+		first error
+	)
+	start := time.Now()
+	deadline := start.Add(d)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ts := &client.BackendServices{ClientID: cf.ClientID, Key: key, TokenURL: cf.TokenURL, FHIRBase: base, Scope: cf.Scope, HTTP: hc}
+			for time.Now().Before(deadline) {
+				ts.Invalidate()
+				_, err := ts.Token(ctx)
+				mu.Lock()
+				if err != nil && first == nil {
+					first = err
+				}
+				n++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return float64(n) / time.Since(start).Seconds(), first
+}
+
+// groupReads exports a Group in-process and reports the stored items read.
+func groupReads(ctx context.Context, data, group string) (read, exported int64, pct float64, err error) {
+	cfg := config.Default()
+	cfg.DataDir = data
+	db, err := app.OpenStore(cfg)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer db.Close()
+	counts, err := db.Resources().Count(ctx)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	var stored int64
+	for _, c := range counts {
+		stored += c
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	svc := export.NewService(mem.NewJobStore(), db.Resources(), mem.NewObjectStore(), cfg.Export, logger)
+	wf, err := workflow.NewLocal(workflow.Steps{Svc: svc}, logger)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	defer wf.Close()
+	svc.Workflow = wf
+	before := db.Stats().ItemsRead
+	j, err := svc.Kickoff(ctx, "bench", bulk.ExportRequest{Level: bulk.LevelGroup, GroupID: group})
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	for !j.Status.Terminal() {
+		if err := client.SleepContext(ctx, 5*time.Millisecond); err != nil {
+			return 0, 0, 0, err
+		}
+		if j, err = svc.Jobs.GetJob(ctx, j.ID); err != nil {
+			return 0, 0, 0, err
+		}
+	}
+	if j.Status != bulk.StatusCompleted {
+		return 0, 0, 0, errors.New("group export failed: " + j.Failure)
+	}
+	read = db.Stats().ItemsRead - before
+	progress, err := svc.Jobs.Progress(ctx, j.ID)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	for _, p := range progress {
+		for _, f := range p.Files {
+			exported += f.Count
+		}
+	}
+	return read, exported, 100 * float64(read) / float64(stored), nil
+}
+
+func pct(xs []float64, p float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	i := int(float64(len(s)-1) * p / 100)
+	return s[i]
+}
+
+// readBaseURL reads the server's line "… serving FHIR Bulk Data at URL".
 func readBaseURL(r io.Reader) (string, error) {
 	br := bufio.NewReader(r)
 	for {
@@ -256,3 +553,6 @@ func maxRSSMB(ps *os.ProcessState) float64 {
 	}
 	return 0
 }
+
+func runtimeCPUs() int  { return runtime.NumCPU() }
+func goVersion() string { return runtime.Version() }

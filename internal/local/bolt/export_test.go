@@ -21,3 +21,6 @@ func RawScan(db *DB, typ string, fn func(k, v []byte)) error {
 		return b.ForEach(func(k, v []byte) error { fn(k, v); return nil })
 	})
 }
+
+// ReleaseResident exposes DB.releaseResident to tests.
+func ReleaseResident(db *DB) { db.releaseResident() }
