@@ -27,7 +27,7 @@ var (
 )
 
 // generated writes a small generated dataset and returns its directory.
-func generated(t *testing.T, patients int) string {
+func generated(t testing.TB, patients int) string {
 	t.Helper()
 	dir := filepath.Join(t.TempDir(), "gen")
 	if _, err := generate.Dir(context.Background(), generate.Options{Patients: patients, Seed: 7, Base: genBase}, dir, nil); err != nil {

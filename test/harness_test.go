@@ -40,7 +40,7 @@ type server struct {
 }
 
 // importInto loads paths into the store in dir before the server opens it.
-func importInto(t *testing.T, cfg config.Config, now time.Time, paths ...string) importer.Report {
+func importInto(t testing.TB, cfg config.Config, now time.Time, paths ...string) importer.Report {
 	t.Helper()
 	db, err := app.OpenStore(cfg)
 	if err != nil {
@@ -57,7 +57,7 @@ func importInto(t *testing.T, cfg config.Config, now time.Time, paths ...string)
 	return rep
 }
 
-func testConfig(t *testing.T) config.Config {
+func testConfig(t testing.TB) config.Config {
 	cfg := config.Default()
 	cfg.DataDir = t.TempDir()
 	cfg.Shards = 4

@@ -1,0 +1,78 @@
+package test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/tranchehq/tranche/internal/app"
+	"github.com/tranchehq/tranche/internal/bulk"
+	"github.com/tranchehq/tranche/internal/export"
+	"github.com/tranchehq/tranche/internal/local/fsobj"
+	"github.com/tranchehq/tranche/internal/workflow"
+)
+
+// BenchmarkSystemExport measures the export engine alone (plan, items,
+// NDJSON files on disk; no HTTP) over the embedded store, for CPU profiles:
+//
+//	TRANCHE_BENCH_PATIENTS=1000 go test -run '^$' -bench SystemExport -cpuprofile cpu.out ./test/
+//	go tool pprof -top test.test cpu.out
+func BenchmarkSystemExport(b *testing.B) {
+	patients := 1000 // about 100k resources
+	if v, err := strconv.Atoi(os.Getenv("TRANCHE_BENCH_PATIENTS")); err == nil && v > 0 {
+		patients = v
+	}
+	src := generated(b, patients)
+	cfg := testConfig(b)
+	cfg.Export = export.DefaultConfig()
+	importInto(b, cfg, importTime, src)
+	dir := cfg.DataDir
+	db, err := app.OpenStore(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	objs, err := fsobj.New(filepath.Join(dir, "files"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	svc := export.NewService(db.Jobs(), db.Resources(), objs, cfg.Export, logger)
+	wf, err := workflow.NewLocal(workflow.Steps{Svc: svc}, logger)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer wf.Close()
+	svc.Workflow = wf
+	ctx := context.Background()
+	var resources int64
+	b.ResetTimer()
+	for b.Loop() {
+		j, err := svc.Kickoff(ctx, "bench", bulk.ExportRequest{Level: bulk.LevelSystem})
+		if err != nil {
+			b.Fatal(err)
+		}
+		for !j.Status.Terminal() {
+			time.Sleep(time.Millisecond) // poll interval
+			if j, err = db.Jobs().GetJob(ctx, j.ID); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		progress, _ := db.Jobs().Progress(ctx, j.ID)
+		resources = 0
+		for _, p := range progress {
+			for _, f := range p.Files {
+				resources += f.Count
+			}
+		}
+		_ = objs.DeletePrefix(ctx, j.ID+"/")
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(resources)*float64(b.N)/b.Elapsed().Seconds(), "resources/s")
+}
