@@ -14,11 +14,14 @@ import (
 func TestDependencyDirection(t *testing.T) {
 	const mod = "github.com/tranchehq/tranche/"
 	allowed := map[string][]string{
-		"internal/bulk":   nil,
-		"internal/fhir":   {mod + "internal/bulk", "github.com/tidwall/"},
-		"internal/export": {mod + "internal/bulk", mod + "internal/fhir", "github.com/tidwall/"},
-		"internal/api":    {mod + "internal/bulk", mod + "internal/fhir", mod + "internal/export", mod + "internal/auth", "github.com/tidwall/"},
-		"internal/auth":   {mod + "internal/bulk", "github.com/lestrrat-go/"},
+		"internal/bulk": nil,
+		"internal/fhir": {mod + "internal/bulk", "github.com/tidwall/"},
+		// search is pure domain logic on stored JSON (the _typeFilter and
+		// _elements engine), at the level of fhir.
+		"internal/search": {mod + "internal/bulk", mod + "internal/fhir", "github.com/tidwall/"},
+		"internal/export": {mod + "internal/bulk", mod + "internal/fhir", mod + "internal/search", "github.com/tidwall/"},
+		"internal/api":    {mod + "internal/bulk", mod + "internal/fhir", mod + "internal/search", mod + "internal/export", mod + "internal/auth", "github.com/tidwall/"},
+		"internal/auth":   {mod + "internal/bulk", mod + "internal/search", "github.com/lestrrat-go/"},
 	}
 	for dir, ok := range allowed {
 		files, _ := filepath.Glob(filepath.Join("..", dir, "*.go"))

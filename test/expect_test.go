@@ -29,6 +29,29 @@ type inputResource struct {
 	Type, ID    string
 	LastUpdated time.Time
 	refs        []string // every reference value, urn:uuid resolved by id
+	raw         []byte   // the input line
+	decoded     map[string]any
+}
+
+// json returns the resource decoded as generic JSON, for brute-force
+// filters written in the tests.
+func (r *inputResource) json() map[string]any {
+	if r.decoded == nil {
+		if err := json.Unmarshal(r.raw, &r.decoded); err != nil {
+			panic(err)
+		}
+	}
+	return r.decoded
+}
+
+// joinedAfter returns the members of a Group that joined after since: the
+// input holds one version of each Group, so every member joined at its
+// lastUpdated.
+func (ds *dataset) joinedAfter(group string, since time.Time) []string {
+	if g := ds.byKey["Group/"+group]; g != nil && g.LastUpdated.After(since) {
+		return ds.groups[group]
+	}
+	return nil
 }
 
 func (r *inputResource) key() string { return r.Type + "/" + r.ID }
@@ -70,7 +93,7 @@ func readDataset(t *testing.T, dir string, importTime time.Time) *dataset {
 			if err := json.Unmarshal(sc.Bytes(), &head); err != nil {
 				t.Fatalf("%s: %v", f, err)
 			}
-			ir := &inputResource{Type: head.ResourceType, ID: head.ID, LastUpdated: importTime}
+			ir := &inputResource{Type: head.ResourceType, ID: head.ID, LastUpdated: importTime, raw: append([]byte(nil), sc.Bytes()...)}
 			if head.Meta.LastUpdated != "" {
 				if ir.LastUpdated, err = time.Parse(time.RFC3339Nano, head.Meta.LastUpdated); err != nil {
 					t.Fatalf("%s: lastUpdated %q: %v", f, head.Meta.LastUpdated, err)
@@ -114,7 +137,9 @@ func (ds *dataset) patientsOf(r *inputResource) []string {
 	if r.Type == "Patient" {
 		return []string{r.ID}
 	}
-	if !fhir.IsPatientCompartmentType(r.Type) {
+	// Groups are never exported at Patient or Group level: they list other
+	// patients.
+	if r.Type == "Group" || !fhir.IsPatientCompartmentType(r.Type) {
 		return nil
 	}
 	var ps []string
@@ -134,16 +159,27 @@ type filter struct {
 	patients   []string // restrict to these patients' compartments
 	compOnly   bool     // Patient-level: compartment resources only
 	txTimeUpTo time.Time
+	// newMembers are Group members who joined after since: their
+	// compartments are exported whatever the lastUpdated (R90).
+	newMembers []string
+	// match, if set, is a brute-force stand-in for the server's filters
+	// (_typeFilter, scope restrictions) over the decoded input resource.
+	match func(r *inputResource) bool
 }
 
 // expect computes the set of "Type/id" an export must return.
 func (ds *dataset) expect(f filter) []string {
 	var out []string
+	exportedNew := f.newMembers
+	if f.patients != nil {
+		exportedNew = slices.DeleteFunc(slices.Clone(f.newMembers), func(p string) bool { return !slices.Contains(f.patients, p) })
+	}
 	for k, r := range ds.byKey {
 		if len(f.types) > 0 && !slices.Contains(f.types, r.Type) {
 			continue
 		}
-		if !f.since.IsZero() && !r.LastUpdated.After(f.since) {
+		ps := ds.patientsOf(r)
+		if !f.since.IsZero() && !r.LastUpdated.After(f.since) && !intersects(ps, exportedNew) {
 			continue
 		}
 		if !f.until.IsZero() && !r.LastUpdated.Before(f.until) {
@@ -152,11 +188,13 @@ func (ds *dataset) expect(f filter) []string {
 		if r.LastUpdated.After(f.txTimeUpTo) {
 			continue
 		}
-		ps := ds.patientsOf(r)
 		if f.compOnly && len(ps) == 0 {
 			continue
 		}
 		if f.patients != nil && !intersects(ps, f.patients) {
+			continue
+		}
+		if f.match != nil && !f.match(r) {
 			continue
 		}
 		out = append(out, k)

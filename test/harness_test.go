@@ -172,15 +172,17 @@ type manifest struct {
 	TransactionTime     string         `json:"transactionTime"`
 	Request             string         `json:"request"`
 	RequiresAccessToken *bool          `json:"requiresAccessToken"`
+	OutputOrganizedBy   string         `json:"outputOrganizedBy"`
 	Output              []manifestFile `json:"output"`
 	Deleted             []manifestFile `json:"deleted"`
 	Error               []manifestFile `json:"error"`
 }
 
 type manifestFile struct {
-	Type  string `json:"type"`
-	URL   string `json:"url"`
-	Count int64  `json:"count"`
+	Type            string `json:"type"`
+	URL             string `json:"url"`
+	Count           int64  `json:"count"`
+	ContinuesInFile string `json:"continuesInFile"`
 }
 
 // wait polls the status URL until the job is done (readiness, not sleeps:
@@ -237,7 +239,12 @@ func checkManifestShape(t *testing.T, raw []byte, m manifest) {
 	if !strings.HasPrefix(m.Request, "http") {
 		t.Errorf("request %q is not the full kick-off URL (R56)", m.Request)
 	}
-	for _, f := range append(append(m.Output, m.Deleted...), m.Error...) {
+	for _, f := range m.Output {
+		if (f.Type == "") != (m.OutputOrganizedBy != "") || !strings.HasPrefix(f.URL, "http") {
+			t.Errorf("manifest output %+v (organized by %q): want a type unless organized, and an absolute url (R58, R64)", f, m.OutputOrganizedBy)
+		}
+	}
+	for _, f := range append(m.Deleted, m.Error...) {
 		if f.Type == "" || !strings.HasPrefix(f.URL, "http") {
 			t.Errorf("manifest file %+v lacks type or an absolute url (R58)", f)
 		}
@@ -252,7 +259,8 @@ type line struct {
 }
 
 // download fetches every file of a manifest array and checks the file rules
-// (R58, R59, R75, R76); it returns all lines.
+// (R58, R59, R75, R76); it returns all lines. Files without a type
+// (organized output) may hold any type.
 func (s *server) download(files []manifestFile, gz bool) []line {
 	s.t.Helper()
 	var all []line
@@ -300,7 +308,7 @@ func (s *server) download(files []manifestFile, gz bool) []line {
 			if err := json.Unmarshal(raw, &head); err != nil {
 				s.t.Fatalf("GET %s line %d is not JSON (R76): %v", f.URL, n+1, err)
 			}
-			if head.ResourceType != f.Type {
+			if f.Type != "" && head.ResourceType != f.Type {
 				s.t.Fatalf("GET %s line %d is a %s in a %s file (R59)", f.URL, n+1, head.ResourceType, f.Type)
 			}
 			all = append(all, line{Type: head.ResourceType, ID: head.ID, Raw: raw})

@@ -39,6 +39,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.Int64Var(&cfg.Export.MaxFileBytes, "max-file-bytes", cfg.Export.MaxFileBytes, "roll output files after this many bytes")
 	fs.DurationVar(&cfg.Export.Retention, "retention", cfg.Export.Retention, "how long finished exports' files are kept")
 	fs.DurationVar(&cfg.Export.ItemBudget, "item-budget", cfg.Export.ItemBudget, "time one work item runs before it checkpoints")
+	fs.IntVar(&cfg.Export.ManifestPageFiles, "manifest-page-files", cfg.Export.ManifestPageFiles, "files per manifest page of exports with allowPartialManifests")
 	fs.BoolVar(&cfg.Auth.Open, "open", cfg.Auth.Open, "disable authorization (anyone can export everything: local experiments only)")
 	fs.StringVar(&cfg.Auth.TLSCert, "tls-cert", cfg.Auth.TLSCert, "TLS certificate file (PEM); serves HTTPS with TLS >= 1.2")
 	fs.StringVar(&cfg.Auth.TLSKey, "tls-key", cfg.Auth.TLSKey, "TLS private key file (PEM)")

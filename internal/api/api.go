@@ -19,6 +19,7 @@ import (
 	"github.com/tranchehq/tranche/internal/bulk"
 	"github.com/tranchehq/tranche/internal/export"
 	"github.com/tranchehq/tranche/internal/fhir"
+	"github.com/tranchehq/tranche/internal/search"
 )
 
 // Principal is who is calling: the client that owns the jobs it starts,
@@ -60,6 +61,7 @@ func (s *Server) Handler() http.Handler {
 		mux.HandleFunc("POST "+p, s.kickoff)
 	}
 	mux.HandleFunc("GET /jobs/{id}", s.status)
+	mux.HandleFunc("GET /jobs/{id}/manifest/{n}", s.page)
 	mux.HandleFunc("DELETE /jobs/{id}", s.cancel)
 	mux.HandleFunc("GET /files/{key...}", s.file)
 	mux.HandleFunc("GET /Group", s.searchGroups)
@@ -117,7 +119,11 @@ func (s *Server) kickoff(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.Logger, bulk.Errorf(bulk.ENOTACCEPTABLE, "Kick-off responses are application/fhir+json; the Accept header does not allow it."))
 		return
 	}
-	in := fhir.KickoffInput{Method: r.Method, Query: r.URL.Query(), RequestURL: s.base(r) + r.URL.RequestURI()}
+	prefer := fhir.ParsePrefer(r.Header.Values("Prefer"))
+	in := fhir.KickoffInput{
+		Method: r.Method, Query: r.URL.Query(), RequestURL: s.base(r) + r.URL.RequestURI(),
+		Lenient: prefer.Lenient, TypeFilter: search.Canonical, Element: search.CheckElement,
+	}
 	switch {
 	case r.URL.Path == "/$export":
 		in.Level = bulk.LevelSystem
@@ -141,6 +147,7 @@ func (s *Server) kickoff(w http.ResponseWriter, r *http.Request) {
 	}
 	req, err := fhir.ParseKickoff(in)
 	if err == nil {
+		req.SeparateStatus = prefer.SeparateExportStatus
 		err = s.authorizeKickoff(r, p, &req)
 	}
 	if err != nil {
@@ -155,10 +162,40 @@ func (s *Server) kickoff(w http.ResponseWriter, r *http.Request) {
 	// R5: 202 with the absolute status URL. Without Prefer: respond-async we
 	// still answer asynchronously: an export is never synchronous (R8).
 	w.Header().Set("Content-Location", s.base(r)+"/jobs/"+j.ID)
+	// RFC 7240 §3: the preferences honoured. separate-export-status is
+	// echoed with respond-async, as requirements 3.6 asks (R40).
+	applied := []string{"respond-async"}
+	if req.Lenient {
+		applied = append(applied, "handling=lenient")
+	}
+	if req.SeparateStatus {
+		applied = append(applied, "separate-export-status")
+	}
+	w.Header().Set("Preference-Applied", strings.Join(applied, ", "))
 	writeFHIR(w, http.StatusAccepted, fhir.Outcome("information", "informational", "Export accepted; poll the Content-Location URL for its status."))
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	s.manifestPage(w, r, 1)
+}
+
+// page serves page n ≥ 2 of a paged manifest, the target of a page's
+// `link` (allowPartialManifests, requirements 3.5).
+func (s *Server) page(w http.ResponseWriter, r *http.Request) {
+	n, err := strconv.Atoi(r.PathValue("n"))
+	if err != nil || n < 2 || n > 1_000_000 {
+		writeError(w, r, s.Logger, bulk.Errorf(bulk.ENOTFOUND, "No such manifest page."))
+		return
+	}
+	s.manifestPage(w, r, n)
+}
+
+// manifestPage answers a status poll (page 1 is the status URL itself):
+// 202 while the job runs, the failure, or the manifest (R45–R53). With
+// allowPartialManifests the manifest comes in pages, listed while the job
+// runs (R65, R66). Under separate-export-status every answer about the job
+// is 200 and the job's own status is in X-Export-Status (R67).
+func (s *Server) manifestPage(w http.ResponseWriter, r *http.Request, n int) {
 	p, err := s.principal(r)
 	if err != nil {
 		writeError(w, r, s.Logger, err)
@@ -170,9 +207,36 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	j, err := s.Export.Job(r.Context(), p.ClientID, r.PathValue("id"))
+	id := r.PathValue("id")
+	j, err := s.Export.Job(r.Context(), p.ClientID, id)
 	if err != nil {
 		writeError(w, r, s.Logger, err)
+		return
+	}
+	req := &j.Request
+	status := func(code int) int {
+		if req.SeparateStatus {
+			w.Header().Set("X-Export-Status", strconv.Itoa(code)+" "+http.StatusText(code))
+			return http.StatusOK
+		}
+		return code
+	}
+	base := s.base(r)
+	fileURL := func(key string) string { return base + "/files/" + key }
+	pageURL := func(n int) string { return base + "/jobs/" + j.ID + "/manifest/" + strconv.Itoa(n) }
+	var m *export.Manifest
+	if req.AllowPartial {
+		if m, err = s.Export.ManifestPage(r.Context(), j, n, s.Authz != nil, fileURL, pageURL); err != nil {
+			writeError(w, r, s.Logger, err)
+			return
+		}
+		if m == nil && n > 1 && j.Status != bulk.StatusFailed {
+			writeError(w, r, s.Logger, bulk.Errorf(bulk.ENOTFOUND, "No such manifest page (yet): follow the link of the page before."))
+			return
+		}
+	} else if n > 1 {
+		// Only a paged manifest has pages past the first.
+		writeError(w, r, s.Logger, bulk.Errorf(bulk.ENOTFOUND, "No such manifest page: this export was not started with allowPartialManifests."))
 		return
 	}
 	switch j.Status {
@@ -180,22 +244,27 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 		// R45–R47.
 		w.Header().Set("X-Progress", export.ProgressText(j))
 		w.Header().Set("Retry-After", strconv.Itoa(s.Export.RetryAfter(j)))
-		w.WriteHeader(http.StatusAccepted)
+		if m != nil {
+			// A partial manifest: the files ready so far (R65).
+			writeJSON(w, "application/json", status(http.StatusAccepted), m)
+			return
+		}
+		w.WriteHeader(status(http.StatusAccepted))
 	case bulk.StatusFailed:
 		// R49: a failed job is a 5xx OperationOutcome. Its code is
 		// "processing", not "exception": that one is in the transient
 		// family (R50), which tells clients to keep polling.
-		writeFHIR(w, http.StatusInternalServerError, fhir.Outcome("fatal", "processing", j.Failure))
+		writeFHIR(w, status(http.StatusInternalServerError), fhir.Outcome("fatal", "processing", j.Failure))
 	case bulk.StatusCompleted:
-		base := s.base(r)
-		m, err := s.Export.Manifest(r.Context(), j, s.Authz != nil, func(key string) string { return base + "/files/" + key })
-		if err != nil {
-			writeError(w, r, s.Logger, err)
-			return
+		if m == nil {
+			if m, err = s.Export.Manifest(r.Context(), j, s.Authz != nil, fileURL); err != nil {
+				writeError(w, r, s.Logger, err)
+				return
+			}
 		}
 		// R52, R53.
 		w.Header().Set("Expires", j.ExpiresAt.UTC().Format(http.TimeFormat))
-		writeJSON(w, "application/json", http.StatusOK, m)
+		writeJSON(w, "application/json", status(http.StatusOK), m)
 	default:
 		writeError(w, r, s.Logger, fmt.Errorf("job %s in unexpected status %q", j.ID, j.Status))
 	}

@@ -7,12 +7,14 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/tranchehq/tranche/internal/auth"
 	"github.com/tranchehq/tranche/internal/bulk"
+	"github.com/tranchehq/tranche/internal/search"
 )
 
 // Authz is the authorization side of the server: SMART Backend Services
@@ -167,10 +169,22 @@ func (s *Server) authorizeKickoff(r *http.Request, p *Principal, req *bulk.Expor
 	if !allowsAll(g) {
 		req.Allowed = []string{}
 		for _, sc := range g.Scopes {
-			if sc.Type != "*" && sc.Allows(sc.Type) {
+			if sc.Type != "*" && sc.Allows(sc.Type) && !slices.Contains(req.Allowed, sc.Type) {
 				req.Allowed = append(req.Allowed, sc.Type)
 			}
 		}
+	}
+	// v2 scopes restricted by search parameters act as an implicit
+	// _typeFilter AND-ed with the export's own (requirements 6.8, R114).
+	req.Restrictions = restrictions(g)
+	if req.Associated != "" && !g.Allows("Provenance") {
+		// Associated data never widens what the scopes allow (R93).
+		msg := "includeAssociatedData adds Provenance, which the access token's scopes do not allow exporting."
+		if !req.Lenient {
+			return bulk.Errorf(bulk.EFORBIDDEN, "%s", msg)
+		}
+		req.Associated = ""
+		req.Ignored = append(req.Ignored, msg+" It was ignored (Prefer: handling=lenient).")
 	}
 	if req.Level == bulk.LevelGroup {
 		if !g.Allows("Group") {
@@ -178,6 +192,9 @@ func (s *Server) authorizeKickoff(r *http.Request, p *Principal, req *bulk.Expor
 		}
 		if g.Client == nil || !(contains(g.Client.Groups, "*") || contains(g.Client.Groups, req.GroupID)) {
 			return bulk.Errorf(bulk.EFORBIDDEN, "This client's contract does not include Group/%s.", req.GroupID)
+		}
+		if err := s.groupInRestriction(r, req); err != nil {
+			return err
 		}
 	}
 	limit := s.Authz.MaxConcurrentExports
@@ -194,6 +211,75 @@ func (s *Server) authorizeKickoff(r *http.Request, p *Principal, req *bulk.Expor
 		}
 	}
 	return nil
+}
+
+// groupInRestriction checks a Group export against scopes that restrict
+// Group by search parameters: the Group must match one of them, as reading
+// it would (requirements 1.6, R37). An unknown Group is left to Kickoff's
+// 404.
+func (s *Server) groupInRestriction(r *http.Request, req *bulk.ExportRequest) error {
+	qs, ok := req.Restrictions["Group"]
+	if !ok {
+		qs = req.Restrictions["*"]
+	}
+	if len(qs) == 0 {
+		return nil
+	}
+	grp, err := s.Resources.Get(r.Context(), "Group", req.GroupID)
+	if bulk.ErrorCode(err) == bulk.ENOTFOUND {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	for _, q := range qs {
+		if f, err := search.Parse("Group?" + q); err == nil && f.Match(grp.Body) {
+			return nil
+		}
+	}
+	return bulk.Errorf(bulk.EFORBIDDEN, "The access token's scopes do not allow reading Group/%s.", req.GroupID)
+}
+
+// restrictions returns the search restrictions of a grant's scopes in the
+// shape of bulk.ExportRequest.Restrictions: nil when some scope allows
+// every type without restriction, or no scope is restricted.
+func restrictions(g *auth.Grant) map[string][]string {
+	var star []string
+	byType := map[string][]string{}
+	open := map[string]bool{}
+	restricted := false
+	for _, sc := range g.Scopes {
+		if !sc.Allows(sc.Type) {
+			continue
+		}
+		switch {
+		case sc.Query == "" && sc.Type == "*":
+			return nil // a union with "everything" is everything
+		case sc.Query == "":
+			open[sc.Type] = true
+		case sc.Type == "*":
+			restricted = true
+			star = append(star, sc.Query)
+		default:
+			restricted = true
+			byType[sc.Type] = append(byType[sc.Type], sc.Query)
+		}
+	}
+	if !restricted {
+		return nil
+	}
+	m := map[string][]string{}
+	if len(star) > 0 {
+		m["*"] = star
+	}
+	for t, qs := range byType {
+		m[t] = append(qs, star...)
+	}
+	for t := range open {
+		if _, ok := m[t]; ok || len(star) > 0 {
+			m[t] = []string{} // an unrestricted scope for t: the union is all of t
+		}
+	}
+	return m
 }
 
 func allowsAll(g *auth.Grant) bool {

@@ -2,8 +2,10 @@ package api
 
 import (
 	"net/http"
+	"slices"
 
 	"github.com/tranchehq/tranche/internal/fhir"
+	"github.com/tranchehq/tranche/internal/search"
 )
 
 // Canonicals of the Bulk Data IG (requirements 7).
@@ -12,30 +14,51 @@ const (
 	opExport            = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"
 	opPatientExport     = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"
 	opGroupExport       = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"
-	exportDocumentation = "Bulk Data Access IG v2 $export at system, Patient and Group level (GET, or POST with a Parameters body). " +
-		"Parameters: _outputFormat (application/fhir+ndjson, application/ndjson, ndjson), _since, _until, _type (repeats or comma lists), patient (POST). " +
-		"Other IG parameters are rejected with 400 OperationOutcome. Output: one resource type per NDJSON file; a file holds at most " +
-		"the configured number of resources or bytes (defaults 100,000 resources or 256 MiB). Patient and Group exports return the " +
-		"R4 Patient compartment of each patient, each resource once; they add no referenced resources outside it. " +
-		"Group _since exports apply _since to every member's resources (new members do not get their older data: " +
-		"use the patient parameter for them). With _since, system and Patient exports list deletions in `deleted`."
+	extNotSupported     = "http://hl7.org/fhir/uv/bulkdata/Extension/operation-not-supported"
+	exportDocumentation = "Bulk Data Access IG $export (v2, with the STU3 additions) at system, Patient and Group level (GET, or POST with a Parameters body). " +
+		"Parameters: _outputFormat (application/fhir+ndjson, application/ndjson, ndjson), _since, _until, _type (repeats or comma lists), " +
+		"patient (POST, Patient and Group level), _typeFilter (v2 comma lists, v3 repeats and POST parts; the search parameters of each " +
+		"resource's searchParam list; several queries for one type are OR-ed), _elements (top-level elements, mandatory ones kept, " +
+		"subsetted resources tagged SUBSETTED), includeAssociatedData (LatestProvenanceResources, RelevantProvenanceResources), " +
+		"organizeOutputBy (Patient), allowPartialManifests. Prefer: handling=lenient ignores unsupported parameters and values and lists " +
+		"each in the manifest's error file; Prefer: respond-async, separate-export-status is supported. Scopes restricted by search " +
+		"parameters (system/Observation.rs?category=...) filter the export like a _typeFilter. " +
+		"Output: one resource type per NDJSON file (Patient blocks with organizeOutputBy); a file holds at most the configured number of " +
+		"resources or bytes (defaults 100,000 resources or 256 MiB). Patient and Group exports return the R4 Patient compartment of each " +
+		"patient, each resource once, and the Provenance whose target is in it; they add no other referenced resources. " +
+		"Group _since: patients who joined the Group after _since get their whole compartment; other members get what changed after " +
+		"_since. With _since, system and Patient exports list deletions in `deleted`."
 )
 
-// metadata is `GET [base]/metadata` (R117–R120).
+// metadata is `GET [base]/metadata` (R117–R120). Every type lists the
+// search parameters _typeFilter supports (R120); the Group REST search
+// parameters that _typeFilter lacks carry the operation-not-supported
+// extension.
 func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
 	base := s.base(r)
+	supported := search.Supported()
 	resources := make([]map[string]any, 0, len(fhir.ResourceTypes))
 	for _, t := range fhir.ResourceTypes {
 		res := map[string]any{"type": t}
+		var params []map[string]any
+		for _, p := range supported[t] {
+			params = append(params, map[string]any{"name": p.Name, "type": p.Type, "definition": p.Definition})
+		}
 		switch t {
 		case "Patient":
 			res["operation"] = []map[string]string{{"name": "export", "definition": opPatientExport}}
 		case "Group":
 			res["interaction"] = []map[string]string{{"code": "read"}, {"code": "search-type"}}
-			res["searchParam"] = []map[string]string{
-				{"name": "_id", "type": "token"}, {"name": "name", "type": "string"}, {"name": "identifier", "type": "token"},
+			for _, rest := range []map[string]any{{"name": "name", "type": "string"}, {"name": "identifier", "type": "token"}} {
+				if !slices.ContainsFunc(supported[t], func(p search.Param) bool { return p.Name == rest["name"] }) {
+					rest["extension"] = []map[string]string{{"url": extNotSupported, "valueCanonical": bulkCapability}}
+					params = append(params, rest)
+				}
 			}
 			res["operation"] = []map[string]string{{"name": "export", "definition": opGroupExport}}
+		}
+		if len(params) > 0 {
+			res["searchParam"] = params
 		}
 		resources = append(resources, res)
 	}

@@ -355,8 +355,8 @@ func (a *Authority) grant(scope string, client *bulk.Client) ([]Scope, error) {
 		return nil, ErrInvalidScope.WithDescription("%s", bulk.ErrorMessage(err))
 	}
 	for _, s := range requested {
-		if s.Query != "" {
-			return nil, ErrInvalidScope.WithDescription("The scope %q restricts by search parameters, which this server does not support yet; request it without the query.", clip(s.String()))
+		if err := s.CheckQuery(); err != nil {
+			return nil, ErrInvalidScope.WithDescription("The scope %q has a search restriction this server cannot enforce: %s", clip(s.String()), bulk.ErrorMessage(err))
 		}
 	}
 	allowed := clientScopes(client)
@@ -368,13 +368,13 @@ func (a *Authority) grant(scope string, client *bulk.Client) ([]Scope, error) {
 }
 
 // clientScopes parses the client's registered scopes, skipping any that do
-// not parse or carry a restriction: those grant nothing until restrictions
-// are enforced.
+// not parse or carry a restriction that cannot be enforced: those grant
+// nothing.
 func clientScopes(c *bulk.Client) []Scope {
 	var out []Scope
 	for _, s := range c.Scopes {
 		for _, f := range strings.Fields(s) {
-			if sc, err := ParseScope(f); err == nil && sc.Query == "" {
+			if sc, err := ParseScope(f); err == nil && sc.CheckQuery() == nil {
 				out = append(out, sc)
 			}
 		}

@@ -172,8 +172,8 @@ func (a *Authority) Register(ctx context.Context, metadata []byte, defaults Regi
 			return invalid("%s", bulk.ErrorMessage(err))
 		}
 		for _, s := range requested {
-			if s.Query != "" {
-				return invalid("The scope %q restricts by search parameters, which this server does not support yet.", clip(s.String()))
+			if err := s.CheckQuery(); err != nil {
+				return invalid("The scope %q has a search restriction this server cannot enforce: %s", clip(s.String()), bulk.ErrorMessage(err))
 			}
 		}
 		if scopes = GrantScopes(requested, bound); len(scopes) == 0 {

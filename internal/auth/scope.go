@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/tranchehq/tranche/internal/bulk"
+	"github.com/tranchehq/tranche/internal/search"
 )
 
 // Scope is one SMART system scope (SMART App Launch 2.x, "Scopes for
@@ -98,8 +99,8 @@ func (s Scope) String() string {
 
 // Allows reports whether the scope lets a client export resources of
 // resourceType: that needs read and search (v2 "rs"; v1 .read or .*).
-// A restricted scope allows the type too; the caller applies its Query as a
-// filter.
+// A restricted scope allows the type too; the export applies its Query as
+// a filter (R114).
 func (s Scope) Allows(resourceType string) bool {
 	return (s.Type == "*" || s.Type == resourceType) &&
 		strings.Contains(s.Perms, "r") && strings.Contains(s.Perms, "s")
@@ -147,8 +148,13 @@ func FormatScopes(scopes []Scope) string {
 //     where the permissions have a v1 spelling), in request order, without
 //     duplicates or scopes an earlier grant covers.
 //
-// Scopes with a Query are never granted by overlap: the caller rejects them
-// until restrictions are enforced (an exact Covers match still grants).
+// A restriction (Query) carries over: an overlap with a restricted scope
+// is restricted the same way, and when both scopes are restricted
+// differently the grant needs both (their queries joined with "&", which
+// AND-s them). So a grant never widens a restriction: a requested
+// system/*.rs against allowed system/Observation.rs?category=laboratory
+// grants system/Observation.rs?category=laboratory. A restricted scope has
+// no v1 spelling.
 func GrantScopes(requested, allowed []Scope) []Scope {
 	var out []Scope
 	add := func(s Scope) {
@@ -171,12 +177,14 @@ func GrantScopes(requested, allowed []Scope) []Scope {
 			add(r)
 			continue
 		}
-		if r.Query != "" {
-			continue
-		}
 		for _, a := range allowed {
-			if a.Query != "" {
-				continue
+			query := r.Query
+			switch {
+			case a.Query == "" || a.Query == r.Query:
+			case r.Query == "":
+				query = a.Query
+			default:
+				query = r.Query + "&" + a.Query
 			}
 			typ := r.Type
 			switch {
@@ -189,7 +197,7 @@ func GrantScopes(requested, allowed []Scope) []Scope {
 			if perms == "" {
 				continue
 			}
-			add(Scope{Type: typ, Perms: perms, V1: r.V1 && hasV1Spelling(perms)})
+			add(Scope{Type: typ, Perms: perms, Query: query, V1: r.V1 && query == "" && hasV1Spelling(perms)})
 		}
 	}
 	return out
@@ -253,4 +261,32 @@ func scopeErrorf(s, why string) error {
 		s = s[:100] + "..."
 	}
 	return bulk.Errorf(bulk.EINVALID, "Scope %q is not a valid SMART system scope: %s.", s, why)
+}
+
+// commonTypeForWildcard is a type with only the search parameters every
+// type has (_id, _lastUpdated, _profile, _security, _source, _tag): a
+// restriction on a system/*. scope may use those only.
+const commonTypeForWildcard = "Basic"
+
+// CheckQuery checks a scope's search restriction with the _typeFilter
+// engine that enforces it (requirements 6.8, R114): a single-type query on
+// the scope's type (for "*", using only the parameters every type has),
+// without result parameters. Returns EINVALID or EUNSUPPORTED with a
+// client-safe message; nil for an unrestricted scope.
+func (s Scope) CheckQuery() error {
+	if s.Query == "" {
+		return nil
+	}
+	typ := s.Type
+	if typ == "*" {
+		typ = commonTypeForWildcard
+	}
+	if _, err := search.Parse(typ + "?" + s.Query); err != nil {
+		msg := bulk.ErrorMessage(err)
+		if s.Type == "*" {
+			msg += " A system/*. scope may restrict only by parameters every type has (_id, _lastUpdated, _profile, _security, _source, _tag)."
+		}
+		return &bulk.Error{Code: bulk.ErrorCode(err), Message: msg, Err: err}
+	}
+	return nil
 }

@@ -100,7 +100,11 @@ func TestGrantScopes(t *testing.T) {
 		{"NoDuplicates", "system/Observation.rs system/Observation.read system/*.rs", "system/Observation.rs", "system/Observation.rs"},
 		{"CoveredByEarlier", "system/*.rs system/Observation.rs", "system/*.rs", "system/*.rs"},
 		{"RestrictedRequestNotWidened", "system/Observation.rs?category=x", "system/*.rs", "system/Observation.rs?category=x"},
-		{"RestrictedAllowedNotGranted", "system/Observation.rs", "system/Observation.rs?category=x", ""},
+		{"RestrictedAllowedNarrows", "system/Observation.rs", "system/Observation.rs?category=x", "system/Observation.rs?category=x"},
+		{"WildcardAgainstRestricted", "system/*.rs", "system/Observation.rs?category=x", "system/Observation.rs?category=x"},
+		{"V1AgainstRestricted", "system/*.read", "system/Observation.rs?category=x", "system/Observation.rs?category=x"},
+		{"BothRestricted", "system/Observation.rs?code=1", "system/*.rs?_tag=t", "system/Observation.rs?code=1&_tag=t"},
+		{"RestrictedWildcardNarrowed", "system/*.rs?_tag=t", "system/Observation.rs", "system/Observation.rs?_tag=t"},
 		{"Empty", "", "system/*.rs", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -116,5 +120,31 @@ func TestGrantScopes(t *testing.T) {
 				t.Errorf("GrantScopes(%q, %q) = %q, want %q", tc.requested, tc.allowed, got, tc.want)
 			}
 		})
+	}
+}
+
+func TestScopeCheckQuery(t *testing.T) {
+	for _, tc := range []struct {
+		scope string
+		ok    bool
+	}{
+		{"system/Observation.rs", true},
+		{"system/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory", true},
+		{"system/Observation.rs?category=laboratory&status=final,amended", true},
+		{"system/*.rs?_tag=http://example.org|research", true},
+		{"system/*.rs?category=laboratory", false}, // not every type has category
+		{"system/Observation.rs?_sort=date", false},
+		{"system/Observation.rs?nonsense=1", false},
+		{"system/Observation.rs?date=notadate", false},
+	} {
+		sc, err := auth.ParseScope(tc.scope)
+		if err != nil {
+			t.Fatalf("ParseScope(%q): %v", tc.scope, err)
+		}
+		if err := sc.CheckQuery(); (err == nil) != tc.ok {
+			t.Errorf("ParseScope(%q).CheckQuery() = %v, want ok %v", tc.scope, err, tc.ok)
+		} else if err != nil && bulk.ErrorMessage(err) == "Internal error." {
+			t.Errorf("ParseScope(%q).CheckQuery() = %v, want a client-safe message", tc.scope, err)
+		}
 	}
 }

@@ -294,9 +294,9 @@ func TestTokenAttacks(t *testing.T) {
 		{name: "ScopePatient", edit: func(h *harness, r *request) {
 			r.scope = "patient/*.rs"
 		}, code: "invalid_scope", fragments: []string{"only system/"}},
-		{name: "ScopeWithQuery", edit: func(h *harness, r *request) {
-			r.scope = "system/Observation.rs?category=laboratory"
-		}, code: "invalid_scope", fragments: []string{"search parameters"}},
+		{name: "ScopeWithUnenforceableQuery", edit: func(h *harness, r *request) {
+			r.scope = "system/Observation.rs?_include=Observation:subject"
+		}, code: "invalid_scope", fragments: []string{"cannot enforce", "_include"}},
 		{name: "ScopeNotAllowed", edit: func(h *harness, r *request) {
 			r.scope = "system/*.cud"
 		}, code: "invalid_scope", fragments: []string{"None of the requested scopes", "system/*.rs"}},

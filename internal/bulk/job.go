@@ -50,7 +50,49 @@ type ExportRequest struct {
 	OutputFormat string   `json:"outputFormat"`
 	// RequestURL is the full kick-off URL for the manifest's `request` (R56).
 	RequestURL string `json:"requestUrl"`
+
+	// TypeFilters are the `_typeFilter` queries, each a single-type search
+	// in the canonical form of search.Filter.String. A resource of a type
+	// with filters is exported if it matches one of them (OR, R27); a type
+	// without any is not filtered (R26, R28).
+	TypeFilters []string `json:"typeFilters,omitempty"`
+	// Restrictions are the search restrictions of the client's SMART v2
+	// scopes (`system/Observation.rs?category=laboratory`), by resource
+	// type, with "*" for every type that has no entry of its own. Each
+	// value lists queries without the "Type?" prefix, OR-ed; an empty list
+	// means the type is unrestricted. A restricted type is exported only
+	// where a resource matches one of its queries, on top of TypeFilters
+	// (requirements 6.8, R114). Nil means no restriction at all.
+	Restrictions map[string][]string `json:"restrictions,omitempty"`
+	// Elements are the `_elements` entries, "Type.element" or a bare
+	// "element" for every type (R21, R22).
+	Elements []string `json:"elements,omitempty"`
+	// Associated is the `includeAssociatedData` value applied:
+	// "LatestProvenanceResources" or "RelevantProvenanceResources" (the
+	// least restrictive when both were sent, R32), or empty.
+	Associated string `json:"associated,omitempty"`
+	// OrganizeBy is `organizeOutputBy`: "Patient" or empty (R64, R91).
+	OrganizeBy string `json:"organizeBy,omitempty"`
+	// AllowPartial is `allowPartialManifests=true`: manifests are paged and
+	// files are listed while the export runs (R65, R66).
+	AllowPartial bool `json:"allowPartial,omitempty"`
+	// SeparateStatus is set when the client asked for
+	// `Prefer: separate-export-status`: status polls answer 200 and carry
+	// the job's state in X-Export-Status (requirements 3.6, R67).
+	SeparateStatus bool `json:"separateStatus,omitempty"`
+	// Lenient is set when the client sent `Prefer: handling=lenient`.
+	Lenient bool `json:"lenient,omitempty"`
+	// Ignored lists what lenient handling ignored, one client-safe message
+	// naming the parameter each; each becomes an OperationOutcome in the
+	// manifest's `error` file (requirements 1.5, R17, R20).
+	Ignored []string `json:"ignored,omitempty"`
 }
+
+// Associated data values (`includeAssociatedData`, requirements 1.4.8).
+const (
+	LatestProvenance   = "LatestProvenanceResources"
+	RelevantProvenance = "RelevantProvenanceResources"
+)
 
 // Item is one unit of export work cut by the planner from the indexes: either
 // one type over some shards (system and Patient level), or a batch of
@@ -68,6 +110,12 @@ type Item struct {
 	Deleted bool `json:"deleted,omitempty"`
 	// Patient-level exports keep only compartment resources.
 	CompartmentOnly bool `json:"compartmentOnly,omitempty"`
+	// Organized writes Patient blocks (`organizeOutputBy=Patient`): for the
+	// item's Patients, or for every Patient its Type "Patient" scan visits.
+	Organized bool `json:"organized,omitempty"`
+	// Associated marks the item that writes the Provenance of the default
+	// Provenance rule and of `includeAssociatedData` (R33).
+	Associated bool `json:"associated,omitempty"`
 }
 
 // Plan is the planner's result, stored once per job so that re-running the
@@ -76,6 +124,17 @@ type Plan struct {
 	Types []string `json:"types"`
 	Range Range    `json:"range"`
 	Items []Item   `json:"items"`
+	// NewMembers are the Group members (sorted) that joined the Group
+	// after `_since`: their compartments are exported whatever the
+	// resources' lastUpdated (requirements 5.3, R90).
+	NewMembers []string `json:"newMembers,omitempty"`
+	// Provenance says whether Provenance is exported by Provenance rules
+	// (the default rule at Patient and Group level, or
+	// `includeAssociatedData`) rather than as a plain type.
+	Provenance bool `json:"provenance,omitempty"`
+	// Files were written by planning itself: the error file listing what
+	// lenient handling ignored.
+	Files []OutputFile `json:"files,omitempty"`
 }
 
 // FileKind says which manifest array a file belongs to.
@@ -87,13 +146,17 @@ const (
 	KindError   FileKind = "error"
 )
 
-// OutputFile is one written NDJSON file.
+// OutputFile is one written NDJSON file. Type is empty for organized
+// output, whose files hold Patient blocks of many types.
 type OutputFile struct {
 	Kind  FileKind `json:"kind"`
 	Type  string   `json:"type"`
 	Key   string   `json:"key"` // ObjectStore key
 	Count int64    `json:"count"`
 	Bytes int64    `json:"bytes"`
+	// ContinuesIn is the key of the file that continues this file's last
+	// Patient block (organized output, R92).
+	ContinuesIn string `json:"continuesIn,omitempty"`
 }
 
 // ItemProgress is what an export item has recorded: its files so far and

@@ -23,6 +23,18 @@ type Resource struct {
 	Members []string
 }
 
+// Member is a Patient member of a Group and when it joined.
+type Member struct {
+	ID string
+	// Since is when the patient joined the Group: the LastUpdated of the
+	// first stored version of the Group that listed it, counting from the
+	// last version that did not (a Group stored once has every member
+	// joining at its LastUpdated). Stores record it on Put, so that a Group
+	// export with `_since` can give members who joined later their whole
+	// compartment (requirements 5.3, R90).
+	Since time.Time
+}
+
 // Tombstone records the deletion of a resource, so `_since` exports can list
 // it in the manifest's `deleted` array (R88).
 type Tombstone struct {
@@ -98,6 +110,10 @@ type ResourceSource interface {
 	GroupMembers(ctx context.Context, groupID string) ([]string, error)
 	// IsGroupMember reports whether patientID is a member of the Group.
 	IsGroupMember(ctx context.Context, groupID, patientID string) (bool, error)
+	// GroupMembership returns the members of a Group with the time each
+	// joined (Member.Since), in id order. Returns ENOTFOUND if the Group
+	// does not exist.
+	GroupMembership(ctx context.Context, groupID string) ([]Member, error)
 	// Tombstones visits deletions of typ whose time lies in rng, in
 	// (deletedAt, id) order.
 	Tombstones(ctx context.Context, typ string, rng Range, fn func(Tombstone) error) error
@@ -109,7 +125,10 @@ type ResourceSource interface {
 // ResourceSink writes resources (import).
 type ResourceSink interface {
 	// Put stores resources, replacing any earlier version with the same type
-	// and id (and its index entries), and clearing a tombstone of it.
+	// and id (and its index entries), and clearing a tombstone of it. For a
+	// Group it records when each member joined (Member.Since): members the
+	// live earlier version listed keep their time, the others get the new
+	// version's LastUpdated.
 	Put(ctx context.Context, rs []*Resource) error
 	// Delete removes a resource and records a tombstone at time at. Deleting a
 	// resource that does not exist still records the tombstone.

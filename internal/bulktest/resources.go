@@ -362,6 +362,36 @@ func RunResourceStoreTests(t *testing.T, open func(t *testing.T) bulk.ResourceSt
 		}
 	})
 
+	t.Run("GroupMembership", func(t *testing.T) {
+		s := load(t, dataset())
+		checkMembership(t, s, "g1", []bulk.Member{{ID: "p1", Since: at(10)}, {ID: "p3", Since: at(10)}})
+		checkMembership(t, s, "g2", nil)
+		for _, id := range []string{"nope", "p1"} {
+			if m, err := s.GroupMembership(ctx, id); bulk.ErrorCode(err) != bulk.ENOTFOUND {
+				t.Errorf("GroupMembership(%s) = %v, %v; want %s", id, m, err, bulk.ENOTFOUND)
+			}
+		}
+		// A new version keeps the join time of members it still lists.
+		mustPut(t, s, group("g1", at(12), "p3", "p4"))
+		checkMembership(t, s, "g1", []bulk.Member{{ID: "p3", Since: at(10)}, {ID: "p4", Since: at(12)}})
+		// A member that left and came back joins again.
+		mustPut(t, s, group("g1", at(13), "p1", "p3", "p4"))
+		checkMembership(t, s, "g1", []bulk.Member{{ID: "p1", Since: at(13)}, {ID: "p3", Since: at(10)}, {ID: "p4", Since: at(12)}})
+		// A deleted Group that is stored again starts afresh.
+		if err := s.Delete(ctx, ref("Group", "g1"), at(14)); err != nil {
+			t.Fatal(err)
+		}
+		if m, err := s.GroupMembership(ctx, "g1"); bulk.ErrorCode(err) != bulk.ENOTFOUND {
+			t.Errorf("GroupMembership(g1) after Delete = %v, %v; want %s", m, err, bulk.ENOTFOUND)
+		}
+		mustPut(t, s, group("g1", at(15), "p3"))
+		checkMembership(t, s, "g1", []bulk.Member{{ID: "p3", Since: at(15)}})
+		// Two versions in one batch: the later one wins and keeps the join
+		// times of the earlier.
+		mustPut(t, s, group("g9", at(20), "p1"), group("g9", at(21), "p1", "p2"))
+		checkMembership(t, s, "g9", []bulk.Member{{ID: "p1", Since: at(20)}, {ID: "p2", Since: at(21)}})
+	})
+
 	t.Run("Delete", func(t *testing.T) {
 		s := load(t, dataset())
 		for _, rf := range []bulk.Ref{ref("Condition", "c1"), ref("Group", "g1"), ref("Observation", "shared")} {
@@ -761,6 +791,17 @@ func checkMembers(t *testing.T, s bulk.ResourceSource, group string, want []stri
 	slices.Sort(got)
 	if diff := gocmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("GroupMembers(%s) mismatch (-want +got):\n%s", group, diff)
+	}
+}
+
+func checkMembership(t *testing.T, s bulk.ResourceSource, group string, want []bulk.Member) {
+	t.Helper()
+	got, err := s.GroupMembership(context.Background(), group)
+	if err != nil {
+		t.Fatalf("GroupMembership(%s): %v", group, err)
+	}
+	if diff := gocmp.Diff(want, got, cmpopts.EquateEmpty(), cmpopts.EquateApproxTime(0)); diff != "" {
+		t.Errorf("GroupMembership(%s) mismatch (-want +got):\n%s", group, diff)
 	}
 }
 

@@ -64,10 +64,18 @@ func (s *Service) ExportItem(ctx context.Context, in ItemInput) (out ItemOutput,
 		return out, nil
 	}
 
+	sp, err := s.spec(j)
+	if err != nil {
+		return out, err
+	}
 	log := s.Logger.With("job", in.JobID, "item", in.Item)
 	started := time.Now()
-	deadline := started.Add(s.Config.ItemBudget)
-	files := newFileSet(ctx, s.Objects, s.Config, fmt.Sprintf("%s/%%s.%05d.%03d.%%03d.ndjson", in.JobID, in.Item, prog.Part))
+	x := &itemRun{
+		s: s, job: j, plan: p, item: item, spec: sp,
+		deadline: started.Add(s.Config.ItemBudget),
+		files:    newFileSet(ctx, s.Objects, s.Config, fmt.Sprintf("%s/%%s.%05d.%03d.%%03d.ndjson", in.JobID, in.Item, prog.Part)),
+		inExport: map[string]bool{},
+	}
 	var (
 		cursor string
 		done   bool
@@ -75,13 +83,17 @@ func (s *Service) ExportItem(ctx context.Context, in ItemInput) (out ItemOutput,
 	)
 	switch {
 	case item.Deleted:
-		n, err = s.exportDeleted(ctx, p, item, files)
+		n, err = x.exportDeleted(ctx)
+		done = true
+	case item.Associated:
+		n, err = x.exportAssociated(ctx)
 		done = true
 	case item.Type != "":
-		cursor, done, n, err = s.exportScan(ctx, p, item, prog.Cursor, deadline, files)
+		cursor, done, n, err = x.exportScan(ctx, prog.Cursor)
 	default:
-		cursor, done, n, err = s.exportCompartments(ctx, j, p, item, prog.Cursor, deadline, files)
+		cursor, done, n, err = x.exportPatients(ctx, prog.Cursor)
 	}
+	files := x.files
 	if err != nil {
 		files.abort()
 		return out, err
@@ -118,9 +130,37 @@ func (s *Service) itemProgress(ctx context.Context, jobID string, index int) (*b
 	return &bulk.ItemProgress{Index: index}, nil
 }
 
-// exportScan copies a type's stored bytes shard by shard. The cursor is
-// "<position in item.Shards>|<store cursor>".
-func (s *Service) exportScan(ctx context.Context, p *bulk.Plan, item bulk.Item, cursor string, deadline time.Time, files *fileSet) (string, bool, int64, error) {
+// itemRun is one ExportItem call.
+type itemRun struct {
+	s        *Service
+	job      *bulk.Job
+	plan     *bulk.Plan
+	item     bulk.Item
+	spec     *spec
+	files    *fileSet
+	deadline time.Time
+	inExport map[string]bool // patient id → whether its compartment is exported
+}
+
+// emit writes one resource that belongs in the output, if it passes the
+// export's filters, to its type's file or to the current Patient block.
+func (x *itemRun) emit(r *bulk.Resource, block bool) (bool, error) {
+	if !x.spec.match(r.Type, r.Body) {
+		return false, nil
+	}
+	body := x.spec.body(r.Type, r.Body)
+	if block {
+		return true, x.files.blockLine(body)
+	}
+	return true, x.files.write(bulk.KindOutput, r.Type, body)
+}
+
+// scanShards runs visit over the item's shards of its type, resuming at
+// cursor ("<position in item.Shards>|<store cursor>"). visit reports the
+// resources it wrote; the scan stops at the item's deadline, checked every
+// checkEvery resources or, with perVisit, after every visit.
+func (x *itemRun) scanShards(ctx context.Context, cursor string, rng bulk.Range, compartmentOnly, perVisit bool, visit func(*bulk.Resource) (int64, error)) (string, bool, int64, error) {
+	item := x.item
 	pos, storeCursor := 0, ""
 	if cursor != "" {
 		head, rest, ok := strings.Cut(cursor, "|")
@@ -130,23 +170,25 @@ func (s *Service) exportScan(ctx context.Context, p *bulk.Plan, item bulk.Item, 
 		}
 		pos, storeCursor = v, rest
 	}
-	var n int64
+	var n, seen int64
 	for ; pos < len(item.Shards); pos++ {
 		var stopAt bulk.Cursor
 		stopped := false
-		err := s.Resources.Scan(ctx, bulk.ScanRequest{
-			Type: item.Type, Shard: item.Shards[pos], Range: p.Range,
-			Cursor: bulk.Cursor(storeCursor), CompartmentOnly: item.CompartmentOnly,
+		err := x.s.Resources.Scan(ctx, bulk.ScanRequest{
+			Type: item.Type, Shard: item.Shards[pos], Range: rng,
+			Cursor: bulk.Cursor(storeCursor), CompartmentOnly: compartmentOnly,
 		}, func(r *bulk.Resource, next bulk.Cursor) error {
-			if err := files.write(bulk.KindOutput, r.Type, r.Body); err != nil {
+			k, err := visit(r)
+			if err != nil {
 				return err
 			}
-			n++
-			if n%checkEvery == 0 {
+			n += k
+			seen++
+			if perVisit || seen%checkEvery == 0 {
 				if err := ctx.Err(); err != nil {
 					return err
 				}
-				if time.Now().After(deadline) {
+				if n > 0 && time.Now().After(x.deadline) {
 					stopAt, stopped = next, true
 					return bulk.ErrStop
 				}
@@ -164,11 +206,34 @@ func (s *Service) exportScan(ctx context.Context, p *bulk.Plan, item bulk.Item, 
 	return "", true, n, nil
 }
 
-// exportCompartments reads each patient's compartment (Group exports and the
-// `patient` parameter). The cursor is the position of the next patient. A
-// resource in several exported patients' compartments is written only by the
-// first of them in id order, so it appears exactly once.
-func (s *Service) exportCompartments(ctx context.Context, j *bulk.Job, p *bulk.Plan, item bulk.Item, cursor string, deadline time.Time, files *fileSet) (string, bool, int64, error) {
+// exportScan copies a type's stored bytes shard by shard (system and
+// Patient level), or with item.Organized writes the Patient block of every
+// Patient the scan visits.
+func (x *itemRun) exportScan(ctx context.Context, cursor string) (string, bool, int64, error) {
+	if x.item.Organized {
+		// Every stored Patient anchors a block, whatever its lastUpdated:
+		// its compartment may have changed since _since.
+		rng := bulk.Range{Until: x.plan.Range.Until}
+		return x.scanShards(ctx, cursor, rng, false, true, func(r *bulk.Resource) (int64, error) {
+			patient := *r
+			patient.Body = slices.Clone(r.Body) // valid only during the visit
+			return x.block(ctx, r.ID, &patient)
+		})
+	}
+	return x.scanShards(ctx, cursor, x.plan.Range, x.item.CompartmentOnly, false, func(r *bulk.Resource) (int64, error) {
+		ok, err := x.emit(r, false)
+		if ok {
+			return 1, err
+		}
+		return 0, err
+	})
+}
+
+// exportPatients reads each of the item's patients' compartments (Group
+// exports and the `patient` parameter), as Patient blocks with
+// item.Organized. The cursor is the position of the next patient.
+func (x *itemRun) exportPatients(ctx context.Context, cursor string) (string, bool, int64, error) {
+	item := x.item
 	pos := 0
 	if cursor != "" {
 		v, err := strconv.Atoi(cursor)
@@ -182,29 +247,25 @@ func (s *Service) exportCompartments(ctx context.Context, j *bulk.Job, p *bulk.P
 		if err := ctx.Err(); err != nil {
 			return "", false, n, err
 		}
-		if n > 0 && time.Now().After(deadline) {
+		if n > 0 && time.Now().After(x.deadline) {
 			return strconv.Itoa(pos), false, n, nil
 		}
 		patient := item.Patients[pos]
-		err := s.Resources.Compartment(ctx, patient, item.Types, func(r *bulk.Resource, _ bulk.Cursor) error {
-			if !p.Range.Contains(r.LastUpdated) {
-				return nil
+		var k int64
+		var err error
+		if item.Organized {
+			var r *bulk.Resource
+			r, err = x.s.Resources.Get(ctx, "Patient", patient)
+			if bulk.ErrorCode(err) == bulk.ENOTFOUND {
+				r, err = nil, nil
 			}
-			for _, q := range r.Patients {
-				if q >= patient {
-					break
-				}
-				in, err := s.inExport(ctx, j, q)
-				if err != nil {
-					return err
-				}
-				if in {
-					return nil // q's visit writes it
-				}
+			if err == nil {
+				k, err = x.block(ctx, patient, r)
 			}
-			n++
-			return files.write(bulk.KindOutput, r.Type, r.Body)
-		})
+		} else {
+			k, err = x.compartment(ctx, patient, item.Types, false)
+		}
+		n += k
 		if err != nil {
 			return "", false, n, err
 		}
@@ -212,31 +273,159 @@ func (s *Service) exportCompartments(ctx context.Context, j *bulk.Job, p *bulk.P
 	return "", true, n, nil
 }
 
-// inExport reports whether a patient's compartment is part of the export.
-func (s *Service) inExport(ctx context.Context, j *bulk.Job, patient string) (bool, error) {
-	if len(j.Request.Patients) > 0 && !slices.Contains(j.Request.Patients, patient) {
+// compartment writes the resources of types in patient's compartment that
+// the export holds and that patient owns (see owner), to type files or to
+// the current block.
+func (x *itemRun) compartment(ctx context.Context, patient string, types []string, block bool) (int64, error) {
+	if len(types) == 0 {
+		return 0, nil
+	}
+	var n int64
+	rng := x.rangeFor(patient)
+	err := x.s.Resources.Compartment(ctx, patient, types, func(r *bulk.Resource, _ bulk.Cursor) error {
+		if !rng.Contains(r.LastUpdated) {
+			return nil
+		}
+		owner, err := x.owner(ctx, r)
+		if err != nil || owner != patient {
+			return err // another patient's visit writes it, or nobody's
+		}
+		ok, err := x.emit(r, block)
+		if ok {
+			n++
+		}
+		return err
+	})
+	return n, err
+}
+
+// block writes patient's block (organizeOutputBy=Patient, requirements
+// 5.7): the header, the Patient resource (nil if not stored), its
+// compartment, and with plan.Provenance the Provenance it owns. Blocks with
+// no resource are left out.
+func (x *itemRun) block(ctx context.Context, patient string, r *bulk.Resource) (int64, error) {
+	x.files.beginBlock(blockHeader(patient))
+	var n int64
+	if r != nil && slices.Contains(x.plan.Types, "Patient") && x.rangeFor(patient).Contains(r.LastUpdated) {
+		ok, err := x.emit(r, true)
+		if err != nil {
+			return n, err
+		}
+		if ok {
+			n++
+		}
+	}
+	// The block's own Patient comes first; other Patients linked to it are
+	// written in their own blocks.
+	types := slices.DeleteFunc(slices.Clone(x.item.Types), func(t string) bool { return t == "Patient" })
+	k, err := x.compartment(ctx, patient, types, true)
+	n += k
+	if err != nil {
+		return n, err
+	}
+	if x.plan.Provenance {
+		idx, err := x.s.provenance(ctx, x)
+		if err != nil {
+			return n, err
+		}
+		for _, id := range idx.owned[patient] {
+			k, err := x.writeProvenance(ctx, id, true)
+			n += k
+			if err != nil {
+				return n, err
+			}
+		}
+	}
+	return n, x.files.endBlock()
+}
+
+// blockHeader is the Parameters line that starts a Patient block (R91).
+func blockHeader(patient string) []byte {
+	b := append([]byte(nil), `{"resourceType":"Parameters","parameter":[{"name":"header","valueReference":{"reference":`...)
+	b = strconv.AppendQuote(b, "Patient/"+patient)
+	return append(b, `}}]}`...)
+}
+
+// rangeFor is the lastUpdated range of patient's compartment: the plan's,
+// or with no lower bound for a Group member that joined after _since
+// (requirements 5.3, R90).
+func (x *itemRun) rangeFor(patient string) bulk.Range {
+	return rangeFor(x.plan, patient)
+}
+
+func rangeFor(p *bulk.Plan, patient string) bulk.Range {
+	if _, ok := slices.BinarySearch(p.NewMembers, patient); ok {
+		return bulk.Range{Until: p.Range.Until}
+	}
+	return p.Range
+}
+
+// owner returns the patient whose compartment read writes r: the first of
+// r's patients, in id order, whose compartment is exported and whose range
+// holds r. So a resource in several exported compartments is written once.
+// Empty when none is.
+func (x *itemRun) owner(ctx context.Context, r *bulk.Resource) (string, error) {
+	return ownerOf(ctx, x.s, x.job, x.plan, x.item.Organized, x.inExport, r)
+}
+
+func ownerOf(ctx context.Context, s *Service, j *bulk.Job, p *bulk.Plan, organized bool, cache map[string]bool, r *bulk.Resource) (string, error) {
+	for _, q := range r.Patients {
+		if !rangeFor(p, q).Contains(r.LastUpdated) {
+			continue
+		}
+		in, ok := cache[q]
+		if !ok {
+			var err error
+			if in, err = s.inExport(ctx, j, p, organized, q); err != nil {
+				return "", err
+			}
+			cache[q] = in
+		}
+		if in {
+			return q, nil
+		}
+	}
+	return "", nil
+}
+
+// inExport reports whether a patient's compartment is part of the export:
+// a Group member (and a `patient` value if given), a `patient` value, or at
+// Patient and system level any patient; organized output has blocks only
+// for stored Patients.
+func (s *Service) inExport(ctx context.Context, j *bulk.Job, p *bulk.Plan, organized bool, patient string) (bool, error) {
+	req := &j.Request
+	if len(req.Patients) > 0 && !slices.Contains(req.Patients, patient) {
 		return false, nil
 	}
-	if j.Request.Level == bulk.LevelGroup {
-		return s.Resources.IsGroupMember(ctx, j.Request.GroupID, patient)
+	switch {
+	case req.Level == bulk.LevelGroup:
+		return s.Resources.IsGroupMember(ctx, req.GroupID, patient)
+	case len(req.Patients) > 0 || !organized:
+		return true, nil
 	}
-	return true, nil
+	r, err := s.Resources.Get(ctx, "Patient", patient)
+	if bulk.ErrorCode(err) == bulk.ENOTFOUND {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	return !r.LastUpdated.After(p.Range.Until), nil
 }
 
 // exportDeleted writes one transaction Bundle per tombstone with a DELETE
 // entry (R88, requirements 5.4).
-func (s *Service) exportDeleted(ctx context.Context, p *bulk.Plan, item bulk.Item, files *fileSet) (int64, error) {
+func (x *itemRun) exportDeleted(ctx context.Context) (int64, error) {
 	var n int64
 	buf := make([]byte, 0, 256)
-	for _, t := range item.Types {
-		err := s.Resources.Tombstones(ctx, t, p.Range, func(ts bulk.Tombstone) error {
+	for _, t := range x.item.Types {
+		err := x.s.Resources.Tombstones(ctx, t, x.plan.Range, func(ts bulk.Tombstone) error {
 			buf = append(buf[:0], `{"resourceType":"Bundle","type":"transaction","meta":{"lastUpdated":"`...)
 			buf = ts.DeletedAt.UTC().AppendFormat(buf, "2006-01-02T15:04:05.000Z07:00")
 			buf = append(buf, `"},"entry":[{"request":{"method":"DELETE","url":`...)
 			buf = strconv.AppendQuote(buf, ts.Type+"/"+ts.ID)
 			buf = append(buf, `}}]}`...)
 			n++
-			return files.write(bulk.KindDeleted, "Bundle", buf)
+			return x.files.write(bulk.KindDeleted, "Bundle", buf)
 		})
 		if err != nil {
 			return n, err
@@ -282,7 +471,7 @@ func (s *Service) Finalize(ctx context.Context, jobID string) (err error) {
 	} else if err != nil {
 		return err
 	}
-	s.plans.Delete(jobID)
+	s.forget(jobID)
 	s.Logger.Info("export completed", "job", jobID, "resources", resources, "items", len(p.Items),
 		"duration_ms", now.Sub(j.CreatedAt).Milliseconds())
 	return nil
@@ -303,6 +492,6 @@ func (s *Service) MarkFailed(ctx context.Context, jobID, name, cause string) (er
 	} else if err != nil {
 		return err
 	}
-	s.plans.Delete(jobID)
+	s.forget(jobID)
 	return s.Objects.DeletePrefix(ctx, jobID+"/")
 }

@@ -10,25 +10,68 @@ import (
 	"github.com/tranchehq/tranche/internal/bulk"
 )
 
-// Manifest is the complete-status body (requirements 3.4, R54).
+// Manifest is the complete-status body (requirements 3.4, R54), and with
+// allowPartialManifests one page of it (3.5).
 type Manifest struct {
 	TransactionTime     string         `json:"transactionTime"`
 	Request             string         `json:"request"`
 	RequiresAccessToken bool           `json:"requiresAccessToken"`
+	OutputOrganizedBy   string         `json:"outputOrganizedBy,omitempty"`
 	Output              []ManifestFile `json:"output"`
 	Deleted             []ManifestFile `json:"deleted"`
 	Error               []ManifestFile `json:"error"`
+	Link                []ManifestLink `json:"link,omitempty"`
 }
 
-// ManifestFile is one output, deleted or error entry (R58).
+// ManifestFile is one output, deleted or error entry (R58). Organized
+// output files have no type (R64) and may continue in another file (R92).
 type ManifestFile struct {
-	Type  string `json:"type"`
-	URL   string `json:"url"`
-	Count int64  `json:"count"`
+	Type            string `json:"type,omitempty"`
+	URL             string `json:"url"`
+	Count           int64  `json:"count"`
+	ContinuesInFile string `json:"continuesInFile,omitempty"`
+}
+
+// ManifestLink links a manifest page to the next (R66).
+type ManifestLink struct {
+	Relation string `json:"relation"`
+	URL      string `json:"url"`
 }
 
 // Instant formats t as a FHIR instant with milliseconds.
 func Instant(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
+
+// newManifest returns a manifest with the fields every page repeats, the
+// error files among them.
+func (s *Service) newManifest(j *bulk.Job, p *bulk.Plan, requiresToken bool, fileURL func(key string) string) *Manifest {
+	m := &Manifest{
+		TransactionTime: Instant(j.TransactionTime), Request: j.Request.RequestURL, RequiresAccessToken: requiresToken,
+		OutputOrganizedBy: j.Request.OrganizeBy,
+		Output:            []ManifestFile{}, Deleted: []ManifestFile{}, Error: []ManifestFile{},
+	}
+	if p != nil {
+		for _, f := range p.Files {
+			m.add(f, fileURL)
+		}
+	}
+	return m
+}
+
+// add lists a file in the array of its kind.
+func (m *Manifest) add(f bulk.OutputFile, fileURL func(key string) string) {
+	mf := ManifestFile{Type: f.Type, URL: fileURL(f.Key), Count: f.Count}
+	if f.ContinuesIn != "" {
+		mf.ContinuesInFile = fileURL(f.ContinuesIn)
+	}
+	switch f.Kind {
+	case bulk.KindDeleted:
+		m.Deleted = append(m.Deleted, mf)
+	case bulk.KindError:
+		m.Error = append(m.Error, mf)
+	default:
+		m.Output = append(m.Output, mf)
+	}
+}
 
 // Manifest assembles a completed job's manifest from its items' recorded
 // files. fileURL turns an object key into the absolute URL the client
@@ -38,15 +81,17 @@ func (s *Service) Manifest(ctx context.Context, j *bulk.Job, requiresToken bool,
 	if err != nil {
 		return nil, err
 	}
-	m := &Manifest{
-		TransactionTime: Instant(j.TransactionTime), Request: j.Request.RequestURL, RequiresAccessToken: requiresToken,
-		Output: []ManifestFile{}, Deleted: []ManifestFile{}, Error: []ManifestFile{},
+	p, err := s.Jobs.GetPlan(ctx, j.ID)
+	if err != nil && bulk.ErrorCode(err) != bulk.ENOTFOUND {
+		return nil, err
 	}
+	m := s.newManifest(j, p, requiresToken, fileURL)
 	var files []bulk.OutputFile
 	for _, p := range progress {
 		files = append(files, p.Files...)
 	}
-	// By type, then key: each type's files together, in the order written.
+	// By type, then key: each type's files together, in the order written
+	// (organized files, which have no type, in the order written).
 	slices.SortFunc(files, func(a, b bulk.OutputFile) int {
 		if c := strings.Compare(a.Type, b.Type); c != 0 {
 			return c
@@ -54,15 +99,72 @@ func (s *Service) Manifest(ctx context.Context, j *bulk.Job, requiresToken bool,
 		return strings.Compare(a.Key, b.Key)
 	})
 	for _, f := range files {
-		mf := ManifestFile{Type: f.Type, URL: fileURL(f.Key), Count: f.Count}
-		switch f.Kind {
-		case bulk.KindDeleted:
-			m.Deleted = append(m.Deleted, mf)
-		case bulk.KindError:
-			m.Error = append(m.Error, mf)
-		default:
-			m.Output = append(m.Output, mf)
+		m.add(f, fileURL)
+	}
+	return m, nil
+}
+
+// ManifestPage returns page n (from 1) of the manifest of an export with
+// allowPartialManifests, or nil if that page is not ready yet
+// (requirements 3.5, R65, R66).
+//
+// The pages cut one sequence of files into pages of ManifestPageFiles
+// files: the files of work item 0, then of item 1, and so on, each item's
+// in the order its checkpoints recorded them. A running item's files are
+// only ever appended to, and a later item's follow once every item before
+// it is done, so the known prefix of the sequence only grows. A page is
+// ready once the known prefix fills it, or when the job is complete (the
+// last page may be shorter, and an export of nothing has one empty page).
+// So a page never changes once returned, without storing it: only its
+// `link` to the next page appears, once that page is ready. Every page
+// repeats the other fields, the error files among them (they are written
+// while planning, before any page).
+func (s *Service) ManifestPage(ctx context.Context, j *bulk.Job, n int, requiresToken bool, fileURL func(key string) string, pageURL func(n int) string) (*Manifest, error) {
+	if n < 1 || j.Status != bulk.StatusInProgress && j.Status != bulk.StatusCompleted {
+		return nil, nil
+	}
+	p, err := s.Jobs.GetPlan(ctx, j.ID)
+	if bulk.ErrorCode(err) == bulk.ENOTFOUND {
+		return nil, nil // not planned yet
+	} else if err != nil {
+		return nil, err
+	}
+	progress, err := s.Jobs.Progress(ctx, j.ID)
+	if err != nil {
+		return nil, err
+	}
+	byIndex := make(map[int]*bulk.ItemProgress, len(progress))
+	for _, pr := range progress {
+		byIndex[pr.Index] = pr
+	}
+	var known []bulk.OutputFile
+	complete := j.Status == bulk.StatusCompleted
+	for i := range p.Items {
+		pr := byIndex[i]
+		if pr == nil {
+			break
 		}
+		known = append(known, pr.Files...)
+		if !pr.Done {
+			break
+		}
+	}
+	size := s.Config.ManifestPageFiles
+	ready := func(n int) bool {
+		if complete {
+			return n == 1 || (n-1)*size < len(known)
+		}
+		return n*size <= len(known)
+	}
+	if !ready(n) {
+		return nil, nil
+	}
+	m := s.newManifest(j, p, requiresToken, fileURL)
+	for _, f := range known[(n-1)*size : min(n*size, len(known))] {
+		m.add(f, fileURL)
+	}
+	if ready(n + 1) {
+		m.Link = []ManifestLink{{Relation: "next", URL: pageURL(n + 1)}}
 	}
 	return m, nil
 }
@@ -82,16 +184,41 @@ func (s *Service) RetryAfter(j *bulk.Job) int {
 	return int(min(max(elapsed/(4*time.Second), 1), 10))
 }
 
-// FileJob checks that key belongs to a completed, unexpired job of clientID
-// and returns the job. Anything else is ENOTFOUND (R82).
+// FileJob checks that key belongs to a completed, unexpired job of clientID,
+// or is a recorded file of a running one with allowPartialManifests, and
+// returns the job. Anything else is ENOTFOUND (R82).
 func (s *Service) FileJob(ctx context.Context, clientID, key string) (*bulk.Job, error) {
 	id, _, ok := strings.Cut(key, "/")
 	if !ok {
 		return nil, bulk.Errorf(bulk.ENOTFOUND, "No such file.")
 	}
 	j, err := s.Job(ctx, clientID, id)
-	if err != nil || j.Status != bulk.StatusCompleted {
+	switch {
+	case err != nil:
 		return nil, bulk.Errorf(bulk.ENOTFOUND, "No such file.")
+	case j.Status == bulk.StatusCompleted:
+		return j, nil
+	case j.Status == bulk.StatusInProgress && j.Request.AllowPartial:
+		// A running export's files are ready once a checkpoint recorded
+		// them (R65); those being written are not.
+		progress, err := s.Jobs.Progress(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range progress {
+			for _, f := range p.Files {
+				if f.Key == key {
+					return j, nil
+				}
+			}
+		}
+		if p, err := s.plan(ctx, id); err == nil {
+			for _, f := range p.Files {
+				if f.Key == key {
+					return j, nil
+				}
+			}
+		}
 	}
-	return j, nil
+	return nil, bulk.Errorf(bulk.ENOTFOUND, "No such file.")
 }

@@ -35,6 +35,9 @@ func (s *Service) Plan(ctx context.Context, jobID string) (out PlanOutput, err e
 		if p, err = s.cut(ctx, j); err != nil {
 			return out, err
 		}
+		if p.Files, err = s.writeIgnored(ctx, j); err != nil {
+			return out, err
+		}
 		p, err = s.Jobs.SavePlan(ctx, jobID, p)
 	}
 	if err != nil {
@@ -49,9 +52,9 @@ func (s *Service) Plan(ctx context.Context, jobID string) (out PlanOutput, err e
 	return out, nil
 }
 
-// cut computes the plan. Types: `_type` or everything stored, limited to the
-// Patient compartment below system level. Range: (_since, min(_until,
-// transactionTime)].
+// cut computes the plan. Types: `_type` or everything stored (and
+// authorized), limited to the Patient compartment below system level and
+// for organized output. Range: (_since, min(_until, transactionTime)].
 func (s *Service) cut(ctx context.Context, j *bulk.Job) (*bulk.Plan, error) {
 	req := j.Request
 	counts, err := s.Resources.Count(ctx)
@@ -66,8 +69,10 @@ func (s *Service) cut(ctx context.Context, j *bulk.Job) (*bulk.Plan, error) {
 			}
 		}
 	}
-	if req.Level != bulk.LevelSystem {
-		types = slices.DeleteFunc(slices.Clone(types), func(t string) bool { return !fhir.IsPatientCompartmentType(t) })
+	organized := req.OrganizeBy != ""
+	compartmental := req.Level != bulk.LevelSystem || organized
+	if compartmental {
+		types = slices.DeleteFunc(slices.Clone(types), func(t string) bool { return !fhir.IsPatientExportType(t) })
 	}
 	slices.Sort(types)
 
@@ -82,52 +87,119 @@ func (s *Service) cut(ctx context.Context, j *bulk.Job) (*bulk.Plan, error) {
 		p.Items = append(p.Items, it)
 	}
 
+	// Provenance goes by its rules (R33, includeAssociatedData) rather than
+	// as a plain compartment type: at compartment level whenever it is
+	// exported, at system level when associated data is asked for (and the
+	// scopes allow Provenance).
+	provAllowed := req.Allowed == nil || slices.Contains(req.Allowed, "Provenance")
+	p.Provenance = (compartmental && slices.Contains(types, "Provenance")) || (req.Associated != "" && provAllowed)
+	itemTypes := types
+	if p.Provenance && compartmental {
+		itemTypes = slices.DeleteFunc(slices.Clone(types), func(t string) bool { return t == "Provenance" })
+	}
+
 	var patients []string
 	switch {
 	case req.Level == bulk.LevelGroup:
-		members, err := s.Resources.GroupMembers(ctx, req.GroupID)
+		members, err := s.Resources.GroupMembership(ctx, req.GroupID)
 		if err != nil {
 			return nil, err
 		}
-		patients = members
-		if len(req.Patients) > 0 {
-			patients = slices.DeleteFunc(slices.Clone(members), func(m string) bool { return !slices.Contains(req.Patients, m) })
+		for _, m := range members {
+			if len(req.Patients) > 0 && !slices.Contains(req.Patients, m.ID) {
+				continue
+			}
+			patients = append(patients, m.ID)
+			// A member who joined after _since gets their whole compartment
+			// (requirements 5.3, R90).
+			if !req.Since.IsZero() && m.Since.After(req.Since) {
+				p.NewMembers = append(p.NewMembers, m.ID)
+			}
 		}
+		slices.Sort(patients)
+		slices.Sort(p.NewMembers)
 	case len(req.Patients) > 0:
 		patients = slices.Clone(req.Patients)
 		slices.Sort(patients)
 	}
 
-	if req.Level == bulk.LevelGroup || len(req.Patients) > 0 {
+	blocks := len(itemTypes) > 0 || (organized && p.Provenance)
+	switch {
+	case req.Level == bulk.LevelGroup || len(req.Patients) > 0:
 		// type × patient batch: reads only these patients' compartments.
-		for start := 0; start < len(patients) && len(types) > 0; start += s.Config.PatientBatch {
+		for start := 0; start < len(patients) && blocks; start += s.Config.PatientBatch {
 			end := min(start+s.Config.PatientBatch, len(patients))
-			add(bulk.Item{Patients: patients[start:end], Types: types})
+			add(bulk.Item{Patients: patients[start:end], Types: itemTypes, Organized: organized})
 		}
-	} else {
-		// type × shard range: each type's shards split into as many items as
-		// its size warrants, up to one per shard.
-		shards := s.Resources.Shards()
-		for _, t := range types {
-			n := counts[t]
-			if n == 0 {
+	case organized:
+		// Patient blocks for every stored Patient: the Patient scan, cut
+		// like any type scan.
+		if blocks {
+			for _, g := range s.shardGroups(counts["Patient"]) {
+				add(bulk.Item{Type: "Patient", Shards: g, Types: itemTypes, Organized: true})
+			}
+		}
+	default:
+		// type × shard range: each type's shards split into as many items
+		// as its size warrants, up to one per shard.
+		for _, t := range itemTypes {
+			if counts[t] == 0 {
 				continue
 			}
-			k := int(min(max((n+s.Config.ItemResources-1)/s.Config.ItemResources, 1), int64(shards)))
-			groups := make([][]int, k)
-			for sh := 0; sh < shards; sh++ {
-				groups[sh%k] = append(groups[sh%k], sh)
-			}
-			for _, g := range groups {
+			for _, g := range s.shardGroups(counts[t]) {
 				add(bulk.Item{Type: t, Shards: g, CompartmentOnly: req.Level == bulk.LevelPatient})
 			}
 		}
 	}
-	if !req.Since.IsZero() && len(types) > 0 && req.Level != bulk.LevelGroup && len(req.Patients) == 0 {
-		// Deletions since _since (R88). Tombstones do not record compartments,
-		// so Group and `patient` exports, which must not reveal other
-		// patients' data, list none.
-		add(bulk.Item{Deleted: true, Types: types})
+	if p.Provenance && !organized {
+		add(bulk.Item{Associated: true})
+	}
+	if !req.Since.IsZero() && req.Level != bulk.LevelGroup && len(req.Patients) == 0 {
+		// Deletions since _since (R88). Tombstones do not record
+		// compartments, so Group and `patient` exports, which must not
+		// reveal other patients' data, list none; nor do they record
+		// contents, so types the client's scopes restrict by search
+		// parameters list none either.
+		sp, err := newSpec(&req)
+		if err != nil {
+			return nil, err
+		}
+		deleted := slices.DeleteFunc(slices.Clone(types), sp.restricted)
+		if len(deleted) > 0 {
+			add(bulk.Item{Deleted: true, Types: deleted})
+		}
 	}
 	return p, nil
+}
+
+// shardGroups cuts a type of n resources into as many work items as its
+// size warrants, up to one per shard, and returns each item's shards.
+func (s *Service) shardGroups(n int64) [][]int {
+	if n == 0 {
+		return nil
+	}
+	shards := s.Resources.Shards()
+	k := int(min(max((n+s.Config.ItemResources-1)/s.Config.ItemResources, 1), int64(shards)))
+	groups := make([][]int, k)
+	for sh := 0; sh < shards; sh++ {
+		groups[sh%k] = append(groups[sh%k], sh)
+	}
+	return groups
+}
+
+// writeIgnored writes the error file of a lenient kick-off: one
+// OperationOutcome per ignored parameter or value (requirements 1.5, R17,
+// R20). Its name is fixed, so a re-planned job rewrites the same file.
+func (s *Service) writeIgnored(ctx context.Context, j *bulk.Job) ([]bulk.OutputFile, error) {
+	if len(j.Request.Ignored) == 0 {
+		return nil, nil
+	}
+	fs := newFileSet(ctx, s.Objects, s.Config, j.ID+"/%s.plan.%03d.ndjson")
+	for _, msg := range j.Request.Ignored {
+		if err := fs.write(bulk.KindError, "OperationOutcome", fhir.Outcome("warning", "not-supported", msg).JSON()); err != nil {
+			fs.abort()
+			return nil, err
+		}
+	}
+	return fs.close()
 }

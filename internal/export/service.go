@@ -39,6 +39,9 @@ type Config struct {
 	ItemBudget time.Duration
 	// MaxConcurrency bounds the work items exported at once per job.
 	MaxConcurrency int
+	// ManifestPageFiles is the number of files per manifest page of an
+	// export with allowPartialManifests (requirements 3.5).
+	ManifestPageFiles int
 }
 
 // DefaultConfig returns the defaults.
@@ -51,6 +54,8 @@ func DefaultConfig() Config {
 		PatientBatch:     1000,
 		ItemBudget:       10 * time.Minute,
 		MaxConcurrency:   runtime.GOMAXPROCS(0),
+
+		ManifestPageFiles: 100,
 	}
 }
 
@@ -77,6 +82,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxConcurrency <= 0 {
 		c.MaxConcurrency = d.MaxConcurrency
 	}
+	if c.ManifestPageFiles <= 0 {
+		c.ManifestPageFiles = d.ManifestPageFiles
+	}
 	return c
 }
 
@@ -95,6 +103,8 @@ type Service struct {
 	NewID func() string
 
 	plans sync.Map // job id → *bulk.Plan, so items don't decode the plan each call
+	specs sync.Map // job id → *spec
+	provs sync.Map // job id → *provEntry
 }
 
 // NewService returns a service with defaults for the seams.
@@ -199,7 +209,7 @@ func (s *Service) Cancel(ctx context.Context, clientID, id string) error {
 			return err
 		}
 	}
-	s.plans.Delete(id)
+	s.forget(id)
 	if err := s.Objects.DeletePrefix(ctx, id+"/"); err != nil {
 		return err
 	}
@@ -267,10 +277,30 @@ func (s *Service) Purge(ctx context.Context) (int, error) {
 		if err := s.Jobs.DeleteJob(ctx, id); err != nil {
 			return 0, err
 		}
-		s.plans.Delete(id)
+		s.forget(id)
 		s.Logger.Info("expired export purged", "job", id)
 	}
 	return len(ids), nil
+}
+
+// spec returns a job's compiled request, cached.
+func (s *Service) spec(j *bulk.Job) (*spec, error) {
+	if sp, ok := s.specs.Load(j.ID); ok {
+		return sp.(*spec), nil
+	}
+	sp, err := newSpec(&j.Request)
+	if err != nil {
+		return nil, err
+	}
+	v, _ := s.specs.LoadOrStore(j.ID, sp)
+	return v.(*spec), nil
+}
+
+// forget drops what is cached about a job.
+func (s *Service) forget(id string) {
+	s.plans.Delete(id)
+	s.specs.Delete(id)
+	s.provs.Delete(id)
 }
 
 // plan returns a job's plan, cached.

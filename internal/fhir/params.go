@@ -17,13 +17,16 @@ const NDJSON = "application/fhir+ndjson"
 
 var outputFormats = map[string]bool{"application/fhir+ndjson": true, "application/ndjson": true, "ndjson": true}
 
-// Parameters the IG defines that this server does not implement yet. They are
+// Parameters the IG defines that this server does not implement. They are
 // rejected by name rather than as unknown, so the client can retry without
 // them (requirements 1.5, R19).
 var unsupportedParams = map[string]bool{
-	"_elements": true, "_typeFilter": true, "includeAssociatedData": true,
-	"organizeOutputBy": true, "allowPartialManifests": true,
 	"_minimumFileSize": true, "_maximumFileSize": true,
+}
+
+// Associated data codes of `includeAssociatedData` (requirements 1.4.8).
+var associatedCodes = map[string]bool{
+	bulk.LatestProvenance: true, bulk.RelevantProvenance: true,
 }
 
 // KickoffInput is an $export request as HTTP delivered it.
@@ -34,13 +37,29 @@ type KickoffInput struct {
 	Query      url.Values
 	Body       []byte // POST Parameters resource, if any
 	RequestURL string // absolute kick-off URL, for the manifest's `request`
+	// Lenient is `Prefer: handling=lenient`: unsupported or invalid
+	// parameters and values are ignored and listed in
+	// ExportRequest.Ignored instead of failing the request (requirements
+	// 1.5, R17, R20). Problems whose omission would widen or misdate the
+	// export (`patient`, `_since`, `_until`, a malformed body) still fail.
+	Lenient bool
+	// TypeFilter compiles one `_typeFilter` value, a single-type search
+	// query or a v2 comma-separated list of them, into canonical
+	// single-type queries; its errors name the parameter. The search
+	// package provides it (it builds on this one, so it cannot be called
+	// from here). Nil makes `_typeFilter` unsupported.
+	TypeFilter func(value string) ([]string, error)
+	// Element checks one `_elements` entry ("Type.element" or "element").
+	// Nil makes `_elements` unsupported.
+	Element func(entry string) error
 }
 
 // ParseKickoff validates an $export request and normalizes GET query and POST
 // Parameters into one ExportRequest (requirements 1.2). Every problem is an
-// EINVALID or EUNSUPPORTED error naming the parameter.
+// EINVALID or EUNSUPPORTED error naming the parameter; under in.Lenient the
+// ones that may be ignored are recorded in ExportRequest.Ignored instead.
 func ParseKickoff(in KickoffInput) (bulk.ExportRequest, error) {
-	req := bulk.ExportRequest{Level: in.Level, GroupID: in.GroupID, OutputFormat: NDJSON, RequestURL: in.RequestURL}
+	req := bulk.ExportRequest{Level: in.Level, GroupID: in.GroupID, OutputFormat: NDJSON, RequestURL: in.RequestURL, Lenient: in.Lenient}
 	params := make(map[string][]string) // name → values in order
 	var names []string
 	add := func(name, v string) {
@@ -71,6 +90,21 @@ func ParseKickoff(in KickoffInput) (bulk.ExportRequest, error) {
 		}
 	}
 
+	// ignorable fails the request, or under lenient handling records the
+	// problem and lets parsing go on (requirements 1.5).
+	ignorable := func(err *bulk.Error) error {
+		if !in.Lenient {
+			return err
+		}
+		msg := err.Message
+		if len(msg) > 500 {
+			msg = msg[:500] + "…"
+		}
+		req.Ignored = append(req.Ignored, msg+" It was ignored (Prefer: handling=lenient).")
+		return nil
+	}
+	typeGiven := false
+	organize := ""
 	for _, name := range names {
 		vals := params[name]
 		switch name {
@@ -79,7 +113,9 @@ func ParseKickoff(in KickoffInput) (bulk.ExportRequest, error) {
 				return req, bulk.Errorf(bulk.EINVALID, "_outputFormat may be given once.")
 			}
 			if !outputFormats[vals[0]] {
-				return req, bulk.Errorf(bulk.EUNSUPPORTED, "_outputFormat %q is not supported; use application/fhir+ndjson, application/ndjson or ndjson.", vals[0])
+				if err := ignorable(bulk.Errorf(bulk.EUNSUPPORTED, "_outputFormat %q is not supported; use application/fhir+ndjson, application/ndjson or ndjson.", clip(vals[0]))); err != nil {
+					return req, err
+				}
 			}
 		case "_since", "_until":
 			if len(vals) > 1 {
@@ -87,7 +123,7 @@ func ParseKickoff(in KickoffInput) (bulk.ExportRequest, error) {
 			}
 			t, err := ParseInstant(vals[0])
 			if err != nil {
-				return req, bulk.Errorf(bulk.EINVALID, "%s %q is not a FHIR instant such as 2024-01-31T12:00:00Z.", name, vals[0])
+				return req, bulk.Errorf(bulk.EINVALID, "%s %q is not a FHIR instant such as 2024-01-31T12:00:00Z.", name, clip(vals[0]))
 			}
 			if name == "_since" {
 				req.Since = t
@@ -95,18 +131,32 @@ func ParseKickoff(in KickoffInput) (bulk.ExportRequest, error) {
 				req.Until = t
 			}
 		case "_type":
+			typeGiven = true
 			for _, v := range vals {
 				for _, t := range strings.Split(v, ",") {
 					t = strings.TrimSpace(t)
-					if t == "" {
+					switch {
+					case t == "" || slices.Contains(req.Types, t):
+						continue
+					case !IsResourceType(t):
+						if err := ignorable(bulk.Errorf(bulk.EUNSUPPORTED, "_type %q is not a FHIR R4 resource type.", clip(t))); err != nil {
+							return req, err
+						}
+						continue
+					case in.Level != bulk.LevelSystem && t == "Group":
+						if err := ignorable(bulk.Errorf(bulk.EUNSUPPORTED, "_type Group is not exported at Patient or Group level: a Group lists other patients.")); err != nil {
+							return req, err
+						}
+						continue
+					case in.Level != bulk.LevelSystem && !IsPatientCompartmentType(t):
+						// Patient and Group exports return Patient-compartment
+						// data (5.2, R18).
+						if err := ignorable(bulk.Errorf(bulk.EUNSUPPORTED, "_type %s is not in the Patient compartment; Patient and Group exports return compartment resources only.", t)); err != nil {
+							return req, err
+						}
 						continue
 					}
-					if !IsResourceType(t) {
-						return req, bulk.Errorf(bulk.EUNSUPPORTED, "_type %q is not a FHIR R4 resource type.", t)
-					}
-					if !slices.Contains(req.Types, t) {
-						req.Types = append(req.Types, t)
-					}
+					req.Types = append(req.Types, t)
 				}
 			}
 		case "patient":
@@ -116,31 +166,172 @@ func ParseKickoff(in KickoffInput) (bulk.ExportRequest, error) {
 			for _, v := range vals {
 				typ, id, ok := ParseReference(v)
 				if !ok || typ != "Patient" {
-					return req, bulk.Errorf(bulk.EINVALID, "patient %q is not a Patient reference such as Patient/123.", v)
+					return req, bulk.Errorf(bulk.EINVALID, "patient %q is not a Patient reference such as Patient/123.", clip(v))
 				}
 				if !slices.Contains(req.Patients, id) {
 					req.Patients = append(req.Patients, id)
 				}
 			}
-		default:
-			if unsupportedParams[name] {
-				return req, bulk.Errorf(bulk.EUNSUPPORTED, "The %s parameter is not supported by this server.", name)
+		case "_typeFilter":
+			for _, v := range vals {
+				if in.TypeFilter == nil {
+					if err := ignorable(bulk.Errorf(bulk.EUNSUPPORTED, "The _typeFilter parameter is not supported by this server.")); err != nil {
+						return req, err
+					}
+					break
+				}
+				qs, err := in.TypeFilter(v)
+				if err != nil {
+					if err := ignorable(asError(err, "_typeFilter")); err != nil {
+						return req, err
+					}
+					continue
+				}
+				for _, q := range qs {
+					if !slices.Contains(req.TypeFilters, q) {
+						req.TypeFilters = append(req.TypeFilters, q)
+					}
+				}
 			}
-			return req, bulk.Errorf(bulk.EINVALID, "Unknown parameter %q.", name)
+		case "_elements":
+			for _, v := range vals {
+				for _, e := range strings.Split(v, ",") {
+					e = strings.TrimSpace(e)
+					if e == "" || slices.Contains(req.Elements, e) {
+						continue
+					}
+					var err error
+					if in.Element == nil {
+						err = bulk.Errorf(bulk.EUNSUPPORTED, "The _elements parameter is not supported by this server.")
+					} else {
+						err = in.Element(e)
+					}
+					if err != nil {
+						if err := ignorable(asError(err, "_elements")); err != nil {
+							return req, err
+						}
+						continue
+					}
+					req.Elements = append(req.Elements, e)
+				}
+			}
+		case "includeAssociatedData":
+			for _, v := range vals {
+				for _, c := range strings.Split(v, ",") {
+					c = strings.TrimSpace(c)
+					switch {
+					case c == "":
+					case associatedCodes[c]:
+						// Conflicting values: the least restrictive, the
+						// largest data set, wins (R32).
+						if req.Associated == "" || c == bulk.RelevantProvenance {
+							req.Associated = c
+						}
+					default:
+						// R34: custom (_…) and unknown values.
+						if err := ignorable(bulk.Errorf(bulk.EUNSUPPORTED, "includeAssociatedData %q is not supported; this server supports LatestProvenanceResources and RelevantProvenanceResources.", clip(c))); err != nil {
+							return req, err
+						}
+					}
+				}
+			}
+		case "organizeOutputBy":
+			if len(vals) > 1 {
+				if err := ignorable(bulk.Errorf(bulk.EINVALID, "organizeOutputBy may be given once.")); err != nil {
+					return req, err
+				}
+				break
+			}
+			switch v := strings.TrimSpace(vals[0]); {
+			case v == "Patient":
+				organize = v
+			case IsResourceType(v):
+				if err := ignorable(bulk.Errorf(bulk.EUNSUPPORTED, "organizeOutputBy %s is not supported; this server organizes output by Patient only.", v)); err != nil {
+					return req, err
+				}
+			default:
+				if err := ignorable(bulk.Errorf(bulk.EINVALID, "organizeOutputBy %q is not a FHIR resource type; use Patient.", clip(v))); err != nil {
+					return req, err
+				}
+			}
+		case "allowPartialManifests":
+			if len(vals) > 1 {
+				if err := ignorable(bulk.Errorf(bulk.EINVALID, "allowPartialManifests may be given once.")); err != nil {
+					return req, err
+				}
+				break
+			}
+			switch vals[0] {
+			case "true":
+				req.AllowPartial = true
+			case "false":
+			default:
+				if err := ignorable(bulk.Errorf(bulk.EINVALID, "allowPartialManifests %q is not a boolean; use true or false.", clip(vals[0]))); err != nil {
+					return req, err
+				}
+			}
+		default:
+			var err *bulk.Error
+			if unsupportedParams[name] {
+				err = bulk.Errorf(bulk.EUNSUPPORTED, "The %s parameter is not supported by this server.", name)
+			} else {
+				err = bulk.Errorf(bulk.EINVALID, "Unknown parameter %q.", clip(name))
+			}
+			if err := ignorable(err); err != nil {
+				return req, err
+			}
 		}
 	}
 	if !req.Since.IsZero() && !req.Until.IsZero() && !req.Until.After(req.Since) {
 		return req, bulk.Errorf(bulk.EINVALID, "_until must be later than _since.")
 	}
-	if in.Level != bulk.LevelSystem {
-		// Patient and Group exports return Patient-compartment data (5.2, R18).
+	if organize != "" {
+		// Patient blocks hold Patient-compartment resources only: other
+		// types asked for at system level cannot be organized (R91).
+		kept := req.Types[:0:0]
 		for _, t := range req.Types {
-			if !IsPatientCompartmentType(t) {
-				return req, bulk.Errorf(bulk.EUNSUPPORTED, "_type %s is not in the Patient compartment; Patient and Group exports return compartment resources only.", t)
+			if IsPatientExportType(t) {
+				kept = append(kept, t)
+			} else if err := ignorable(bulk.Errorf(bulk.EUNSUPPORTED, "_type %s is not in the Patient compartment, so it cannot be exported with organizeOutputBy=Patient.", t)); err != nil {
+				return req, err
 			}
 		}
+		req.Types = kept
+		req.OrganizeBy = organize
+	}
+	if typeGiven && len(req.Types) == 0 {
+		// Lenient handling ignored every value: exporting everything instead
+		// would not be what the client asked for.
+		return req, bulk.Errorf(bulk.EUNSUPPORTED, "None of the _type values can be exported by this request.")
 	}
 	return req, nil
+}
+
+// asError returns err as an application error naming param, for messages
+// from a parser that may not name it.
+func asError(err error, param string) *bulk.Error {
+	code := bulk.ErrorCode(err)
+	if code != bulk.EUNSUPPORTED {
+		code = bulk.EINVALID
+	}
+	msg := bulk.ErrorMessage(err)
+	if !strings.Contains(msg, param) {
+		msg = param + ": " + msg
+	}
+	return &bulk.Error{Code: code, Message: msg, Err: err}
+}
+
+// clip shortens a client value quoted in a message.
+func clip(s string) string {
+	const max = 120
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && s[cut]&0xC0 == 0x80 {
+		cut-- // do not split a UTF-8 sequence
+	}
+	return s[:cut] + "…"
 }
 
 // parseParametersBody reads a FHIR Parameters resource and passes each
@@ -180,15 +371,23 @@ func parseParametersBody(body []byte, add func(name, v string)) error {
 				var s string
 				if err := json.Unmarshal(raw, &s); err != nil {
 					var b bool
-					if json.Unmarshal(raw, &b) != nil {
-						return bulk.Errorf(bulk.EINVALID, "Parameters.parameter[%d] (%s) has an unsupported %s.", i, name, k)
+					var coding struct {
+						Code string `json:"code"`
 					}
-					s = map[bool]string{true: "true", false: "false"}[b]
+					switch {
+					case json.Unmarshal(raw, &b) == nil:
+						s = map[bool]string{true: "true", false: "false"}[b]
+					case k == "valueCoding" && json.Unmarshal(raw, &coding) == nil && coding.Code != "":
+						// The draft types includeAssociatedData as a Coding.
+						s = coding.Code
+					default:
+						return bulk.Errorf(bulk.EINVALID, "Parameters.parameter[%d] (%s) has an unsupported %s.", i, clip(name), clip(k))
+					}
 				}
 				value, found = s, true
 			}
 			if !found {
-				return bulk.Errorf(bulk.EINVALID, "Parameters.parameter[%d] (%s) has no value.", i, name)
+				return bulk.Errorf(bulk.EINVALID, "Parameters.parameter[%d] (%s) has no value.", i, clip(name))
 			}
 		}
 		add(name, value)
@@ -258,6 +457,16 @@ func AcceptsFHIRJSON(accept string) bool {
 		}
 	}
 	return false
+}
+
+// IsPatientExportType reports whether Patient- and Group-level exports
+// return resources of typ: the Patient compartment's types except Group. A
+// Group is in the compartment of each member (Group.member), but exporting
+// one would hand a client the ids of every other member, including patients
+// outside what it may see, and make a 10-patient export read each large
+// Group's member list.
+func IsPatientExportType(typ string) bool {
+	return typ != "Group" && IsPatientCompartmentType(typ)
 }
 
 // IsPatientCompartmentType reports whether typ is in the Patient compartment.

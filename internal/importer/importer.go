@@ -100,7 +100,7 @@ func Import(ctx context.Context, store bulk.ResourceStore, opts Options, paths .
 	im := &importer{
 		ctx:        ctx,
 		store:      store,
-		w:          startWriter(ctx, store),
+		w:          startWriter(ctx, store, now),
 		opts:       opts,
 		now:        now,
 		nowText:    now.Format(instantLayout),

@@ -662,3 +662,37 @@ func BenchmarkImportSynthea(b *testing.B) {
 	}
 	b.ReportMetric(float64(size)*float64(b.N)/b.Elapsed().Seconds(), "resources/s")
 }
+
+// TestImportRecreated: a resource imported again after it was deleted is
+// stamped with the import time when its own meta.lastUpdated is older than
+// the deletion, so _since exports see it as changed (requirements 5.4).
+func TestImportRecreated(t *testing.T) {
+	dir := t.TempDir()
+	old := `{"resourceType":"Patient","id":"p1","meta":{"lastUpdated":"2020-01-01T00:00:00Z"}}`
+	newer := `{"resourceType":"Patient","id":"p2","meta":{"lastUpdated":"2030-01-01T00:00:00Z"}}`
+	data := writeFile(t, dir, "p.ndjson", old+"\n"+newer+"\n")
+	del := writeFile(t, dir, "del.json", `{"resourceType":"Bundle","type":"transaction","entry":[`+
+		`{"request":{"method":"DELETE","url":"Patient/p1"}},{"request":{"method":"DELETE","url":"Patient/p2"}}]}`)
+	store := newFakeStore()
+	deletedAt := time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC)
+	reimport := deletedAt.Add(time.Hour)
+	at := func(now time.Time) importer.Options { return importer.Options{Now: func() time.Time { return now }} }
+	for _, step := range []struct {
+		now  time.Time
+		path string
+	}{{deletedAt.Add(-time.Hour), data}, {deletedAt, del}, {reimport, data}} {
+		if _, err := importer.Import(context.Background(), store, at(step.now), step.path); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := byRef(
+		res("Patient", "p1", reimport, `{"resourceType":"Patient","id":"p1","meta":{"lastUpdated":"2024-06-01T01:00:00.000Z"}}`, "p1"),
+		res("Patient", "p2", time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC), newer, "p2"),
+	)
+	if diff := cmp.Diff(want, store.resources, bodies); diff != "" {
+		t.Errorf("re-created resources mismatch (-want +got):\n%s", diff)
+	}
+	if len(store.tombstones) != 0 {
+		t.Errorf("tombstones left: %v", store.tombstones)
+	}
+}

@@ -10,7 +10,7 @@ import (
 )
 
 // fakeStore is an in-memory bulk.ResourceStore that implements what the
-// importer uses: Put, Delete, TypeOf, Get. The other ResourceSource methods
+// importer uses: Put, Delete, TypeOf, Get, Tombstones. The other ResourceSource methods
 // are left to the embedded nil interface and panic if called.
 type fakeStore struct {
 	bulk.ResourceSource
@@ -43,6 +43,7 @@ func (s *fakeStore) Put(ctx context.Context, rs []*bulk.Resource) error {
 		c := *r
 		c.Body = slices.Clone(r.Body)
 		s.resources[bulk.Ref{Type: r.Type, ID: r.ID}] = &c
+		s.tombstones = slices.DeleteFunc(s.tombstones, func(t bulk.Tombstone) bool { return t.Type == r.Type && t.ID == r.ID })
 		if !slices.Contains(s.types[r.ID], r.Type) {
 			s.types[r.ID] = append(s.types[r.ID], r.Type)
 		}
@@ -56,6 +57,20 @@ func (s *fakeStore) Delete(ctx context.Context, ref bulk.Ref, at time.Time) erro
 	delete(s.resources, ref)
 	s.types[ref.ID] = slices.DeleteFunc(s.types[ref.ID], func(t string) bool { return t == ref.Type })
 	s.tombstones = append(s.tombstones, bulk.Tombstone{Type: ref.Type, ID: ref.ID, DeletedAt: at})
+	return nil
+}
+
+func (s *fakeStore) Tombstones(ctx context.Context, typ string, rng bulk.Range, fn func(bulk.Tombstone) error) error {
+	s.mu.Lock()
+	ts := slices.Clone(s.tombstones)
+	s.mu.Unlock()
+	for _, t := range ts {
+		if t.Type == typ && rng.Contains(t.DeletedAt) {
+			if err := fn(t); err != nil {
+				return err
+			}
+		}
+	}
 	return nil
 }
 

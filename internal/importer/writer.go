@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tidwall/sjson"
+
 	"github.com/tranchehq/tranche/internal/bulk"
 )
 
@@ -14,7 +16,8 @@ import (
 // work on this one. After a failed write it applies nothing more.
 type writer struct {
 	ctx   context.Context
-	store bulk.ResourceSink
+	store bulk.ResourceStore
+	now   time.Time // the import time
 	ops   chan writeOp
 	done  chan struct{}
 	once  sync.Once
@@ -26,6 +29,12 @@ type writer struct {
 	stored  map[string]int64
 	total   int64
 	deleted int64
+
+	// tombstones caches the store's deletions of each type the import
+	// touched (loaded on first use, then kept up to date by the import's
+	// own writes), so re-created resources can be recognized. Only the
+	// writer goroutine uses it.
+	tombstones map[string]map[string]time.Time
 }
 
 // writeOp is one write: a Put, a Delete, or a sync point.
@@ -41,13 +50,15 @@ type writeOp struct {
 // each holds a batch in memory.
 const writeQueue = 1
 
-func startWriter(ctx context.Context, store bulk.ResourceSink) *writer {
+func startWriter(ctx context.Context, store bulk.ResourceStore, now time.Time) *writer {
 	w := &writer{
-		ctx:    ctx,
-		store:  store,
-		ops:    make(chan writeOp, writeQueue),
-		done:   make(chan struct{}),
-		stored: map[string]int64{},
+		ctx:        ctx,
+		store:      store,
+		now:        now,
+		tombstones: map[string]map[string]time.Time{},
+		ops:        make(chan writeOp, writeQueue),
+		done:       make(chan struct{}),
+		stored:     map[string]int64{},
 	}
 	go w.run()
 	return w
@@ -65,9 +76,17 @@ func (w *writer) run() {
 		}
 		var err error
 		if op.del != nil {
-			err = w.store.Delete(w.ctx, *op.del, op.at)
-		} else {
-			err = w.store.Put(w.ctx, op.put)
+			if err = w.store.Delete(w.ctx, *op.del, op.at); err == nil {
+				if ts := w.tombstones[op.del.Type]; ts != nil {
+					ts[op.del.ID] = op.at
+				}
+			}
+		} else if err = w.recreate(op.put); err == nil {
+			if err = w.store.Put(w.ctx, op.put); err == nil {
+				for _, r := range op.put {
+					delete(w.tombstones[r.Type], r.ID)
+				}
+			}
 		}
 		if err != nil {
 			w.err = err
@@ -129,3 +148,43 @@ func (w *writer) counts() (stored map[string]int64, total, deleted int64) {
 	}
 	return stored, w.total, w.deleted
 }
+
+// recreate stamps re-created resources. A resource stored again after it
+// was deleted changed at its re-creation, but its meta.lastUpdated may be
+// older than the deletion (the same resource imported again): then it
+// gets the import time, or the deletion's if that is later, so a
+// `_since` export between the deletion and now lists it in `output`, and
+// not in `deleted`, whose tombstone the Put clears (requirements 5.4).
+func (w *writer) recreate(rs []*bulk.Resource) error {
+	for _, r := range rs {
+		ts, ok := w.tombstones[r.Type]
+		if !ok {
+			ts = map[string]time.Time{}
+			err := w.store.Tombstones(w.ctx, r.Type, bulk.Range{Until: farFuture}, func(t bulk.Tombstone) error {
+				ts[t.ID] = t.DeletedAt
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+			w.tombstones[r.Type] = ts
+		}
+		deletedAt, ok := ts[r.ID]
+		if !ok || !r.LastUpdated.Before(deletedAt) {
+			continue
+		}
+		at := w.now
+		if at.Before(deletedAt) {
+			at = deletedAt
+		}
+		body, err := sjson.SetBytes(r.Body, "meta.lastUpdated", at.UTC().Format(instantLayout))
+		if err != nil {
+			return err
+		}
+		r.Body, r.LastUpdated = body, at
+	}
+	return nil
+}
+
+// farFuture bounds a read of every tombstone.
+var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)

@@ -25,6 +25,7 @@ type ResourceStore struct {
 	mu         sync.RWMutex
 	resources  map[string]map[string]*bulk.Resource // type → id → resource
 	tombstones map[string]map[string]time.Time      // type → id → deletedAt
+	joined     map[string]map[string]time.Time      // Group id → member → Member.Since
 }
 
 // NewResourceStore returns an empty store that splits each type into shards
@@ -34,6 +35,7 @@ func NewResourceStore(shards int) *ResourceStore {
 		shards:     max(shards, 1),
 		resources:  make(map[string]map[string]*bulk.Resource),
 		tombstones: make(map[string]map[string]time.Time),
+		joined:     make(map[string]map[string]time.Time),
 	}
 }
 
@@ -153,6 +155,22 @@ func (s *ResourceStore) IsGroupMember(ctx context.Context, groupID, patientID st
 	return found, nil
 }
 
+// GroupMembership returns the members of a Group with when each joined, in
+// id order. Returns ENOTFOUND if the Group does not exist.
+func (s *ResourceStore) GroupMembership(ctx context.Context, groupID string) ([]bulk.Member, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	g, ok := s.resources["Group"][groupID]
+	if !ok {
+		return nil, bulk.Errorf(bulk.ENOTFOUND, "Group/%s not found.", groupID)
+	}
+	out := make([]bulk.Member, 0, len(g.Members))
+	for _, m := range g.Members {
+		out = append(out, bulk.Member{ID: m, Since: s.joined[groupID][m]})
+	}
+	return out, nil
+}
+
 // Tombstones visits the deletions of typ in rng in (deletedAt, id) order.
 func (s *ResourceStore) Tombstones(ctx context.Context, typ string, rng bulk.Range, fn func(bulk.Tombstone) error) error {
 	s.mu.RLock()
@@ -213,6 +231,21 @@ func (s *ResourceStore) Put(ctx context.Context, rs []*bulk.Resource) error {
 		}
 		c := cloneResource(r)
 		c.LastUpdated = c.LastUpdated.UTC()
+		if r.Type == "Group" {
+			was := map[string]time.Time{}
+			if _, live := byID[r.ID]; live {
+				was = s.joined[r.ID]
+			}
+			joined := make(map[string]time.Time, len(c.Members))
+			for _, m := range c.Members {
+				if t, ok := was[m]; ok {
+					joined[m] = t
+				} else {
+					joined[m] = c.LastUpdated
+				}
+			}
+			s.joined[r.ID] = joined
+		}
 		byID[r.ID] = c
 		delete(s.tombstones[r.Type], r.ID)
 	}
@@ -228,6 +261,9 @@ func (s *ResourceStore) Delete(ctx context.Context, ref bulk.Ref, at time.Time) 
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.resources[ref.Type], ref.ID)
+	if ref.Type == "Group" {
+		delete(s.joined, ref.ID)
+	}
 	ts := s.tombstones[ref.Type]
 	if ts == nil {
 		ts = make(map[string]time.Time)

@@ -338,22 +338,35 @@ type Set map[string][]*Filter
 func ParseAll(values []string) (Set, error) {
 	s := make(Set)
 	for _, v := range values {
-		for _, q := range splitQueries(v) {
-			if i := strings.IndexByte(q, '?'); i < 0 && hasEncodedQuery(q) {
-				dq, err := url.PathUnescape(q)
-				if err != nil {
-					return nil, bulk.Errorf(bulk.EINVALID, "_typeFilter %s is not properly percent-encoded.", quote(q))
-				}
-				q = dq
-			}
-			f, err := Parse(q)
-			if err != nil {
-				return nil, err
-			}
+		fs, err := parseValue(v)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range fs {
 			s[f.typ] = append(s[f.typ], f)
 		}
 	}
 	return s, nil
+}
+
+// parseValue parses one _typeFilter value: a query, or a v2 list of them.
+func parseValue(v string) ([]*Filter, error) {
+	var out []*Filter
+	for _, q := range splitQueries(v) {
+		if i := strings.IndexByte(q, '?'); i < 0 && hasEncodedQuery(q) {
+			dq, err := url.PathUnescape(q)
+			if err != nil {
+				return nil, bulk.Errorf(bulk.EINVALID, "_typeFilter %s is not properly percent-encoded.", quote(q))
+			}
+			q = dq
+		}
+		f, err := Parse(q)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, f)
+	}
+	return out, nil
 }
 
 // splitQueries splits a v2 comma-separated list of queries.
@@ -417,4 +430,28 @@ func (s Set) Match(typ string, body []byte) bool {
 		}
 	}
 	return false
+}
+
+// Canonical parses one _typeFilter parameter value, a query or a v2
+// comma-separated list of them (see ParseAll), and returns each query in
+// the canonical form of Filter.String, in order. It is the kick-off
+// parser's _typeFilter hook (fhir.KickoffInput.TypeFilter). Errors are
+// those of Parse.
+func Canonical(value string) ([]string, error) {
+	fs, err := parseValue(value)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]string, len(fs))
+	for i, f := range fs {
+		out[i] = f.String()
+	}
+	return out, nil
+}
+
+// CheckElement validates one _elements entry as ParseElements does. It is
+// the kick-off parser's _elements hook (fhir.KickoffInput.Element).
+func CheckElement(entry string) error {
+	_, err := ParseElements([]string{entry})
+	return err
 }

@@ -315,6 +315,35 @@ func (s *ResourceStore) IsGroupMember(ctx context.Context, groupID, patientID st
 	return ok, err
 }
 
+// GroupMembership returns the members of a Group with when each joined, from
+// the gm index (in id order). A member recorded by a file written before
+// join times were kept has a zero Since. Returns ENOTFOUND if the Group does
+// not exist.
+func (s *ResourceStore) GroupMembership(ctx context.Context, groupID string) (_ []bulk.Member, err error) {
+	defer bulk.Wrap(&err, "bolt.ResourceStore.GroupMembership(%s)", groupID)
+	var members []bulk.Member
+	err = s.db.bolt.View(func(tx *bbolt.Tx) error {
+		_, items, err := getLive(tx, "Group", groupID, s.db.shards)
+		s.db.stats.add(items, 0, 0)
+		if err != nil {
+			return err
+		}
+		members = []bulk.Member{}
+		prefix := []byte(groupID + "\x00")
+		cur := tx.Bucket(bucketGM).Cursor()
+		for k, v := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = cur.Next() {
+			m := bulk.Member{ID: string(k[len(prefix):])}
+			if len(v) == 8 {
+				m.Since = time.Unix(0, readTime(v)).UTC()
+			}
+			members = append(members, m)
+		}
+		s.db.stats.add(int64(len(members)), 0, 0)
+		return nil
+	})
+	return members, err
+}
+
 // Tombstones visits the deletions of typ in rng in (deletedAt, id) order.
 func (s *ResourceStore) Tombstones(ctx context.Context, typ string, rng bulk.Range, fn func(bulk.Tombstone) error) (err error) {
 	defer wrapRead(&err, "bolt.ResourceStore.Tombstones(%s)", typ)

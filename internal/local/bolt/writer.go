@@ -1,14 +1,19 @@
 package bolt
 
 import (
+	"bytes"
 	"encoding/binary"
+	"slices"
 
 	"go.etcd.io/bbolt"
 
 	"github.com/tranchehq/tranche/internal/bulk"
 )
 
-// empty is the value of index entries whose key says it all.
+// empty is the value of index entries whose key says it all. The gm entries
+// (group 0x00 patient) hold when the member joined instead: 8 bytes, the
+// time encoding of the r:<type> keys; files written before join times were
+// kept have empty gm values, read as an unknown (zero) time.
 var empty = []byte{}
 
 // writer applies Puts and Deletes inside one write transaction.
@@ -80,8 +85,12 @@ func (w *writer) put(r *bulk.Resource) error {
 	}
 	shard := shardOf(r.ID, w.shards)
 	nanos := r.LastUpdated.UnixNano()
+	var joined map[string][]byte // a live Group's members → when they joined
 	switch old := tb.i.Get([]byte(r.ID)); {
 	case len(old) == 9 && old[0] == stateLive:
+		if r.Type == "Group" {
+			joined = w.memberSince(r.ID)
+		}
 		if err := w.unindex(tb, r.Type, r.ID, shard, readTime(old[1:])); err != nil {
 			return err
 		}
@@ -110,12 +119,29 @@ func (w *writer) put(r *bulk.Resource) error {
 	}
 	if r.Type == "Group" {
 		for _, m := range r.Members {
-			if err := w.gm.Put(w.memberKey(r.ID, m), empty); err != nil {
+			since, ok := joined[m]
+			if !ok {
+				since = ts // joins now: at this version's lastUpdated
+			}
+			if err := w.gm.Put(w.memberKey(r.ID, m), since); err != nil {
 				return err
 			}
 		}
 	}
 	return nil
+}
+
+// memberSince reads the gm entries of a stored Group: member → when it
+// joined (8 bytes, or empty in files written before join times were kept).
+func (w *writer) memberSince(group string) map[string][]byte {
+	out := make(map[string][]byte)
+	prefix := append([]byte(group), 0)
+	cur := w.gm.Cursor()
+	for k, v := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = cur.Next() {
+		out[string(k[len(prefix):])] = slices.Clone(v) // unindex deletes these entries
+
+	}
+	return out
 }
 
 func (w *writer) delete(ref bulk.Ref, nanos int64) error {

@@ -1,0 +1,290 @@
+package export
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/tidwall/gjson"
+
+	"github.com/tranchehq/tranche/internal/bulk"
+	"github.com/tranchehq/tranche/internal/fhir"
+)
+
+// Provenance rules (requirements 1.4.8, 5.8).
+//
+// The store has no index from a Provenance's targets back to it, so the
+// Provenance an export adds are decided once per job (per process) by one
+// pass over the stored Provenance, and cached: provIndex. A Provenance is
+// added when
+//
+//   - default rule (R33), at Patient and Group level and for organized
+//     output, when Provenance is among the exported types: one of its
+//     targets is in the compartment of an exported patient, and it is
+//     itself in that patient's lastUpdated range;
+//   - RelevantProvenanceResources: one of its targets is exported;
+//   - LatestProvenanceResources: it is the newest (by `recorded`, then
+//     lastUpdated, then id) of the Provenance of an exported target that
+//     is not itself a Provenance.
+//
+// Every Provenance considered must pass the export's filters (its
+// `_typeFilter` and the scopes' restrictions) and have changed at or before
+// the export's upper bound. At system level, a Provenance the Provenance
+// type scan exports anyway is not added again. Compartment-level exports
+// write each added Provenance once, in the owner's place: an exported
+// patient it was added for (the first found, Patient targets first, for
+// the default rule alone; otherwise the first in id order).
+
+// provIndex is a job's added Provenance.
+type provIndex struct {
+	ids   []string            // every added Provenance, sorted
+	owned map[string][]string // patient → the added Provenance it owns, sorted
+}
+
+type provEntry struct {
+	once sync.Once
+	idx  *provIndex
+	err  error
+}
+
+// provCandidate is a stored Provenance that passes the export's filters.
+type provCandidate struct {
+	id          string
+	lastUpdated time.Time
+	recorded    time.Time
+	targets     []bulk.Ref
+}
+
+// provenance returns the job's provIndex, building it on first use.
+func (s *Service) provenance(ctx context.Context, x *itemRun) (*provIndex, error) {
+	v, _ := s.provs.LoadOrStore(x.job.ID, &provEntry{})
+	e := v.(*provEntry)
+	e.once.Do(func() { e.idx, e.err = s.buildProvenance(ctx, x) })
+	if e.err != nil {
+		s.provs.CompareAndDelete(x.job.ID, e) // let a retry build it again
+		return nil, e.err
+	}
+	return e.idx, nil
+}
+
+func (s *Service) buildProvenance(ctx context.Context, x *itemRun) (*provIndex, error) {
+	j, p, sp := x.job, x.plan, x.spec
+	req := &j.Request
+	organized := req.OrganizeBy != ""
+	compartmental := req.Level != bulk.LevelSystem || organized
+	provInTypes := slices.Contains(p.Types, "Provenance")
+	defaultRule := compartmental && provInTypes
+
+	// Candidates, and the Provenance of each target.
+	var cands []*provCandidate
+	byTarget := map[bulk.Ref][]*provCandidate{}
+	for shard := range s.Resources.Shards() {
+		err := s.Resources.Scan(ctx, bulk.ScanRequest{Type: "Provenance", Shard: shard, Range: bulk.Range{Until: p.Range.Until}},
+			func(r *bulk.Resource, _ bulk.Cursor) error {
+				if !sp.match("Provenance", r.Body) {
+					return nil
+				}
+				c := &provCandidate{id: r.ID, lastUpdated: r.LastUpdated, recorded: r.LastUpdated}
+				body := gjson.ParseBytes(r.Body)
+				if t, err := fhir.ParseInstant(body.Get("recorded").String()); err == nil {
+					c.recorded = t
+				}
+				body.Get("target.#.reference").ForEach(func(_, v gjson.Result) bool {
+					if typ, id, ok := fhir.ParseReference(v.String()); ok {
+						ref := bulk.Ref{Type: typ, ID: id}
+						if !slices.Contains(c.targets, ref) {
+							c.targets = append(c.targets, ref)
+							byTarget[ref] = append(byTarget[ref], c)
+						}
+					}
+					return true
+				})
+				// Patient targets first: for the default rule one in an
+				// exported compartment settles the matter without reading the
+				// other targets.
+				slices.SortStableFunc(c.targets, func(a, b bulk.Ref) int {
+					return boolRank(a.Type != "Patient") - boolRank(b.Type != "Patient")
+				})
+				cands = append(cands, c)
+				return nil
+			})
+		if err != nil {
+			return nil, err
+		}
+	}
+	newest := func(cs []*provCandidate) *provCandidate {
+		best := cs[0]
+		for _, c := range cs[1:] {
+			if d := c.recorded.Compare(best.recorded); d > 0 ||
+				d == 0 && (c.lastUpdated.After(best.lastUpdated) || c.lastUpdated.Equal(best.lastUpdated) && c.id > best.id) {
+				best = c
+			}
+		}
+		return best
+	}
+
+	// Targets, read once each.
+	inExport := map[string]bool{}
+	type target struct {
+		r        *bulk.Resource // nil: not stored
+		owner    string         // compartmental: exported patient that owns it
+		exported bool
+	}
+	targets := map[bulk.Ref]*target{}
+	getTarget := func(ref bulk.Ref) (*target, error) {
+		if t, ok := targets[ref]; ok {
+			return t, nil
+		}
+		t := &target{}
+		targets[ref] = t
+		r, err := s.Resources.Get(ctx, ref.Type, ref.ID)
+		if bulk.ErrorCode(err) == bulk.ENOTFOUND {
+			return t, nil
+		} else if err != nil {
+			return nil, err
+		}
+		t.r = r
+		if !slices.Contains(p.Types, r.Type) || r.Type == "Provenance" || !sp.match(r.Type, r.Body) {
+			return t, nil
+		}
+		if compartmental {
+			if t.owner, err = ownerOf(ctx, s, j, p, organized, inExport, r); err != nil {
+				return nil, err
+			}
+			t.exported = t.owner != ""
+		} else {
+			t.exported = p.Range.Contains(r.LastUpdated)
+		}
+		return t, nil
+	}
+	// inCompartment returns the first exported patient (in id order) whose
+	// compartment holds r and whose range holds the Provenance c.
+	inCompartment := func(r *bulk.Resource, c *provCandidate) (string, error) {
+		for _, q := range r.Patients {
+			if !rangeFor(p, q).Contains(c.lastUpdated) {
+				continue
+			}
+			in, ok := inExport[q]
+			if !ok {
+				var err error
+				if in, err = s.inExport(ctx, j, p, organized, q); err != nil {
+					return "", err
+				}
+				inExport[q] = in
+			}
+			if in {
+				return q, nil
+			}
+		}
+		return "", nil
+	}
+
+	idx := &provIndex{owned: map[string][]string{}}
+	for _, c := range cands {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		added, owner := false, ""
+		consider := func(q string) {
+			added = true
+			if q != "" && (owner == "" || q < owner) {
+				owner = q
+			}
+		}
+		if !compartmental && provInTypes && p.Range.Contains(c.lastUpdated) {
+			continue // the Provenance scan writes it
+		}
+		for _, ref := range c.targets {
+			if added && req.Associated == "" {
+				break // the default rule has its owner: the first found
+			}
+			t, err := getTarget(ref)
+			if err != nil {
+				return nil, err
+			}
+			if t.r == nil {
+				continue
+			}
+			if defaultRule {
+				q, err := inCompartment(t.r, c)
+				if err != nil {
+					return nil, err
+				}
+				if q != "" {
+					consider(q)
+				}
+			}
+			if !t.exported {
+				continue
+			}
+			switch req.Associated {
+			case bulk.RelevantProvenance:
+				consider(t.owner)
+			case bulk.LatestProvenance:
+				if newest(byTarget[ref]) == c {
+					consider(t.owner)
+				}
+			}
+		}
+		if !added || (compartmental && owner == "") {
+			continue
+		}
+		idx.ids = append(idx.ids, c.id)
+		if owner != "" {
+			idx.owned[owner] = append(idx.owned[owner], c.id)
+		}
+	}
+	slices.Sort(idx.ids)
+	for _, ids := range idx.owned {
+		slices.Sort(ids)
+	}
+	s.Logger.Info("provenance selected", "job", j.ID, "candidates", len(cands), "added", len(idx.ids))
+	return idx, nil
+}
+
+func boolRank(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// exportAssociated writes the added Provenance (the Associated item).
+func (x *itemRun) exportAssociated(ctx context.Context) (int64, error) {
+	idx, err := x.s.provenance(ctx, x)
+	if err != nil {
+		return 0, err
+	}
+	var n int64
+	for _, id := range idx.ids {
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+		k, err := x.writeProvenance(ctx, id, false)
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// writeProvenance writes one added Provenance, read again from the store
+// (it may have been deleted since the index was built: then it is left out).
+func (x *itemRun) writeProvenance(ctx context.Context, id string, block bool) (int64, error) {
+	r, err := x.s.Resources.Get(ctx, "Provenance", id)
+	if bulk.ErrorCode(err) == bulk.ENOTFOUND {
+		return 0, nil
+	} else if err != nil {
+		return 0, err
+	}
+	if r.LastUpdated.After(x.plan.Range.Until) {
+		return 0, nil // replaced after the export's upper bound
+	}
+	ok, err := x.emit(r, block)
+	if ok {
+		return 1, err
+	}
+	return 0, err
+}
