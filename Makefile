@@ -18,7 +18,7 @@ build: ## the single local binary
 run: build ## the local server with demo data (an empty --data dir gets generated demo data)
 	./$(BIN) serve --addr $(ADDR) --data $(DATA)
 
-test: lint asl-validate unit ## everything CI runs
+test: lint asl-validate unit test-aws ## everything CI runs
 
 unit:
 	$(GO) test -count=1 ./...
@@ -56,3 +56,5 @@ bench-1m: build ## 10k, 100k and 1M resources (a few minutes, about 4 GB of disk
 
 clean:
 	rm -rf bin .cache
+
+include aws.mk

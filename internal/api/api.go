@@ -48,6 +48,12 @@ type Server struct {
 	TrustProxy bool
 	Logger     *slog.Logger
 	Version    string
+	// Downloads, when set, answers file requests with a 302 to a
+	// short-lived URL of the object store instead of serving the bytes
+	// (AWS: S3 presigned GET); DownloadTTL is that URL's lifetime (default
+	// 5 min).
+	Downloads   Presigner
+	DownloadTTL time.Duration
 	// MaxBodyBytes bounds POST bodies.
 	MaxBodyBytes int64
 }

@@ -2,13 +2,21 @@ package api
 
 import (
 	"compress/gzip"
+	"context"
 	"io"
 	"net/http"
 	"os"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
+
+// Presigner mints short-lived URLs that read an object without credentials
+// (S3 presigned GET).
+type Presigner interface {
+	PresignGet(ctx context.Context, key string, ttl time.Duration) (string, error)
+}
 
 // file serves an output file (requirements 4): application/fhir+ndjson
 // (R75), gzip-encoded when the client accepts it (R78), with range requests
@@ -22,6 +30,24 @@ func (s *Server) file(w http.ResponseWriter, r *http.Request) {
 	key := r.PathValue("key")
 	if _, err := s.Export.FileJob(r.Context(), p.ClientID, key); err != nil {
 		writeError(w, r, s.Logger, err)
+		return
+	}
+	if s.Downloads != nil {
+		// Object storage serves the bytes: a Lambda response is capped at
+		// 6 MB, so files are never streamed through API Gateway
+		// (architecture.md). The URL is minted now and short-lived (R79);
+		// the token checked above never travels to the object store.
+		ttl := s.DownloadTTL
+		if ttl <= 0 {
+			ttl = 5 * time.Minute
+		}
+		u, err := s.Downloads.PresignGet(r.Context(), key, ttl)
+		if err != nil {
+			writeError(w, r, s.Logger, err)
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, u, http.StatusFound)
 		return
 	}
 	obj, err := s.Objects.Open(r.Context(), key)

@@ -106,8 +106,14 @@ func (s *Service) ExportItem(ctx context.Context, in ItemInput) (out ItemOutput,
 		Files: append(slices.Clone(prog.Files), written...)}
 	if err := s.Jobs.SaveProgress(ctx, in.JobID, next); err != nil {
 		if bulk.ErrorCode(err) == bulk.ECONFLICT {
-			// The job was cancelled while we wrote: Cancel deletes the job's
-			// files once we return.
+			// The job was cancelled while we wrote. Locally Cancel waits for
+			// us and then deletes the job's files; on AWS StopExecution does
+			// not wait for a running Lambda, so remove what this call wrote.
+			for _, f := range written {
+				if err := s.Objects.DeletePrefix(ctx, f.Key); err != nil {
+					log.Warn("could not delete a cancelled job's file", "key", f.Key, "err", err)
+				}
+			}
 			return out, nil
 		}
 		return out, err

@@ -1,0 +1,84 @@
+# aws.mk: the AWS deployment's targets. The Makefile includes it.
+#
+#   make test-aws           the AWS adapter tests against dynalite (npm, pinned by
+#                           infra/dynalite/package-lock.json) and gofakes3 in-process
+#   make build-lambdas      every function's bootstrap under bin/lambda/, with sizes
+#   sam build               runs `make build-<LogicalId>` per function (BuildMethod: makefile)
+#   make localstack-deploy  / localstack-test: the same stack on LocalStack (samlocal,
+#                           awslocal; not run in CI)
+
+GO           ?= go
+VERSION      ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+DYNALITE_DIR := .cache/dynalite
+LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags '-s -w -X github.com/tranchehq/tranche/internal/app.Version=$(VERSION)'
+AWS_TEST_PKGS := ./internal/aws/... ./internal/app/... ./infra/... ./functions/...
+STACK        ?= tranche
+LAMBDAS      := $(notdir $(patsubst %/,%,$(dir $(wildcard functions/*/main.go))))
+
+.PHONY: test-aws dynalite build-lambdas localstack-deploy localstack-test
+
+# SAM's makefile build: `sam build` runs `make build-KickoffFunction` with
+# ARTIFACTS_DIR set; the function's code is functions/<lowercased id>/.
+build-%Function:
+	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build $(LAMBDA_FLAGS) \
+	  -o $(ARTIFACTS_DIR)/bootstrap ./functions/$(shell echo '$*' | tr '[:upper:]' '[:lower:]')
+
+build-lambdas: ## every function as SAM builds it (linux/arm64), with its size
+	@for f in $(LAMBDAS); do \
+	  GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build $(LAMBDA_FLAGS) -o bin/lambda/$$f/bootstrap ./functions/$$f || exit 1; \
+	  printf '%-12s %s bytes\n' $$f $$(wc -c < bin/lambda/$$f/bootstrap); \
+	done
+
+# dynalite at the version the lockfile pins; reinstalled when the lockfile
+# changes.
+dynalite:
+	@if ! cmp -s infra/dynalite/package-lock.json $(DYNALITE_DIR)/package-lock.json || [ ! -f $(DYNALITE_DIR)/node_modules/dynalite/cli.js ]; then \
+	  mkdir -p $(DYNALITE_DIR) && cp infra/dynalite/package.json infra/dynalite/package-lock.json $(DYNALITE_DIR)/ && \
+	  npm ci --silent --no-audit --no-fund --prefix $(DYNALITE_DIR) >/dev/null; \
+	fi
+
+# Starts dynalite on a free port, waits until it accepts connections (polling,
+# at most 10 s), runs the AWS tests with TRANCHE_DYNAMODB_ENDPOINT, and stops it
+# whatever happens. Without node/npm the DynamoDB tests skip with a message.
+test-aws:
+	@if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then \
+	  echo "test-aws: node/npm not found: the DynamoDB adapter tests will skip"; \
+	  $(GO) test -count=1 $(AWS_TEST_PKGS); exit $$?; \
+	fi; \
+	if ! cmp -s infra/dynalite/package-lock.json $(DYNALITE_DIR)/package-lock.json || [ ! -f $(DYNALITE_DIR)/node_modules/dynalite/cli.js ]; then \
+	  mkdir -p $(DYNALITE_DIR) && cp infra/dynalite/package.json infra/dynalite/package-lock.json $(DYNALITE_DIR)/ && \
+	  npm ci --silent --no-audit --no-fund --prefix $(DYNALITE_DIR) >/dev/null || exit 1; \
+	fi; \
+	port=$$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'); \
+	node $(DYNALITE_DIR)/node_modules/dynalite/cli.js --host 127.0.0.1 --port $$port \
+	  --createTableMs 0 --deleteTableMs 0 --updateTableMs 0 >$(DYNALITE_DIR)/dynalite.log 2>&1 & pid=$$!; \
+	trap 'kill $$pid 2>/dev/null; wait $$pid 2>/dev/null' EXIT INT TERM; \
+	ready=; for i in $$(seq 1 100); do \
+	  if node -e 'require("net").connect(+process.argv[1],"127.0.0.1").on("connect",()=>process.exit(0)).on("error",()=>process.exit(1))' $$port; then ready=1; break; fi; \
+	  kill -0 $$pid 2>/dev/null || break; \
+	  sleep 0.1; \
+	done; \
+	if [ -z "$$ready" ]; then echo "test-aws: dynalite did not start:"; cat $(DYNALITE_DIR)/dynalite.log; exit 1; fi; \
+	echo "test-aws: dynalite on 127.0.0.1:$$port"; \
+	TRANCHE_DYNAMODB_ENDPOINT=http://127.0.0.1:$$port $(GO) test -count=1 $(AWS_TEST_PKGS)
+
+# LocalStack (not run in CI: it needs Docker). samlocal and awslocal point the
+# SAM and AWS CLIs at LocalStack; the functions there get AWS_ENDPOINT_URL from
+# LocalStack, and S3PathStyle=true.
+localstack-deploy: ## deploy the stack to a running LocalStack
+	@command -v samlocal >/dev/null && command -v awslocal >/dev/null || { echo "localstack-deploy needs samlocal and awslocal (pip install aws-sam-cli-local awscli-local)"; exit 1; }
+	@mkdir -p .cache/localstack
+	@test -s .cache/localstack/secrets || AWS=awslocal infra/create-secrets.sh $(STACK) > .cache/localstack/secrets 2> .cache/localstack/registration-token
+	samlocal build
+	samlocal deploy --stack-name $(STACK) --resolve-s3 --capabilities CAPABILITY_IAM --no-confirm-changeset \
+	  --parameter-overrides $$(cat .cache/localstack/secrets) S3PathStyle=true
+
+localstack-test: build ## register a client on the LocalStack stack and export through it
+	@api=$$(awslocal cloudformation describe-stacks --stack-name $(STACK) --query "Stacks[0].Outputs[?OutputKey=='HttpApiId'].OutputValue" --output text); \
+	base=http://$$api.execute-api.localhost.localstack.cloud:4566; \
+	bucket=$$(awslocal cloudformation describe-stacks --stack-name $(STACK) --query "Stacks[0].Outputs[?OutputKey=='DataBucketName'].OutputValue" --output text); \
+	mkdir -p .cache/localstack/data && ./$(BIN) generate --patients 10 --out .cache/localstack/data && \
+	awslocal s3 cp --recursive .cache/localstack/data s3://$$bucket/incoming/localstack-test/ && \
+	token=$$(sed 's/^registration token: //' .cache/localstack/registration-token); \
+	./$(BIN) register --fhir $$base --initial-token $$token --generate-key .cache/localstack/key.jwk --out-client .cache/localstack/client.json && \
+	./$(BIN) export --client .cache/localstack/client.json --type Patient,Observation --out .cache/localstack/export

@@ -1,0 +1,321 @@
+// Package infra_test checks template.yaml against the code it deploys, so a
+// wrong substitution, a missing function or an unread variable fails here
+// rather than in a deployment.
+package infra_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/tranchehq/tranche/internal/aws/dynamodb"
+	"github.com/tranchehq/tranche/statemachines"
+)
+
+const root = ".."
+
+type template struct {
+	Resources map[string]map[string]any
+	Globals   map[string]any
+}
+
+func load(t *testing.T) *template {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(root, "template.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := parseYAML(string(raw))
+	if err != nil {
+		t.Fatalf("template.yaml: %v", err)
+	}
+	top := doc.(map[string]any)
+	tpl := &template{Resources: map[string]map[string]any{}}
+	for name, r := range top["Resources"].(map[string]any) {
+		tpl.Resources[name] = r.(map[string]any)
+	}
+	tpl.Globals, _ = top["Globals"].(map[string]any)
+	return tpl
+}
+
+func (tpl *template) ofType(typ string) []string {
+	var names []string
+	for name, r := range tpl.Resources {
+		if r["Type"] == typ {
+			names = append(names, name)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+func get(v any, path ...string) any {
+	for _, p := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[p]
+	}
+	return v
+}
+
+// TestStateMachine: every ${...} of the definition has a substitution naming
+// a function of the template, and every substitution is used.
+func TestStateMachine(t *testing.T) {
+	tpl := load(t)
+	machines := tpl.ofType("AWS::Serverless::StateMachine")
+	if len(machines) != 1 {
+		t.Fatalf("state machines = %v, want one", machines)
+	}
+	sm := tpl.Resources[machines[0]]
+	if uri := get(sm, "Properties", "DefinitionUri"); uri != "statemachines/export.asl.json" {
+		t.Errorf("DefinitionUri = %v, want statemachines/export.asl.json (the file the local runner executes)", uri)
+	}
+	subs, _ := get(sm, "Properties", "DefinitionSubstitutions").(map[string]any)
+	used := map[string]bool{}
+	for _, m := range regexp.MustCompile(`\$\{([A-Za-z0-9]+)\}`).FindAllStringSubmatch(string(statemachines.Export), -1) {
+		used[m[1]] = true
+	}
+	if len(used) == 0 {
+		t.Fatal("the definition has no ${...} substitutions")
+	}
+	for name := range used {
+		v, ok := subs[name]
+		if !ok {
+			t.Errorf("${%s} has no DefinitionSubstitution", name)
+			continue
+		}
+		ref, _ := v.(string)
+		fn, ok := strings.CutPrefix(ref, "!GetAtt ")
+		fn, arn := strings.CutSuffix(fn, ".Arn")
+		if !ok || !arn || get(tpl.Resources[fn], "Type") != "AWS::Serverless::Function" {
+			t.Errorf("${%s} = %v, want !GetAtt <a function>.Arn", name, v)
+		}
+		// The state machine may invoke it.
+		found := false
+		for _, p := range get(sm, "Properties", "Policies").([]any) {
+			if get(p, "LambdaInvokePolicy", "FunctionName") == "!Ref "+fn {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("the state machine has no LambdaInvokePolicy for %s", fn)
+		}
+	}
+	for name := range subs {
+		if !used[name] {
+			t.Errorf("DefinitionSubstitution %s is not used by the definition", name)
+		}
+	}
+}
+
+// TestFunctions: every function is built from functions/<name>/main.go by
+// aws.mk's build-% rule, and every functions/ directory is deployed.
+func TestFunctions(t *testing.T) {
+	tpl := load(t)
+	if h := get(tpl.Globals, "Function", "Handler"); h != "bootstrap" {
+		t.Errorf("Globals Handler = %v, want bootstrap", h)
+	}
+	if rt := get(tpl.Globals, "Function", "Runtime"); rt != "provided.al2023" {
+		t.Errorf("Globals Runtime = %v, want provided.al2023", rt)
+	}
+	if a := get(tpl.Globals, "Function", "Architectures"); fmt.Sprint(a) != "[arm64]" {
+		t.Errorf("Globals Architectures = %v, want [arm64]", a)
+	}
+	deployed := map[string]bool{}
+	for _, name := range tpl.ofType("AWS::Serverless::Function") {
+		fn := tpl.Resources[name]
+		if bm := get(fn, "Metadata", "BuildMethod"); bm != "makefile" {
+			t.Errorf("%s: BuildMethod = %v, want makefile (aws.mk build-%%)", name, bm)
+		}
+		base, ok := strings.CutSuffix(name, "Function")
+		if !ok {
+			t.Errorf("%s: a function's logical id ends in Function (build-%%Function)", name)
+			continue
+		}
+		dir := strings.ToLower(base)
+		deployed[dir] = true
+		if _, err := os.Stat(filepath.Join(root, "functions", dir, "main.go")); err != nil {
+			t.Errorf("%s: functions/%s/main.go: %v", name, dir, err)
+		}
+	}
+	entries, err := os.ReadDir(filepath.Join(root, "functions"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.IsDir() && !deployed[e.Name()] {
+			t.Errorf("functions/%s is not in template.yaml", e.Name())
+		}
+	}
+}
+
+// TestEnvironment: every variable the template sets is one the code reads.
+func TestEnvironment(t *testing.T) {
+	tpl := load(t)
+	read := envRead(t)
+	check := func(where string, vars any) {
+		m, _ := vars.(map[string]any)
+		for k := range m {
+			if !read[k] {
+				t.Errorf("%s sets %s, which no code reads", where, k)
+			}
+		}
+	}
+	check("Globals", get(tpl.Globals, "Function", "Environment", "Variables"))
+	for _, name := range tpl.ofType("AWS::Serverless::Function") {
+		check(name, get(tpl.Resources[name], "Properties", "Environment", "Variables"))
+	}
+	// Functions that start or stop executions know the state machine
+	// and may do it.
+	for _, name := range []string{"KickoffFunction", "StatusFunction"} {
+		fn := tpl.Resources[name]
+		if get(fn, "Properties", "Environment", "Variables", "TRANCHE_STATE_MACHINE_ARN") == nil {
+			t.Errorf("%s has no TRANCHE_STATE_MACHINE_ARN", name)
+		}
+	}
+	if !strings.Contains(fmt.Sprint(get(tpl.Resources["KickoffFunction"], "Properties", "Policies")), "states:StartExecution") {
+		t.Error("KickoffFunction may not start executions")
+	}
+	if !strings.Contains(fmt.Sprint(get(tpl.Resources["StatusFunction"], "Properties", "Policies")), "states:StopExecution") {
+		t.Error("StatusFunction may not stop executions")
+	}
+}
+
+// envRead returns the TRANCHE_* names that string literals of the Go code
+// under internal/ name.
+func envRead(t *testing.T) map[string]bool {
+	t.Helper()
+	read := map[string]bool{}
+	err := filepath.WalkDir(filepath.Join(root, "internal"), func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return err
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, 0)
+		if err != nil {
+			return err
+		}
+		ast.Inspect(f, func(n ast.Node) bool {
+			if lit, ok := n.(*ast.BasicLit); ok && lit.Kind == token.STRING {
+				if s, err := strconv.Unquote(lit.Value); err == nil && regexp.MustCompile(`^TRANCHE_[A-Z0-9_]+$`).MatchString(s) {
+					read[s] = true
+				}
+			}
+			return true
+		})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return read
+}
+
+// TestTables: the template's tables have the keys and TTL the stores use.
+func TestTables(t *testing.T) {
+	tpl := load(t)
+	for _, spec := range dynamodb.Specs() {
+		name := spec.Kind + "Table"
+		tb := tpl.Resources[name]
+		if get(tb, "Type") != "AWS::DynamoDB::Table" {
+			t.Errorf("no table %s", name)
+			continue
+		}
+		p := get(tb, "Properties")
+		keys := fmt.Sprint(get(p, "KeySchema"))
+		wantKeys := "[map[AttributeName:pk KeyType:HASH]]"
+		if spec.SortKey {
+			wantKeys = "[map[AttributeName:pk KeyType:HASH] map[AttributeName:sk KeyType:RANGE]]"
+		}
+		if keys != wantKeys {
+			t.Errorf("%s KeySchema = %s, want %s", name, keys, wantKeys)
+		}
+		ttl := get(p, "TimeToLiveSpecification", "AttributeName")
+		if spec.TTL != (ttl == "ttl") {
+			t.Errorf("%s TTL attribute = %v, want TTL %v on ttl", name, ttl, spec.TTL)
+		}
+		if get(p, "BillingMode") != "PAY_PER_REQUEST" || get(p, "PointInTimeRecoverySpecification", "PointInTimeRecoveryEnabled") != "true" {
+			t.Errorf("%s: want on-demand with point-in-time recovery", name)
+		}
+	}
+	if n := len(tpl.ofType("AWS::DynamoDB::Table")); n != len(dynamodb.Specs()) {
+		t.Errorf("template has %d tables, the code uses %d", n, len(dynamodb.Specs()))
+	}
+}
+
+// TestBucket: encrypted, private, TLS only, expiring exports.
+func TestBucket(t *testing.T) {
+	tpl := load(t)
+	b := get(tpl.Resources["DataBucket"], "Properties")
+	for _, k := range []string{"BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"} {
+		if get(b, "PublicAccessBlockConfiguration", k) != "true" {
+			t.Errorf("DataBucket %s is not true", k)
+		}
+	}
+	if b == nil || !strings.Contains(fmt.Sprint(get(b, "BucketEncryption")), "SSEAlgorithm") {
+		t.Error("DataBucket has no default encryption")
+	}
+	if !strings.Contains(fmt.Sprint(get(b, "LifecycleConfiguration")), "ExpirationInDays:!Ref RetentionDays") {
+		t.Error("DataBucket exports do not expire after RetentionDays")
+	}
+	pol := fmt.Sprint(get(tpl.Resources["DataBucketPolicy"], "Properties", "PolicyDocument"))
+	if !strings.Contains(pol, "aws:SecureTransport:false") || !strings.Contains(pol, "Effect:Deny") {
+		t.Errorf("DataBucketPolicy does not deny plain HTTP: %s", pol)
+	}
+}
+
+// TestRoutes: every HTTP fixture of events/ is a route of the template, on
+// the function whose name it carries.
+func TestRoutes(t *testing.T) {
+	tpl := load(t)
+	routes := map[string]string{} // "GET /jobs/{id}" → function
+	for _, name := range tpl.ofType("AWS::Serverless::Function") {
+		evs, _ := get(tpl.Resources[name], "Properties", "Events").(map[string]any)
+		for _, ev := range evs {
+			if get(ev, "Type") != "HttpApi" {
+				continue
+			}
+			method, path := get(ev, "Properties", "Method"), get(ev, "Properties", "Path")
+			key := "$default"
+			if method != nil {
+				key = fmt.Sprintf("%v %v", method, path)
+			}
+			if prev, dup := routes[key]; dup {
+				t.Errorf("route %s is on %s and %s", key, prev, name)
+			}
+			routes[key] = name
+		}
+	}
+	files, _ := filepath.Glob(filepath.Join(root, "events", "*.json"))
+	n := 0
+	for _, f := range files {
+		raw, _ := os.ReadFile(f)
+		var ev struct {
+			RouteKey string `json:"routeKey"`
+		}
+		if json.Unmarshal(raw, &ev) != nil || ev.RouteKey == "" {
+			continue
+		}
+		n++
+		if _, ok := routes[ev.RouteKey]; !ok {
+			t.Errorf("%s: route %q is not in template.yaml", filepath.Base(f), ev.RouteKey)
+		}
+	}
+	if n < 5 {
+		t.Errorf("only %d HTTP fixtures in events/", n)
+	}
+	if routes["$default"] == "" {
+		t.Error("no $default route: unknown paths would get API Gateway's 404 instead of an OperationOutcome")
+	}
+}

@@ -1,0 +1,582 @@
+package app_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda/messages"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	s3sdk "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/tranchehq/tranche/internal/app"
+	"github.com/tranchehq/tranche/internal/aws/awstest"
+	"github.com/tranchehq/tranche/internal/aws/handler"
+	"github.com/tranchehq/tranche/internal/bulk"
+	"github.com/tranchehq/tranche/internal/client"
+	"github.com/tranchehq/tranche/internal/export"
+	"github.com/tranchehq/tranche/internal/fhir"
+	"github.com/tranchehq/tranche/internal/generate"
+	"github.com/tranchehq/tranche/internal/importer"
+	"github.com/tranchehq/tranche/internal/mem"
+	"github.com/tranchehq/tranche/internal/workflow/asl"
+	"github.com/tranchehq/tranche/statemachines"
+)
+
+const (
+	machineARN      = "arn:aws:states:us-east-1:123456789012:stateMachine:tranche-export"
+	signingSecret   = "arn:aws:secretsmanager:us-east-1:123456789012:secret:tranche-signing-key"
+	regTokenSecret  = "arn:aws:secretsmanager:us-east-1:123456789012:secret:tranche-registration-token"
+	registration    = "registration-token-for-tests"
+	eventsDir       = "../../events"
+	compartmentOnly = "Patient,Encounter,Observation,Condition,Procedure"
+)
+
+// bench is the serverless deployment on the emulators: dynalite,
+// gofakes3, Secrets Manager and Step Functions fakes (the latter running
+// statemachines/export.asl.json with Tranche's ASL runner), and an API
+// Gateway shim in front of the HTTP function, each function an app.AWS of
+// its own built from the environment as a Lambda's cold start builds it.
+type bench struct {
+	base   string
+	http   *http.Client
+	sfn    *awstest.StepFunctions
+	s3     *awstest.FakeS3
+	bucket string
+	oracle *mem.ResourceStore // the same data in the reference store
+	fault  *faultyObjects
+	killAs atomic.Value // the error name a killed ExportItem reports
+}
+
+func newBench(t *testing.T) *bench {
+	b := startBench(t)
+	b.load(t)
+	return b
+}
+
+func startBench(t *testing.T) *bench {
+	db := awstest.DynamoDB(t) // skips without dynalite
+	ctx := context.Background()
+	b := &bench{s3: awstest.NewS3(t), sfn: awstest.NewStepFunctions(t)}
+	b.bucket = b.s3.Bucket
+	key, err := client.GenerateES384()
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwk, err := key.PrivateJWK()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rawJWK, _ := json.Marshal(jwk)
+	secretsURL := awstest.Secrets(t, map[string]string{signingSecret: string(rawJWK), regTokenSecret: registration + "\n"})
+
+	dir := t.TempDir()
+	for k, v := range map[string]string{
+		"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_REGION": "us-east-1",
+		"AWS_CONFIG_FILE": filepath.Join(dir, "none"), "AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "none"),
+		"AWS_EC2_METADATA_DISABLED": "true", "AWS_PROFILE": "",
+		// The endpoints, as LocalStack users set them: nothing else in
+		// the code names an endpoint.
+		"AWS_ENDPOINT_URL_DYNAMODB":         os.Getenv(awstest.EndpointEnv),
+		"AWS_ENDPOINT_URL_S3":               b.s3.URL,
+		"AWS_ENDPOINT_URL_SFN":              b.sfn.URL,
+		"AWS_ENDPOINT_URL_SECRETS_MANAGER":  secretsURL,
+		"TRANCHE_JOBS_TABLE":                awstest.Table(t, db, "Jobs"),
+		"TRANCHE_JOB_ITEMS_TABLE":           awstest.Table(t, db, "JobItems"),
+		"TRANCHE_CLIENTS_TABLE":             awstest.Table(t, db, "Clients"),
+		"TRANCHE_REPLAY_TABLE":              awstest.Table(t, db, "Replay"),
+		"TRANCHE_RESOURCES_TABLE":           awstest.Table(t, db, "Resources"),
+		"TRANCHE_BUCKET":                    b.bucket,
+		"TRANCHE_S3_PATH_STYLE":             "true",
+		"TRANCHE_STATE_MACHINE_ARN":         machineARN,
+		"TRANCHE_SIGNING_KEY_SECRET":        signingSecret,
+		"TRANCHE_REGISTRATION_TOKEN_SECRET": regTokenSecret,
+		"TRANCHE_SHARDS":                    "4",
+		"TRANCHE_MAX_FILE_RESOURCES":        "40",
+		"TRANCHE_LOG_LEVEL":                 "error",
+	} {
+		t.Setenv(k, v)
+	}
+
+	// The workflow functions.
+	steps, err := app.NewAWSFromEnv(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.fault = &faultyObjects{ObjectStore: steps.Service.Objects}
+	steps.Service.Objects = b.fault
+	b.killAs.Store("Lambda.ServiceException")
+	exportItem := handler.Task(steps.Steps.ExportItem)
+	err = b.sfn.SetSteps(statemachines.Export, map[string]asl.Step{
+		"PlanFunctionArn":       awstest.Invoke(handler.Task(steps.Steps.Plan)),
+		"ExportItemFunctionArn": awstest.Invoke(b.killable(exportItem)),
+		"FinalizeFunctionArn":   awstest.Invoke(handler.Task(steps.Steps.Finalize)),
+		"MarkFailedFunctionArn": awstest.Invoke(handler.Task(steps.Steps.MarkFailed)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// The HTTP functions behind the gateway.
+	web, err := app.NewAWSFromEnv(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := web.Handler(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewTLSServer(awstest.Gateway(handler.HTTP(h), "$default"))
+	t.Cleanup(srv.Close)
+	b.base, b.http = srv.URL, srv.Client()
+	return b
+}
+
+// load generates 8 patients' data, drops it under incoming/ and runs the
+// import function on the S3 event of events/import.json; the oracle
+// imports the same bytes into the reference store.
+func (b *bench) load(t *testing.T) {
+	var data strings.Builder
+	if _, err := generate.Stream(context.Background(), generate.Options{Patients: 8, Seed: 7}, func(string) (io.Writer, error) { return &data, nil }, nil); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "all types.ndjson")
+	os.WriteFile(path, []byte(data.String()), 0o600)
+	b.loadFiles(t, path)
+}
+
+// loadFiles drops files under incoming/ and runs the import function on
+// the S3 event of events/import.json for each; the oracle imports the same
+// files into the reference store.
+func (b *bench) loadFiles(t *testing.T, paths ...string) {
+	ctx := context.Background()
+	now := time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC)
+	imp, err := app.NewAWSFromEnv(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := imp.Importer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	im.TempDir = t.TempDir()
+	im.Now = func() time.Time { return now }
+	for _, path := range paths {
+		b.importFile(t, im, path)
+	}
+	b.oracle = mem.NewResourceStore(4)
+	if _, err := importer.Import(ctx, b.oracle, importer.Options{Now: func() time.Time { return now }}, paths...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (b *bench) importFile(t *testing.T, im *handler.Importer, path string) {
+	ctx := context.Background()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	key := "incoming/synthetic/" + filepath.Base(path)
+	if _, err := b.s3.Client.PutObject(ctx, &s3sdk.PutObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(key), Body: f}); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(eventsDir, "import.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ev events.S3Event
+	if err := json.Unmarshal(raw, &ev); err != nil {
+		t.Fatal(err)
+	}
+	ev.Records[0].S3.Bucket.Name = b.bucket
+	ev.Records[0].S3.Object.Key = strings.ReplaceAll(key, " ", "+") // as S3 encodes it
+	if err := im.Handle(ctx, ev); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// export runs one export with the real client: register, token, kick-off,
+// poll, download; it returns the "Type/id" of every exported line, failing
+// on duplicates.
+func (b *bench) export(t *testing.T, req client.Request) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := b.client(t)
+	status, err := c.Kickoff(ctx, req)
+	if err != nil {
+		t.Fatalf("Kickoff(%+v): %v", req, err)
+	}
+	m, err := c.Poll(ctx, status, nil)
+	if err != nil {
+		t.Fatalf("Poll(%s): %v", status, err)
+	}
+	dir := t.TempDir()
+	res, err := c.Download(ctx, m, filepath.Join(dir, "out"), 4)
+	if err != nil {
+		t.Fatalf("Download: %v", err)
+	}
+	seen := map[string]bool{}
+	var keys []string
+	for _, f := range res.Files {
+		if f.Kind != client.KindOutput {
+			continue
+		}
+		fh, err := os.Open(filepath.Join(res.Dir, f.Path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(fh)
+		sc.Buffer(nil, 16<<20)
+		for sc.Scan() {
+			var r struct{ ResourceType, ID string }
+			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+				t.Fatalf("%s: %v", f.Path, err)
+			}
+			k := r.ResourceType + "/" + r.ID
+			if seen[k] {
+				t.Errorf("%s exported more than once", k)
+			}
+			seen[k] = true
+			keys = append(keys, k)
+		}
+		fh.Close()
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func (b *bench) client(t *testing.T) *client.Client {
+	t.Helper()
+	ctx := context.Background()
+	key, err := client.GenerateES384()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg, err := client.Register(ctx, client.RegisterRequest{
+		FHIRBase: b.base, InitialToken: registration, ClientName: "bench", Scope: "system/*.rs",
+		JWKS: []client.JWK{key.PublicJWK()}, HTTP: b.http,
+	})
+	if err != nil {
+		t.Fatalf("Register: %v", err)
+	}
+	return &client.Client{
+		HTTP: b.http, Base: b.base,
+		Auth: &client.BackendServices{ClientID: reg.ClientID, Key: key, TokenURL: reg.TokenEndpoint, FHIRBase: b.base, Scope: "system/*.rs", HTTP: b.http},
+		Sleep: func(ctx context.Context, d time.Duration) error {
+			return client.SleepContext(ctx, min(d, 20*time.Millisecond))
+		},
+	}
+}
+
+// expected lists the oracle's resources that an export of types at level
+// must return.
+func (b *bench) expected(t *testing.T, level client.Level, group string, types []string) []string {
+	t.Helper()
+	ctx := context.Background()
+	set := map[string]bool{}
+	visit := func(r *bulk.Resource, _ bulk.Cursor) error {
+		if slices.Contains(types, r.Type) {
+			set[r.Type+"/"+r.ID] = true
+		}
+		return nil
+	}
+	switch level {
+	case client.LevelSystem:
+		for _, typ := range types {
+			if err := b.oracle.List(ctx, typ, "", visit); err != nil {
+				t.Fatal(err)
+			}
+		}
+	case client.LevelPatient:
+		for _, typ := range types {
+			for shard := range b.oracle.Shards() {
+				if err := b.oracle.Scan(ctx, bulk.ScanRequest{Type: typ, Shard: shard, Range: bulk.Range{Until: time.Now()}, CompartmentOnly: true}, visit); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	case client.LevelGroup:
+		members, err := b.oracle.GroupMembers(ctx, group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range members {
+			if err := b.oracle.Compartment(ctx, p, types, visit); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var out []string
+	for k := range set {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestServerless exports at all three levels through the AWS adapters and
+// the Lambda handlers, and checks each returns exactly the resources the
+// reference store says it must, each once.
+func TestServerless(t *testing.T) {
+	b := newBench(t)
+	types := strings.Split(compartmentOnly, ",")
+	for _, typ := range types {
+		if !fhir.IsPatientCompartmentType(typ) && typ != "Patient" {
+			t.Fatalf("%s is not a Patient compartment type", typ)
+		}
+	}
+	// The smallest Group with members: a Group export reads only its
+	// members' compartments.
+	var group string
+	size := 0
+	b.oracle.List(context.Background(), "Group", "", func(r *bulk.Resource, _ bulk.Cursor) error {
+		if len(r.Members) > 0 && (group == "" || len(r.Members) < size) {
+			group, size = r.ID, len(r.Members)
+		}
+		return nil
+	})
+	for _, tc := range []struct {
+		name string
+		req  client.Request
+	}{
+		{"System", client.Request{Level: client.LevelSystem, Types: append(slices.Clone(types), "Practitioner", "Organization")}},
+		{"Patient", client.Request{Level: client.LevelPatient, Types: types}},
+		{"Group", client.Request{Level: client.LevelGroup, GroupID: group, Types: types, Post: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			want := b.expected(t, tc.req.Level, tc.req.GroupID, tc.req.Types)
+			if len(want) == 0 {
+				t.Fatal("the oracle expects nothing: the test data is wrong")
+			}
+			got := b.export(t, tc.req)
+			t.Logf("%s export: %d resources, %d expected", tc.name, len(got), len(want))
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("exported set mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+
+	// One execution per job, named by the job id.
+	if n := len(b.sfn.Executions()); n != 3 {
+		t.Errorf("%d executions started for 3 exports", n)
+	}
+
+	t.Run("KilledItemRetried", func(t *testing.T) {
+		// An ExportItem dies in the middle of a file; Step Functions
+		// reports a Lambda service error, and the definition retries it.
+		b.fault.arm(3000)
+		req := client.Request{Level: client.LevelSystem, Types: []string{"Observation"}}
+		got := b.export(t, req)
+		if !b.fault.fired() {
+			t.Fatal("the fault was never injected")
+		}
+		if diff := cmp.Diff(b.expected(t, req.Level, "", req.Types), got); diff != "" {
+			t.Errorf("exported set after a killed item mismatch (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("KilledItemUnknown", func(t *testing.T) {
+		// A Lambda that crashes or times out is Lambda.Unknown (or
+		// Sandbox.Timedout) to Step Functions.
+		b.killAs.Store("Lambda.Unknown")
+		defer b.killAs.Store("Lambda.ServiceException")
+		b.fault.arm(3000)
+		req := client.Request{Level: client.LevelSystem, Types: []string{"Observation"}}
+		got := b.export(t, req)
+		if diff := cmp.Diff(b.expected(t, req.Level, "", req.Types), got); diff != "" {
+			t.Errorf("exported set after a crashed item mismatch (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("Cancel", func(t *testing.T) {
+		ctx := context.Background()
+		c := b.client(t)
+		status, err := c.Kickoff(ctx, client.Request{Level: client.LevelSystem})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Cancel(ctx, status); err != nil {
+			t.Fatalf("Cancel: %v", err)
+		}
+		if _, err := c.Poll(ctx, status, nil); client.StatusCode(err) != http.StatusNotFound {
+			t.Errorf("Poll after cancel error = %v, want 404", err)
+		}
+		id := status[strings.LastIndex(status, "/")+1:]
+		b.sfn.Wait(ctx, id)
+		// Nothing of the job is left in the bucket.
+		out, err := b.s3.Client.ListObjectsV2(ctx, &s3sdk.ListObjectsV2Input{Bucket: aws.String(b.bucket), Prefix: aws.String("exports/" + id + "/")})
+		if err != nil || len(out.Contents) != 0 {
+			t.Errorf("objects of the cancelled job = %d, %v; want none", len(out.Contents), err)
+		}
+	})
+
+	t.Run("Events", func(t *testing.T) {
+		// The fixtures of events/ against the deployed handler: discovery
+		// answers, and a named stage reaches the kick-off (401 for the
+		// placeholder token), not a 404.
+		for _, tc := range []struct {
+			file string
+			want int
+		}{
+			{"metadata.json", 200},
+			{"well-known.json", 200},
+			{"kickoff-named-stage.json", 401},
+			{"status.json", 401},
+		} {
+			raw, err := os.ReadFile(filepath.Join(eventsDir, tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ev events.APIGatewayV2HTTPRequest
+			json.Unmarshal(raw, &ev)
+			res := b.invoke(t, ev)
+			if res.StatusCode != tc.want {
+				t.Errorf("%s: status %d, want %d (%s)", tc.file, res.StatusCode, tc.want, res.Body)
+			}
+			if tc.file == "well-known.json" && !strings.Contains(res.Body, `"token_endpoint":"https://abc123xyz.execute-api.us-east-1.amazonaws.com/token"`) {
+				t.Errorf("smart-configuration = %s, want the token endpoint on the API's https domain", res.Body)
+			}
+		}
+	})
+}
+
+// invoke calls a fresh HTTP function with an event, as `sam local invoke`
+// does.
+func (b *bench) invoke(t *testing.T, ev events.APIGatewayV2HTTPRequest) events.APIGatewayV2HTTPResponse {
+	t.Helper()
+	ctx := context.Background()
+	a, err := app.NewAWSFromEnv(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := a.Handler(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := handler.HTTP(h)(ctx, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+var errKilled = errors.New("killed")
+
+// killable runs an ExportItem invocation that the fault can kill: its
+// context is cancelled mid-write, and the invocation reports the error
+// Step Functions sees for a dead Lambda.
+func (b *bench) killable(step func(context.Context, export.ItemInput) (export.ItemOutput, error)) func(context.Context, export.ItemInput) (export.ItemOutput, error) {
+	return func(ctx context.Context, in export.ItemInput) (export.ItemOutput, error) {
+		kctx, kill := context.WithCancelCause(ctx)
+		defer kill(nil)
+		out, err := step(b.fault.watch(kctx, kill), in)
+		if errors.Is(context.Cause(kctx), errKilled) {
+			return out, messages.InvokeResponse_Error{Type: b.killAs.Load().(string), Message: "the function was killed"}
+		}
+		return out, err
+	}
+}
+
+// faultyObjects kills the invocation that writes the armed byte.
+type faultyObjects struct {
+	bulk.ObjectStore
+	mu      sync.Mutex
+	left    int64 // bytes until the fault; 0 when disarmed
+	didFire bool
+}
+
+type killKey struct{}
+
+func (f *faultyObjects) arm(after int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.left, f.didFire = after, false
+}
+
+func (f *faultyObjects) fired() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.didFire
+}
+
+func (f *faultyObjects) watch(ctx context.Context, kill context.CancelCauseFunc) context.Context {
+	return context.WithValue(ctx, killKey{}, kill)
+}
+
+func (f *faultyObjects) Create(ctx context.Context, key string) (bulk.ObjectWriter, error) {
+	w, err := f.ObjectStore.Create(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	kill, _ := ctx.Value(killKey{}).(context.CancelCauseFunc)
+	return &faultyWriter{ObjectWriter: w, f: f, kill: kill}, nil
+}
+
+type faultyWriter struct {
+	bulk.ObjectWriter
+	f    *faultyObjects
+	kill context.CancelCauseFunc
+}
+
+func (w *faultyWriter) Write(p []byte) (int, error) {
+	w.f.mu.Lock()
+	fire := false
+	if w.f.left > 0 && w.kill != nil {
+		w.f.left -= int64(len(p))
+		if w.f.left <= 0 {
+			w.f.left, w.f.didFire, fire = 0, true, true
+		}
+	}
+	w.f.mu.Unlock()
+	if fire {
+		w.kill(errKilled)
+		return 0, fmt.Errorf("killed mid-file: %w", context.Canceled)
+	}
+	return w.ObjectWriter.Write(p)
+}
+
+// TestServerlessSynthea times an import and a system export of
+// ../shared/data/synthea-100 through the serverless bench. It is opt-in
+// (TRANCHE_BENCH=1): dynalite takes minutes for it.
+func TestServerlessSynthea(t *testing.T) {
+	files, _ := filepath.Glob("../../../shared/data/synthea-100/*.ndjson*")
+	if os.Getenv("TRANCHE_BENCH") == "" || len(files) == 0 {
+		t.Skip("set TRANCHE_BENCH=1 (with ../shared/data/synthea-100 present) to time the serverless bench")
+	}
+	b := startBench(t)
+	start := time.Now()
+	b.loadFiles(t, files...)
+	counts, _ := b.oracle.Count(context.Background())
+	var total int64
+	var types []string
+	for typ, n := range counts {
+		total += n
+		types = append(types, typ)
+	}
+	slices.Sort(types)
+	t.Logf("import: %d files, %d resources in %v", len(files), total, time.Since(start).Round(time.Millisecond))
+	start = time.Now()
+	req := client.Request{Level: client.LevelSystem, Types: types}
+	got := b.export(t, req)
+	t.Logf("system export and download: %d resources in %v", len(got), time.Since(start).Round(time.Millisecond))
+	if diff := cmp.Diff(b.expected(t, req.Level, "", types), got); diff != "" {
+		t.Errorf("exported set mismatch (-want +got):\n%s", diff)
+	}
+}

@@ -1,0 +1,282 @@
+// Package dynamodb holds the DynamoDB adapters of the bulk ports: JobStore,
+// ClientStore, ReplayCache and ResourceStore. Each store is one table (see
+// Tables and docs/aws.md for the key layout). Every write that must be
+// atomic is a single-item conditional write: nothing here uses
+// TransactWriteItems, so the stores run against dynalite as they do against
+// DynamoDB. SDK errors are translated at this boundary:
+// ConditionalCheckFailed becomes bulk.ECONFLICT, throttling and server errors
+// bulk.ETRANSIENT, anything else bulk.EINTERNAL.
+//
+// The client is built by the caller (app.NewAWS) from the SDK's default
+// configuration, so the endpoint comes from AWS_ENDPOINT_URL or
+// AWS_ENDPOINT_URL_DYNAMODB and never from this package.
+package dynamodb
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	ddb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
+
+	"github.com/tranchehq/tranche/internal/bulk"
+)
+
+// API is the part of the DynamoDB client the stores call;
+// *dynamodb.Client implements it.
+type API interface {
+	GetItem(ctx context.Context, in *ddb.GetItemInput, opts ...func(*ddb.Options)) (*ddb.GetItemOutput, error)
+	PutItem(ctx context.Context, in *ddb.PutItemInput, opts ...func(*ddb.Options)) (*ddb.PutItemOutput, error)
+	UpdateItem(ctx context.Context, in *ddb.UpdateItemInput, opts ...func(*ddb.Options)) (*ddb.UpdateItemOutput, error)
+	DeleteItem(ctx context.Context, in *ddb.DeleteItemInput, opts ...func(*ddb.Options)) (*ddb.DeleteItemOutput, error)
+	Query(ctx context.Context, in *ddb.QueryInput, opts ...func(*ddb.Options)) (*ddb.QueryOutput, error)
+	Scan(ctx context.Context, in *ddb.ScanInput, opts ...func(*ddb.Options)) (*ddb.ScanOutput, error)
+	BatchGetItem(ctx context.Context, in *ddb.BatchGetItemInput, opts ...func(*ddb.Options)) (*ddb.BatchGetItemOutput, error)
+	BatchWriteItem(ctx context.Context, in *ddb.BatchWriteItemInput, opts ...func(*ddb.Options)) (*ddb.BatchWriteItemOutput, error)
+}
+
+var _ API = (*ddb.Client)(nil)
+
+// Key attribute names, the same in every table.
+const (
+	attrPK  = "pk"
+	attrSK  = "sk"
+	attrTTL = "ttl" // epoch seconds; the tables' TimeToLiveSpecification
+)
+
+// ttlGrace is how long after a job's ExpiresAt DynamoDB's TTL may remove its
+// items: purging is the service's job (files first), TTL only catches what a
+// missed purge leaves. It also covers jobs that run longer than their
+// retention before Finalize moves ExpiresAt.
+const ttlGrace = 7 * 24 * time.Hour
+
+// translate turns an SDK error into an application error. Conditional check
+// failures are ECONFLICT with msg; throttling, server errors and a done
+// context are ETRANSIENT (the context error stays in the chain, so
+// errors.Is(err, context.Canceled) holds); anything else is EINTERNAL.
+func translate(err error, msg string) error {
+	if err == nil {
+		return nil
+	}
+	var (
+		ccf *types.ConditionalCheckFailedException
+		api smithy.APIError
+	)
+	switch {
+	case errors.As(err, &ccf):
+		return bulk.Wrapf(err, bulk.ECONFLICT, "%s", msg)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return bulk.Wrapf(err, bulk.ETRANSIENT, "Request cancelled.")
+	case errors.As(err, &api):
+		switch api.ErrorCode() {
+		case "ProvisionedThroughputExceededException", "RequestLimitExceeded", "ThrottlingException",
+			"InternalServerError", "ServiceUnavailable", "LimitExceededException":
+			return bulk.Wrapf(err, bulk.ETRANSIENT, "The database is busy; try again later.")
+		}
+	}
+	return bulk.Wrapf(err, bulk.EINTERNAL, "Database request failed.")
+}
+
+// isConditionFailed reports whether err is a failed condition expression.
+func isConditionFailed(err error) bool {
+	var ccf *types.ConditionalCheckFailedException
+	return errors.As(err, &ccf)
+}
+
+func sv(v string) types.AttributeValue { return &types.AttributeValueMemberS{Value: v} }
+func n(v int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(v, 10)}
+}
+func b(v []byte) types.AttributeValue { return &types.AttributeValueMemberB{Value: v} }
+
+func key(pk string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{attrPK: sv(pk)}
+}
+
+func key2(pk, sk string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{attrPK: sv(pk), attrSK: sv(sk)}
+}
+
+// getS returns item[name] as a string ("" if absent or not a string).
+func getS(item map[string]types.AttributeValue, name string) string {
+	if v, ok := item[name].(*types.AttributeValueMemberS); ok {
+		return v.Value
+	}
+	return ""
+}
+
+// getN returns item[name] as an int64 (0 if absent or not a number).
+func getN(item map[string]types.AttributeValue, name string) int64 {
+	if v, ok := item[name].(*types.AttributeValueMemberN); ok {
+		i, _ := strconv.ParseInt(v.Value, 10, 64)
+		return i
+	}
+	return 0
+}
+
+// getB returns item[name] as bytes (nil if absent or not binary).
+func getB(item map[string]types.AttributeValue, name string) []byte {
+	if v, ok := item[name].(*types.AttributeValueMemberB); ok {
+		return v.Value
+	}
+	return nil
+}
+
+// getSS returns item[name] as a string list, from a string set or a list of
+// strings.
+func getSS(item map[string]types.AttributeValue, name string) []string {
+	switch v := item[name].(type) {
+	case *types.AttributeValueMemberSS:
+		return v.Value
+	case *types.AttributeValueMemberL:
+		out := make([]string, 0, len(v.Value))
+		for _, e := range v.Value {
+			if es, ok := e.(*types.AttributeValueMemberS); ok {
+				out = append(out, es.Value)
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+// strList encodes a list of strings as an L attribute (sets cannot be
+// empty and do not keep order).
+func strList(vs []string) types.AttributeValue {
+	l := make([]types.AttributeValue, len(vs))
+	for i, v := range vs {
+		l[i] = sv(v)
+	}
+	return &types.AttributeValueMemberL{Value: l}
+}
+
+// ttlOf is the TTL attribute value for an expiry time.
+func ttlOf(expires time.Time) types.AttributeValue {
+	if expires.IsZero() {
+		expires = time.Now()
+	}
+	return n(expires.Add(ttlGrace).Unix())
+}
+
+// queryAll runs in page by page and calls fn with each item until fn returns
+// an error or the pages end. fn may return errStopPages to end early without
+// an error.
+func queryAll(ctx context.Context, api API, in *ddb.QueryInput, fn func(map[string]types.AttributeValue) error) error {
+	for {
+		if err := ctx.Err(); err != nil {
+			return bulk.Wrapf(err, bulk.ETRANSIENT, "Request cancelled.")
+		}
+		out, err := api.Query(ctx, in)
+		if err != nil {
+			return translate(err, "query failed")
+		}
+		for _, item := range out.Items {
+			if err := fn(item); err != nil {
+				return err
+			}
+		}
+		if len(out.LastEvaluatedKey) == 0 {
+			return nil
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+}
+
+// scanAll is queryAll for a whole-table Scan.
+func scanAll(ctx context.Context, api API, in *ddb.ScanInput, fn func(map[string]types.AttributeValue) error) error {
+	for {
+		if err := ctx.Err(); err != nil {
+			return bulk.Wrapf(err, bulk.ETRANSIENT, "Request cancelled.")
+		}
+		out, err := api.Scan(ctx, in)
+		if err != nil {
+			return translate(err, "scan failed")
+		}
+		for _, item := range out.Items {
+			if err := fn(item); err != nil {
+				return err
+			}
+		}
+		if len(out.LastEvaluatedKey) == 0 {
+			return nil
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+}
+
+// maxBatchWrite and maxBatchGet are DynamoDB's per-request limits.
+const (
+	maxBatchWrite = 25
+	maxBatchGet   = 100
+)
+
+// batchWrite writes reqs to table in requests of 25, resending unprocessed
+// items with backoff. A batch must not name one key twice.
+func batchWrite(ctx context.Context, api API, table string, reqs []types.WriteRequest) error {
+	for start := 0; start < len(reqs); start += maxBatchWrite {
+		pending := map[string][]types.WriteRequest{table: reqs[start:min(start+maxBatchWrite, len(reqs))]}
+		for attempt := 0; len(pending[table]) > 0; attempt++ {
+			if attempt > 0 {
+				if err := backoff(ctx, attempt); err != nil {
+					return err
+				}
+			}
+			out, err := api.BatchWriteItem(ctx, &ddb.BatchWriteItemInput{RequestItems: pending})
+			if err != nil {
+				return translate(err, "batch write failed")
+			}
+			pending = out.UnprocessedItems
+			if attempt > 20 && len(pending[table]) > 0 {
+				return bulk.Errorf(bulk.ETRANSIENT, "The database is busy; try again later.")
+			}
+		}
+	}
+	return nil
+}
+
+// batchGet reads keys from table (strongly consistent), in requests of 100,
+// resending unprocessed keys, and calls fn with each item found, in no
+// particular order.
+func batchGet(ctx context.Context, api API, table string, keys []map[string]types.AttributeValue, fn func(map[string]types.AttributeValue) error) error {
+	for start := 0; start < len(keys); start += maxBatchGet {
+		pending := map[string]types.KeysAndAttributes{table: {Keys: keys[start:min(start+maxBatchGet, len(keys))], ConsistentRead: aws.Bool(true)}}
+		for attempt := 0; len(pending[table].Keys) > 0; attempt++ {
+			if attempt > 0 {
+				if err := backoff(ctx, attempt); err != nil {
+					return err
+				}
+			}
+			out, err := api.BatchGetItem(ctx, &ddb.BatchGetItemInput{RequestItems: pending})
+			if err != nil {
+				return translate(err, "batch get failed")
+			}
+			for _, item := range out.Responses[table] {
+				if err := fn(item); err != nil {
+					return err
+				}
+			}
+			pending = out.UnprocessedKeys
+			if attempt > 20 && len(pending[table].Keys) > 0 {
+				return bulk.Errorf(bulk.ETRANSIENT, "The database is busy; try again later.")
+			}
+		}
+	}
+	return nil
+}
+
+// backoff waits before retry attempt (1-based): 25 ms doubling to 1.6 s.
+func backoff(ctx context.Context, attempt int) error {
+	d := 25 * time.Millisecond << min(attempt-1, 6)
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return bulk.Wrapf(ctx.Err(), bulk.ETRANSIENT, "Request cancelled.")
+	case <-t.C:
+		return nil
+	}
+}

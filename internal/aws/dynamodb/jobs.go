@@ -1,0 +1,496 @@
+package dynamodb
+
+import (
+	"bytes"
+	"cmp"
+	"compress/gzip"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	ddb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/tranchehq/tranche/internal/bulk"
+)
+
+var _ bulk.JobStore = (*JobStore)(nil)
+
+// JobStore is the DynamoDB bulk.JobStore. It uses two tables:
+//
+//   - Jobs: one item per job, pk = job id. "doc" is the job as JSON
+//     (without its counters), "st" the status that conditions test, "ver" a
+//     version for optimistic concurrency, "plan"/"parts"/"total" the stored
+//     plan's id, chunk count and item count.
+//   - JobItems: pk = job id, and sk "plan#{planID}#{chunk}" (the plan,
+//     gzipped JSON in chunks under the 400 KB item limit), "item#{index}"
+//     (an item's checkpoint) and "done#{index/1000}" (a number set of the
+//     done item indexes; ItemsDone is the size of the sets).
+//
+// Every rule of the contract is one single-item conditional write: a
+// transition is a versioned UpdateItem; the first plan is the one whose id
+// is set on the job item with attribute_not_exists; adding an index to a done
+// set is idempotent, so a retried checkpoint never counts twice and a crash
+// between two writes leaves nothing that a retry does not repair.
+type JobStore struct {
+	api    API
+	jobs   string
+	items  string
+	random func() string
+}
+
+// NewJobStore returns a store over the Jobs and JobItems tables.
+func NewJobStore(api API, jobsTable, itemsTable string) *JobStore {
+	return &JobStore{api: api, jobs: jobsTable, items: itemsTable, random: randomID}
+}
+
+const (
+	attrDoc   = "doc"
+	attrState = "st"
+	attrVer   = "ver"
+	attrPlan  = "plan"
+	attrParts = "parts"
+	attrTotal = "total"
+	attrData  = "data"
+	attrIdx   = "ix"
+
+	// planChunkBytes keeps each plan chunk well under the 400 KB item limit.
+	planChunkBytes = 300 << 10
+	// doneSetSize is how many item indexes share one done set, so no set
+	// item grows past a few KB however many items a plan has.
+	doneSetSize = 1000
+	// maxTransitionAttempts bounds the optimistic retries of Transition
+	// under contention.
+	maxTransitionAttempts = 50
+)
+
+// notTerminal is the condition that the job exists and is not terminal.
+const notTerminal = "attribute_exists(pk) AND NOT (st IN (:c, :f, :x))"
+
+func terminalValues(extra map[string]types.AttributeValue) map[string]types.AttributeValue {
+	if extra == nil {
+		extra = map[string]types.AttributeValue{}
+	}
+	extra[":c"], extra[":f"], extra[":x"] = sv(string(bulk.StatusCompleted)), sv(string(bulk.StatusFailed)), sv(string(bulk.StatusCancelled))
+	return extra
+}
+
+// CreateJob stores a new job. Returns ECONFLICT if the id exists.
+func (s *JobStore) CreateJob(ctx context.Context, j *bulk.Job) (err error) {
+	defer bulk.Wrap(&err, "dynamodb.JobStore.CreateJob(%q)", j.ID)
+	if j.ID == "" {
+		return bulk.Errorf(bulk.EINVALID, "A job needs an id.")
+	}
+	doc, err := json.Marshal(j)
+	if err != nil {
+		return err
+	}
+	_, err = s.api.PutItem(ctx, &ddb.PutItemInput{
+		TableName: aws.String(s.jobs),
+		Item: map[string]types.AttributeValue{
+			attrPK: sv(j.ID), attrDoc: sv(string(doc)), attrState: sv(string(j.Status)),
+			attrVer: n(1), attrTotal: n(int64(j.ItemsTotal)), attrTTL: ttlOf(j.ExpiresAt),
+		},
+		ConditionExpression: aws.String("attribute_not_exists(pk)"),
+	})
+	return translate(err, fmt.Sprintf("Job %s already exists.", j.ID))
+}
+
+// GetJob returns a job. Returns ENOTFOUND if it does not exist.
+func (s *JobStore) GetJob(ctx context.Context, id string) (_ *bulk.Job, err error) {
+	defer bulk.Wrap(&err, "dynamodb.JobStore.GetJob(%q)", id)
+	item, err := s.jobItem(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	j, err := decodeJob(item)
+	if err != nil {
+		return nil, err
+	}
+	if j.ItemsDone, err = s.itemsDone(ctx, id); err != nil {
+		return nil, err
+	}
+	return j, nil
+}
+
+// jobItem reads the job's item (strongly consistent). Returns ENOTFOUND if
+// there is none.
+func (s *JobStore) jobItem(ctx context.Context, id string) (map[string]types.AttributeValue, error) {
+	if id == "" {
+		return nil, errJobNotFound(id)
+	}
+	out, err := s.api.GetItem(ctx, &ddb.GetItemInput{TableName: aws.String(s.jobs), Key: key(id), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return nil, translate(err, "get job failed")
+	}
+	if len(out.Item) == 0 {
+		return nil, errJobNotFound(id)
+	}
+	return out.Item, nil
+}
+
+func decodeJob(item map[string]types.AttributeValue) (*bulk.Job, error) {
+	var j bulk.Job
+	if err := json.Unmarshal([]byte(getS(item, attrDoc)), &j); err != nil {
+		return nil, bulk.Wrapf(err, bulk.EINTERNAL, "Stored job is unreadable.")
+	}
+	j.ID = getS(item, attrPK)
+	j.Status = bulk.Status(getS(item, attrState))
+	j.ItemsTotal = int(getN(item, attrTotal))
+	j.ItemsDone = 0
+	return &j, nil
+}
+
+// itemsDone counts the indexes in the job's done sets.
+func (s *JobStore) itemsDone(ctx context.Context, id string) (int, error) {
+	done := 0
+	err := queryAll(ctx, s.api, &ddb.QueryInput{
+		TableName:                 aws.String(s.items),
+		KeyConditionExpression:    aws.String("pk = :pk AND begins_with(sk, :p)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": sv(id), ":p": sv("done#")},
+		ProjectionExpression:      aws.String(attrIdx),
+		ConsistentRead:            aws.Bool(true),
+	}, func(item map[string]types.AttributeValue) error {
+		if v, ok := item[attrIdx].(*types.AttributeValueMemberNS); ok {
+			done += len(v.Value)
+		}
+		return nil
+	})
+	return done, err
+}
+
+// Transition moves a job from one of from to to with a versioned conditional
+// update, retrying when another writer changed the job in between. A
+// terminal job never changes; mutate cannot change the id, the status or
+// the counters.
+func (s *JobStore) Transition(ctx context.Context, id string, from []bulk.Status, to bulk.Status, mutate func(*bulk.Job)) (_ *bulk.Job, err error) {
+	defer bulk.Wrap(&err, "dynamodb.JobStore.Transition(%q, %v → %s)", id, from, to)
+	for attempt := 1; ; attempt++ {
+		item, err := s.jobItem(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		j, err := decodeJob(item)
+		if err != nil {
+			return nil, err
+		}
+		if j.Status.Terminal() || !slices.Contains(from, j.Status) {
+			return nil, bulk.Errorf(bulk.ECONFLICT, "Job %s is %s, not %v.", id, j.Status, from)
+		}
+		if j.ItemsDone, err = s.itemsDone(ctx, id); err != nil {
+			return nil, err
+		}
+		total, done := j.ItemsTotal, j.ItemsDone
+		if mutate != nil {
+			mutate(j)
+		}
+		j.ID, j.Status, j.ItemsTotal, j.ItemsDone = id, to, total, done
+		doc, err := json.Marshal(j)
+		if err != nil {
+			return nil, err
+		}
+		ver := getN(item, attrVer)
+		_, err = s.api.UpdateItem(ctx, &ddb.UpdateItemInput{
+			TableName:                aws.String(s.jobs),
+			Key:                      key(id),
+			UpdateExpression:         aws.String("SET doc = :doc, st = :to, ver = :next, #ttl = :ttl"),
+			ConditionExpression:      aws.String("ver = :ver"),
+			ExpressionAttributeNames: map[string]string{"#ttl": attrTTL},
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":doc": sv(string(doc)), ":to": sv(string(to)), ":ver": n(ver), ":next": n(ver + 1), ":ttl": ttlOf(j.ExpiresAt),
+			},
+		})
+		if isConditionFailed(err) && attempt < maxTransitionAttempts {
+			if err := backoff(ctx, min(attempt, 3)); err != nil {
+				return nil, err
+			}
+			continue // changed meanwhile: look again
+		}
+		if err != nil {
+			return nil, translate(err, fmt.Sprintf("Job %s changed concurrently.", id))
+		}
+		return j, nil
+	}
+}
+
+// SavePlan stores p, unless the job has a plan, and returns the stored plan.
+// The chunks are written under a fresh plan id first; setting that id on
+// the job item (only if it has none and is not terminal) is what makes the
+// plan the job's. A loser deletes its chunks and returns the winner's plan.
+func (s *JobStore) SavePlan(ctx context.Context, id string, p *bulk.Plan) (_ *bulk.Plan, err error) {
+	defer bulk.Wrap(&err, "dynamodb.JobStore.SavePlan(%q)", id)
+	item, err := s.jobItem(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if st := bulk.Status(getS(item, attrState)); st.Terminal() {
+		return nil, bulk.Errorf(bulk.ECONFLICT, "Job %s is %s.", id, st)
+	}
+	if getS(item, attrPlan) != "" {
+		return s.loadPlan(ctx, id, item)
+	}
+	raw, err := json.Marshal(p)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	zw.Write(raw)
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	planID := s.random()
+	ttl := ttlOf(jobExpiry(item))
+	var reqs []types.WriteRequest
+	for i, chunk := 0, buf.Bytes(); len(chunk) > 0 || i == 0; i++ {
+		part := chunk[:min(planChunkBytes, len(chunk))]
+		chunk = chunk[len(part):]
+		reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: map[string]types.AttributeValue{
+			attrPK: sv(id), attrSK: sv(planChunkKey(planID, i)), attrData: b(part), attrTTL: ttl,
+		}}})
+	}
+	if err := batchWrite(ctx, s.api, s.items, reqs); err != nil {
+		return nil, err
+	}
+	_, err = s.api.UpdateItem(ctx, &ddb.UpdateItemInput{
+		TableName:                 aws.String(s.jobs),
+		Key:                       key(id),
+		UpdateExpression:          aws.String("SET #plan = :plan, parts = :parts, #total = :total"),
+		ConditionExpression:       aws.String(notTerminal + " AND attribute_not_exists(#plan)"),
+		ExpressionAttributeNames:  map[string]string{"#plan": attrPlan, "#total": attrTotal},
+		ExpressionAttributeValues: terminalValues(map[string]types.AttributeValue{":plan": sv(planID), ":parts": n(int64(len(reqs))), ":total": n(int64(len(p.Items)))}),
+	})
+	if err == nil {
+		var stored bulk.Plan
+		if err := json.Unmarshal(raw, &stored); err != nil {
+			return nil, err
+		}
+		return &stored, nil
+	}
+	if !isConditionFailed(err) {
+		return nil, translate(err, "save plan failed")
+	}
+	// Lost to another planner, to a cancel or to a delete.
+	s.deleteKeys(ctx, id, reqs)
+	if item, err = s.jobItem(ctx, id); err != nil {
+		return nil, err
+	}
+	if st := bulk.Status(getS(item, attrState)); st.Terminal() {
+		return nil, bulk.Errorf(bulk.ECONFLICT, "Job %s is %s.", id, st)
+	}
+	return s.loadPlan(ctx, id, item)
+}
+
+// deleteKeys deletes the items that reqs put, best effort: they are
+// unreferenced, and TTL removes them if this fails.
+func (s *JobStore) deleteKeys(ctx context.Context, id string, reqs []types.WriteRequest) {
+	dels := make([]types.WriteRequest, len(reqs))
+	for i, r := range reqs {
+		dels[i] = types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: key2(id, getS(r.PutRequest.Item, attrSK))}}
+	}
+	_ = batchWrite(ctx, s.api, s.items, dels)
+}
+
+func planChunkKey(planID string, i int) string { return fmt.Sprintf("plan#%s#%05d", planID, i) }
+
+// GetPlan returns the stored plan. Returns ENOTFOUND if there is none.
+func (s *JobStore) GetPlan(ctx context.Context, id string) (_ *bulk.Plan, err error) {
+	defer bulk.Wrap(&err, "dynamodb.JobStore.GetPlan(%q)", id)
+	item, err := s.jobItem(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.loadPlan(ctx, id, item)
+}
+
+func (s *JobStore) loadPlan(ctx context.Context, id string, item map[string]types.AttributeValue) (*bulk.Plan, error) {
+	planID := getS(item, attrPlan)
+	if planID == "" {
+		return nil, bulk.Errorf(bulk.ENOTFOUND, "Job %s has no plan.", id)
+	}
+	var buf bytes.Buffer
+	chunks := 0
+	err := queryAll(ctx, s.api, &ddb.QueryInput{
+		TableName:                 aws.String(s.items),
+		KeyConditionExpression:    aws.String("pk = :pk AND begins_with(sk, :p)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": sv(id), ":p": sv("plan#" + planID + "#")},
+		ConsistentRead:            aws.Bool(true),
+	}, func(item map[string]types.AttributeValue) error {
+		chunks++
+		buf.Write(getB(item, attrData))
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if int64(chunks) != getN(item, attrParts) {
+		return nil, bulk.Errorf(bulk.EINTERNAL, "Job %s's plan has %d of %d chunks.", id, chunks, getN(item, attrParts))
+	}
+	zr, err := gzip.NewReader(&buf)
+	if err != nil {
+		return nil, bulk.Wrapf(err, bulk.EINTERNAL, "Stored plan is unreadable.")
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil {
+		return nil, bulk.Wrapf(err, bulk.EINTERNAL, "Stored plan is unreadable.")
+	}
+	var p bulk.Plan
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return nil, bulk.Wrapf(err, bulk.EINTERNAL, "Stored plan is unreadable.")
+	}
+	return &p, nil
+}
+
+// SaveProgress records an item's checkpoint and then adds its index to (or,
+// for a checkpoint that is not done, removes it from) the job's done set.
+// Both writes are idempotent, so a retry after a crash between them
+// completes the pair. Returns ECONFLICT if the job is terminal.
+func (s *JobStore) SaveProgress(ctx context.Context, id string, p *bulk.ItemProgress) (err error) {
+	defer bulk.Wrap(&err, "dynamodb.JobStore.SaveProgress(%q, %d)", id, p.Index)
+	if p.Index < 0 {
+		return bulk.Errorf(bulk.EINVALID, "Item index %d is negative.", p.Index)
+	}
+	item, err := s.jobItem(ctx, id)
+	if err != nil {
+		return err
+	}
+	if st := bulk.Status(getS(item, attrState)); st.Terminal() {
+		return bulk.Errorf(bulk.ECONFLICT, "Job %s is %s.", id, st)
+	}
+	doc, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	ttl := ttlOf(jobExpiry(item))
+	if _, err := s.api.PutItem(ctx, &ddb.PutItemInput{
+		TableName: aws.String(s.items),
+		Item:      map[string]types.AttributeValue{attrPK: sv(id), attrSK: sv(progressKey(p.Index)), attrDoc: sv(string(doc)), attrTTL: ttl},
+	}); err != nil {
+		return translate(err, "save progress failed")
+	}
+	op := "DELETE"
+	if p.Done {
+		op = "ADD"
+	}
+	_, err = s.api.UpdateItem(ctx, &ddb.UpdateItemInput{
+		TableName:                 aws.String(s.items),
+		Key:                       key2(id, fmt.Sprintf("done#%06d", p.Index/doneSetSize)),
+		UpdateExpression:          aws.String(op + " ix :i SET #ttl = :ttl"),
+		ExpressionAttributeNames:  map[string]string{"#ttl": attrTTL},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":i": &types.AttributeValueMemberNS{Value: []string{strconv.Itoa(p.Index)}}, ":ttl": ttl},
+	})
+	return translate(err, "save progress failed")
+}
+
+// progressKey sorts checkpoints by index: ten digits hold any int32.
+func progressKey(index int) string { return fmt.Sprintf("item#%010d", index) }
+
+// jobExpiry is the stored job's ExpiresAt (zero if unreadable).
+func jobExpiry(item map[string]types.AttributeValue) time.Time {
+	var j struct {
+		ExpiresAt time.Time `json:"expiresAt"`
+	}
+	_ = json.Unmarshal([]byte(getS(item, attrDoc)), &j)
+	return j.ExpiresAt
+}
+
+// Progress returns the job's checkpoints by index; none for an unknown job.
+func (s *JobStore) Progress(ctx context.Context, id string) (_ []*bulk.ItemProgress, err error) {
+	defer bulk.Wrap(&err, "dynamodb.JobStore.Progress(%q)", id)
+	ps := []*bulk.ItemProgress{}
+	err = queryAll(ctx, s.api, &ddb.QueryInput{
+		TableName:                 aws.String(s.items),
+		KeyConditionExpression:    aws.String("pk = :pk AND begins_with(sk, :p)"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": sv(id), ":p": sv("item#")},
+		ConsistentRead:            aws.Bool(true),
+	}, func(item map[string]types.AttributeValue) error {
+		var p bulk.ItemProgress
+		if err := json.Unmarshal([]byte(getS(item, attrDoc)), &p); err != nil {
+			return bulk.Wrapf(err, bulk.EINTERNAL, "Stored checkpoint is unreadable.")
+		}
+		ps = append(ps, &p)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	// Keys sort by index already; sorting again costs nothing and does not
+	// depend on it.
+	slices.SortFunc(ps, func(a, b *bulk.ItemProgress) int { return cmp.Compare(a.Index, b.Index) })
+	return ps, nil
+}
+
+// ListJobs visits every job in id order. It scans the Jobs table, which
+// holds one small item per job until purged, and sorts in memory; fn runs
+// after the scan, so it may call the store. ItemsDone is left zero (it would
+// cost a query per job; GetJob has it).
+func (s *JobStore) ListJobs(ctx context.Context, fn func(*bulk.Job) error) (err error) {
+	defer bulk.Wrap(&err, "dynamodb.JobStore.ListJobs")
+	var jobs []*bulk.Job
+	err = scanAll(ctx, s.api, &ddb.ScanInput{TableName: aws.String(s.jobs), ConsistentRead: aws.Bool(true)}, func(item map[string]types.AttributeValue) error {
+		j, err := decodeJob(item)
+		if err != nil {
+			return err
+		}
+		jobs = append(jobs, j)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(jobs, func(a, b *bulk.Job) int { return strings.Compare(a.ID, b.ID) })
+	for _, j := range jobs {
+		if err := ctx.Err(); err != nil {
+			return bulk.Wrapf(err, bulk.ETRANSIENT, "Request cancelled.")
+		}
+		if err := fn(j); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DeleteJob removes the job item, then its plan, checkpoints and done sets.
+func (s *JobStore) DeleteJob(ctx context.Context, id string) (err error) {
+	defer bulk.Wrap(&err, "dynamodb.JobStore.DeleteJob(%q)", id)
+	if id == "" {
+		return nil
+	}
+	if _, err := s.api.DeleteItem(ctx, &ddb.DeleteItemInput{TableName: aws.String(s.jobs), Key: key(id)}); err != nil {
+		return translate(err, "delete job failed")
+	}
+	var dels []types.WriteRequest
+	err = queryAll(ctx, s.api, &ddb.QueryInput{
+		TableName:                 aws.String(s.items),
+		KeyConditionExpression:    aws.String("pk = :pk"),
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": sv(id)},
+		ProjectionExpression:      aws.String("pk, sk"),
+		ConsistentRead:            aws.Bool(true),
+	}, func(item map[string]types.AttributeValue) error {
+		dels = append(dels, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: key2(id, getS(item, attrSK))}})
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	return batchWrite(ctx, s.api, s.items, dels)
+}
+
+func errJobNotFound(id string) error {
+	return bulk.Errorf(bulk.ENOTFOUND, "Job %s not found.", id)
+}
+
+// randomID returns 64 random bits in hex.
+func randomID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

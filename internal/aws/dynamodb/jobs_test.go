@@ -1,0 +1,146 @@
+package dynamodb_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	ddb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/tranchehq/tranche/internal/aws/awstest"
+	"github.com/tranchehq/tranche/internal/aws/dynamodb"
+	"github.com/tranchehq/tranche/internal/bulk"
+	"github.com/tranchehq/tranche/internal/bulktest"
+)
+
+func TestJobStore(t *testing.T) {
+	client := awstest.DynamoDB(t)
+	bulktest.RunJobStoreTests(t, func(t *testing.T) bulk.JobStore {
+		return dynamodb.NewJobStore(client, awstest.Table(t, client, "Jobs"), awstest.Table(t, client, "JobItems"))
+	})
+}
+
+func TestClientStore(t *testing.T) {
+	client := awstest.DynamoDB(t)
+	bulktest.RunClientStoreTests(t, func(t *testing.T) bulk.ClientStore {
+		return dynamodb.NewClientStore(client, awstest.Table(t, client, "Clients"))
+	})
+}
+
+func TestReplayCache(t *testing.T) {
+	client := awstest.DynamoDB(t)
+	bulktest.RunReplayCacheTests(t, func(t *testing.T, now func() time.Time) bulk.ReplayCache {
+		return dynamodb.NewReplayCache(client, awstest.Table(t, client, "Replay"), now)
+	})
+}
+
+func newJob(id string) *bulk.Job {
+	t0 := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
+	return &bulk.Job{ID: id, ClientID: "c", Status: bulk.StatusAccepted, CreatedAt: t0, UpdatedAt: t0, TransactionTime: t0, ExpiresAt: t0.Add(24 * time.Hour)}
+}
+
+// TestJobStoreBigPlan stores a plan larger than an item (a Group export
+// of 200,000 patients) and races planners: one plan wins, every planner
+// gets it back, and the losers' chunks are gone.
+func TestJobStoreBigPlan(t *testing.T) {
+	client := awstest.DynamoDB(t)
+	itemsTable := awstest.Table(t, client, "JobItems")
+	s := dynamodb.NewJobStore(client, awstest.Table(t, client, "Jobs"), itemsTable)
+	ctx := context.Background()
+	if err := s.CreateJob(ctx, newJob("j1")); err != nil {
+		t.Fatal(err)
+	}
+	plan := func(seed int) *bulk.Plan {
+		rng := rand.New(rand.NewPCG(uint64(seed), 1))
+		p := &bulk.Plan{Types: []string{"Patient"}}
+		for i := range 200 {
+			it := bulk.Item{Index: i, Types: []string{"Patient", "Observation"}}
+			for range 1000 {
+				it.Patients = append(it.Patients, fmt.Sprintf("%016x", rng.Uint64()))
+			}
+			p.Items = append(p.Items, it)
+		}
+		return p
+	}
+	var (
+		wg  sync.WaitGroup
+		got [4]*bulk.Plan
+	)
+	for i := range got {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			p, err := s.SavePlan(ctx, "j1", plan(i))
+			if err != nil {
+				t.Error(err)
+			}
+			got[i] = p
+		}()
+	}
+	wg.Wait()
+	stored, err := s.GetPlan(ctx, "j1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, p := range got {
+		if diff := cmp.Diff(stored, p); diff != "" {
+			t.Errorf("planner %d got a plan other than the stored one (-stored +got):\n%s", i, diff)
+			break
+		}
+	}
+	// Only the stored plan's chunks remain: the 3.2 MB plan in several.
+	out, err := client.Scan(ctx, &ddb.ScanInput{TableName: aws.String(itemsTable)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	planIDs := map[string]int{}
+	for _, item := range out.Items {
+		sk := item["sk"].(*types.AttributeValueMemberS).Value
+		if id, ok := strings.CutPrefix(sk, "plan#"); ok {
+			planIDs[id[:strings.Index(id, "#")]]++
+		}
+		if _, ok := item["ttl"]; !ok {
+			t.Errorf("item %s has no ttl", sk)
+		}
+	}
+	if len(planIDs) != 1 {
+		t.Errorf("chunks of %d plans stored (%v), want only the winner's", len(planIDs), planIDs)
+	}
+	for _, chunks := range planIDs {
+		if chunks < 2 {
+			t.Errorf("the plan is in %d chunk, want several (it is over 400 KB)", chunks)
+		}
+	}
+	if j, err := s.GetJob(ctx, "j1"); err != nil || j.ItemsTotal != 200 {
+		t.Errorf("GetJob(j1) = %+v, %v; want ItemsTotal 200", j, err)
+	}
+}
+
+// TestJobStoreManyItems counts done items across done sets (1000 indexes
+// each), as a 10,000-item plan does.
+func TestJobStoreManyItems(t *testing.T) {
+	client := awstest.DynamoDB(t)
+	s := dynamodb.NewJobStore(client, awstest.Table(t, client, "Jobs"), awstest.Table(t, client, "JobItems"))
+	ctx := context.Background()
+	if err := s.CreateJob(ctx, newJob("j1")); err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{0, 999, 1000, 5001, 9999, 5001} {
+		if err := s.SaveProgress(ctx, "j1", &bulk.ItemProgress{Index: i, Done: true, Part: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.SaveProgress(ctx, "j1", &bulk.ItemProgress{Index: 999, Part: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if j, err := s.GetJob(ctx, "j1"); err != nil || j.ItemsDone != 4 {
+		t.Errorf("GetJob(j1).ItemsDone = %d, %v; want 4", j.ItemsDone, err)
+	}
+}
