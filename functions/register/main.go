@@ -4,31 +4,6 @@
 // paths to it, so its IAM policy can be its own.
 package main
 
-import (
-	"context"
-	"fmt"
-	"os"
+import "github.com/tranchehq/tranche/internal/app"
 
-	"github.com/aws/aws-lambda-go/lambda"
-
-	"github.com/tranchehq/tranche/internal/app"
-	"github.com/tranchehq/tranche/internal/aws/handler"
-)
-
-func main() {
-	ctx := context.Background()
-	a, err := app.NewAWSFromEnv(ctx)
-	if err != nil {
-		fail(err)
-	}
-	h, err := a.Handler(ctx)
-	if err != nil {
-		fail(err)
-	}
-	lambda.Start(handler.HTTP(h))
-}
-
-func fail(err error) {
-	fmt.Fprintln(os.Stderr, "tranche register:", err)
-	os.Exit(1)
-}
+func main() { app.StartHTTPLambda("register") }

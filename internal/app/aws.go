@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	ddb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -199,4 +200,22 @@ func (unconfiguredWorkflow) Start(context.Context, string) error {
 
 func (unconfiguredWorkflow) Stop(context.Context, string) error {
 	return bulk.Errorf(bulk.EINTERNAL, "This function has no state machine (TRANCHE_STATE_MACHINE_ARN).")
+}
+
+// StartHTTPLambda is the whole main of an HTTP function: it builds the
+// deployment from the environment once per cold start and serves the
+// internal/api handlers through API Gateway's HTTP API (payload 2.0). A bad
+// configuration fails the cold start with one clear line (style.md rule 7).
+func StartHTTPLambda(name string) {
+	ctx := context.Background()
+	a, err := NewAWSFromEnv(ctx)
+	if err == nil {
+		var h http.Handler
+		if h, err = a.Handler(ctx); err == nil {
+			lambda.Start(handler.HTTP(h))
+			return
+		}
+	}
+	fmt.Fprintf(os.Stderr, "tranche %s: %v\n", name, err)
+	os.Exit(1)
 }

@@ -11,7 +11,7 @@
 //	i:<type>           id → 'L' + lastUpdated(8) | 'D' + deletedAt(8)
 //	t:<type>           deletedAt(8) + id → ""
 //	pc                 patient 0x00 type 0x00 id → lastUpdated(8)
-//	gm                 group 0x00 patient → ""
+//	gm                 group 0x00 patient → joined (8: the lastUpdated of the first Group version listing the patient)
 //	jobs, plans        job id → JSON
 //	progress           job id 0x00 item index(4) → JSON
 //
