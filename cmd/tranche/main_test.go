@@ -4,8 +4,17 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"io"
+	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -137,4 +146,72 @@ func TestGenerateImport(t *testing.T) {
 	if !strings.Contains(out.String(), "Imported ") {
 		t.Errorf("import summary missing:\n%s", out.String())
 	}
+}
+
+// TestServeTLS: --tls-cert/--tls-key serve HTTPS with TLS 1.2 at least
+// (R1), and without TLS a non-loopback address is refused while
+// authorization is on.
+func TestServeTLS(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := writeSelfSigned(t, dir)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	done := make(chan int, 1)
+	var stderr bytes.Buffer
+	go func() {
+		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--data", filepath.Join(dir, "data"), "--demo=false",
+			"--tls-cert", certFile, "--tls-key", keyFile, "--log-level", "warn"}, pw, &stderr)
+		pw.Close()
+	}()
+	sc := bufio.NewScanner(pr)
+	var base string
+	for sc.Scan() {
+		if _, url, ok := strings.Cut(sc.Text(), "serving FHIR Bulk Data at "); ok {
+			base = url
+			break
+		}
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	host, ok := strings.CutPrefix(base, "https://")
+	if !ok {
+		t.Fatalf("base URL %q is not https; stderr: %s", base, stderr.String())
+	}
+	if c, err := tls.Dial("tcp", host, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS11}); err == nil {
+		c.Close()
+		t.Error("a TLS 1.1 handshake succeeded, want it refused (R1)")
+	}
+	c, err := tls.Dial("tcp", host, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatalf("TLS 1.2 handshake: %v", err)
+	}
+	c.Close()
+	cancel()
+	<-done
+
+	var out bytes.Buffer
+	stderr.Reset()
+	if code := run(context.Background(), []string{"serve", "--addr", "0.0.0.0:0", "--data", filepath.Join(dir, "data2")}, &out, &stderr); code != 1 ||
+		!strings.Contains(stderr.String(), "loopback") {
+		t.Errorf("serve on 0.0.0.0 without TLS = %d %q, want 1 and an explanation", code, stderr.String())
+	}
+}
+
+func writeSelfSigned(t *testing.T, dir string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalECPrivateKey(key)
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	_ = os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	_ = os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+	return certFile, keyFile
 }
