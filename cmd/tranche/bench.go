@@ -52,7 +52,11 @@ type benchResult struct {
 	ImportPerSec    float64     `json:"importPerSec"`
 	ImportPeakRSSMB float64     `json:"importPeakRssMB"`
 	Exports         []exportRun `json:"exports"`
-	ServerPeakRSSMB float64     `json:"serverPeakRssMB"`
+	// ExportPeakRSSMB is the server's peak RSS after the exports and
+	// downloads (VmHWM); ServerPeakRSSMB includes the latency phase's 200
+	// connections too.
+	ExportPeakRSSMB float64 `json:"exportPeakRssMB"`
+	ServerPeakRSSMB float64 `json:"serverPeakRssMB"`
 	// Latency under Pollers concurrent status pollers, milliseconds.
 	Pollers        int     `json:"pollers"`
 	StatusP50MS    float64 `json:"statusP50ms"`
@@ -122,13 +126,13 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 func printBench(w io.Writer, results []benchResult, pollers int) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "dataset\tstored\timport s\timport res/s\timport RSS MB\tlevel\tresources\tmanifest s\tres/s\tlast byte s\tMB/s\tserver RSS MB\t")
+	fmt.Fprintln(tw, "dataset\tstored\timport s\timport res/s\timport RSS MB\tlevel\tresources\tmanifest s\tres/s\tlast byte s\tMB/s\texport RSS MB\tserver RSS MB\t")
 	for _, r := range results {
 		for i, e := range r.Exports {
 			head := fmt.Sprintf("%s\t%d\t%.2f\t%.0f\t%.0f", r.Dataset, r.Stored, r.ImportSeconds, r.ImportPerSec, r.ImportPeakRSSMB)
-			rss := fmt.Sprintf("%.0f", r.ServerPeakRSSMB)
+			rss := fmt.Sprintf("%.0f\t%.0f", r.ExportPeakRSSMB, r.ServerPeakRSSMB)
 			if i > 0 {
-				head, rss = "\t\t\t\t", ""
+				head, rss = "\t\t\t\t", "\t"
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%.2f\t%.0f\t%.2f\t%.0f\t%s\t\n", head, e.Level, e.Resources,
 				e.ManifestSeconds, e.ResourcesPerSec, e.LastByteSeconds, e.MBPerSecLastByte, rss)
@@ -242,6 +246,7 @@ func benchOne(ctx context.Context, self, name, src string, pollers int, short bo
 		}
 	}
 	r.ImportPerSec = float64(r.Stored) / r.ImportSeconds
+	r.ExportPeakRSSMB = vmHWM(srv.Process.Pid)
 
 	// Latency: pollers hammer a completed job's status while kick-offs run.
 	dur := 5 * time.Second
@@ -542,6 +547,21 @@ func readBaseURL(r io.Reader) (string, error) {
 			return "", fmt.Errorf("server did not report its address: %w", err)
 		}
 	}
+}
+
+// vmHWM reads a live process's peak RSS from /proc (Linux), in MB.
+func vmHWM(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+			return kb / 1024
+		}
+	}
+	return 0
 }
 
 func maxRSSMB(ps *os.ProcessState) float64 {
