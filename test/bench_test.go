@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -75,4 +76,33 @@ func BenchmarkSystemExport(b *testing.B) {
 		b.StartTimer()
 	}
 	b.ReportMetric(float64(resources)*float64(b.N)/b.Elapsed().Seconds(), "resources/s")
+}
+
+// BenchmarkStatusPoll measures an authenticated status poll of a finished
+// job over HTTP, for CPU profiles of the poll path.
+func BenchmarkStatusPoll(b *testing.B) {
+	src := generated(b, 20)
+	cfg := testConfig(b)
+	importInto(b, cfg, importTime, src)
+	s := startServer(b, cfg)
+	status := s.kickoff("GET", "/$export", nil)
+	s.wait(status)
+	tok, err := s.tokens.Token(context.Background())
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req, _ := http.NewRequest("GET", status, nil)
+			req.Header.Set("Authorization", "Bearer "+tok)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+		}
+	})
 }

@@ -31,7 +31,7 @@ import (
 // registered test client, obtained from the server's own token endpoint
 // with a signed assertion, unless the server is open.
 type server struct {
-	t      *testing.T
+	t      testing.TB
 	cfg    config.Config
 	app    *app.Local
 	http   *httptest.Server
@@ -71,7 +71,7 @@ func testConfig(t testing.TB) config.Config {
 	return cfg
 }
 
-func startServer(t *testing.T, cfg config.Config) *server {
+func startServer(t testing.TB, cfg config.Config) *server {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
@@ -224,7 +224,7 @@ func (s *server) wait(statusURL string) manifest {
 }
 
 // checkManifestShape checks the required manifest fields (R54, R58, R61).
-func checkManifestShape(t *testing.T, raw []byte, m manifest) {
+func checkManifestShape(t testing.TB, raw []byte, m manifest) {
 	t.Helper()
 	var keys map[string]json.RawMessage
 	_ = json.Unmarshal(raw, &keys)

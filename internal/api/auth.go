@@ -31,7 +31,8 @@ type Authz struct {
 	MaxConcurrentExports int
 	MaxPollsPerMinute    int
 
-	polls pollLimiter
+	polls    pollLimiter
+	verified verifiedTokens
 }
 
 // smartConfiguration is `GET [base]/.well-known/smart-configuration`
@@ -145,11 +146,69 @@ func (a *Authz) authenticate(r *http.Request) (*Principal, error) {
 	if !ok {
 		return nil, bulk.Errorf(bulk.EUNAUTHORIZED, "This server requires a SMART Backend Services access token (Authorization: Bearer).")
 	}
+	now := time.Now()
+	if g := a.verified.get(tok, now); g != nil {
+		return &Principal{ClientID: g.ClientID, Grant: g}, nil
+	}
 	g, err := a.Authority.Verify(r.Context(), tok)
 	if err != nil {
 		return nil, err
 	}
+	a.verified.put(tok, g, now)
 	return &Principal{ClientID: g.ClientID, Grant: g}, nil
+}
+
+// verifiedTokens remembers access tokens verified in the last
+// verifiedFor, so a client polling every second does not pay a signature
+// check and a client lookup each time (two thirds of a status poll's CPU).
+// A token is never trusted past its own expiry; a client removed while the
+// server runs loses access within verifiedFor.
+type verifiedTokens struct {
+	mu sync.Mutex
+	m  map[string]verifiedToken
+}
+
+type verifiedToken struct {
+	grant *auth.Grant
+	until time.Time
+}
+
+const (
+	verifiedFor    = 30 * time.Second
+	verifiedTokenN = 10_000
+)
+
+func (v *verifiedTokens) get(tok string, now time.Time) *auth.Grant {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	e, ok := v.m[tok]
+	if !ok || !now.Before(e.until) {
+		return nil
+	}
+	return e.grant
+}
+
+func (v *verifiedTokens) put(tok string, g *auth.Grant, now time.Time) {
+	until := now.Add(verifiedFor)
+	if g.Expires.Before(until) {
+		until = g.Expires
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.m == nil {
+		v.m = map[string]verifiedToken{}
+	}
+	if len(v.m) >= verifiedTokenN {
+		for k, e := range v.m {
+			if !now.Before(e.until) {
+				delete(v.m, k)
+			}
+		}
+		if len(v.m) >= verifiedTokenN {
+			clear(v.m) // all fresh: start over rather than grow
+		}
+	}
+	v.m[tok] = verifiedToken{grant: g, until: until}
 }
 
 // authorizeKickoff applies the client's scopes and contract to a request:

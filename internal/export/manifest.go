@@ -73,16 +73,40 @@ func (m *Manifest) add(f bulk.OutputFile, fileURL func(key string) string) {
 	}
 }
 
+// finished is what a completed job recorded: it never changes again, so
+// clients polling a finished job (often, and many at once) do not decode it
+// from the store on every poll.
+type finished struct {
+	plan     *bulk.Plan
+	progress []*bulk.ItemProgress
+}
+
+// finishedRecords returns a completed job's plan (nil if it was never
+// planned) and checkpoints, cached.
+func (s *Service) finishedRecords(ctx context.Context, j *bulk.Job) (*bulk.Plan, []*bulk.ItemProgress, error) {
+	if f, ok := s.finished.Load(j.ID); ok {
+		return f.(*finished).plan, f.(*finished).progress, nil
+	}
+	progress, err := s.Jobs.Progress(ctx, j.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := s.Jobs.GetPlan(ctx, j.ID)
+	if err != nil && bulk.ErrorCode(err) != bulk.ENOTFOUND {
+		return nil, nil, err
+	}
+	if j.Status == bulk.StatusCompleted {
+		s.finished.Store(j.ID, &finished{plan: p, progress: progress})
+	}
+	return p, progress, nil
+}
+
 // Manifest assembles a completed job's manifest from its items' recorded
 // files. fileURL turns an object key into the absolute URL the client
 // downloads (minted now, so signed URLs are fresh on every poll: R80).
 func (s *Service) Manifest(ctx context.Context, j *bulk.Job, requiresToken bool, fileURL func(key string) string) (*Manifest, error) {
-	progress, err := s.Jobs.Progress(ctx, j.ID)
+	p, progress, err := s.finishedRecords(ctx, j)
 	if err != nil {
-		return nil, err
-	}
-	p, err := s.Jobs.GetPlan(ctx, j.ID)
-	if err != nil && bulk.ErrorCode(err) != bulk.ENOTFOUND {
 		return nil, err
 	}
 	m := s.newManifest(j, p, requiresToken, fileURL)

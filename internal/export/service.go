@@ -102,9 +102,10 @@ type Service struct {
 	Now   func() time.Time
 	NewID func() string
 
-	plans sync.Map // job id → *bulk.Plan, so items don't decode the plan each call
-	specs sync.Map // job id → *spec
-	provs sync.Map // job id → *provEntry
+	plans    sync.Map // job id → *bulk.Plan, so items don't decode the plan each call
+	finished sync.Map // job id → *finished, completed jobs' records
+	specs    sync.Map // job id → *spec
+	provs    sync.Map // job id → *provEntry
 }
 
 // NewService returns a service with defaults for the seams.
@@ -299,6 +300,7 @@ func (s *Service) spec(j *bulk.Job) (*spec, error) {
 // forget drops what is cached about a job.
 func (s *Service) forget(id string) {
 	s.plans.Delete(id)
+	s.finished.Delete(id)
 	s.specs.Delete(id)
 	s.provs.Delete(id)
 }
