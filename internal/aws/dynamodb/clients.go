@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -114,28 +112,7 @@ func (s *ClientStore) DeleteClient(ctx context.Context, id string) (err error) {
 // store.
 func (s *ClientStore) ListClients(ctx context.Context, fn func(*bulk.Client) error) (err error) {
 	defer bulk.Wrap(&err, "dynamodb.ClientStore.ListClients")
-	var cs []*bulk.Client
-	err = scanAll(ctx, s.api, &ddb.ScanInput{TableName: aws.String(s.table), ConsistentRead: aws.Bool(true)}, func(item map[string]types.AttributeValue) error {
-		c, err := decodeClient(item)
-		if err != nil {
-			return err
-		}
-		cs = append(cs, c)
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	slices.SortFunc(cs, func(a, b *bulk.Client) int { return strings.Compare(a.ID, b.ID) })
-	for _, c := range cs {
-		if err := ctx.Err(); err != nil {
-			return bulk.Wrapf(err, bulk.ETRANSIENT, "Request cancelled.")
-		}
-		if err := fn(c); err != nil {
-			return err
-		}
-	}
-	return nil
+	return scanSorted(ctx, s.api, s.table, decodeClient, func(c *bulk.Client) string { return c.ID }, fn)
 }
 
 func errClientNotFound(id string) error {

@@ -15,7 +15,9 @@ package dynamodb
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -206,6 +208,34 @@ func scanAll(ctx context.Context, api API, in *ddb.ScanInput, fn func(map[string
 		}
 		in.ExclusiveStartKey = out.LastEvaluatedKey
 	}
+}
+
+// scanSorted reads a whole small table (clients, jobs), decodes every item,
+// and visits them in key order once the scan is over, so fn may call the
+// store.
+func scanSorted[T any](ctx context.Context, api API, table string, decode func(map[string]types.AttributeValue) (T, error), key func(T) string, fn func(T) error) error {
+	var all []T
+	err := scanAll(ctx, api, &ddb.ScanInput{TableName: aws.String(table), ConsistentRead: aws.Bool(true)}, func(item map[string]types.AttributeValue) error {
+		v, err := decode(item)
+		if err != nil {
+			return err
+		}
+		all = append(all, v)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(all, func(a, b T) int { return strings.Compare(key(a), key(b)) })
+	for _, v := range all {
+		if err := ctx.Err(); err != nil {
+			return bulk.Wrapf(err, bulk.ETRANSIENT, "Request cancelled.")
+		}
+		if err := fn(v); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // maxBatchWrite and maxBatchGet are DynamoDB's per-request limits.

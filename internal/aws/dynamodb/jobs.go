@@ -12,7 +12,6 @@ import (
 	"io"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -434,28 +433,7 @@ func (s *JobStore) Progress(ctx context.Context, id string) (_ []*bulk.ItemProgr
 // cost a query per job; GetJob has it).
 func (s *JobStore) ListJobs(ctx context.Context, fn func(*bulk.Job) error) (err error) {
 	defer bulk.Wrap(&err, "dynamodb.JobStore.ListJobs")
-	var jobs []*bulk.Job
-	err = scanAll(ctx, s.api, &ddb.ScanInput{TableName: aws.String(s.jobs), ConsistentRead: aws.Bool(true)}, func(item map[string]types.AttributeValue) error {
-		j, err := decodeJob(item)
-		if err != nil {
-			return err
-		}
-		jobs = append(jobs, j)
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	slices.SortFunc(jobs, func(a, b *bulk.Job) int { return strings.Compare(a.ID, b.ID) })
-	for _, j := range jobs {
-		if err := ctx.Err(); err != nil {
-			return bulk.Wrapf(err, bulk.ETRANSIENT, "Request cancelled.")
-		}
-		if err := fn(j); err != nil {
-			return err
-		}
-	}
-	return nil
+	return scanSorted(ctx, s.api, s.jobs, decodeJob, func(j *bulk.Job) string { return j.ID }, fn)
 }
 
 // DeleteJob removes the job item, then its plan, checkpoints and done sets.
