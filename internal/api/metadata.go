@@ -25,7 +25,8 @@ const (
 		"parameters (system/Observation.rs?category=...) filter the export like a _typeFilter. " +
 		"Output: one resource type per NDJSON file (Patient blocks with organizeOutputBy); a file holds at most the configured number of " +
 		"resources or bytes (defaults 100,000 resources or 256 MiB). Patient and Group exports return the R4 Patient compartment of each " +
-		"patient, each resource once, and the Provenance whose target is in it; they add no other referenced resources. " +
+		"patient, each resource once, and the Provenance whose target is in it; they add no other referenced resources and no Groups " +
+		"(a Group's member list names other patients). " +
 		"Group _since: patients who joined the Group after _since get their whole compartment; other members get what changed after " +
 		"_since. With _since, system and Patient exports list deletions in `deleted`."
 )
