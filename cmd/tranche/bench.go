@@ -56,6 +56,10 @@ type benchResult struct {
 	// downloads (VmHWM); ServerPeakRSSMB includes the latency phase's 200
 	// connections too.
 	ExportPeakRSSMB float64 `json:"exportPeakRssMB"`
+	// RSSAnonMB and RSSFileMB split the resident set at that moment:
+	// anonymous memory (heap, stacks) and mapped files (binary, store).
+	RSSAnonMB float64 `json:"rssAnonMB"`
+	RSSFileMB float64 `json:"rssFileMB"`
 	ServerPeakRSSMB float64 `json:"serverPeakRssMB"`
 	// Latency under Pollers concurrent status pollers, milliseconds.
 	Pollers        int     `json:"pollers"`
@@ -147,6 +151,10 @@ func printBench(w io.Writer, results []benchResult, pollers int) {
 			r.KickoffP50MS, r.KickoffP99MS, r.TokensPerSec, r.GroupItemsRead, r.GroupExported, r.GroupReadPct)
 	}
 	_ = tw.Flush()
+	fmt.Fprintln(w)
+	for _, r := range results {
+		fmt.Fprintf(w, "%s: after the exports, RSS %.0f MB anonymous + %.0f MB mapped files\n", r.Dataset, r.RSSAnonMB, r.RSSFileMB)
+	}
 	fmt.Fprintf(w, "\nmachine: %s\n", machine())
 }
 
@@ -246,7 +254,9 @@ func benchOne(ctx context.Context, self, name, src string, pollers int, short bo
 		}
 	}
 	r.ImportPerSec = float64(r.Stored) / r.ImportSeconds
-	r.ExportPeakRSSMB = vmHWM(srv.Process.Pid)
+	r.ExportPeakRSSMB = procStatusMB(srv.Process.Pid, "VmHWM:")
+	r.RSSAnonMB = procStatusMB(srv.Process.Pid, "RssAnon:")
+	r.RSSFileMB = procStatusMB(srv.Process.Pid, "RssFile:")
 
 	// Latency: pollers hammer a completed job's status while kick-offs run.
 	dur := 5 * time.Second
@@ -549,14 +559,15 @@ func readBaseURL(r io.Reader) (string, error) {
 	}
 }
 
-// vmHWM reads a live process's peak RSS from /proc (Linux), in MB.
-func vmHWM(pid int) float64 {
+// procStatusMB reads a kB field of a live process's /proc status (Linux:
+// VmHWM is the peak RSS), in MB.
+func procStatusMB(pid int, field string) float64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if v, ok := strings.CutPrefix(line, field); ok {
 			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
 			return kb / 1024
 		}
