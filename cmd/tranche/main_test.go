@@ -215,3 +215,49 @@ func writeSelfSigned(t *testing.T, dir string) (certFile, keyFile string) {
 	_ = os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
 	return certFile, keyFile
 }
+
+// TestClientsCommand: operators add a client with its contract, list it,
+// and remove it (issue 3: tranche clients add|list|remove).
+func TestClientsCommand(t *testing.T) {
+	data, dir := t.TempDir(), t.TempDir()
+	clientFile := filepath.Join(dir, "payer.json")
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"clients", "add", "--data", data, "--name", "payer", "--generate-key", clientFile,
+		"--scope", "system/Observation.rs system/Patient.rs", "--groups", "group-10", "--max-exports", "2", "--max-polls", "30"}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("clients add = %d: %s", code, errb.String())
+	}
+	cf, err := os.ReadFile(clientFile)
+	if err != nil || !bytes.Contains(cf, []byte(`"d"`)) {
+		t.Fatalf("client file %s has no private key: %v", clientFile, err)
+	}
+	var c struct {
+		ClientID string `json:"client_id"`
+	}
+	if err := json.Unmarshal(cf, &c); err != nil || c.ClientID == "" {
+		t.Fatalf("client file: %v %s", err, cf)
+	}
+	out.Reset()
+	if code := run(context.Background(), []string{"clients", "list", "--data", data}, &out, &errb); code != 0 {
+		t.Fatalf("clients list = %d", code)
+	}
+	for _, want := range []string{c.ClientID, "payer", "system/Observation.rs system/Patient.rs", "group-10", "2", "30"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("clients list lacks %q:\n%s", want, out.String())
+		}
+	}
+	if code := run(context.Background(), []string{"clients", "add", "--data", data, "--name", "bad", "--jwks-uri", "http://10.0.0.1/jwks"}, &out, &errb); code != 1 {
+		t.Errorf("clients add with a private jwks_uri = %d, want 1", code)
+	}
+	if code := run(context.Background(), []string{"clients", "remove", "--data", data, c.ClientID}, &out, &errb); code != 0 {
+		t.Fatalf("clients remove = %d: %s", code, errb.String())
+	}
+	out.Reset()
+	_ = run(context.Background(), []string{"clients", "list", "--data", data}, &out, &errb)
+	if strings.Contains(out.String(), c.ClientID) {
+		t.Errorf("removed client still listed:\n%s", out.String())
+	}
+	if code := run(context.Background(), []string{"clients", "remove", "--data", data, "nobody"}, &out, &errb); code != 1 {
+		t.Errorf("clients remove of an unknown id = %d, want 1", code)
+	}
+}
