@@ -58,8 +58,8 @@ type benchResult struct {
 	ExportPeakRSSMB float64 `json:"exportPeakRssMB"`
 	// RSSAnonMB and RSSFileMB split the resident set at that moment:
 	// anonymous memory (heap, stacks) and mapped files (binary, store).
-	RSSAnonMB float64 `json:"rssAnonMB"`
-	RSSFileMB float64 `json:"rssFileMB"`
+	RSSAnonMB       float64 `json:"rssAnonMB"`
+	RSSFileMB       float64 `json:"rssFileMB"`
 	ServerPeakRSSMB float64 `json:"serverPeakRssMB"`
 	// Latency under Pollers concurrent status pollers, milliseconds.
 	Pollers        int     `json:"pollers"`
