@@ -111,6 +111,15 @@ func (c *counters) add(items, bodies, bodyBytes int64) {
 	}
 }
 
+// wrote counts bytes written by Put toward the next release of the mapped
+// pages, without counting them as reads.
+func (c *counters) wrote(n int64) {
+	if c.release != nil && c.unreleased.Add(n) >= releaseEvery {
+		c.unreleased.Store(0)
+		c.release()
+	}
+}
+
 // releaseResident drops the mapped file's pages from this process's
 // resident set. bbolt maps the whole file read-only, and an export reads
 // every page of the types it copies; Linux counts each touched page in the

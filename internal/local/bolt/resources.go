@@ -470,7 +470,7 @@ func (s *ResourceStore) Put(ctx context.Context, rs []*bulk.Resource) (err error
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.db.bolt.Update(func(tx *bbolt.Tx) error {
+	err = s.db.bolt.Update(func(tx *bbolt.Tx) error {
 		w := newWriter(tx, s.db.shards, size)
 		for _, r := range rs {
 			if err := w.put(r); err != nil {
@@ -479,6 +479,12 @@ func (s *ResourceStore) Put(ctx context.Context, rs []*bulk.Resource) (err error
 		}
 		return w.saveCounts()
 	})
+	if err == nil {
+		// Inserting reads the tree through the mapping too: an import
+		// would otherwise keep the pages of the whole store resident.
+		s.db.stats.wrote(int64(size))
+	}
+	return err
 }
 
 // Delete removes a resource with its index entries and records a tombstone at
