@@ -23,6 +23,11 @@ func TestMetadata(t *testing.T) {
 		ResourceType, Kind, FHIRVersion string
 		Instantiates                    []string
 		Rest                            []struct {
+			Security struct {
+				Service []struct {
+					Coding []struct{ System, Code string }
+				}
+			}
 			Operation []struct{ Name, Definition string }
 			Resource  []struct {
 				Type      string
@@ -38,6 +43,9 @@ func TestMetadata(t *testing.T) {
 	}
 	if !slices.Contains(cs.Instantiates, "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data") {
 		t.Errorf("instantiates = %v (R118)", cs.Instantiates)
+	}
+	if sec := cs.Rest[0].Security.Service; len(sec) == 0 || len(sec[0].Coding) == 0 || sec[0].Coding[0].Code != "SMART-on-FHIR" {
+		t.Errorf("rest.security.service = %+v, want SMART-on-FHIR on a server with authorization", sec)
 	}
 	ops := map[string]string{}
 	for _, o := range cs.Rest[0].Operation {

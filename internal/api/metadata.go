@@ -64,6 +64,23 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
 		resources = append(resources, res)
 	}
 	type kv = map[string]string
+	rest := map[string]any{
+		"mode":          "server",
+		"documentation": exportDocumentation,
+		"resource":      resources,
+		"operation":     []kv{{"name": "export", "definition": opExport}},
+	}
+	if s.Authz != nil {
+		// Requirements 7: security may name SMART; the endpoints themselves
+		// are in .well-known/smart-configuration, not here (deprecated).
+		rest["security"] = map[string]any{
+			"service": []map[string]any{{"coding": []kv{{
+				"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "SMART-on-FHIR",
+			}}}},
+			"description": "SMART Backend Services: client_credentials with an RS384 or ES384 JWT assertion; see " +
+				base + "/.well-known/smart-configuration.",
+		}
+	}
 	writeFHIR(w, http.StatusOK, struct {
 		ResourceType   string           `json:"resourceType"`
 		Status         string           `json:"status"`
@@ -83,11 +100,6 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
 		Implementation: kv{"description": "Tranche FHIR Bulk Data export server", "url": base},
 		FHIRVersion:    "4.0.1",
 		Format:         []string{"application/fhir+json", "json"},
-		Rest: []map[string]any{{
-			"mode":          "server",
-			"documentation": exportDocumentation,
-			"resource":      resources,
-			"operation":     []kv{{"name": "export", "definition": opExport}},
-		}},
+		Rest:           []map[string]any{rest},
 	})
 }
