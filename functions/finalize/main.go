@@ -4,20 +4,13 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
-
-	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/tranchehq/tranche/internal/app"
 	"github.com/tranchehq/tranche/internal/aws/handler"
 )
 
 func main() {
-	a, err := app.NewAWSFromEnv(context.Background())
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "tranche finalize:", err)
-		os.Exit(1)
-	}
-	lambda.Start(handler.Task(a.Steps.Finalize))
+	app.StartLambda("finalize", func(_ context.Context, a *app.AWS) (any, error) {
+		return handler.Task(a.Steps.Finalize), nil
+	})
 }

@@ -5,24 +5,16 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
-
-	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/tranchehq/tranche/internal/app"
 )
 
 func main() {
-	a, err := app.NewAWSFromEnv(context.Background())
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "tranche import:", err)
-		os.Exit(1)
-	}
-	im, err := a.Importer()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "tranche import:", err)
-		os.Exit(1)
-	}
-	lambda.Start(im.Handle)
+	app.StartLambda("import", func(_ context.Context, a *app.AWS) (any, error) {
+		im, err := a.Importer()
+		if err != nil {
+			return nil, err
+		}
+		return im.Handle, nil
+	})
 }

@@ -5,22 +5,15 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
-
-	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/tranchehq/tranche/internal/app"
 )
 
 func main() {
-	a, err := app.NewAWSFromEnv(context.Background())
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "tranche purge:", err)
-		os.Exit(1)
-	}
-	lambda.Start(func(ctx context.Context) (map[string]int, error) {
-		n, err := a.Service.Purge(ctx)
-		return map[string]int{"purged": n}, err
+	app.StartLambda("purge", func(_ context.Context, a *app.AWS) (any, error) {
+		return func(ctx context.Context) (map[string]int, error) {
+			n, err := a.Service.Purge(ctx)
+			return map[string]int{"purged": n}, err
+		}, nil
 	})
 }

@@ -202,20 +202,32 @@ func (unconfiguredWorkflow) Stop(context.Context, string) error {
 	return bulk.Errorf(bulk.EINTERNAL, "This function has no state machine (TRANCHE_STATE_MACHINE_ARN).")
 }
 
-// StartHTTPLambda is the whole main of an HTTP function: it builds the
-// deployment from the environment once per cold start and serves the
-// internal/api handlers through API Gateway's HTTP API (payload 2.0). A bad
-// configuration fails the cold start with one clear line (style.md rule 7).
-func StartHTTPLambda(name string) {
+// StartLambda is the whole main of a function: it builds the deployment
+// from the environment once per cold start, asks build for the handler, and
+// starts it. A bad configuration fails the cold start with one clear line
+// (style.md rule 7).
+func StartLambda(name string, build func(ctx context.Context, a *AWS) (any, error)) {
 	ctx := context.Background()
 	a, err := NewAWSFromEnv(ctx)
+	var h any
 	if err == nil {
-		var h http.Handler
-		if h, err = a.Handler(ctx); err == nil {
-			lambda.Start(handler.HTTP(h))
-			return
-		}
+		h, err = build(ctx, a)
 	}
-	fmt.Fprintf(os.Stderr, "tranche %s: %v\n", name, err)
-	os.Exit(1)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "tranche %s: %v\n", name, err)
+		os.Exit(1)
+	}
+	lambda.Start(h)
+}
+
+// StartHTTPLambda is the whole main of an HTTP function: it serves the
+// internal/api handlers through API Gateway's HTTP API (payload 2.0).
+func StartHTTPLambda(name string) {
+	StartLambda(name, func(ctx context.Context, a *AWS) (any, error) {
+		h, err := a.Handler(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return handler.HTTP(h), nil
+	})
 }

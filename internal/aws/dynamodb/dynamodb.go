@@ -168,46 +168,48 @@ func ttlOf(expires time.Time) types.AttributeValue {
 // an error or the pages end. fn may return errStopPages to end early without
 // an error.
 func queryAll(ctx context.Context, api API, in *ddb.QueryInput, fn func(map[string]types.AttributeValue) error) error {
-	for {
-		if err := ctx.Err(); err != nil {
-			return bulk.Wrapf(err, bulk.ETRANSIENT, "Request cancelled.")
-		}
+	return allPages(ctx, "query failed", in.ExclusiveStartKey, func(start map[string]types.AttributeValue) ([]map[string]types.AttributeValue, map[string]types.AttributeValue, error) {
+		in.ExclusiveStartKey = start
 		out, err := api.Query(ctx, in)
 		if err != nil {
-			return translate(err, "query failed")
+			return nil, nil, err
 		}
-		for _, item := range out.Items {
-			if err := fn(item); err != nil {
-				return err
-			}
-		}
-		if len(out.LastEvaluatedKey) == 0 {
-			return nil
-		}
-		in.ExclusiveStartKey = out.LastEvaluatedKey
-	}
+		return out.Items, out.LastEvaluatedKey, nil
+	}, fn)
 }
 
 // scanAll is queryAll for a whole-table Scan.
 func scanAll(ctx context.Context, api API, in *ddb.ScanInput, fn func(map[string]types.AttributeValue) error) error {
-	for {
+	return allPages(ctx, "scan failed", in.ExclusiveStartKey, func(start map[string]types.AttributeValue) ([]map[string]types.AttributeValue, map[string]types.AttributeValue, error) {
+		in.ExclusiveStartKey = start
+		out, err := api.Scan(ctx, in)
+		if err != nil {
+			return nil, nil, err
+		}
+		return out.Items, out.LastEvaluatedKey, nil
+	}, fn)
+}
+
+// allPages fetches pages from start (the caller's ExclusiveStartKey, nil for
+// the beginning) and calls fn with each item until fn returns an error or
+// the pages end.
+func allPages(ctx context.Context, what string, start map[string]types.AttributeValue, page func(start map[string]types.AttributeValue) (items []map[string]types.AttributeValue, next map[string]types.AttributeValue, err error), fn func(map[string]types.AttributeValue) error) error {
+	for first := true; first || len(start) > 0; first = false {
 		if err := ctx.Err(); err != nil {
 			return bulk.Wrapf(err, bulk.ETRANSIENT, "Request cancelled.")
 		}
-		out, err := api.Scan(ctx, in)
+		items, next, err := page(start)
 		if err != nil {
-			return translate(err, "scan failed")
+			return translate(err, what)
 		}
-		for _, item := range out.Items {
+		for _, item := range items {
 			if err := fn(item); err != nil {
 				return err
 			}
 		}
-		if len(out.LastEvaluatedKey) == 0 {
-			return nil
-		}
-		in.ExclusiveStartKey = out.LastEvaluatedKey
+		start = next
 	}
+	return nil
 }
 
 // scanSorted reads a whole small table (clients, jobs), decodes every item,
