@@ -191,17 +191,10 @@ func (s *ResourceStore) Compartment(ctx context.Context, patientID string, types
 						b = tx.Bucket(resourcesBucket(typ))
 						buckets[typ] = b
 					}
-					nanos := readTime(v)
-					key = appendResourceKey(key[:0], shardOf(string(id), s.db.shards), nanos, string(id))
-					var body []byte
-					if b != nil {
-						body = b.Get(key)
+					var err error
+					if key, err = s.addBody(c, b, key, typ, readTime(v), id, "compartment"); err != nil {
+						return err
 					}
-					if body == nil {
-						return errCorrupt("compartment entry without resource " + typ + "/" + string(id))
-					}
-					c.items++
-					c.add(typ, nanos, id, body)
 				}
 				return nil
 			})
@@ -430,14 +423,10 @@ func (s *ResourceStore) List(ctx context.Context, typ string, afterID string, fn
 					start, skip, more = slices.Clone(k), nil, true
 					return nil
 				}
-				nanos := readTime(v[1:])
-				key = appendResourceKey(key[:0], shardOf(string(k), s.db.shards), nanos, string(k))
-				body := rb.Get(key)
-				if body == nil {
-					return errCorrupt("index entry without resource " + typ + "/" + string(k))
+				var err error
+				if key, err = s.addBody(c, rb, key, typ, readTime(v[1:]), k, "index"); err != nil {
+					return err
 				}
-				c.items++
-				c.add(typ, nanos, k, body)
 			}
 			return nil
 		})
@@ -675,4 +664,20 @@ func (c *chunk) each(ctx context.Context, fn bulk.Visit, cursor func(*bulk.Resou
 		}
 	}
 	return nil
+}
+
+// addBody reads the body an index entry points at (in bucket b, nil when
+// the type has none) into c. key is a reusable buffer, returned grown.
+func (s *ResourceStore) addBody(c *chunk, b *bbolt.Bucket, key []byte, typ string, nanos int64, id []byte, index string) ([]byte, error) {
+	key = appendResourceKey(key[:0], shardOf(string(id), s.db.shards), nanos, string(id))
+	var body []byte
+	if b != nil {
+		body = b.Get(key)
+	}
+	if body == nil {
+		return key, errCorrupt(index + " entry without resource " + typ + "/" + string(id))
+	}
+	c.items++
+	c.add(typ, nanos, id, body)
+	return key, nil
 }
