@@ -61,31 +61,22 @@ func DefaultConfig() Config {
 
 func (c Config) withDefaults() Config {
 	d := DefaultConfig()
-	if c.Retention <= 0 {
-		c.Retention = d.Retention
-	}
-	if c.MaxFileResources <= 0 {
-		c.MaxFileResources = d.MaxFileResources
-	}
-	if c.MaxFileBytes <= 0 {
-		c.MaxFileBytes = d.MaxFileBytes
-	}
-	if c.ItemResources <= 0 {
-		c.ItemResources = d.ItemResources
-	}
-	if c.PatientBatch <= 0 {
-		c.PatientBatch = d.PatientBatch
-	}
-	if c.ItemBudget <= 0 {
-		c.ItemBudget = d.ItemBudget
-	}
-	if c.MaxConcurrency <= 0 {
-		c.MaxConcurrency = d.MaxConcurrency
-	}
-	if c.ManifestPageFiles <= 0 {
-		c.ManifestPageFiles = d.ManifestPageFiles
-	}
+	positive(&c.Retention, d.Retention)
+	positive(&c.MaxFileResources, d.MaxFileResources)
+	positive(&c.MaxFileBytes, d.MaxFileBytes)
+	positive(&c.ItemResources, d.ItemResources)
+	positive(&c.PatientBatch, d.PatientBatch)
+	positive(&c.ItemBudget, d.ItemBudget)
+	positive(&c.MaxConcurrency, d.MaxConcurrency)
+	positive(&c.ManifestPageFiles, d.ManifestPageFiles)
 	return c
+}
+
+// positive replaces a zero or negative setting with its default.
+func positive[T int | int64 | time.Duration](v *T, def T) {
+	if *v <= 0 {
+		*v = def
+	}
 }
 
 // Service runs exports over the ports.
