@@ -160,7 +160,7 @@ func printBench(w io.Writer, results []benchResult, pollers int) {
 
 func machine() string {
 	host, _ := os.Hostname()
-	return fmt.Sprintf("%s, %d CPUs, %s", host, runtimeCPUs(), goVersion())
+	return fmt.Sprintf("%s, %d CPUs, %s", host, runtime.NumCPU(), runtime.Version())
 }
 
 // benchData returns a cached generated dataset of about n resources.
@@ -584,6 +584,3 @@ func maxRSSMB(ps *os.ProcessState) float64 {
 	}
 	return 0
 }
-
-func runtimeCPUs() int  { return runtime.NumCPU() }
-func goVersion() string { return runtime.Version() }

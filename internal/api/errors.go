@@ -31,14 +31,6 @@ var codes = map[string]struct {
 	bulk.EINTERNAL:        {http.StatusInternalServerError, "exception"},
 }
 
-// StatusOf returns the HTTP status for an error.
-func StatusOf(err error) int {
-	if c, ok := codes[bulk.ErrorCode(err)]; ok {
-		return c.status
-	}
-	return http.StatusInternalServerError
-}
-
 // writeError writes err as an OperationOutcome (R6). Internal errors are
 // logged with their cause and shown to the client only as "Internal error.".
 func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err error) {
