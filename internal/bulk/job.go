@@ -212,6 +212,10 @@ type JobStore interface {
 	// Returns ECONFLICT if the job is terminal, so a cancelled job's items
 	// stop writing.
 	SaveProgress(ctx context.Context, id string, p *ItemProgress) error
+	// ItemProgress returns one item's checkpoint, so an item resuming from
+	// it reads one record however many items the job has. Returns
+	// ENOTFOUND if the item has recorded none.
+	ItemProgress(ctx context.Context, id string, index int) (*ItemProgress, error)
 	// Progress returns the recorded checkpoints of all items, by index.
 	Progress(ctx context.Context, id string) ([]*ItemProgress, error)
 	// ListJobs visits all jobs (for recovery after a restart and for purging

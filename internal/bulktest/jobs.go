@@ -318,6 +318,20 @@ func RunJobStoreTests(t *testing.T, open func(t *testing.T) bulk.JobStore) {
 		if diff := gocmp.Diff([]int{0, 1, 3, 10, 256, 70000}, gotIdx); diff != "" {
 			t.Errorf("Progress(j1) indexes mismatch (-want +got):\n%s", diff)
 		}
+		for _, i := range indexes {
+			p, err := s.ItemProgress(ctx, "j1", i)
+			if err != nil || p.Index != i || p.Part != 1 {
+				t.Errorf("ItemProgress(j1, %d) = %+v, %v; want its checkpoint", i, p, err)
+			}
+		}
+		for _, tc := range []struct {
+			job   string
+			index int
+		}{{"j1", 2}, {"j2", 3}, {"nope", 0}} {
+			if _, err := s.ItemProgress(ctx, tc.job, tc.index); bulk.ErrorCode(err) != bulk.ENOTFOUND {
+				t.Errorf("ItemProgress(%s, %d) error = %v, want %s", tc.job, tc.index, err, bulk.ENOTFOUND)
+			}
+		}
 	})
 
 	t.Run("ListJobs", func(t *testing.T) {

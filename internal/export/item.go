@@ -124,16 +124,11 @@ func (s *Service) ExportItem(ctx context.Context, in ItemInput) (out ItemOutput,
 }
 
 func (s *Service) itemProgress(ctx context.Context, jobID string, index int) (*bulk.ItemProgress, error) {
-	all, err := s.Jobs.Progress(ctx, jobID)
-	if err != nil {
-		return nil, err
+	p, err := s.Jobs.ItemProgress(ctx, jobID, index)
+	if bulk.ErrorCode(err) == bulk.ENOTFOUND {
+		return &bulk.ItemProgress{Index: index}, nil
 	}
-	for _, p := range all {
-		if p.Index == index {
-			return p, nil
-		}
-	}
-	return &bulk.ItemProgress{Index: index}, nil
+	return p, err
 }
 
 // itemRun is one ExportItem call.

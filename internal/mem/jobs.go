@@ -134,6 +134,17 @@ func (s *JobStore) SaveProgress(ctx context.Context, id string, p *bulk.ItemProg
 }
 
 // Progress returns the job's checkpoints by index; none for an unknown job.
+func (s *JobStore) ItemProgress(ctx context.Context, id string, index int) (*bulk.ItemProgress, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p, ok := s.progress[id][index]
+	if !ok {
+		return nil, bulk.Errorf(bulk.ENOTFOUND, "No checkpoint of item %d of job %s.", index, id)
+	}
+	return deepCopy(p), nil
+}
+
+// Progress returns copies of a job's checkpoints by index.
 func (s *JobStore) Progress(ctx context.Context, id string) ([]*bulk.ItemProgress, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

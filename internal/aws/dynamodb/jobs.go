@@ -402,6 +402,23 @@ func jobExpiry(item map[string]types.AttributeValue) time.Time {
 }
 
 // Progress returns the job's checkpoints by index; none for an unknown job.
+func (s *JobStore) ItemProgress(ctx context.Context, id string, index int) (_ *bulk.ItemProgress, err error) {
+	defer bulk.Wrap(&err, "dynamodb.JobStore.ItemProgress(%q, %d)", id, index)
+	out, err := s.api.GetItem(ctx, &ddb.GetItemInput{TableName: aws.String(s.items), Key: key2(id, progressKey(index)), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return nil, translate(err, "get checkpoint failed")
+	}
+	if len(out.Item) == 0 {
+		return nil, bulk.Errorf(bulk.ENOTFOUND, "No checkpoint of item %d of job %s.", index, id)
+	}
+	var p bulk.ItemProgress
+	if err := json.Unmarshal([]byte(getS(out.Item, attrDoc)), &p); err != nil {
+		return nil, bulk.Wrapf(err, bulk.EINTERNAL, "Stored checkpoint is unreadable.")
+	}
+	return &p, nil
+}
+
+// Progress returns a job's checkpoints by index.
 func (s *JobStore) Progress(ctx context.Context, id string) (_ []*bulk.ItemProgress, err error) {
 	defer bulk.Wrap(&err, "dynamodb.JobStore.Progress(%q)", id)
 	ps := []*bulk.ItemProgress{}

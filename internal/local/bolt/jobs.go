@@ -167,6 +167,20 @@ func (s *JobStore) SaveProgress(ctx context.Context, id string, p *bulk.ItemProg
 
 // Progress returns the job's checkpoints in index order; none for an unknown
 // job.
+func (s *JobStore) ItemProgress(ctx context.Context, id string, index int) (p *bulk.ItemProgress, err error) {
+	defer bulk.Wrap(&err, "bolt.JobStore.ItemProgress(%q, %d)", id, index)
+	err = s.db.bolt.View(func(tx *bbolt.Tx) error {
+		v := tx.Bucket(bucketProgress).Get(progressKey(id, index))
+		if v == nil {
+			return bulk.Errorf(bulk.ENOTFOUND, "No checkpoint of item %d of job %s.", index, id)
+		}
+		p = new(bulk.ItemProgress)
+		return json.Unmarshal(v, p)
+	})
+	return p, err
+}
+
+// Progress returns a job's checkpoints by index.
 func (s *JobStore) Progress(ctx context.Context, id string) (ps []*bulk.ItemProgress, err error) {
 	defer bulk.Wrap(&err, "bolt.JobStore.Progress(%q)", id)
 	prefix := []byte(id + "\x00")
