@@ -120,6 +120,50 @@ func TestStateMachine(t *testing.T) {
 	}
 }
 
+// TestDistributedMap: a definition whose Distributed Map reads its items
+// from S3 needs a state machine that may read them and run child
+// executions of itself, and a Plan function that may write them.
+func TestDistributedMap(t *testing.T) {
+	var def struct {
+		States map[string]struct {
+			ItemReader    struct{ Resource string }
+			ItemProcessor struct{ ProcessorConfig struct{ Mode string } }
+		}
+	}
+	if err := json.Unmarshal(statemachines.Export, &def); err != nil {
+		t.Fatal(err)
+	}
+	distributed, reads := false, false
+	for _, st := range def.States {
+		distributed = distributed || st.ItemProcessor.ProcessorConfig.Mode == "DISTRIBUTED"
+		reads = reads || st.ItemReader.Resource == "arn:aws:states:::s3:getObject"
+	}
+	if !distributed || !reads {
+		t.Fatal("the definition has no Distributed Map reading its items from S3")
+	}
+	tpl := load(t)
+	sm := tpl.Resources["ExportStateMachine"]
+	name, _ := get(sm, "Properties", "Name").(string)
+	if !strings.Contains(name, "-export") {
+		t.Fatalf("ExportStateMachine Name = %q, want a fixed name its policy can refer to", name)
+	}
+	smName := strings.TrimPrefix(name, "!Sub ")
+	policy := fmt.Sprint(get(sm, "Properties", "Policies"))
+	for _, want := range []string{
+		"[s3:GetObject] Effect:Allow Resource:!Sub ${DataBucket.Arn}/exports/*/plan/*]",
+		"[states:StartExecution] Effect:Allow Resource:!Sub arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:" + smName + "]",
+		"[states:DescribeExecution states:StopExecution] Effect:Allow Resource:!Sub arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:" + smName + "/*]",
+	} {
+		if !strings.Contains(policy, want) {
+			t.Errorf("the state machine's policies lack %s:\n%s", want, policy)
+		}
+	}
+	plan := fmt.Sprint(get(tpl.Resources["PlanFunction"], "Properties", "Policies"))
+	if !strings.Contains(plan, "s3:PutObject") || !strings.Contains(plan, "${DataBucket.Arn}/exports/*") {
+		t.Errorf("PlanFunction may not write the item list under exports/: %s", plan)
+	}
+}
+
 // TestFunctions: every function is built from functions/<name>/main.go by
 // aws.mk's build-% rule, and every functions/ directory is deployed.
 func TestFunctions(t *testing.T) {

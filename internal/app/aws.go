@@ -107,7 +107,15 @@ func NewAWS(ctx context.Context, cfg config.Config, ac config.AWS, logger *slog.
 		Logger:    logger,
 		cfg:       cfg, ac: ac, s3: s3c,
 	}
+	// Item lists for the Distributed Map sit with the job's files (so
+	// deleting the job deletes them) but never gzipped: Step Functions
+	// reads them as JSON.
+	lists, err := s3.New(s3c, s3.Options{Bucket: ac.Bucket, Prefix: ac.ExportsPrefix, ContentType: "application/json"})
+	if err != nil {
+		return nil, err
+	}
 	a.Service = export.NewService(a.Jobs, a.Resources, a.Objects, cfg.Export, logger)
+	a.Service.ItemLists = export.ItemLists{Store: lists, Bucket: ac.Bucket, Prefix: ac.ExportsPrefix}
 	a.Service.Workflow = unconfiguredWorkflow{}
 	if ac.StateMachineARN != "" {
 		wf, err := sfn.New(sfnsdk.NewFromConfig(sdk), ac.StateMachineARN)

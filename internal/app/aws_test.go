@@ -61,6 +61,7 @@ type bench struct {
 	oracle *mem.ResourceStore // the same data in the reference store
 	fault  *faultyObjects
 	killAs atomic.Value // the error name a killed ExportItem reports
+	steps  *app.AWS     // the workflow functions
 }
 
 func newBench(t *testing.T) *bench {
@@ -118,10 +119,13 @@ func startBench(t *testing.T) *bench {
 	if err != nil {
 		t.Fatal(err)
 	}
+	b.steps = steps
 	b.fault = &faultyObjects{ObjectStore: steps.Service.Objects}
 	steps.Service.Objects = b.fault
 	b.killAs.Store("Lambda.ServiceException")
 	exportItem := handler.Task(steps.Steps.ExportItem)
+	// Step Functions reads a Distributed Map's item list from S3 itself.
+	b.sfn.SetS3(b.s3.Client)
 	err = b.sfn.SetSteps(statemachines.Export, map[string]asl.Step{
 		"PlanFunctionArn":       awstest.Invoke(handler.Task(steps.Steps.Plan)),
 		"ExportItemFunctionArn": awstest.Invoke(b.killable(exportItem)),
@@ -377,6 +381,64 @@ func TestServerless(t *testing.T) {
 	if n := len(b.sfn.Executions()); n != 3 {
 		t.Errorf("%d executions started for 3 exports", n)
 	}
+	if keys := b.itemLists(t); len(keys) != 0 {
+		t.Errorf("item lists %v written for small exports, want none (inline Map)", keys)
+	}
+
+	t.Run("DistributedMap", func(t *testing.T) {
+		// Above InlineItems, Plan writes the item list to S3 and the
+		// Distributed Map reads it (as Step Functions does, with the
+		// bucket's S3 client) and runs each item as a child execution.
+		b.steps.Service.Config.InlineItems = 1
+		defer func() { b.steps.Service.Config.InlineItems = export.DefaultConfig().InlineItems }()
+		req := client.Request{Level: client.LevelSystem, Types: append(slices.Clone(types), "Practitioner", "Organization")}
+		got := b.export(t, req)
+		if diff := cmp.Diff(b.expected(t, req.Level, "", req.Types), got); diff != "" {
+			t.Errorf("exported set mismatch (-want +got):\n%s", diff)
+		}
+		keys := b.itemLists(t)
+		if len(keys) != 1 {
+			t.Fatalf("item lists = %v, want one", keys)
+		}
+		out, err := b.s3.Client.GetObject(context.Background(), &s3sdk.GetObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(keys[0])})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer out.Body.Close()
+		var items []int
+		if err := json.NewDecoder(out.Body).Decode(&items); err != nil || len(items) < 2 {
+			t.Errorf("item list %s = %v, %v; want a plain JSON array of at least 2 indexes", keys[0], items, err)
+		}
+	})
+
+	t.Run("ItemListsNotGzipped", func(t *testing.T) {
+		// Output files may be gzipped; the item list Step Functions
+		// parses may not.
+		t.Setenv("TRANCHE_GZIP_OBJECTS", "true")
+		ctx := context.Background()
+		a, err := app.NewAWSFromEnv(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lists := a.Service.ItemLists
+		w, err := lists.Store.Create(ctx, "gzip-check/plan/items.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.Write([]byte("[0,1,2]\n"))
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		out, err := b.s3.Client.GetObject(ctx, &s3sdk.GetObjectInput{Bucket: aws.String(lists.Bucket), Key: aws.String(lists.Prefix + "gzip-check/plan/items.json")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer out.Body.Close()
+		body, _ := io.ReadAll(out.Body)
+		if string(body) != "[0,1,2]\n" || out.ContentEncoding != nil {
+			t.Errorf("item list in S3 = %q (Content-Encoding %v), want the JSON as written", body, aws.ToString(out.ContentEncoding))
+		}
+	})
 
 	t.Run("KilledItemRetried", func(t *testing.T) {
 		// An ExportItem dies in the middle of a file; Step Functions
@@ -455,6 +517,26 @@ func TestServerless(t *testing.T) {
 			}
 		}
 	})
+}
+
+// itemLists returns the keys of the Distributed Map item lists in the
+// bucket.
+func (b *bench) itemLists(t *testing.T) []string {
+	t.Helper()
+	var keys []string
+	pages := s3sdk.NewListObjectsV2Paginator(b.s3.Client, &s3sdk.ListObjectsV2Input{Bucket: aws.String(b.bucket), Prefix: aws.String("exports/")})
+	for pages.HasMorePages() {
+		out, err := pages.NextPage(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range out.Contents {
+			if strings.HasSuffix(*o.Key, "/plan/items.json") {
+				keys = append(keys, *o.Key)
+			}
+		}
+	}
+	return keys
 }
 
 // invoke calls a fresh HTTP function with an event, as `sam local invoke`

@@ -112,6 +112,11 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("addr %q is not loopback: with authorization on, serve TLS (--tls-cert, --tls-key) or listen on 127.0.0.1", c.Addr))
 		}
 	}
+	// An inline Map item costs about 11 history events (more with cursor
+	// loops) of an execution's 25,000.
+	if c.Export.InlineItems < 0 || c.Export.InlineItems > 2000 {
+		errs = append(errs, fmt.Errorf("inline items %d: want at most 2000 (more go to a Distributed Map)", c.Export.InlineItems))
+	}
 	if c.Export.Retention < time.Minute {
 		errs = append(errs, fmt.Errorf("retention %s: want at least 1m", c.Export.Retention))
 	}
@@ -167,6 +172,9 @@ func FromEnv(c Config) (Config, error) {
 	num("TRANCHE_MAX_FILE_BYTES", &c.Export.MaxFileBytes)
 	dur("TRANCHE_RETENTION", &c.Export.Retention)
 	dur("TRANCHE_ITEM_BUDGET", &c.Export.ItemBudget)
+	inline := int64(c.Export.InlineItems)
+	num("TRANCHE_INLINE_ITEMS", &inline)
+	c.Export.InlineItems = int(inline)
 	str("TRANCHE_TLS_CERT", &c.Auth.TLSCert)
 	str("TRANCHE_TLS_KEY", &c.Auth.TLSKey)
 	str("TRANCHE_REGISTRATION_TOKEN", &c.Auth.RegistrationToken)

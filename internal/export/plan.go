@@ -2,6 +2,7 @@ package export
 
 import (
 	"context"
+	"encoding/json"
 	"slices"
 	"time"
 
@@ -9,13 +10,24 @@ import (
 	"github.com/tranchehq/tranche/internal/fhir"
 )
 
-// PlanOutput is the Plan state's result: the Map iterates over Items (small
-// integers, so the state payload stays far under 256 KB even with 10,000
-// items) with at most MaxConcurrency at once.
+// PlanOutput is the Plan state's result: the Map iterates over the item
+// indexes with at most MaxConcurrency at once. Up to Config.InlineItems
+// indexes are in Items and an inline Map runs them; more are in the S3
+// object ItemsKey of ItemsBucket (a JSON array), which a Distributed Map
+// reads, and Items is absent: an inline Map's execution history would
+// outgrow Step Functions' 25,000 events (about 11 per item).
 type PlanOutput struct {
-	Items          []int `json:"items"`
-	MaxConcurrency int   `json:"maxConcurrency"`
+	Items          []int  `json:"items,omitzero"` // [] when there is nothing to do
+	ItemsBucket    string `json:"itemsBucket,omitempty"`
+	ItemsKey       string `json:"itemsKey,omitempty"`
+	MaxConcurrency int    `json:"maxConcurrency"`
 }
+
+// ItemsKey is the key, in Service.ItemLists.Store, of the item list of a job
+// planned for a Distributed Map. It is under the job's prefix, so whatever
+// deletes the job's files (Cancel, Purge, MarkFailed) deletes it too; it is
+// never recorded as an output file, so no manifest lists it.
+func ItemsKey(jobID string) string { return jobID + "/plan/items.json" }
 
 // Plan resolves the job into work items cut from the indexes and stores them
 // once, so a re-run after a restart sees the same items. A Group export reads
@@ -44,12 +56,37 @@ func (s *Service) Plan(ctx context.Context, jobID string) (out PlanOutput, err e
 		return out, err
 	}
 	s.plans.Store(jobID, p)
-	out = PlanOutput{Items: make([]int, len(p.Items)), MaxConcurrency: s.Config.MaxConcurrency}
+	items := make([]int, len(p.Items))
 	for i := range p.Items {
-		out.Items[i] = i
+		items[i] = i
 	}
-	s.Logger.Info("export planned", "job", jobID, "items", len(p.Items), "types", len(p.Types))
+	out = PlanOutput{MaxConcurrency: s.Config.MaxConcurrency}
+	if len(items) <= s.Config.InlineItems {
+		out.Items = items
+	} else {
+		// Rewritten from the saved plan on a re-run, so a retried Plan
+		// hands the Map the same list.
+		key := ItemsKey(jobID)
+		if err := s.writeItems(ctx, key, items); err != nil {
+			return PlanOutput{}, err
+		}
+		out.ItemsBucket, out.ItemsKey = s.ItemLists.Bucket, s.ItemLists.Prefix+key
+	}
+	s.Logger.Info("export planned", "job", jobID, "items", len(p.Items), "types", len(p.Types), "distributed", out.ItemsKey != "")
 	return out, nil
+}
+
+// writeItems stores a Distributed Map's item list as one JSON array.
+func (s *Service) writeItems(ctx context.Context, key string, items []int) error {
+	w, err := s.ItemLists.Store.Create(ctx, key)
+	if err != nil {
+		return err
+	}
+	if err := json.NewEncoder(w).Encode(items); err != nil {
+		_ = w.Abort()
+		return err
+	}
+	return w.Close()
 }
 
 // cut computes the plan. Types: `_type` or everything stored (and

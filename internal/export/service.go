@@ -39,6 +39,11 @@ type Config struct {
 	ItemBudget time.Duration
 	// MaxConcurrency bounds the work items exported at once per job.
 	MaxConcurrency int
+	// InlineItems is the most work items Plan hands to the state machine
+	// inline; a plan with more writes its item list to ItemLists for a
+	// Distributed Map. An inline Map costs about 11 history events per
+	// item against Step Functions' 25,000 per execution.
+	InlineItems int
 	// ManifestPageFiles is the number of files per manifest page of an
 	// export with allowPartialManifests (requirements 3.5).
 	ManifestPageFiles int
@@ -54,6 +59,7 @@ func DefaultConfig() Config {
 		PatientBatch:     1000,
 		ItemBudget:       10 * time.Minute,
 		MaxConcurrency:   runtime.GOMAXPROCS(0),
+		InlineItems:      1000,
 
 		ManifestPageFiles: 100,
 	}
@@ -68,6 +74,7 @@ func (c Config) withDefaults() Config {
 	positive(&c.PatientBatch, d.PatientBatch)
 	positive(&c.ItemBudget, d.ItemBudget)
 	positive(&c.MaxConcurrency, d.MaxConcurrency)
+	positive(&c.InlineItems, d.InlineItems)
 	positive(&c.ManifestPageFiles, d.ManifestPageFiles)
 	return c
 }
@@ -79,11 +86,28 @@ func positive[T int | int64 | time.Duration](v *T, def T) {
 	}
 }
 
+// ItemLists is where Plan writes the item lists of plans with more than
+// Config.InlineItems items, for the Distributed Map's ItemReader
+// (arn:aws:states:::s3:getObject) to read: Step Functions finds Store's key
+// k as the object Prefix+k of Bucket. Store must keep the bytes as written
+// (no compression): Step Functions parses them as JSON.
+type ItemLists struct {
+	Store  bulk.ObjectStore
+	Bucket string
+	Prefix string
+}
+
+// LocalItemsBucket is the bucket name that item lists in the local object
+// store go by (the local runner's s3:getObject reads only it).
+const LocalItemsBucket = "tranche-local"
+
 // Service runs exports over the ports.
 type Service struct {
 	Jobs      bulk.JobStore
 	Resources bulk.ResourceSource
 	Objects   bulk.ObjectStore
+	// ItemLists defaults to Objects, as the bucket LocalItemsBucket.
+	ItemLists ItemLists
 	// Workflow is set after construction: its steps call back into the
 	// service.
 	Workflow bulk.Workflow
@@ -104,7 +128,8 @@ func NewService(jobs bulk.JobStore, res bulk.ResourceSource, objs bulk.ObjectSto
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Service{Jobs: jobs, Resources: res, Objects: objs, Config: cfg.withDefaults(), Logger: logger, Now: time.Now, NewID: RandomID}
+	return &Service{Jobs: jobs, Resources: res, Objects: objs, ItemLists: ItemLists{Store: objs, Bucket: LocalItemsBucket},
+		Config: cfg.withDefaults(), Logger: logger, Now: time.Now, NewID: RandomID}
 }
 
 // RandomID returns 128 random bits in hex: job ids are capability-grade.

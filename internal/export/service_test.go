@@ -3,6 +3,7 @@ package export_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,8 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/tranchehq/tranche/internal/bulk"
 	"github.com/tranchehq/tranche/internal/export"
+	"github.com/tranchehq/tranche/internal/local/fsobj"
 	"github.com/tranchehq/tranche/internal/mem"
 	"github.com/tranchehq/tranche/internal/workflow"
 )
@@ -184,3 +188,150 @@ func containsAny(s string, subs ...string) bool {
 	}
 	return false
 }
+
+// TestDistributedPlan: a plan with more items than InlineItems goes to the
+// Distributed Map through an item list in the object store: Plan returns
+// where it is (the same on a re-run), every item is exported, the manifest
+// does not list it, and deleting the job deletes it.
+func TestDistributedPlan(t *testing.T) {
+	t.Run("Memory", func(t *testing.T) { testDistributedPlan(t, mem.NewObjectStore()) })
+	t.Run("Files", func(t *testing.T) {
+		objs, err := fsobj.New(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		testDistributedPlan(t, objs)
+	})
+}
+
+func testDistributedPlan(t *testing.T, objs bulk.ObjectStore) {
+	cfg := export.DefaultConfig()
+	cfg.ItemResources = 1 // one item per type × shard
+	cfg.InlineItems = 3
+	f := newFixture(t, cfg, objs)
+	for _, typ := range []string{"Patient", "Observation", "Condition"} {
+		f.put(t, typ, 20)
+	}
+	ctx := context.Background()
+	j, err := f.svc.Kickoff(ctx, "c1", bulk.ExportRequest{Level: bulk.LevelSystem})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j = f.wait(t, j.ID); j.Status != bulk.StatusCompleted {
+		t.Fatalf("status = %s (%s), want completed", j.Status, j.Failure)
+	}
+	key := export.ItemsKey(j.ID)
+	o, err := f.objs.Open(ctx, key)
+	if err != nil {
+		t.Fatalf("item list %s: %v", key, err)
+	}
+	var items []int
+	err = json.NewDecoder(o).Decode(&items)
+	o.Close()
+	if err != nil || len(items) != 6 { // 3 types × 2 shards
+		t.Fatalf("item list = %v, %v; want the 6 item indexes", items, err)
+	}
+
+	out, err := f.svc.Plan(ctx, j.ID) // a retried Plan (here after the fact: no work)
+	if err != nil || out.ItemsKey != "" || out.Items == nil || len(out.Items) != 0 {
+		t.Errorf("Plan() of a finished job = %+v, %v; want no items", out, err)
+	}
+
+	m, err := f.svc.Manifest(ctx, j, false, func(k string) string { return k })
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := json.Marshal(m)
+	if strings.Contains(string(raw), "items.json") {
+		t.Errorf("the manifest lists the item list: %s", raw)
+	}
+	total := 0
+	progress, _ := f.svc.Jobs.Progress(ctx, j.ID)
+	for _, p := range progress {
+		for _, file := range p.Files {
+			total += int(file.Count)
+		}
+	}
+	if total != 60 {
+		t.Errorf("exported %d resources, want 60", total)
+	}
+
+	if err := f.svc.Cancel(ctx, "c1", j.ID); err != nil {
+		t.Fatal(err)
+	}
+	if keys, _ := f.objs.List(ctx, j.ID+"/"); len(keys) != 0 {
+		t.Errorf("objects left after the delete: %v", keys)
+	}
+}
+
+// TestPlanOutput: Plan hands up to InlineItems items inline and writes more
+// to ItemLists; a re-run writes the same list and returns the same output.
+func TestPlanOutput(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		inline      int
+		distributed bool
+	}{
+		{"Inline", 4, false},
+		{"Distributed", 3, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := export.DefaultConfig()
+			cfg.ItemResources = 1
+			cfg.InlineItems = tc.inline
+			cfg.MaxConcurrency = 7
+			f := newFixture(t, cfg, nil)
+			lists := mem.NewObjectStore()
+			f.svc.ItemLists = export.ItemLists{Store: lists, Bucket: "b", Prefix: "exports/"}
+			f.svc.Workflow = idleWorkflow{}
+			f.put(t, "Patient", 20)
+			f.put(t, "Observation", 20)
+			ctx := context.Background()
+			j, err := f.svc.Kickoff(ctx, "c1", bulk.ExportRequest{Level: bulk.LevelSystem})
+			if err != nil {
+				t.Fatal(err)
+			}
+			first, err := f.svc.Plan(ctx, j.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := export.PlanOutput{Items: []int{0, 1, 2, 3}, MaxConcurrency: 7}
+			if tc.distributed {
+				want = export.PlanOutput{ItemsBucket: "b", ItemsKey: "exports/" + export.ItemsKey(j.ID), MaxConcurrency: 7}
+			}
+			if diff := cmp.Diff(want, first); diff != "" {
+				t.Errorf("Plan() mismatch (-want +got):\n%s", diff)
+			}
+			raw, _ := json.Marshal(first)
+			if tc.distributed && strings.Contains(string(raw), `"items"`) {
+				t.Errorf("Plan() JSON = %s, want no items", raw)
+			}
+			again, err := f.svc.Plan(ctx, j.ID)
+			if err != nil || !cmp.Equal(first, again) {
+				t.Errorf("re-run Plan() = %+v, %v; want %+v", again, err, first)
+			}
+			keys, _ := lists.List(ctx, "")
+			if !tc.distributed {
+				if len(keys) != 0 {
+					t.Errorf("item lists written for an inline plan: %v", keys)
+				}
+				return
+			}
+			o, err := lists.Open(ctx, export.ItemsKey(j.ID))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer o.Close()
+			body, _ := io.ReadAll(o)
+			if got := strings.TrimSpace(string(body)); got != "[0,1,2,3]" {
+				t.Errorf("item list = %s, want [0,1,2,3]", got)
+			}
+		})
+	}
+}
+
+// idleWorkflow starts nothing, so a test drives the steps itself.
+type idleWorkflow struct{}
+
+func (idleWorkflow) Start(context.Context, string) error { return nil }
+func (idleWorkflow) Stop(context.Context, string) error  { return nil }

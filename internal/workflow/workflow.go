@@ -8,7 +8,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"strings"
 	"sync"
 
 	"github.com/tranchehq/tranche/internal/bulk"
@@ -61,13 +63,44 @@ func (s Steps) MarkFailed(ctx context.Context, in FailInput) (JobInput, error) {
 	return JobInput{JobID: in.JobID}, named(s.Svc.MarkFailed(ctx, in.JobID, in.Error.Error, in.Error.Cause))
 }
 
-// Registry maps the definition's ${...FunctionArn} substitutions to steps.
+// Registry maps the definition's ${...FunctionArn} substitutions to steps,
+// and the Distributed Map's ItemReader (s3:getObject, which Step Functions
+// itself does on AWS) to a reader of the service's ItemLists.
 func (s Steps) Registry() map[string]asl.Step {
 	return map[string]asl.Step{
 		"PlanFunctionArn":       typed(s.Plan),
 		"ExportItemFunctionArn": typed(s.ExportItem),
 		"FinalizeFunctionArn":   typed(s.Finalize),
 		"MarkFailedFunctionArn": typed(s.MarkFailed),
+		asl.ResourceS3GetObject: GetObject(s.Svc.ItemLists),
+	}
+}
+
+// GetObjectInput is the ItemReader's s3:getObject request.
+type GetObjectInput struct {
+	Bucket string `json:"Bucket"`
+	Key    string `json:"Key"`
+}
+
+// GetObject is the ItemReader's s3:getObject over an object store: it
+// returns the bytes of the object Key of Bucket, which must be the one
+// lists names, under its Prefix.
+func GetObject(lists export.ItemLists) asl.Step {
+	return func(ctx context.Context, raw json.RawMessage) (json.RawMessage, error) {
+		var in GetObjectInput
+		if err := json.Unmarshal(raw, &in); err != nil {
+			return nil, fmt.Errorf("decode s3:getObject input: %w", err)
+		}
+		key, ok := strings.CutPrefix(in.Key, lists.Prefix)
+		if in.Bucket != lists.Bucket || !ok {
+			return nil, fmt.Errorf("NoSuchKey: s3://%s/%s is not an item list (want s3://%s/%s...)", in.Bucket, in.Key, lists.Bucket, lists.Prefix)
+		}
+		obj, err := lists.Store.Open(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		defer obj.Close()
+		return io.ReadAll(obj)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/aws/aws-lambda-go/lambda/messages"
+	s3sdk "github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/tranchehq/tranche/internal/workflow/asl"
 )
@@ -27,6 +29,13 @@ type StepFunctions struct {
 	machine *asl.Machine
 	runs    map[string]*run
 	wg      sync.WaitGroup
+	s3      S3GetObjectAPI
+}
+
+// S3GetObjectAPI is the S3 call a Distributed Map's ItemReader makes;
+// *s3.Client implements it.
+type S3GetObjectAPI interface {
+	GetObject(ctx context.Context, in *s3sdk.GetObjectInput, opts ...func(*s3sdk.Options)) (*s3sdk.GetObjectOutput, error)
 }
 
 type run struct {
@@ -56,8 +65,26 @@ func NewStepFunctions(tb testing.TB) *StepFunctions {
 	return f
 }
 
-// SetSteps parses def with the steps behind its ${...FunctionArn}s.
+// SetS3 gives the endpoint the S3 client its ItemReaders read with: on AWS
+// Step Functions reads a Distributed Map's items itself (the state
+// machine's role needs s3:GetObject), no Lambda is involved.
+func (f *StepFunctions) SetS3(client S3GetObjectAPI) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.s3 = client
+}
+
+// SetSteps parses def with the steps behind its ${...FunctionArn}s. Unless
+// steps has its own, the ItemReader's s3:getObject reads with the client
+// SetS3 gave.
 func (f *StepFunctions) SetSteps(def []byte, steps map[string]asl.Step) error {
+	if steps[asl.ResourceS3GetObject] == nil {
+		steps = maps.Clone(steps)
+		if steps == nil {
+			steps = map[string]asl.Step{}
+		}
+		steps[asl.ResourceS3GetObject] = f.getObject
+	}
 	m, err := asl.Parse(def, steps)
 	if err != nil {
 		return err
@@ -66,6 +93,26 @@ func (f *StepFunctions) SetSteps(def []byte, steps map[string]asl.Step) error {
 	f.machine = m
 	f.mu.Unlock()
 	return nil
+}
+
+// getObject is the ItemReader's s3:getObject: the object's bytes.
+func (f *StepFunctions) getObject(ctx context.Context, raw json.RawMessage) (json.RawMessage, error) {
+	var in struct{ Bucket, Key string }
+	if err := json.Unmarshal(raw, &in); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	client := f.s3
+	f.mu.Unlock()
+	if client == nil {
+		return nil, errors.New("awstest: no S3 client for the ItemReader (StepFunctions.SetS3)")
+	}
+	out, err := client.GetObject(ctx, &s3sdk.GetObjectInput{Bucket: &in.Bucket, Key: &in.Key})
+	if err != nil {
+		return nil, err
+	}
+	defer out.Body.Close()
+	return io.ReadAll(out.Body)
 }
 
 // Wait blocks until the execution named name ends and returns its status

@@ -8,10 +8,13 @@
 // (other state types, fields, JSONPath operators, intrinsic functions, context
 // object fields, JSONata) is refused by Parse instead of being ignored.
 //
-// Supported: Task, Map (inline), Choice, Pass, Wait, Succeed and Fail states;
+// Supported: Task, Map, Choice, Pass, Wait, Succeed and Fail states;
 // InputPath, Parameters, ResultSelector, ResultPath and OutputPath; Retry and
 // Catch on Task and Map; reference paths such as $.a.b, $.a[0], $['a'] and
-// $$.Map.Item.Value.
+// $$.Map.Item.Value. A Map runs INLINE, or DISTRIBUTED (each item a child
+// execution) with an optional ItemReader that reads a JSON array from S3
+// (arn:aws:states:::s3:getObject, bound to the step registered under that
+// ARN) and ToleratedFailurePercentage 0.
 package asl
 
 import (
@@ -33,12 +36,24 @@ const (
 	ErrDataLimitExceeded = "States.DataLimitExceeded"
 	ErrResultPathMatch   = "States.ResultPathMatchFailure"
 	ErrNoChoiceMatched   = "States.NoChoiceMatched"
+
+	// A Distributed Map's ItemReader failed, or one of its child
+	// executions did (ToleratedFailurePercentage 0).
+	ErrItemReaderFailed                = "States.ItemReaderFailed"
+	ErrExceedToleratedFailureThreshold = "States.ExceedToleratedFailureThreshold"
 )
+
+// ResourceS3GetObject is the service integration a Distributed Map's
+// ItemReader names to read its items from one S3 object. Its step is keyed
+// by this ARN rather than by a "${Name}" placeholder; it gets
+// {"Bucket", "Key"} and returns the object's bytes.
+const ResourceS3GetObject = "arn:aws:states:::s3:getObject"
 
 // Defaults of the Machine fields.
 const (
-	DefaultPayloadLimit      = 256 * 1024 // Step Functions' state payload quota
-	DefaultMaxMapConcurrency = 40         // AWS runs at most 40 inline Map iterations at once
+	DefaultPayloadLimit              = 256 * 1024 // Step Functions' state payload quota
+	DefaultMaxMapConcurrency         = 40         // AWS runs at most 40 inline Map iterations at once
+	DefaultMaxDistributedConcurrency = 10000      // and at most 10,000 child executions of a Distributed Map
 )
 
 // Step implements one Task state's Resource. An error whose chain has a
@@ -56,10 +71,13 @@ type Machine struct {
 	// bytes of compact JSON; larger ones fail with States.DataLimitExceeded.
 	// Zero means DefaultPayloadLimit.
 	PayloadLimit int
-	// MaxMapConcurrency caps the iterations a Map runs at once, whatever its
-	// MaxConcurrency says (0 there means "no limit"). Zero means
+	// MaxMapConcurrency caps the iterations an inline Map runs at once,
+	// whatever its MaxConcurrency says (0 there means "no limit"). Zero means
 	// DefaultMaxMapConcurrency.
 	MaxMapConcurrency int
+	// MaxDistributedConcurrency is the same for a Distributed Map's child
+	// executions. Zero means DefaultMaxDistributedConcurrency.
+	MaxDistributedConcurrency int
 
 	root *stateMachine
 }
@@ -80,8 +98,10 @@ func (e *ExecutionError) Error() string {
 func (e *ExecutionError) ErrorName() string { return e.Name }
 
 // Parse validates def and binds each Task Resource of the form "${Name}" to
-// steps[Name]. It fails if a placeholder has no step, if a step is never
-// referenced, if a Next, Default or StartAt names a missing state, if a state
+// steps[Name], and each ItemReader Resource to the step keyed by its ARN
+// (ResourceS3GetObject). It fails if a placeholder or ItemReader has no
+// step, if a placeholder step is never referenced (an ARN-keyed step may
+// go unused), if a Next, Default or StartAt names a missing state, if a state
 // is unreachable, if a state type or field is unsupported, or if a path is
 // malformed or unsupported.
 func Parse(def []byte, steps map[string]Step) (*Machine, error) {
@@ -91,9 +111,10 @@ func Parse(def []byte, steps map[string]Step) (*Machine, error) {
 		return nil, fmt.Errorf("asl: %w", err)
 	}
 	return &Machine{
-		PayloadLimit:      DefaultPayloadLimit,
-		MaxMapConcurrency: DefaultMaxMapConcurrency,
-		root:              root,
+		PayloadLimit:              DefaultPayloadLimit,
+		MaxMapConcurrency:         DefaultMaxMapConcurrency,
+		MaxDistributedConcurrency: DefaultMaxDistributedConcurrency,
+		root:                      root,
 	}, nil
 }
 

@@ -206,18 +206,38 @@ func (x *execution) callStep(ctx context.Context, st *state, eff any) (result an
 // time. The first failing iteration fails the Map with its error; the other
 // iterations are cancelled and waited for. The result is the iteration
 // outputs in item order.
+//
+// A Distributed Map (ProcessorConfig Mode DISTRIBUTED) reads its items with
+// its ItemReader, if it has one, and runs each item as a child execution
+// with its own name and input; a failed child fails the Map with
+// States.ExceedToleratedFailureThreshold (ToleratedFailurePercentage 0),
+// which, unlike the child's own error, a Catch may handle even if it is
+// States.Runtime.
 func (x *execution) runMap(ctx context.Context, st *state, eff any) (any, error) {
-	v, ok := st.itemsPath.lookup(eff)
-	if !ok {
-		return nil, runtimeError(st.name, "Invalid path '%s': The ItemsPath could not be found in the input.", st.itemsPath)
-	}
-	items, ok := v.([]any)
-	if !ok {
-		return nil, runtimeError(st.name, "The ItemsPath '%s' must reference a JSON array.", st.itemsPath)
+	var items []any
+	if st.reader != nil {
+		var err error
+		if items, err = x.readItems(ctx, st, eff); err != nil {
+			return nil, err
+		}
+	} else {
+		v, ok := st.itemsPath.lookup(eff)
+		if !ok {
+			return nil, runtimeError(st.name, "Invalid path '%s': The ItemsPath could not be found in the input.", st.itemsPath)
+		}
+		if items, ok = v.([]any); !ok {
+			return nil, runtimeError(st.name, "The ItemsPath '%s' must reference a JSON array.", st.itemsPath)
+		}
 	}
 	limit := x.m.MaxMapConcurrency
+	if st.distributed {
+		limit = x.m.MaxDistributedConcurrency
+	}
 	if limit <= 0 {
 		limit = DefaultMaxMapConcurrency
+		if st.distributed {
+			limit = DefaultMaxDistributedConcurrency
+		}
 	}
 	workers := st.maxConcurrency
 	if st.maxConcurrencyPath != nil {
@@ -289,7 +309,53 @@ func (x *execution) iteration(ctx context.Context, st *state, eff any, i int, it
 	if err := x.limit(st.name, fmt.Sprintf("iteration %d input", i), in); err != nil {
 		return nil, err
 	}
-	return x.run(ctx, st.processor, in)
+	if !st.distributed {
+		return x.run(ctx, st.processor, in)
+	}
+	// A child execution: its context object ($$.Execution) is its own.
+	child := &execution{m: x.m, name: fmt.Sprintf("%s/%s:%d", x.name, st.name, i), input: in}
+	out, err := child.run(ctx, st.processor, in)
+	var ee *ExecutionError
+	if err != nil && ctx.Err() == nil && errors.As(err, &ee) {
+		return nil, &ExecutionError{Name: ErrExceedToleratedFailureThreshold, Cause: fmt.Sprintf(
+			"The Map Run of state '%s' exceeded its tolerated failure threshold (0%%): item %d failed with %s: %s", st.name, i, ee.Name, ee.Cause)}
+	}
+	return out, err
+}
+
+// readItems runs a Distributed Map's ItemReader: its Parameters on the
+// Map's effective input, then its step, whose result must be a JSON array.
+// Any failure is States.ItemReaderFailed (a Retry or Catch on the Map may
+// handle it). The array is not subject to the payload limit: that is the
+// point of reading it from S3.
+func (x *execution) readItems(ctx context.Context, st *state, eff any) (items []any, err error) {
+	params, err := st.reader.parameters.eval(eff, x.contextFor(st))
+	if err != nil {
+		return nil, err
+	}
+	fail := func(format string, args ...any) error {
+		return &ExecutionError{Name: ErrItemReaderFailed, Cause: fmt.Sprintf("The ItemReader of state '%s' (%s) failed: ", st.name, st.reader.resource) + fmt.Sprintf(format, args...)}
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			items, err = nil, fail("panic: %v", r)
+		}
+	}()
+	raw, err := st.reader.step(ctx, marshal(params))
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fail("%v", err)
+	}
+	var v any
+	if err := decodeStrict(raw, &v); err != nil {
+		return nil, fail("the object is not JSON: %v", err)
+	}
+	if items, ok := v.([]any); ok {
+		return items, nil
+	}
+	return nil, fail("the object is not a JSON array (ReaderConfig InputType JSON)")
 }
 
 func (x *execution) choose(st *state, eff any) (string, error) {

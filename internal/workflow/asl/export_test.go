@@ -47,6 +47,9 @@ func seconds(ns ...int) []time.Duration {
 type exportFake struct {
 	items int
 	loops int // continuations (done:false) each item returns before it is done
+	// distributed makes Plan write the items to a (fake) S3 object, as
+	// export.Service does above Config.InlineItems.
+	distributed bool
 
 	// Optional failure injection; call counts from 1.
 	planErr     func(call int) error
@@ -65,6 +68,38 @@ type exportFake struct {
 	maxInFlight int
 	finalize    []map[string]any
 	markFailed  []map[string]any
+	reads       int // s3:getObject calls
+	maxPayload  int // the largest step input or output, in bytes
+}
+
+const (
+	itemsBucket = "tranche-bucket"
+	itemsKey    = "exports/job-1/plan/items.json"
+)
+
+// payload records the size of a step's input or output.
+func (f *exportFake) payload(b []byte) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.maxPayload = max(f.maxPayload, len(b))
+}
+
+// measured wraps every step to record its payload sizes.
+func (f *exportFake) measured(steps map[string]asl.Step) map[string]asl.Step {
+	out := map[string]asl.Step{}
+	for name, step := range steps {
+		out[name] = func(ctx context.Context, in json.RawMessage) (json.RawMessage, error) {
+			if name != asl.ResourceS3GetObject { // the item list is read by Step Functions, not a state
+				f.payload(in)
+			}
+			res, err := step(ctx, in)
+			if name != asl.ResourceS3GetObject {
+				f.payload(res)
+			}
+			return res, err
+		}
+	}
+	return out
 }
 
 func decodeInput(t *testing.T, in json.RawMessage) map[string]any {
@@ -99,11 +134,20 @@ func (f *exportFake) steps(t *testing.T) map[string]asl.Step {
 					return nil, err
 				}
 			}
-			items := make([]int, f.items)
-			for i := range items {
-				items[i] = i
+			if f.distributed {
+				return encode(map[string]any{"itemsBucket": itemsBucket, "itemsKey": itemsKey, "maxConcurrency": 4}), nil
 			}
-			return encode(map[string]any{"items": items, "maxConcurrency": 4}), nil
+			return encode(map[string]any{"items": f.itemList(), "maxConcurrency": 4}), nil
+		},
+		asl.ResourceS3GetObject: func(ctx context.Context, in json.RawMessage) (json.RawMessage, error) {
+			f.mu.Lock()
+			f.reads++
+			f.mu.Unlock()
+			if diff := cmp.Diff(map[string]any{"Bucket": itemsBucket, "Key": itemsKey}, decodeInput(t, in)); diff != "" {
+				t.Errorf("s3:getObject input mismatch (-want +got):\n%s", diff)
+				return nil, errors.New("NoSuchKey")
+			}
+			return encode(f.itemList()), nil
 		},
 		"ExportItemFunctionArn": func(ctx context.Context, in json.RawMessage) (json.RawMessage, error) {
 			m := decodeInput(t, in)
@@ -162,11 +206,19 @@ func (f *exportFake) steps(t *testing.T) map[string]asl.Step {
 	}
 }
 
+func (f *exportFake) itemList() []int {
+	items := make([]int, f.items)
+	for i := range items {
+		items[i] = i
+	}
+	return items
+}
+
 func newExport(t *testing.T, f *exportFake) (*asl.Machine, *sleepRecorder) {
 	t.Helper()
 	f.exportCalls = map[int][]map[string]any{}
 	f.exportOK = map[int]int{}
-	m, err := asl.Parse(statemachines.Export, f.steps(t))
+	m, err := asl.Parse(statemachines.Export, f.measured(f.steps(t)))
 	if err != nil {
 		t.Fatalf("Parse(export.asl.json) = %v", err)
 	}
@@ -407,5 +459,118 @@ func TestExport_ParseErrors(t *testing.T) {
 				t.Errorf("Parse() = %v, want error containing %q", err, tc.wantErr)
 			}
 		})
+	}
+}
+
+// TestExport_Distributed10000: above the inline threshold Plan returns where
+// the item list is, not the list; the Distributed Map reads it from S3 and
+// runs every item once (with its cursor loop), while every state payload
+// stays tiny. The same 10,000 items inline put about 50 KB into the state.
+func TestExport_Distributed10000(t *testing.T) {
+	f := &exportFake{items: 10000, loops: 1, distributed: true}
+	m, s := newExport(t, f)
+	out, err := m.Run(context.Background(), "job-1", json.RawMessage(`{"jobId":"job-1"}`))
+	if err != nil {
+		t.Fatalf("Run() = %v", err)
+	}
+	f.payload(out)
+	if f.reads != 1 {
+		t.Errorf("the item list was read %d times, want once", f.reads)
+	}
+	if len(f.exportCalls) != f.items {
+		t.Errorf("ExportItem ran for %d items, want %d", len(f.exportCalls), f.items)
+	}
+	for item := range f.items {
+		want := []map[string]any{
+			{"jobId": "job-1", "item": float64(item)},
+			{"jobId": "job-1", "item": float64(item), "cursor": "c1", "done": false},
+		}
+		if diff := cmp.Diff(want, f.exportCalls[item]); diff != "" {
+			t.Fatalf("ExportItem inputs for item %d mismatch (-want +got):\n%s", item, diff)
+		}
+	}
+	if f.maxInFlight > 4 {
+		t.Errorf("ExportItem ran %d at once, want at most maxConcurrency 4", f.maxInFlight)
+	}
+	if f.maxPayload >= 8<<10 {
+		t.Errorf("largest state payload = %d bytes, want < 8 KB", f.maxPayload)
+	}
+	t.Logf("largest step payload: %d bytes", f.maxPayload)
+	wantFinalize := []map[string]any{{"jobId": "job-1"}}
+	if diff := cmp.Diff(wantFinalize, f.finalize); diff != "" {
+		t.Errorf("Finalize inputs mismatch (-want +got):\n%s", diff)
+	}
+	if len(f.markFailed) != 0 || len(s.delays) != 0 {
+		t.Errorf("MarkFailed calls %v, sleeps %v; want none", f.markFailed, s.delays)
+	}
+
+	inline := &exportFake{items: 10000}
+	m, _ = newExport(t, inline)
+	if _, err := m.Run(context.Background(), "job-1", json.RawMessage(`{"jobId":"job-1"}`)); err != nil {
+		t.Fatalf("inline Run() = %v", err)
+	}
+	if inline.reads != 0 || inline.maxPayload < 40<<10 {
+		t.Errorf("inline: %d reads, largest payload %d bytes; want no read and the ~50 KB item list in the state", inline.reads, inline.maxPayload)
+	}
+}
+
+// In the Distributed Map a failed item fails the Map Run
+// (States.ExceedToleratedFailureThreshold), and the Catch marks the job
+// failed; retries inside the item still come first.
+func TestExport_DistributedFailure(t *testing.T) {
+	transient := &namedError{"Transient", "throttled"}
+	f := &exportFake{items: 50, distributed: true, exportErr: func(item, call int) error {
+		switch {
+		case item == 3 && call <= 2:
+			return transient
+		case item == 17:
+			return &namedError{"Permanent", "bad cursor"}
+		}
+		return nil
+	}}
+	m, _ := newExport(t, f)
+	_, err := m.Run(context.Background(), "job-1", json.RawMessage(`{"jobId":"job-1"}`))
+	if got := errorName(err); got != "ExportFailed" {
+		t.Errorf("Run() = %v, want ExportFailed", err)
+	}
+	if len(f.markFailed) != 1 {
+		t.Fatalf("MarkFailed calls = %v, want one", f.markFailed)
+	}
+	e := f.markFailed[0]["error"].(map[string]any)
+	if e["Error"] != asl.ErrExceedToleratedFailureThreshold || !strings.Contains(e["Cause"].(string), "item 17 failed with Permanent: bad cursor") {
+		t.Errorf("MarkFailed error = %v, want %s naming item 17", e, asl.ErrExceedToleratedFailureThreshold)
+	}
+	if len(f.finalize) != 0 {
+		t.Errorf("Finalize ran %d times, want 0", len(f.finalize))
+	}
+}
+
+func TestExport_DistributedCancel(t *testing.T) {
+	started := make(chan int, 100)
+	f := &exportFake{items: 100, distributed: true, exportWait: func(ctx context.Context, item int) {
+		started <- item
+		<-ctx.Done()
+	}}
+	m, _ := newExport(t, f)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() {
+		_, err := m.Run(ctx, "job-1", json.RawMessage(`{"jobId":"job-1"}`))
+		done <- err
+	}()
+	for range 4 {
+		<-started
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Run() = %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run() did not return after cancel")
+	}
+	if len(f.finalize) != 0 || len(f.markFailed) != 0 {
+		t.Errorf("Finalize %v, MarkFailed %v after cancel; want neither", f.finalize, f.markFailed)
 	}
 }

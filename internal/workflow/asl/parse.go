@@ -50,6 +50,17 @@ type state struct {
 	maxConcurrency     int
 	maxConcurrencyPath *path
 	processor          *stateMachine
+	distributed        bool        // ProcessorConfig Mode DISTRIBUTED: each item is a child execution
+	reader             *itemReader // distributed only; nil reads the items at ItemsPath
+}
+
+// itemReader is a Distributed Map's ItemReader: a JSON array read by the
+// step bound to its Resource, with Parameters resolved against the Map's
+// effective input.
+type itemReader struct {
+	resource   string
+	step       Step
+	parameters *template
 }
 
 // ioPath is InputPath, OutputPath or ResultPath: a path, or JSON null.
@@ -74,7 +85,8 @@ type catcher struct {
 
 // Fields each state type accepts besides Type, Comment and QueryLanguage.
 // Anything else (TimeoutSeconds, HeartbeatSeconds, Credentials, Assign,
-// Arguments, Output, ItemReader, ToleratedFailure*, ...) is refused.
+// Arguments, Output, ItemBatcher, ResultWriter, ToleratedFailureCount, ...)
+// is refused.
 var stateFields = map[string][]string{
 	"Task":    {"Next", "End", "InputPath", "OutputPath", "Parameters", "ResultSelector", "ResultPath", "Resource", "Retry", "Catch"},
 	"Pass":    {"Next", "End", "InputPath", "OutputPath", "Parameters", "Result", "ResultPath"},
@@ -83,7 +95,8 @@ var stateFields = map[string][]string{
 	"Succeed": {"InputPath", "OutputPath"},
 	"Fail":    {"Error", "Cause"},
 	"Map": {"Next", "End", "InputPath", "OutputPath", "ItemsPath", "ItemSelector", "Parameters", "MaxConcurrency",
-		"MaxConcurrencyPath", "ItemProcessor", "Iterator", "ResultSelector", "ResultPath", "Retry", "Catch"},
+		"MaxConcurrencyPath", "ItemProcessor", "Iterator", "ResultSelector", "ResultPath", "Retry", "Catch",
+		"ItemReader", "ToleratedFailurePercentage"},
 }
 
 type parser struct {
@@ -114,7 +127,9 @@ func (p *parser) parse(def []byte) (*stateMachine, error) {
 		if p.steps[name] == nil {
 			return nil, fmt.Errorf("step %q is nil", name)
 		}
-		if !p.used[name] {
+		// A service integration (ResourceS3GetObject) is what a runner
+		// provides to any definition, so it may go unused.
+		if !p.used[name] && !strings.HasPrefix(name, "arn:") {
 			return nil, fmt.Errorf("step %q is never referenced by a Task Resource \"${%s}\"", name, name)
 		}
 	}
@@ -378,21 +393,124 @@ func (p *parser) mapState(st *state, o object) error {
 		return err
 	}
 	if proc.has("ProcessorConfig") {
-		cfg, err := decodeObject(proc["ProcessorConfig"])
-		if err != nil {
+		if st.distributed, err = processorConfig(proc["ProcessorConfig"]); err != nil {
 			return fmt.Errorf("ProcessorConfig: %w", err)
 		}
-		if err := cfg.only("ProcessorConfig", "Mode"); err != nil {
-			return err
+	}
+	if o.has("ItemReader") {
+		if !st.distributed {
+			return errors.New("ItemReader needs ProcessorConfig Mode DISTRIBUTED")
 		}
-		if mode, err := cfg.str("Mode"); err != nil || mode != "INLINE" && cfg.has("Mode") {
-			return errors.New("ProcessorConfig.Mode: only INLINE is supported")
+		if o.has("ItemsPath") {
+			return errors.New("ItemsPath and ItemReader are exclusive")
+		}
+		if st.reader, err = p.itemReader(o["ItemReader"]); err != nil {
+			return fmt.Errorf("ItemReader: %w", err)
+		}
+	}
+	if o.has("ToleratedFailurePercentage") {
+		if !st.distributed {
+			return errors.New("ToleratedFailurePercentage needs ProcessorConfig Mode DISTRIBUTED")
+		}
+		// Any other threshold would need the partial results of failed
+		// children, which this runner does not model.
+		if n, err := o.integer("ToleratedFailurePercentage", 0, 0); err != nil || n != 0 {
+			return errors.New("ToleratedFailurePercentage: only 0 is supported (any failed item fails the Map)")
 		}
 	}
 	if st.processor, err = p.machine(proc); err != nil {
 		return fmt.Errorf("%s: %w", key, err)
 	}
 	return nil
+}
+
+// processorConfig reports whether an ItemProcessor's ProcessorConfig asks
+// for DISTRIBUTED mode (with its required ExecutionType) rather than INLINE.
+func processorConfig(raw json.RawMessage) (bool, error) {
+	cfg, err := decodeObject(raw)
+	if err != nil {
+		return false, err
+	}
+	if err := cfg.only("ProcessorConfig", "Mode", "ExecutionType"); err != nil {
+		return false, err
+	}
+	mode, err := cfg.str("Mode")
+	if err != nil {
+		return false, err
+	}
+	typ, err := cfg.str("ExecutionType")
+	if err != nil {
+		return false, err
+	}
+	switch mode {
+	case "", "INLINE":
+		if cfg.has("ExecutionType") {
+			return false, errors.New("ExecutionType is only for Mode DISTRIBUTED")
+		}
+		return false, nil
+	case "DISTRIBUTED":
+		// The runner has no execution time limits, so both types run the
+		// same here; on AWS an EXPRESS child must end within 5 minutes.
+		if typ != "STANDARD" && typ != "EXPRESS" {
+			return false, errors.New("Mode DISTRIBUTED needs ExecutionType STANDARD or EXPRESS")
+		}
+		return true, nil
+	}
+	return false, fmt.Errorf("Mode %q: want INLINE or DISTRIBUTED", mode)
+}
+
+// itemReader parses an ItemReader: only a JSON array read from one S3
+// object (ResourceS3GetObject with InputType JSON) is supported; CSV,
+// JSONL, manifests, ListObjectsV2 and MaxItems are refused.
+func (p *parser) itemReader(raw json.RawMessage) (*itemReader, error) {
+	o, err := decodeObject(raw)
+	if err != nil {
+		return nil, err
+	}
+	if err := o.only("ItemReader", "Resource", "ReaderConfig", "Parameters"); err != nil {
+		return nil, err
+	}
+	r := &itemReader{}
+	if r.resource, err = o.str("Resource"); err != nil {
+		return nil, err
+	}
+	if r.resource != ResourceS3GetObject {
+		return nil, fmt.Errorf("Resource %q: only %q is supported", r.resource, ResourceS3GetObject)
+	}
+	if r.step = p.steps[r.resource]; r.step == nil {
+		return nil, fmt.Errorf("Resource %q: no step %q", r.resource, r.resource)
+	}
+	p.used[r.resource] = true
+	cfg, err := decodeObject(o["ReaderConfig"])
+	if err != nil {
+		return nil, errors.New("ReaderConfig must be a JSON object with InputType JSON")
+	}
+	if err := cfg.only("ReaderConfig", "InputType"); err != nil {
+		return nil, err
+	}
+	if typ, err := cfg.str("InputType"); err != nil || typ != "JSON" {
+		return nil, errors.New("ReaderConfig.InputType: only JSON is supported")
+	}
+	var params map[string]any
+	if err := decodeStrict(o["Parameters"], &params); err != nil || params == nil {
+		return nil, errors.New("Parameters must be a JSON object with Bucket and Key")
+	}
+	for _, k := range []string{"Bucket", "Key"} {
+		_, lit := params[k]
+		_, dyn := params[k+".$"]
+		if !lit && !dyn {
+			return nil, fmt.Errorf("Parameters needs %s (or %s.$)", k, k)
+		}
+	}
+	for k := range params {
+		if name := strings.TrimSuffix(k, ".$"); name != "Bucket" && name != "Key" {
+			return nil, fmt.Errorf("unsupported field %q in Parameters (only Bucket and Key)", k)
+		}
+	}
+	if r.parameters, err = o.template("Parameters", false); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 func parseRetry(raw json.RawMessage) ([]*retrier, error) {
