@@ -117,7 +117,9 @@ func (e *stepError) ErrorName() string {
 	if bulk.ErrorCode(e.err) == bulk.ETRANSIENT {
 		return "Transient"
 	}
-	return "States.TaskFailed"
+	// Not States.TaskFailed: the States. prefix is reserved for Step
+	// Functions' own errors. Catch [States.ALL] matches this name.
+	return "ExportError"
 }
 
 func named(err error) error {
