@@ -1,7 +1,10 @@
 # aws.mk: the AWS deployment's targets. The Makefile includes it.
 #
 #   make test-aws           the AWS adapter tests against dynalite (npm, pinned by
-#                           infra/dynalite/package-lock.json) and gofakes3 in-process
+#                           infra/dynalite/package-lock.json) and gofakes3 in-process,
+#                           and the Lambda bench: the real bootstraps (built for the
+#                           host) under aws-lambda-rie (pinned below, in .cache/bin)
+#   make lambda-rie         installs that aws-lambda-rie
 #   make build-lambdas      every function's bootstrap under bin/lambda/, with sizes
 #   sam build               runs `make build-<LogicalId>` per function (BuildMethod: makefile)
 #   make localstack-deploy  / localstack-test: the same stack on LocalStack (samlocal,
@@ -14,8 +17,16 @@ LAMBDA_FLAGS := -tags lambda.norpc -trimpath -ldflags '-s -w -X github.com/tranc
 AWS_TEST_PKGS := ./internal/aws/... ./internal/app/... ./infra/... ./functions/...
 STACK        ?= tranche
 LAMBDAS      := $(notdir $(patsubst %/,%,$(dir $(wildcard functions/*/main.go))))
+# The Lambda Runtime Interface Emulator of the bench (internal/aws/awstest/rie.go
+# names the same version): go install'ed into .cache/bin, reinstalled when the
+# binary there is missing or another version.
+RIE_MODULE   := github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie
+RIE_VERSION  := v0.0.0-20261030222936-bef5c4ba774d
+RIE          := $(CURDIR)/.cache/bin/aws-lambda-rie
+# Where the bench builds the functions for the host (a cache: relinked each run).
+LAMBDA_HOST_DIR := $(CURDIR)/.cache/lambda-host
 
-.PHONY: test-aws dynalite build-lambdas localstack-deploy localstack-test
+.PHONY: test-aws dynalite lambda-rie build-lambdas localstack-deploy localstack-test
 
 # SAM's makefile build: `sam build` runs `make build-KickoffFunction` with
 # ARTIFACTS_DIR set; the function's code is functions/<lowercased id>/.
@@ -37,10 +48,20 @@ dynalite:
 	  npm ci --silent --no-audit --no-fund --prefix $(DYNALITE_DIR) >/dev/null; \
 	fi
 
+lambda-rie:
+	@if ! $(GO) version -m $(RIE) 2>/dev/null | grep -q 'mod[[:space:]]*github.com/aws/aws-lambda-runtime-interface-emulator[[:space:]]*$(RIE_VERSION)'; then \
+	  echo "lambda-rie: installing $(RIE_MODULE)@$(RIE_VERSION) into $(dir $(RIE))"; \
+	  mkdir -p $(dir $(RIE)) && GOBIN=$(dir $(RIE)) $(GO) install $(RIE_MODULE)@$(RIE_VERSION); \
+	fi
+
 # Starts dynalite on a free port, waits until it accepts connections (polling,
 # at most 10 s), runs the AWS tests with TRANCHE_DYNAMODB_ENDPOINT, and stops it
 # whatever happens. Without node/npm the DynamoDB tests skip with a message.
-test-aws:
+# TRANCHE_RIE runs the Lambda bench (internal/app/rie_test.go) under the
+# pinned emulator.
+test-aws: export TRANCHE_RIE = $(RIE)
+test-aws: export TRANCHE_LAMBDA_DIR = $(LAMBDA_HOST_DIR)
+test-aws: lambda-rie
 	@if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then \
 	  echo "test-aws: node/npm not found: the DynamoDB adapter tests will skip"; \
 	  $(GO) test -count=1 $(AWS_TEST_PKGS); exit $$?; \

@@ -104,3 +104,85 @@ func Event(r *http.Request, body []byte, stage string) events.APIGatewayV2HTTPRe
 	}
 	return ev
 }
+
+// Route is an HTTP API route: a key such as "GET /jobs/{id}", "GET
+// /files/{proxy+}" or "$default", and the integration it invokes.
+type Route struct {
+	Key string
+	Fn  func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error)
+}
+
+// Router picks each event's route as API Gateway's HTTP API does: the most
+// specific match wins (literal segments over {variables}, a {greedy+}
+// variable last, $default when nothing matches). It sets the event's
+// RouteKey and PathParameters and invokes the route's function; without a
+// match it answers 404 {"message":"Not Found"} as API Gateway does.
+func Router(routes []Route) func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	return func(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+		path := ev.RawPath
+		if st := ev.RequestContext.Stage; st != "" && st != "$default" {
+			path = strings.TrimPrefix(path, "/"+st)
+		}
+		var best *Route
+		var bestParams map[string]string
+		bestScore := -1
+		for i, r := range routes {
+			if r.Key == "$default" {
+				if best == nil {
+					best, bestScore = &routes[i], -1
+				}
+				continue
+			}
+			method, pattern, _ := strings.Cut(r.Key, " ")
+			if method != ev.RequestContext.HTTP.Method && method != "ANY" {
+				continue
+			}
+			params, score, ok := matchRoute(pattern, path)
+			if ok && score > bestScore {
+				best, bestParams, bestScore = &routes[i], params, score
+			}
+		}
+		if best == nil {
+			return events.APIGatewayV2HTTPResponse{StatusCode: 404, Body: `{"message":"Not Found"}`, Headers: map[string]string{"Content-Type": "application/json"}}, nil
+		}
+		ev.RouteKey, ev.PathParameters = best.Key, bestParams
+		return best.Fn(ctx, ev)
+	}
+}
+
+// matchRoute matches an escaped path against a route's path; the score
+// ranks literal segments above variables and a greedy variable lowest.
+func matchRoute(pattern, path string) (map[string]string, int, bool) {
+	ps := strings.Split(strings.Trim(pattern, "/"), "/")
+	xs := strings.Split(strings.Trim(path, "/"), "/")
+	params := map[string]string{}
+	score := 0
+	for i, p := range ps {
+		if strings.HasPrefix(p, "{") && strings.HasSuffix(p, "+}") {
+			if i >= len(xs) || xs[i] == "" {
+				return nil, 0, false
+			}
+			params[strings.TrimSuffix(p[1:], "+}")] = strings.Join(xs[i:], "/")
+			return params, score, true
+		}
+		if i >= len(xs) {
+			return nil, 0, false
+		}
+		if strings.HasPrefix(p, "{") && strings.HasSuffix(p, "}") {
+			if xs[i] == "" {
+				return nil, 0, false
+			}
+			params[p[1:len(p)-1]] = xs[i]
+			score += 1
+			continue
+		}
+		if p != xs[i] {
+			return nil, 0, false
+		}
+		score += 100
+	}
+	if len(xs) != len(ps) {
+		return nil, 0, false
+	}
+	return params, score + 1000, true
+}
