@@ -27,6 +27,7 @@ import (
 	"github.com/tranchehq/tranche/internal/config"
 	"github.com/tranchehq/tranche/internal/export"
 	"github.com/tranchehq/tranche/internal/generate"
+	"github.com/tranchehq/tranche/internal/local/bolt"
 	"github.com/tranchehq/tranche/internal/mem"
 	"github.com/tranchehq/tranche/internal/workflow"
 )
@@ -57,9 +58,11 @@ type benchResult struct {
 	// connections too.
 	ExportPeakRSSMB float64 `json:"exportPeakRssMB"`
 	// RSSAnonMB and RSSFileMB split the resident set at that moment:
-	// anonymous memory (heap, stacks) and mapped files (binary, store).
+	// anonymous memory (heap, stacks) and mapped files (binary, store);
+	// RSSStoreMB is the store's mapping among the latter.
 	RSSAnonMB       float64 `json:"rssAnonMB"`
 	RSSFileMB       float64 `json:"rssFileMB"`
+	RSSStoreMB      float64 `json:"rssStoreMB"`
 	ServerPeakRSSMB float64 `json:"serverPeakRssMB"`
 	// Latency under Pollers concurrent status pollers, milliseconds.
 	Pollers        int     `json:"pollers"`
@@ -153,7 +156,8 @@ func printBench(w io.Writer, results []benchResult, pollers int) {
 	_ = tw.Flush()
 	fmt.Fprintln(w)
 	for _, r := range results {
-		fmt.Fprintf(w, "%s: after the exports, RSS %.0f MB anonymous + %.0f MB mapped files\n", r.Dataset, r.RSSAnonMB, r.RSSFileMB)
+		fmt.Fprintf(w, "%s: after the exports, RSS %.0f MB anonymous + %.0f MB mapped files (%.0f MB of them the store)\n",
+			r.Dataset, r.RSSAnonMB, r.RSSFileMB, r.RSSStoreMB)
 	}
 	fmt.Fprintf(w, "\nmachine: %s\n", machine())
 }
@@ -257,6 +261,7 @@ func benchOne(ctx context.Context, self, name, src string, pollers int, short bo
 	r.ExportPeakRSSMB = procStatusMB(srv.Process.Pid, "VmHWM:")
 	r.RSSAnonMB = procStatusMB(srv.Process.Pid, "RssAnon:")
 	r.RSSFileMB = procStatusMB(srv.Process.Pid, "RssFile:")
+	r.RSSStoreMB = mappedMB(srv.Process.Pid, filepath.Join(data, bolt.FileName))
 
 	// Latency: pollers hammer a completed job's status while kick-offs run.
 	dur := 5 * time.Second
@@ -573,6 +578,28 @@ func procStatusMB(pid int, field string) float64 {
 		}
 	}
 	return 0
+}
+
+// mappedMB returns the resident part of a live process's mappings of path
+// (Linux /proc/PID/smaps), in MB.
+func mappedMB(pid int, path string) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		return 0
+	}
+	var kb float64
+	in := false
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"): // a mapping's header
+			in = len(f) >= 6 && f[len(f)-1] == path
+		case in && len(f) == 3 && f[0] == "Rss:":
+			v, _ := strconv.ParseFloat(f[1], 64)
+			kb += v
+		}
+	}
+	return kb / 1024
 }
 
 func maxRSSMB(ps *os.ProcessState) float64 {

@@ -60,7 +60,7 @@ func (s *ClientStore) CreateClient(ctx context.Context, c *bulk.Client) (err err
 	if err != nil {
 		return err
 	}
-	return s.db.bolt.Update(func(tx *bbolt.Tx) error {
+	return s.db.update(func(tx *bbolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketClients)
 		if err != nil {
 			return err
@@ -100,7 +100,7 @@ func (s *ClientStore) UpdateClient(ctx context.Context, c *bulk.Client) (err err
 	if err != nil {
 		return err
 	}
-	return s.db.bolt.Update(func(tx *bbolt.Tx) error {
+	return s.db.update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketClients)
 		if b == nil || b.Get([]byte(c.ID)) == nil {
 			return errClientNotFound(c.ID)
@@ -112,7 +112,7 @@ func (s *ClientStore) UpdateClient(ctx context.Context, c *bulk.Client) (err err
 // DeleteClient removes a client. Returns ENOTFOUND if it does not exist.
 func (s *ClientStore) DeleteClient(ctx context.Context, id string) (err error) {
 	defer bulk.Wrap(&err, "bolt.ClientStore.DeleteClient(%q)", id)
-	return s.db.bolt.Update(func(tx *bbolt.Tx) error {
+	return s.db.update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketClients)
 		if b == nil || b.Get([]byte(id)) == nil {
 			return errClientNotFound(id)
@@ -186,7 +186,7 @@ func (c *ReplayCache) MarkUsed(ctx context.Context, key string, expires time.Tim
 	from := c.cursor
 	c.mu.Unlock()
 	var next []byte
-	err = c.db.bolt.Update(func(tx *bbolt.Tx) error {
+	err = c.db.update(func(tx *bbolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketJTI)
 		if err != nil {
 			return err

@@ -28,6 +28,7 @@ import (
 	"path/filepath"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
@@ -88,16 +89,11 @@ type Stats struct {
 
 type counters struct {
 	items, bodies, bodyBytes atomic.Int64
-	// unreleased counts body bytes read since the last releaseResident.
+	// unreleased estimates the mapped bytes made resident since the last
+	// release (see meter).
 	unreleased atomic.Int64
 	release    func()
 }
-
-// releaseEvery is how many body bytes are read between two releases of the
-// mapped pages (see DB.releaseResident). Pages are about half full of
-// bodies, so this bounds the mapped pages scans keep resident near 8 MB;
-// a release over the whole mapping costs well under a millisecond.
-const releaseEvery = 4 << 20
 
 // add records a finished chunk of reads. Callers count locally and add once
 // per chunk, so parallel scans do not contend on the counters.
@@ -105,29 +101,116 @@ func (c *counters) add(items, bodies, bodyBytes int64) {
 	c.items.Add(items)
 	c.bodies.Add(bodies)
 	c.bodyBytes.Add(bodyBytes)
-	if c.release != nil && c.unreleased.Add(bodyBytes) >= releaseEvery {
+}
+
+// Releasing the mapped pages.
+//
+// bbolt maps the whole file read-only and reads every page through the
+// mapping; Linux counts each mapped page in the process's RSS until it is
+// unmapped, so a server that exports its whole store would end up with the
+// whole file resident. So reads and writes estimate how much of the mapping
+// they made resident, and every releaseEvery estimated bytes the mapping's
+// pages are dropped from the resident set (DB.release). They stay in the
+// kernel's page cache: reading them again is a minor fault, not I/O.
+//
+// The estimate counts fault-around windows, not bytes read: a read fault on
+// a file mapping maps the page-cache pages around the faulting address too
+// (Linux's fault_around_bytes, 64 KB by default), and the leaves of a tree
+// filled in random key order are scattered over the file. Touching one
+// 16 KB leaf therefore costs 64 KB of RSS, and a Group export's lookups
+// (one random leaf per body) cost 64 KB per resource. Counting body bytes
+// instead, as an earlier version did, let a 1M-resource Group export of 959
+// resources leave 80 MB resident and made peak RSS grow with the store.
+const (
+	faultShift  = 16
+	faultAround = 1 << faultShift
+)
+
+// releaseEvery is how many estimated resident bytes of the mapping are
+// allowed between two releases. A release costs a read transaction and one
+// madvise over the mapping (tens of microseconds on a 2 GB store) plus the
+// minor faults of reading the dropped pages again.
+const releaseEvery = 8 << 20
+
+// chargeEvery is how much a meter accumulates before adding to the shared
+// counter, so parallel scans rarely touch it.
+const chargeEvery = 1 << 20
+
+// meter estimates the mapped bytes one read makes resident: each distinct
+// fault-around window its slices point into counts faultAround. It tracks
+// two streams (an index cursor and the bodies it looks up) so that
+// alternating between two pages does not count them over and over.
+type meter struct {
+	last    [2]uintptr
+	pending int64
+}
+
+// begin starts a read transaction's metering: pages touched before it may
+// have been released since.
+func (m *meter) begin() { m.last = [2]uintptr{} }
+
+// touch records that stream i read p, a slice of the mapping.
+func (m *meter) touch(i int, p []byte) {
+	if len(p) == 0 {
+		return
+	}
+	lo := uintptr(unsafe.Pointer(unsafe.SliceData(p))) >> faultShift
+	hi := (uintptr(unsafe.Pointer(unsafe.SliceData(p))) + uintptr(len(p)) - 1) >> faultShift
+	if lo == m.last[i] {
+		lo++
+	}
+	if hi >= lo {
+		m.pending += int64(hi-lo+1) << faultShift
+	}
+	m.last[i] = hi
+}
+
+// charge adds m's estimate to the DB's, releasing the mapped pages when
+// they reach releaseEvery. It runs inside tx, a read transaction, which
+// keeps the mapping in place (bbolt remaps only when no read transaction
+// is open), so it releases directly rather than through db.release.
+func (db *DB) charge(tx *bbolt.Tx, m *meter) {
+	if m.pending == 0 {
+		return
+	}
+	n := m.pending
+	m.pending = 0
+	if db.stats.unreleased.Add(n) >= releaseEvery {
+		db.stats.unreleased.Store(0)
+		dropResident(db.bolt.Info().Data, tx.Size())
+		m.begin()
+	}
+}
+
+// wrote charges n estimated resident bytes from a write transaction, after
+// it closed.
+func (c *counters) wrote(n int64) {
+	if c.release != nil && n > 0 && c.unreleased.Add(n) >= releaseEvery {
 		c.unreleased.Store(0)
 		c.release()
 	}
 }
 
-// wrote counts bytes written by Put toward the next release of the mapped
-// pages, without counting them as reads.
-func (c *counters) wrote(n int64) {
-	if c.release != nil && c.unreleased.Add(n) >= releaseEvery {
-		c.unreleased.Store(0)
-		c.release()
-	}
+// update runs fn in a write transaction and charges the pages the commit
+// wrote: writes go through the file, not the mapping, but every page a
+// commit writes is at a new place, which the next reads (the commit's own
+// B+tree lookups first) fault in. Small commits (a job's progress, a
+// token's jti) would otherwise add 64 KB windows for as long as the server
+// runs; an insert also read the leaves it rewrote, one per page written.
+func (db *DB) update(fn func(*bbolt.Tx) error) error {
+	var written int64
+	err := db.bolt.Update(func(tx *bbolt.Tx) error {
+		tx.OnCommit(func() { st := tx.Stats(); written = st.GetWrite() })
+		return fn(tx)
+	})
+	db.stats.wrote(written * faultAround)
+	return err
 }
 
 // releaseResident drops the mapped file's pages from this process's
-// resident set. bbolt maps the whole file read-only, and an export reads
-// every page of the types it copies; Linux counts each touched page in the
-// process's RSS, so without this a 1M-resource export left 2 GB resident.
-// The pages stay in the kernel's page cache, so reading them again is a
-// minor fault, not I/O. It runs inside a read transaction: bbolt only
-// remaps the file when no read transaction is open, so the range is the
-// live mapping.
+// resident set (madvise MADV_DONTNEED). It runs inside a read transaction:
+// bbolt only remaps the file when no read transaction is open, so the range
+// is the live mapping.
 func (db *DB) releaseResident() {
 	_ = db.bolt.View(func(tx *bbolt.Tx) error {
 		dropResident(db.bolt.Info().Data, tx.Size())

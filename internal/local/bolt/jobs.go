@@ -36,7 +36,7 @@ func (s *JobStore) CreateJob(ctx context.Context, j *bulk.Job) (err error) {
 	if err != nil {
 		return err
 	}
-	return s.db.bolt.Update(func(tx *bbolt.Tx) error {
+	return s.db.update(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketJobs)
 		if b.Get([]byte(j.ID)) != nil {
 			return bulk.Errorf(bulk.ECONFLICT, "Job %s already exists.", j.ID)
@@ -61,7 +61,7 @@ func (s *JobStore) GetJob(ctx context.Context, id string) (j *bulk.Job, err erro
 // transaction, so it must not call the DB.
 func (s *JobStore) Transition(ctx context.Context, id string, from []bulk.Status, to bulk.Status, mutate func(*bulk.Job)) (j *bulk.Job, err error) {
 	defer bulk.Wrap(&err, "bolt.JobStore.Transition(%q, %v → %s)", id, from, to)
-	err = s.db.bolt.Update(func(tx *bbolt.Tx) error {
+	err = s.db.update(func(tx *bbolt.Tx) error {
 		if j, err = getJob(tx, id); err != nil {
 			return err
 		}
@@ -84,7 +84,7 @@ func (s *JobStore) Transition(ctx context.Context, id string, from []bulk.Status
 // and returns the stored plan. Returns ECONFLICT if the job is terminal.
 func (s *JobStore) SavePlan(ctx context.Context, id string, p *bulk.Plan) (stored *bulk.Plan, err error) {
 	defer bulk.Wrap(&err, "bolt.JobStore.SavePlan(%q)", id)
-	err = s.db.bolt.Update(func(tx *bbolt.Tx) error {
+	err = s.db.update(func(tx *bbolt.Tx) error {
 		j, err := getLiveJob(tx, id)
 		if err != nil {
 			return err
@@ -137,7 +137,7 @@ func (s *JobStore) SaveProgress(ctx context.Context, id string, p *bulk.ItemProg
 	if p.Index < 0 || p.Index > math.MaxUint32 {
 		return bulk.Errorf(bulk.EINVALID, "Item index %d is out of range.", p.Index)
 	}
-	return s.db.bolt.Update(func(tx *bbolt.Tx) error {
+	return s.db.update(func(tx *bbolt.Tx) error {
 		j, err := getLiveJob(tx, id)
 		if err != nil {
 			return err
@@ -230,7 +230,7 @@ func (s *JobStore) ListJobs(ctx context.Context, fn func(*bulk.Job) error) (err 
 func (s *JobStore) DeleteJob(ctx context.Context, id string) (err error) {
 	defer bulk.Wrap(&err, "bolt.JobStore.DeleteJob(%q)", id)
 	prefix := []byte(id + "\x00")
-	return s.db.bolt.Update(func(tx *bbolt.Tx) error {
+	return s.db.update(func(tx *bbolt.Tx) error {
 		if err := tx.Bucket(bucketJobs).Delete([]byte(id)); err != nil {
 			return err
 		}
