@@ -292,6 +292,55 @@ func TestTables(t *testing.T) {
 		if get(p, "BillingMode") != "PAY_PER_REQUEST" || get(p, "PointInTimeRecoverySpecification", "PointInTimeRecoveryEnabled") != "true" {
 			t.Errorf("%s: want on-demand with point-in-time recovery", name)
 		}
+		// The global secondary indexes the stores query, keys only; and
+		// exactly the key attributes defined (CloudFormation rejects a
+		// definition no key schema uses).
+		wantDefs := []string{"pk"}
+		if spec.SortKey {
+			wantDefs = append(wantDefs, "sk")
+		}
+		gsis, _ := get(p, "GlobalSecondaryIndexes").([]any)
+		if len(gsis) != len(spec.Indexes) {
+			t.Errorf("%s has %d global secondary indexes, the code queries %d", name, len(gsis), len(spec.Indexes))
+		}
+		for _, ix := range spec.Indexes {
+			wantDefs = append(wantDefs, ix.HashKey)
+			var gsi any
+			for _, g := range gsis {
+				if get(g, "IndexName") == ix.Name {
+					gsi = g
+				}
+			}
+			if gsi == nil {
+				t.Errorf("%s has no index %s", name, ix.Name)
+				continue
+			}
+			if keys, want := fmt.Sprint(get(gsi, "KeySchema")), "[map[AttributeName:"+ix.HashKey+" KeyType:HASH]]"; keys != want {
+				t.Errorf("%s index %s KeySchema = %s, want %s", name, ix.Name, keys, want)
+			}
+			if pt := get(gsi, "Projection", "ProjectionType"); pt != "KEYS_ONLY" {
+				t.Errorf("%s index %s projects %v, want KEYS_ONLY", name, ix.Name, pt)
+			}
+		}
+		var defs []string
+		for _, d := range get(p, "AttributeDefinitions").([]any) {
+			if get(d, "AttributeType") != "S" {
+				t.Errorf("%s defines %v as %v, want S", name, get(d, "AttributeName"), get(d, "AttributeType"))
+			}
+			defs = append(defs, fmt.Sprint(get(d, "AttributeName")))
+		}
+		if fmt.Sprint(defs) != fmt.Sprint(wantDefs) {
+			t.Errorf("%s AttributeDefinitions = %v, want %v", name, defs, wantDefs)
+		}
+	}
+	// The kick-off counts the client's running jobs on the Jobs index
+	// (JobStore.ActiveJobs) instead of scanning the table.
+	kickoff := fmt.Sprint(get(tpl.Resources["KickoffFunction"], "Properties", "Policies"))
+	if !strings.Contains(kickoff, "[dynamodb:Query] Effect:Allow Resource:!Sub ${JobsTable.Arn}/index/*]") {
+		t.Errorf("KickoffFunction may not query the Jobs table's indexes: %s", kickoff)
+	}
+	if strings.Contains(kickoff, "dynamodb:Scan") {
+		t.Errorf("KickoffFunction may scan a table; its quota reads the index: %s", kickoff)
 	}
 	if n := len(tpl.ofType("AWS::DynamoDB::Table")); n != len(dynamodb.Specs()) {
 		t.Errorf("template has %d tables, the code uses %d", n, len(dynamodb.Specs()))

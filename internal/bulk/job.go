@@ -221,6 +221,15 @@ type JobStore interface {
 	// ListJobs visits all jobs (for recovery after a restart and for purging
 	// expired jobs) in id order.
 	ListJobs(ctx context.Context, fn func(*Job) error) error
+	// ActiveJobs counts the jobs of clientID that are not terminal
+	// (accepted or in progress), for the client's concurrency quota (R39).
+	// It exists so that a kick-off reads only that client's unfinished
+	// jobs, never every job: stores keep an index of the active jobs by
+	// owner, updated by the same write as the transitions, so the cost
+	// follows the client's running exports, not the jobs kept for a day.
+	// The count may briefly lag a transition where the store's index is
+	// eventually consistent (DynamoDB's), which a quota tolerates.
+	ActiveJobs(ctx context.Context, clientID string) (int, error)
 	// DeleteJob removes a job with its plan and progress. Deleting an unknown
 	// job is not an error.
 	DeleteJob(ctx context.Context, id string) error

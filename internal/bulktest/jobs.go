@@ -353,6 +353,78 @@ func RunJobStoreTests(t *testing.T, open func(t *testing.T) bulk.JobStore) {
 		}
 	})
 
+	t.Run("ActiveJobs", func(t *testing.T) {
+		s := open(t)
+		// Owners that prefix one another, and the empty one, catch an
+		// index keyed by a bare concatenation or by a non-empty key only.
+		owners := map[string]string{"a1": "client-1", "a2": "client-1", "b1": "client-10", "c1": "", "d1": "client-1"}
+		want := map[string]int{"client-1": 0, "client-10": 0, "": 0, "nobody": 0}
+		checkActive(t, s, want)
+		for _, id := range []string{"a1", "a2", "b1", "c1", "d1"} {
+			j := newJob(id)
+			j.ClientID = owners[id]
+			if err := s.CreateJob(ctx, j); err != nil {
+				t.Fatalf("CreateJob(%s): %v", id, err)
+			}
+		}
+		// A job stored already finished is not active.
+		done := newJob("z1")
+		done.Status = bulk.StatusCompleted
+		if err := s.CreateJob(ctx, done); err != nil {
+			t.Fatalf("CreateJob(z1, completed): %v", err)
+		}
+		want = map[string]int{"client-1": 3, "client-10": 1, "": 1, "nobody": 0}
+		checkActive(t, s, want)
+
+		// Running is still active; a plan or checkpoint changes nothing.
+		if _, err := s.Transition(ctx, "a1", []bulk.Status{bulk.StatusAccepted}, bulk.StatusInProgress, nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.SavePlan(ctx, "a1", newPlan(2)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SaveProgress(ctx, "a1", &bulk.ItemProgress{Index: 0, Done: true}); err != nil {
+			t.Fatal(err)
+		}
+		checkActive(t, s, want)
+
+		// Each terminal status ends it, and a refused transition does not.
+		for id, to := range map[string]bulk.Status{"a1": bulk.StatusCompleted, "a2": bulk.StatusFailed, "b1": bulk.StatusCancelled} {
+			if _, err := s.Transition(ctx, id, []bulk.Status{bulk.StatusAccepted, bulk.StatusInProgress}, to, nil); err != nil {
+				t.Fatalf("Transition(%s → %s): %v", id, to, err)
+			}
+		}
+		if _, err := s.Transition(ctx, "d1", []bulk.Status{bulk.StatusInProgress}, bulk.StatusCompleted, nil); bulk.ErrorCode(err) != bulk.ECONFLICT {
+			t.Errorf("Transition(d1, from in-progress) of an accepted job error = %v, want %s", err, bulk.ECONFLICT)
+		}
+		want = map[string]int{"client-1": 1, "client-10": 0, "": 1, "nobody": 0}
+		checkActive(t, s, want)
+
+		// Deleting a running job ends it; deleting a finished one or an
+		// unknown id changes nothing.
+		for _, id := range []string{"c1", "a1", "z1", "never"} {
+			if err := s.DeleteJob(ctx, id); err != nil {
+				t.Fatalf("DeleteJob(%s): %v", id, err)
+			}
+		}
+		want = map[string]int{"client-1": 1, "client-10": 0, "": 0, "nobody": 0}
+		checkActive(t, s, want)
+
+		// A cancelled job that is then deleted, as Cancel does it, and an
+		// id used again.
+		if _, err := s.Transition(ctx, "d1", []bulk.Status{bulk.StatusAccepted}, bulk.StatusCancelled, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteJob(ctx, "d1"); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CreateJob(ctx, newJob("a1")); err != nil {
+			t.Fatalf("CreateJob(a1) after DeleteJob: %v", err)
+		}
+		want = map[string]int{"client-1": 1, "client-10": 0, "": 0, "nobody": 0}
+		checkActive(t, s, want)
+	})
+
 	t.Run("DeleteJob", func(t *testing.T) {
 		s := create(t, "j1", "j2")
 		for _, id := range []string{"j1", "j2"} {
@@ -397,6 +469,35 @@ func RunJobStoreTests(t *testing.T, open func(t *testing.T) bulk.JobStore) {
 			t.Errorf("GetPlan(j1) of the new job error = %v, want %s", err, bulk.ENOTFOUND)
 		}
 	})
+}
+
+// activeLag bounds how long a store's ActiveJobs may lag its writes: a
+// DynamoDB global secondary index is eventually consistent.
+const activeLag = 5 * time.Second
+
+// checkActive checks ActiveJobs for each client of want, retrying until
+// activeLag has passed.
+func checkActive(t *testing.T, s bulk.JobStore, want map[string]int) {
+	t.Helper()
+	deadline := time.Now().Add(activeLag)
+	for {
+		got := map[string]int{}
+		var err error
+		for client := range want {
+			if got[client], err = s.ActiveJobs(context.Background(), client); err != nil {
+				t.Fatalf("ActiveJobs(%q): %v", client, err)
+			}
+		}
+		diff := gocmp.Diff(want, got)
+		if diff == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("ActiveJobs by client mismatch (-want +got):\n%s", diff)
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 func checkJob(t *testing.T, s bulk.JobStore, want *bulk.Job) {

@@ -238,16 +238,10 @@ func (s *Service) Cancel(ctx context.Context, clientID, id string) error {
 }
 
 // ActiveJobs counts a client's unfinished exports, for its concurrency
-// quota (R39).
+// quota (R39). Every kick-off asks, so it reads the store's index of active
+// jobs (JobStore.ActiveJobs), not every job.
 func (s *Service) ActiveJobs(ctx context.Context, clientID string) (int, error) {
-	n := 0
-	err := s.Jobs.ListJobs(ctx, func(j *bulk.Job) error {
-		if j.ClientID == clientID && !j.Status.Terminal() {
-			n++
-		}
-		return nil
-	})
-	return n, err
+	return s.Jobs.ActiveJobs(ctx, clientID)
 }
 
 // Recover restarts the workflow of every job a previous process left

@@ -177,6 +177,21 @@ func (s *JobStore) ListJobs(ctx context.Context, fn func(*bulk.Job) error) error
 	return nil
 }
 
+// ActiveJobs counts clientID's jobs that are not terminal. It looks at every
+// job under the lock, without copying any: a map walk, which is cheap for
+// the reference store; the durable stores keep an index instead.
+func (s *JobStore) ActiveJobs(ctx context.Context, clientID string) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, j := range s.jobs {
+		if j.ClientID == clientID && !j.Status.Terminal() {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // DeleteJob removes a job with its plan and progress.
 func (s *JobStore) DeleteJob(ctx context.Context, id string) error {
 	s.mu.Lock()

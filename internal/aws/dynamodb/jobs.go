@@ -28,14 +28,20 @@ var _ bulk.JobStore = (*JobStore)(nil)
 //   - Jobs: one item per job, pk = job id. "doc" is the job as JSON
 //     (without its counters), "st" the status that conditions test, "ver" a
 //     version for optimistic concurrency, "plan"/"parts"/"total" the stored
-//     plan's id, chunk count and item count.
+//     plan's id, chunk count and item count. "activeOwner" is "c#" and the
+//     job's client id while the job is not terminal, and absent once it is:
+//     the keys-only index "active" on it (ActiveIndex) is sparse, holding
+//     only the running jobs, so ActiveJobs queries one client's handful
+//     instead of scanning every job kept for the retention period.
 //   - JobItems: pk = job id, and sk "plan#{planID}#{chunk}" (the plan,
 //     gzipped JSON in chunks under the 400 KB item limit), "item#{index}"
 //     (an item's checkpoint) and "done#{index/1000}" (a number set of the
 //     done item indexes; ItemsDone is the size of the sets).
 //
 // Every rule of the contract is one single-item conditional write: a
-// transition is a versioned UpdateItem; the first plan is the one whose id
+// transition is a versioned UpdateItem (which also sets or removes
+// activeOwner, so the index never disagrees with the status it was written
+// with); the first plan is the one whose id
 // is set on the job item with attribute_not_exists; adding an index to a done
 // set is idempotent, so a retried checkpoint never counts twice and a crash
 // between two writes leaves nothing that a retry does not repair.
@@ -60,6 +66,8 @@ const (
 	attrTotal = "total"
 	attrData  = "data"
 	attrIdx   = "ix"
+	// attrActive is the partition key of ActiveIndex.
+	attrActive = "activeOwner"
 
 	// planChunkBytes keeps each plan chunk well under the 400 KB item limit.
 	planChunkBytes = 300 << 10
@@ -70,6 +78,15 @@ const (
 	// under contention.
 	maxTransitionAttempts = 50
 )
+
+// ActiveIndex is the Jobs table's global secondary index of the jobs that
+// are not terminal, by owner (attribute activeOwner, keys only).
+const ActiveIndex = "active"
+
+// activeOwner is the activeOwner value of clientID's running jobs. The
+// prefix keeps it non-empty: an index key cannot be the empty string, and
+// a job's client id may be.
+func activeOwner(clientID string) types.AttributeValue { return sv("c#" + clientID) }
 
 // notTerminal is the condition that the job exists and is not terminal.
 const notTerminal = "attribute_exists(pk) AND NOT (st IN (:c, :f, :x))"
@@ -92,12 +109,16 @@ func (s *JobStore) CreateJob(ctx context.Context, j *bulk.Job) (err error) {
 	if err != nil {
 		return err
 	}
+	item := map[string]types.AttributeValue{
+		attrPK: sv(j.ID), attrDoc: sv(string(doc)), attrState: sv(string(j.Status)),
+		attrVer: n(1), attrTotal: n(int64(j.ItemsTotal)), attrTTL: ttlOf(j.ExpiresAt),
+	}
+	if !j.Status.Terminal() {
+		item[attrActive] = activeOwner(j.ClientID)
+	}
 	_, err = s.api.PutItem(ctx, &ddb.PutItemInput{
-		TableName: aws.String(s.jobs),
-		Item: map[string]types.AttributeValue{
-			attrPK: sv(j.ID), attrDoc: sv(string(doc)), attrState: sv(string(j.Status)),
-			attrVer: n(1), attrTotal: n(int64(j.ItemsTotal)), attrTTL: ttlOf(j.ExpiresAt),
-		},
+		TableName:           aws.String(s.jobs),
+		Item:                item,
 		ConditionExpression: aws.String("attribute_not_exists(pk)"),
 	})
 	return translate(err, fmt.Sprintf("Job %s already exists.", j.ID))
@@ -169,7 +190,10 @@ func (s *JobStore) itemsDone(ctx context.Context, id string) (int, error) {
 // Transition moves a job from one of from to to with a versioned conditional
 // update, retrying when another writer changed the job in between. A
 // terminal job never changes; mutate cannot change the id, the status or
-// the counters.
+// the counters. The same update sets activeOwner (to a status that is not
+// terminal) or removes it (to a terminal one), so a job leaves the active
+// index with the write that finishes it; setting it on every other
+// transition also indexes a job created before the index existed.
 func (s *JobStore) Transition(ctx context.Context, id string, from []bulk.Status, to bulk.Status, mutate func(*bulk.Job)) (_ *bulk.Job, err error) {
 	defer bulk.Wrap(&err, "dynamodb.JobStore.Transition(%q, %v → %s)", id, from, to)
 	for attempt := 1; ; attempt++ {
@@ -197,15 +221,23 @@ func (s *JobStore) Transition(ctx context.Context, id string, from []bulk.Status
 			return nil, err
 		}
 		ver := getN(item, attrVer)
+		update := "SET doc = :doc, st = :to, ver = :next, #ttl = :ttl"
+		values := map[string]types.AttributeValue{
+			":doc": sv(string(doc)), ":to": sv(string(to)), ":ver": n(ver), ":next": n(ver + 1), ":ttl": ttlOf(j.ExpiresAt),
+		}
+		if to.Terminal() {
+			update += " REMOVE #active"
+		} else {
+			update += ", #active = :owner"
+			values[":owner"] = activeOwner(j.ClientID)
+		}
 		_, err = s.api.UpdateItem(ctx, &ddb.UpdateItemInput{
-			TableName:                aws.String(s.jobs),
-			Key:                      key(id),
-			UpdateExpression:         aws.String("SET doc = :doc, st = :to, ver = :next, #ttl = :ttl"),
-			ConditionExpression:      aws.String("ver = :ver"),
-			ExpressionAttributeNames: map[string]string{"#ttl": attrTTL},
-			ExpressionAttributeValues: map[string]types.AttributeValue{
-				":doc": sv(string(doc)), ":to": sv(string(to)), ":ver": n(ver), ":next": n(ver + 1), ":ttl": ttlOf(j.ExpiresAt),
-			},
+			TableName:                 aws.String(s.jobs),
+			Key:                       key(id),
+			UpdateExpression:          aws.String(update),
+			ConditionExpression:       aws.String("ver = :ver"),
+			ExpressionAttributeNames:  map[string]string{"#ttl": attrTTL, "#active": attrActive},
+			ExpressionAttributeValues: values,
 		})
 		if isConditionFailed(err) && attempt < maxTransitionAttempts {
 			if err := backoff(ctx, min(attempt, 3)); err != nil {
@@ -453,7 +485,49 @@ func (s *JobStore) ListJobs(ctx context.Context, fn func(*bulk.Job) error) (err 
 	return scanSorted(ctx, s.api, s.jobs, decodeJob, func(j *bulk.Job) string { return j.ID }, fn)
 }
 
+// ActiveJobs counts clientID's jobs that are not terminal with a COUNT
+// query of ActiveIndex, which holds only running jobs: it reads the client's
+// few index entries (keys only), never the job documents, however many jobs
+// the table keeps.
+//
+// A global secondary index is eventually consistent: a job created or
+// finished a moment ago may be missing from, or still in, the count
+// (typically for well under a second). A quota tolerates that. It is
+// already a check-then-create, not an atomic reservation (two concurrent
+// kick-offs of one client can both pass it, with any store), so the lag
+// only widens that window slightly, and a job finished a moment ago that is
+// still counted costs the client one 429 and a retry. An exact quota would need a
+// counter kept in step with every transition, which without transactions
+// a crash between the two writes would leave wrong until repaired.
+func (s *JobStore) ActiveJobs(ctx context.Context, clientID string) (_ int, err error) {
+	defer bulk.Wrap(&err, "dynamodb.JobStore.ActiveJobs(%q)", clientID)
+	in := &ddb.QueryInput{
+		TableName:                 aws.String(s.jobs),
+		IndexName:                 aws.String(ActiveIndex),
+		KeyConditionExpression:    aws.String("#active = :owner"),
+		ExpressionAttributeNames:  map[string]string{"#active": attrActive},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":owner": activeOwner(clientID)},
+		Select:                    types.SelectCount,
+	}
+	total := 0
+	for {
+		if err := ctx.Err(); err != nil {
+			return 0, bulk.Wrapf(err, bulk.ETRANSIENT, "Request cancelled.")
+		}
+		out, err := s.api.Query(ctx, in)
+		if err != nil {
+			return 0, translate(err, "count active jobs failed")
+		}
+		total += int(out.Count)
+		if len(out.LastEvaluatedKey) == 0 {
+			return total, nil
+		}
+		in.ExclusiveStartKey = out.LastEvaluatedKey
+	}
+}
+
 // DeleteJob removes the job item, then its plan, checkpoints and done sets.
+// Deleting the item removes it from ActiveIndex too.
 func (s *JobStore) DeleteJob(ctx context.Context, id string) (err error) {
 	defer bulk.Wrap(&err, "dynamodb.JobStore.DeleteJob(%q)", id)
 	if id == "" {

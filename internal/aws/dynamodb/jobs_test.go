@@ -144,3 +144,48 @@ func TestJobStoreManyItems(t *testing.T) {
 		t.Errorf("GetJob(j1).ItemsDone = %d, %v; want 4", j.ItemsDone, err)
 	}
 }
+
+// noScan is a DynamoDB client that refuses Scan.
+type noScan struct{ *ddb.Client }
+
+func (noScan) Scan(context.Context, *ddb.ScanInput, ...func(*ddb.Options)) (*ddb.ScanOutput, error) {
+	return nil, fmt.Errorf("Scan called")
+}
+
+// TestJobStoreActiveIndex: the Jobs table's index holds only the running
+// jobs, and ActiveJobs counts from it without scanning the table.
+func TestJobStoreActiveIndex(t *testing.T) {
+	client := awstest.DynamoDB(t)
+	jobsTable := awstest.Table(t, client, "Jobs")
+	s := dynamodb.NewJobStore(noScan{client}, jobsTable, awstest.Table(t, client, "JobItems"))
+	ctx := context.Background()
+	for i := range 40 {
+		id := fmt.Sprintf("j%02d", i)
+		if err := s.CreateJob(ctx, newJob(id)); err != nil {
+			t.Fatal(err)
+		}
+		to := []bulk.Status{bulk.StatusCompleted, bulk.StatusFailed, bulk.StatusCancelled, bulk.StatusInProgress}[i%4]
+		if i >= 36 {
+			continue // j36..j39 stay accepted
+		}
+		if _, err := s.Transition(ctx, id, []bulk.Status{bulk.StatusAccepted}, to, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// 9 in progress, 4 accepted.
+	if n, err := s.ActiveJobs(ctx, "c"); err != nil || n != 13 {
+		t.Errorf("ActiveJobs(c) = %d, %v; want 13", n, err)
+	}
+	out, err := client.Scan(ctx, &ddb.ScanInput{TableName: aws.String(jobsTable), IndexName: aws.String(dynamodb.ActiveIndex)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Items) != 13 {
+		t.Errorf("the active index holds %d jobs, want the 13 running ones", len(out.Items))
+	}
+	for _, item := range out.Items {
+		if len(item) != 2 {
+			t.Errorf("index entry %v has attributes besides the keys", item)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package dynamodb
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -27,13 +28,22 @@ type TableSpec struct {
 	Kind    string // "Jobs", "JobItems", ... as in Tables
 	SortKey bool
 	TTL     bool
+	Indexes []IndexSpec
+}
+
+// IndexSpec is a global secondary index: keys only, with the string
+// partition key HashKey and no sort key. Items without HashKey are not in
+// it, which is what makes it small.
+type IndexSpec struct {
+	Name    string
+	HashKey string
 }
 
 // Specs lists the tables a deployment needs. template.yaml declares the same
 // (a test checks it), and tests create them in dynalite with CreateTable.
 func Specs() []TableSpec {
 	return []TableSpec{
-		{Kind: "Jobs", TTL: true},
+		{Kind: "Jobs", TTL: true, Indexes: []IndexSpec{{Name: ActiveIndex, HashKey: attrActive}}},
 		{Kind: "JobItems", SortKey: true, TTL: true},
 		{Kind: "Clients"},
 		{Kind: "Replay", TTL: true},
@@ -64,6 +74,14 @@ func CreateTable(ctx context.Context, api TableAPI, name string, spec TableSpec)
 		in.AttributeDefinitions = append(in.AttributeDefinitions, types.AttributeDefinition{AttributeName: aws.String(attrSK), AttributeType: types.ScalarAttributeTypeS})
 		in.KeySchema = append(in.KeySchema, types.KeySchemaElement{AttributeName: aws.String(attrSK), KeyType: types.KeyTypeRange})
 	}
+	for _, ix := range spec.Indexes {
+		in.AttributeDefinitions = append(in.AttributeDefinitions, types.AttributeDefinition{AttributeName: aws.String(ix.HashKey), AttributeType: types.ScalarAttributeTypeS})
+		in.GlobalSecondaryIndexes = append(in.GlobalSecondaryIndexes, types.GlobalSecondaryIndex{
+			IndexName:  aws.String(ix.Name),
+			KeySchema:  []types.KeySchemaElement{{AttributeName: aws.String(ix.HashKey), KeyType: types.KeyTypeHash}},
+			Projection: &types.Projection{ProjectionType: types.ProjectionTypeKeysOnly},
+		})
+	}
 	if _, err := api.CreateTable(ctx, in); err != nil {
 		return translate(err, "create table failed")
 	}
@@ -73,7 +91,9 @@ func CreateTable(ctx context.Context, api TableAPI, name string, spec TableSpec)
 		if err != nil {
 			return translate(err, "describe table failed")
 		}
-		if out.Table.TableStatus == types.TableStatusActive {
+		if out.Table.TableStatus == types.TableStatusActive && !slices.ContainsFunc(out.Table.GlobalSecondaryIndexes, func(ix types.GlobalSecondaryIndexDescription) bool {
+			return ix.IndexStatus != types.IndexStatusActive
+		}) {
 			return nil
 		}
 		if attempt > 200 {

@@ -22,9 +22,22 @@ var _ bulk.JobStore = (*JobStore)(nil)
 // index, so a prefix read returns them in index order. Every method is one
 // bbolt transaction, and bbolt runs one write transaction at a time, so each
 // read-check-write is the conditional write the contract asks for.
+//
+// The active bucket indexes the jobs that are not terminal by owner, so a
+// kick-off's quota reads a client's running jobs and nothing else:
+//
+//	active             uvarint(len(owner)) owner job id → ""
+//
+// (the length prefix keeps one owner's keys from prefixing another's). The
+// writes that create, transition and delete jobs update it in their own
+// transaction. The first of them that finds it missing creates it and
+// fills it from the jobs bucket, so files made before it existed need no
+// migration; until then ActiveJobs counts from the jobs bucket.
 type JobStore struct {
 	db *DB
 }
+
+var bucketActive = []byte("active")
 
 // CreateJob stores j. Returns ECONFLICT if the id exists.
 func (s *JobStore) CreateJob(ctx context.Context, j *bulk.Job) (err error) {
@@ -41,7 +54,10 @@ func (s *JobStore) CreateJob(ctx context.Context, j *bulk.Job) (err error) {
 		if b.Get([]byte(j.ID)) != nil {
 			return bulk.Errorf(bulk.ECONFLICT, "Job %s already exists.", j.ID)
 		}
-		return b.Put([]byte(j.ID), v)
+		if err := b.Put([]byte(j.ID), v); err != nil {
+			return err
+		}
+		return reindex(tx, j.ID, nil, j)
 	})
 }
 
@@ -68,11 +84,15 @@ func (s *JobStore) Transition(ctx context.Context, id string, from []bulk.Status
 		if j.Status.Terminal() || !slices.Contains(from, j.Status) {
 			return bulk.Errorf(bulk.ECONFLICT, "Job %s is %s, not %v.", id, j.Status, from)
 		}
+		was := &bulk.Job{ClientID: j.ClientID, Status: j.Status}
 		if mutate != nil {
 			mutate(j)
 		}
 		j.ID, j.Status = id, to
-		return putJSON(tx.Bucket(bucketJobs), []byte(id), j)
+		if err := putJSON(tx.Bucket(bucketJobs), []byte(id), j); err != nil {
+			return err
+		}
+		return reindex(tx, id, was, j)
 	})
 	if err != nil {
 		return nil, err
@@ -226,11 +246,51 @@ func (s *JobStore) ListJobs(ctx context.Context, fn func(*bulk.Job) error) (err 
 	return nil
 }
 
+// ActiveJobs counts clientID's jobs that are not terminal: a prefix read
+// of the active index.
+func (s *JobStore) ActiveJobs(ctx context.Context, clientID string) (n int, err error) {
+	defer bulk.Wrap(&err, "bolt.JobStore.ActiveJobs(%q)", clientID)
+	prefix := activePrefix(clientID)
+	err = s.db.bolt.View(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketActive)
+		if b == nil { // a file no job write has touched since the index exists
+			return tx.Bucket(bucketJobs).ForEach(func(k, v []byte) error {
+				var j struct {
+					ClientID string      `json:"clientId"`
+					Status   bulk.Status `json:"status"`
+				}
+				if err := json.Unmarshal(v, &j); err != nil {
+					return fmt.Errorf("job %q: %w", k, err)
+				}
+				if j.ClientID == clientID && !j.Status.Terminal() {
+					n++
+				}
+				return nil
+			})
+		}
+		cur := b.Cursor()
+		for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
 // DeleteJob removes a job with its plan and checkpoints.
 func (s *JobStore) DeleteJob(ctx context.Context, id string) (err error) {
 	defer bulk.Wrap(&err, "bolt.JobStore.DeleteJob(%q)", id)
 	prefix := []byte(id + "\x00")
 	return s.db.update(func(tx *bbolt.Tx) error {
+		switch j, err := getJob(tx, id); bulk.ErrorCode(err) {
+		case bulk.ENOTFOUND:
+		case "":
+			if err := reindex(tx, id, j, nil); err != nil {
+				return err
+			}
+		default:
+			return err
+		}
 		if err := tx.Bucket(bucketJobs).Delete([]byte(id)); err != nil {
 			return err
 		}
@@ -276,6 +336,53 @@ func getLiveJob(tx *bbolt.Tx, id string) (*bulk.Job, error) {
 	}
 	return j, nil
 }
+
+// reindex moves job id's entry in the active index from what it was (nil
+// for a new job) to what it is (nil for a deleted job): only jobs that are
+// not terminal have one. It creates and fills the index if the file has
+// none yet, before the job's own change, which the caller has written or
+// is about to write in tx.
+func reindex(tx *bbolt.Tx, id string, was, is *bulk.Job) error {
+	b := tx.Bucket(bucketActive)
+	if b == nil {
+		var err error
+		if b, err = tx.CreateBucket(bucketActive); err != nil {
+			return err
+		}
+		err = tx.Bucket(bucketJobs).ForEach(func(k, v []byte) error {
+			if string(k) == id {
+				return nil // indexed below, from was and is
+			}
+			j := new(bulk.Job)
+			if err := json.Unmarshal(v, j); err != nil {
+				return fmt.Errorf("job %q: %w", k, err)
+			}
+			if j.Status.Terminal() {
+				return nil
+			}
+			return b.Put(activeKey(j.ClientID, string(k)), []byte{})
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if was != nil && !was.Status.Terminal() {
+		if err := b.Delete(activeKey(was.ClientID, id)); err != nil {
+			return err
+		}
+	}
+	if is != nil && !is.Status.Terminal() {
+		return b.Put(activeKey(is.ClientID, id), []byte{})
+	}
+	return nil
+}
+
+// activePrefix is the prefix of owner's keys in the active index.
+func activePrefix(owner string) []byte {
+	return append(binary.AppendUvarint(nil, uint64(len(owner))), owner...)
+}
+
+func activeKey(owner, id string) []byte { return append(activePrefix(owner), id...) }
 
 func putJSON(b *bbolt.Bucket, key []byte, v any) error {
 	data, err := json.Marshal(v)
