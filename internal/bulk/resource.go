@@ -41,6 +41,17 @@ type Tombstone struct {
 	Type      string
 	ID        string
 	DeletedAt time.Time
+	// Patients are the Patients whose compartment held the resource when it
+	// was deleted: the Patients of the version deleted (sorted, distinct),
+	// or, when a deleted resource is deleted again, those the earlier
+	// tombstone recorded. Empty means unknown: the resource was not stored
+	// when deleted, was in no compartment, the tombstone was written
+	// before stores recorded compartments, or the store does not keep so
+	// long a list (DynamoDB: see its Delete). Group and `patient` exports list
+	// only tombstones in an exported patient's compartment (R88, R89), so
+	// they leave those out; they count a Patient's tombstone in its own
+	// compartment whatever this says.
+	Patients []string
 }
 
 // Ref names a stored resource.
@@ -115,7 +126,9 @@ type ResourceSource interface {
 	// does not exist.
 	GroupMembership(ctx context.Context, groupID string) ([]Member, error)
 	// Tombstones visits deletions of typ whose time lies in rng, in
-	// (deletedAt, id) order.
+	// (deletedAt, id) order, each with the compartments it was in
+	// (Tombstone.Patients). Callers that want one patient set's deletions
+	// filter the visits: deletions are few next to resources.
 	Tombstones(ctx context.Context, typ string, rng Range, fn func(Tombstone) error) error
 	// List visits every live resource of typ in id order, after afterID, for
 	// plain FHIR reads such as `GET /Group`.
@@ -130,8 +143,10 @@ type ResourceSink interface {
 	// live earlier version listed keep their time, the others get the new
 	// version's LastUpdated.
 	Put(ctx context.Context, rs []*Resource) error
-	// Delete removes a resource and records a tombstone at time at. Deleting a
-	// resource that does not exist still records the tombstone.
+	// Delete removes a resource and records a tombstone at time at, with the
+	// Patients of the version it removes (Tombstone.Patients). Deleting a
+	// resource that does not exist still records the tombstone: with the
+	// Patients of its earlier tombstone if it has one, else with none.
 	Delete(ctx context.Context, ref Ref, at time.Time) error
 	// TypeOf returns the types under which id is stored, for resolving
 	// `urn:uuid:` references on import.

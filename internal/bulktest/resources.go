@@ -433,7 +433,7 @@ func RunResourceStoreTests(t *testing.T, open func(t *testing.T) bulk.ResourceSt
 			t.Fatal(err)
 		}
 		checkCount(t, s, "Condition", 1)
-		want := []bulk.Tombstone{tomb("Condition", "c1", at(50)), tomb("Condition", "never", at(60))}
+		want := []bulk.Tombstone{tomb("Condition", "c1", at(50), "p1"), tomb("Condition", "never", at(60))}
 		checkTombstones(t, s, "Condition", all, want)
 		checkTombstones(t, s, "Condition", bulk.Range{Since: at(50), Until: farFuture}, want[1:])
 		checkTombstones(t, s, "Condition", bulk.Range{Until: at(50)}, want[:1])
@@ -456,7 +456,7 @@ func RunResourceStoreTests(t *testing.T, open func(t *testing.T) bulk.ResourceSt
 		}
 		back := res("Condition", "c1", at(40), "p3")
 		mustPut(t, s, back)
-		checkTombstones(t, s, "Condition", all, []bulk.Tombstone{tomb("Condition", "c2", at(50))})
+		checkTombstones(t, s, "Condition", all, []bulk.Tombstone{tomb("Condition", "c2", at(50), "p2")})
 		if got, err := s.Get(ctx, "Condition", "c1"); err != nil {
 			t.Errorf("Get(Condition, c1) after Put = %v", err)
 		} else if diff := gocmp.Diff(back, got, resourceOpts); diff != "" {
@@ -466,6 +466,79 @@ func RunResourceStoreTests(t *testing.T, open func(t *testing.T) bulk.ResourceSt
 			t.Errorf("Compartment(p3, Condition) = %v, want [Condition/c1]", got)
 		}
 		checkCount(t, s, "Condition", 1)
+	})
+
+	t.Run("TombstonePatients", func(t *testing.T) {
+		s := load(t, dataset())
+		// A version that moved to another compartment: the tombstone has
+		// the deleted version's patients, not the earlier one's.
+		mustPut(t, s, res("Condition", "c2", at(30), "p3"))
+		for _, d := range []bulk.Tombstone{
+			tomb("Condition", "c1", at(50)),
+			tomb("Condition", "c2", at(51)),
+			tomb("Observation", "shared", at(52)),
+			tomb("Observation", "o03", at(53)), // in no compartment
+			tomb("Patient", "p2", at(54)),
+			tomb("Medication", "m1", at(55)),
+			tomb("Patient", "never", at(56)), // not stored: unknown
+			tomb("Group", "g1", at(57)),
+		} {
+			if err := s.Delete(ctx, bulk.Ref{Type: d.Type, ID: d.ID}, d.DeletedAt); err != nil {
+				t.Fatalf("Delete(%s/%s): %v", d.Type, d.ID, err)
+			}
+		}
+		checkTombstones(t, s, "Condition", all, []bulk.Tombstone{
+			tomb("Condition", "c1", at(50), "p1"),
+			tomb("Condition", "c2", at(51), "p3"),
+		})
+		checkTombstones(t, s, "Observation", all, []bulk.Tombstone{
+			tomb("Observation", "shared", at(52), "p1", "p2"),
+			tomb("Observation", "o03", at(53)),
+		})
+		checkTombstones(t, s, "Patient", all, []bulk.Tombstone{
+			tomb("Patient", "p2", at(54), "p2"),
+			tomb("Patient", "never", at(56)),
+		})
+		checkTombstones(t, s, "Medication", all, []bulk.Tombstone{tomb("Medication", "m1", at(55))})
+		checkTombstones(t, s, "Group", all, []bulk.Tombstone{tomb("Group", "g1", at(57), "p1", "p3")})
+		checkTombstones(t, s, "Observation", bulk.Range{Since: at(52), Until: farFuture}, []bulk.Tombstone{
+			tomb("Observation", "o03", at(53)),
+		})
+
+		// Deleted again: the tombstone moves and keeps its patients.
+		if err := s.Delete(ctx, ref("Condition", "c1"), at(60)); err != nil {
+			t.Fatal(err)
+		}
+		checkTombstones(t, s, "Condition", all, []bulk.Tombstone{
+			tomb("Condition", "c2", at(51), "p3"),
+			tomb("Condition", "c1", at(60), "p1"),
+		})
+		// Stored again in another compartment, then deleted: the new
+		// version's patients.
+		mustPut(t, s, res("Condition", "c1", at(61), "p2", "p3"))
+		checkTombstones(t, s, "Condition", all, []bulk.Tombstone{tomb("Condition", "c2", at(51), "p3")})
+		if err := s.Delete(ctx, ref("Condition", "c1"), at(62)); err != nil {
+			t.Fatal(err)
+		}
+		checkTombstones(t, s, "Condition", all, []bulk.Tombstone{
+			tomb("Condition", "c2", at(51), "p3"),
+			tomb("Condition", "c1", at(62), "p2", "p3"),
+		})
+		// A tombstone's patients stay the caller's: changing a visited
+		// slice changes nothing stored.
+		err := s.Tombstones(ctx, "Condition", all, func(ts bulk.Tombstone) error {
+			for i := range ts.Patients {
+				ts.Patients[i] = "x"
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkTombstones(t, s, "Condition", all, []bulk.Tombstone{
+			tomb("Condition", "c2", at(51), "p3"),
+			tomb("Condition", "c1", at(62), "p2", "p3"),
+		})
 	})
 
 	t.Run("TombstoneOrder", func(t *testing.T) {
@@ -833,8 +906,10 @@ func checkTombstones(t *testing.T, s bulk.ResourceSource, typ string, rng bulk.R
 
 func ref(typ, id string) bulk.Ref { return bulk.Ref{Type: typ, ID: id} }
 
-func tomb(typ, id string, at time.Time) bulk.Tombstone {
-	return bulk.Tombstone{Type: typ, ID: id, DeletedAt: at}
+// tomb is a tombstone as a store reports it, with the compartments the
+// deleted resource was in.
+func tomb(typ, id string, at time.Time, patients ...string) bulk.Tombstone {
+	return bulk.Tombstone{Type: typ, ID: id, DeletedAt: at, Patients: patients}
 }
 
 func compareScanOrder(a, b *bulk.Resource) int {

@@ -105,10 +105,11 @@ func (s *Service) ExportItem(ctx context.Context, in ItemInput) (out ItemOutput,
 	next := &bulk.ItemProgress{Index: in.Item, Done: done, Cursor: cursor, Part: prog.Part + 1,
 		Files: append(slices.Clone(prog.Files), written...)}
 	if err := s.Jobs.SaveProgress(ctx, in.JobID, next); err != nil {
-		if bulk.ErrorCode(err) == bulk.ECONFLICT {
-			// The job was cancelled while we wrote. Locally Cancel waits for
-			// us and then deletes the job's files; on AWS StopExecution does
-			// not wait for a running Lambda, so remove what this call wrote.
+		if code := bulk.ErrorCode(err); code == bulk.ECONFLICT || code == bulk.ENOTFOUND {
+			// The job was cancelled (ECONFLICT) or already deleted
+			// (ENOTFOUND) while we wrote. Locally Cancel waits for us and
+			// then deletes the job's files; on AWS StopExecution does not
+			// wait for a running Lambda, so remove what this call wrote.
 			for _, f := range written {
 				if err := s.Objects.DeletePrefix(ctx, f.Key); err != nil {
 					log.Warn("could not delete a cancelled job's file", "key", f.Key, "err", err)
@@ -414,12 +415,18 @@ func (s *Service) inExport(ctx context.Context, j *bulk.Job, p *bulk.Plan, organ
 }
 
 // exportDeleted writes one transaction Bundle per tombstone with a DELETE
-// entry (R88, requirements 5.4).
+// entry (R88, requirements 5.4). With item.Patients (Group and `patient`
+// exports) it writes only the tombstones of resources that were in one of
+// their compartments; each tombstone is visited once, so a deletion in
+// several of their compartments is listed once.
 func (x *itemRun) exportDeleted(ctx context.Context) (int64, error) {
 	var n int64
 	buf := make([]byte, 0, 256)
 	for _, t := range x.item.Types {
 		err := x.s.Resources.Tombstones(ctx, t, x.plan.Range, func(ts bulk.Tombstone) error {
+			if len(x.item.Patients) > 0 && !inCompartments(ts, x.item.Patients) {
+				return nil
+			}
 			buf = append(buf[:0], `{"resourceType":"Bundle","type":"transaction","meta":{"lastUpdated":"`...)
 			buf = ts.DeletedAt.UTC().AppendFormat(buf, "2006-01-02T15:04:05.000Z07:00")
 			buf = append(buf, `"},"entry":[{"request":{"method":"DELETE","url":`...)
@@ -433,6 +440,22 @@ func (x *itemRun) exportDeleted(ctx context.Context) (int64, error) {
 		}
 	}
 	return n, nil
+}
+
+// inCompartments reports whether ts was in the compartment of one of
+// patients (sorted).
+func inCompartments(ts bulk.Tombstone, patients []string) bool {
+	if ts.Type == "Patient" {
+		if _, ok := slices.BinarySearch(patients, ts.ID); ok {
+			return true
+		}
+	}
+	for _, p := range ts.Patients {
+		if _, ok := slices.BinarySearch(patients, p); ok {
+			return true
+		}
+	}
+	return false
 }
 
 // Finalize completes the job once every item is done. Finalizing a

@@ -191,19 +191,22 @@ func (s *Service) cut(ctx context.Context, j *bulk.Job) (*bulk.Plan, error) {
 	if p.Provenance && !organized {
 		add(bulk.Item{Associated: true})
 	}
-	if !req.Since.IsZero() && req.Level != bulk.LevelGroup && len(req.Patients) == 0 {
-		// Deletions since _since (R88). Tombstones do not record
-		// compartments, so Group and `patient` exports, which must not
-		// reveal other patients' data, list none; nor do they record
-		// contents, so types the client's scopes restrict by search
-		// parameters list none either.
+	if !req.Since.IsZero() {
+		// Deletions since _since (R88). Group and `patient` exports, which
+		// must not reveal other patients' data, list those in the
+		// compartment of a patient they export (the item carries the
+		// patients: the plan's members, fixed once planned); tombstones
+		// that do not know their compartments are left out there.
+		// Tombstones record no contents, so types the client's scopes
+		// restrict by search parameters list none.
 		sp, err := newSpec(&req)
 		if err != nil {
 			return nil, err
 		}
 		deleted := slices.DeleteFunc(slices.Clone(types), sp.restricted)
-		if len(deleted) > 0 {
-			add(bulk.Item{Deleted: true, Types: deleted})
+		byPatient := req.Level == bulk.LevelGroup || len(req.Patients) > 0
+		if len(deleted) > 0 && (!byPatient || len(patients) > 0) {
+			add(bulk.Item{Deleted: true, Types: deleted, Patients: patients})
 		}
 	}
 	return p, nil

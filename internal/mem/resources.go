@@ -24,7 +24,7 @@ type ResourceStore struct {
 
 	mu         sync.RWMutex
 	resources  map[string]map[string]*bulk.Resource // type → id → resource
-	tombstones map[string]map[string]time.Time      // type → id → deletedAt
+	tombstones map[string]map[string]tombstone      // type → id → deletion
 	joined     map[string]map[string]time.Time      // Group id → member → Member.Since
 }
 
@@ -34,7 +34,7 @@ func NewResourceStore(shards int) *ResourceStore {
 	return &ResourceStore{
 		shards:     max(shards, 1),
 		resources:  make(map[string]map[string]*bulk.Resource),
-		tombstones: make(map[string]map[string]time.Time),
+		tombstones: make(map[string]map[string]tombstone),
 		joined:     make(map[string]map[string]time.Time),
 	}
 }
@@ -175,9 +175,9 @@ func (s *ResourceStore) GroupMembership(ctx context.Context, groupID string) ([]
 func (s *ResourceStore) Tombstones(ctx context.Context, typ string, rng bulk.Range, fn func(bulk.Tombstone) error) error {
 	s.mu.RLock()
 	var ts []bulk.Tombstone
-	for id, at := range s.tombstones[typ] {
-		if rng.Contains(at) {
-			ts = append(ts, bulk.Tombstone{Type: typ, ID: id, DeletedAt: at})
+	for id, d := range s.tombstones[typ] {
+		if rng.Contains(d.at) {
+			ts = append(ts, bulk.Tombstone{Type: typ, ID: id, DeletedAt: d.at, Patients: slices.Clone(d.patients)})
 		}
 	}
 	s.mu.RUnlock()
@@ -252,25 +252,36 @@ func (s *ResourceStore) Put(ctx context.Context, rs []*bulk.Resource) error {
 	return nil
 }
 
-// Delete removes a resource and records a tombstone at at, replacing an
-// earlier tombstone of it.
+// Delete removes a resource and records a tombstone at at with the deleted
+// version's Patients, replacing an earlier tombstone of it (whose Patients it
+// keeps when there is no live version).
 func (s *ResourceStore) Delete(ctx context.Context, ref bulk.Ref, at time.Time) error {
 	if ref.Type == "" || ref.ID == "" {
 		return bulk.Errorf(bulk.EINVALID, "A resource needs a type and an id.")
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	ts := s.tombstones[ref.Type]
+	if ts == nil {
+		ts = make(map[string]tombstone)
+		s.tombstones[ref.Type] = ts
+	}
+	patients := ts[ref.ID].patients
+	if r, ok := s.resources[ref.Type][ref.ID]; ok {
+		patients = slices.Compact(slices.Sorted(slices.Values(r.Patients)))
+	}
 	delete(s.resources[ref.Type], ref.ID)
 	if ref.Type == "Group" {
 		delete(s.joined, ref.ID)
 	}
-	ts := s.tombstones[ref.Type]
-	if ts == nil {
-		ts = make(map[string]time.Time)
-		s.tombstones[ref.Type] = ts
-	}
-	ts[ref.ID] = at.UTC()
+	ts[ref.ID] = tombstone{at: at.UTC(), patients: patients}
 	return nil
+}
+
+// tombstone is a stored deletion: when, and the compartments it was in.
+type tombstone struct {
+	at       time.Time
+	patients []string
 }
 
 // TypeOf returns the types under which id is stored, sorted.

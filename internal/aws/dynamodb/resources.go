@@ -41,7 +41,9 @@ var _ bulk.ResourceStore = (*ResourceStore)(nil)
 //	                    the resource's lastUpdated to find its item.
 //	_members/{group}    sk {patient}           Group membership, with the
 //	                    time the member joined.
-//	_deleted/{type}     sk {deletedAt}#{id}    tombstones.
+//	_deleted/{type}     sk {deletedAt}#{id}    tombstones, with the deleted
+//	                    version's Patients (none in items written before
+//	                    tombstones kept them: unknown).
 //	_count              sk {type}#{shard}      live resources, for planning.
 //
 // Bodies (with Patients and Members) larger than SpillBytes are stored in
@@ -533,7 +535,8 @@ func (s *ResourceStore) IsGroupMember(ctx context.Context, groupID, patientID st
 	return len(out.Item) > 0, nil
 }
 
-// Tombstones visits deletions of typ in rng in (deletedAt, id) order.
+// Tombstones visits deletions of typ in rng in (deletedAt, id) order, with
+// the Patients each tombstone item holds.
 func (s *ResourceStore) Tombstones(ctx context.Context, typ string, rng bulk.Range, fn func(bulk.Tombstone) error) (err error) {
 	defer bulk.Wrap(&err, "dynamodb.ResourceStore.Tombstones(%s)", typ)
 	lo, hi, ok := keyRange(rng)
@@ -551,7 +554,7 @@ func (s *ResourceStore) Tombstones(ctx context.Context, typ string, rng bulk.Ran
 		if err != nil {
 			return bulk.Wrapf(err, bulk.EINTERNAL, "Stored tombstone is unreadable.")
 		}
-		return fn(bulk.Tombstone{Type: typ, ID: id, DeletedAt: t})
+		return fn(bulk.Tombstone{Type: typ, ID: id, DeletedAt: t, Patients: getSS(item, attrPatients)})
 	}))
 }
 
@@ -996,7 +999,10 @@ func (s *ResourceStore) writeParallel(ctx context.Context, reqs []types.WriteReq
 
 // Delete removes a resource and records its tombstone: first the live
 // version's items go, then the tombstone is written and committed on the
-// _id item, so a crash in between is repaired by deleting again.
+// _id item, so a crash in between is repaired by deleting again. Both the
+// tombstone and the deleted _id item keep the deleted version's Patients
+// (the _id item so that deleting again keeps them), unless they would make
+// the items large (see tombstonePatients).
 func (s *ResourceStore) Delete(ctx context.Context, ref bulk.Ref, at time.Time) (err error) {
 	defer bulk.Wrap(&err, "dynamodb.ResourceStore.Delete(%s/%s)", ref.Type, ref.ID)
 	if ref.Type == "" || ref.ID == "" {
@@ -1032,14 +1038,17 @@ func (s *ResourceStore) Delete(ctx context.Context, ref bulk.Ref, at time.Time) 
 			}
 		}
 		tomb := scanSK(lu(at), ref.ID)
-		if _, err := s.api.PutItem(ctx, &ddb.PutItemInput{
-			TableName: aws.String(s.table), Item: map[string]types.AttributeValue{attrPK: sv(deletedPK(ref.Type)), attrSK: sv(tomb)},
-		}); err != nil {
+		tombItem := map[string]types.AttributeValue{attrPK: sv(deletedPK(ref.Type)), attrSK: sv(tomb)}
+		idItem := map[string]types.AttributeValue{
+			attrPK: sv(idPK(ref.Type)), attrSK: sv(ref.ID), attrDel: sv(tomb), attrToken: sv(randomID()),
+		}
+		if tp := s.tombstonePatients(pts); len(tp) > 0 {
+			tombItem[attrPatients], idItem[attrPatients] = strList(tp), strList(tp)
+		}
+		if _, err := s.api.PutItem(ctx, &ddb.PutItemInput{TableName: aws.String(s.table), Item: tombItem}); err != nil {
 			return translate(err, "write tombstone failed")
 		}
-		err = s.commit(ctx, map[string]types.AttributeValue{
-			attrPK: sv(idPK(ref.Type)), attrSK: sv(ref.ID), attrDel: sv(tomb), attrToken: sv(randomID()),
-		}, old)
+		err = s.commit(ctx, idItem, old)
 		if isConditionFailed(err) && attempt < maxPutAttempts {
 			continue // written meanwhile: delete what is there now
 		}
@@ -1059,6 +1068,27 @@ func (s *ResourceStore) Delete(ctx context.Context, ref bulk.Ref, at time.Time) 
 		}
 		return nil
 	}
+}
+
+// maxTombstonePatients bounds the size of the Patients a tombstone records,
+// which keeps its items far below DynamoDB's 400 KB limit.
+const maxTombstonePatients = 64 << 10
+
+// tombstonePatients returns the Patients a tombstone records: pts (the
+// deleted version's, or an earlier tombstone's), sorted and distinct, or
+// none (unknown) when their ids add up to more than maxTombstonePatients.
+// Tombstones are not spilled, and only a resource in thousands of
+// compartments gets there: a large Group, which compartment exports never
+// hold.
+func (s *ResourceStore) tombstonePatients(pts []string) []string {
+	size := 0
+	for _, p := range pts {
+		size += len(p) + 3 // an L element's overhead
+	}
+	if size > maxTombstonePatients {
+		return nil
+	}
+	return slices.Compact(slices.Sorted(slices.Values(pts)))
 }
 
 // parallel calls fn(0..n-1) with at most limit calls at once and returns

@@ -9,7 +9,7 @@
 //	counts             type → live resources (8 bytes)
 //	r:<type>           shard(1) + lastUpdated(8) + id → header + body
 //	i:<type>           id → 'L' + lastUpdated(8) | 'D' + deletedAt(8)
-//	t:<type>           deletedAt(8) + id → ""
+//	t:<type>           deletedAt(8) + id → patients of the deleted version, as in a header ("" in files written before: unknown)
 //	pc                 patient 0x00 type 0x00 id → lastUpdated(8)
 //	gm                 group 0x00 patient → joined (8: the lastUpdated of the first Group version listing the patient)
 //	jobs, plans        job id → JSON

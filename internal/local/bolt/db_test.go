@@ -111,7 +111,7 @@ func TestReopen(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	if want := []bulk.Tombstone{{Type: rs[1].Type, ID: rs[1].ID, DeletedAt: deletedAt}}; !gocmp.Equal(want, tombstones) {
+	if want := []bulk.Tombstone{{Type: rs[1].Type, ID: rs[1].ID, DeletedAt: deletedAt, Patients: rs[1].Patients}}; !gocmp.Equal(want, tombstones, cmpopts.EquateEmpty()) {
 		t.Errorf("Tombstones after reopen = %v, want %v", tombstones, want)
 	}
 

@@ -105,6 +105,52 @@ func appendValue(b []byte, r *bulk.Resource) []byte {
 	return append(b, r.Body...)
 }
 
+// patientsLen returns the length of the patient list that starts a stored
+// value's header: the encoding a tombstone keeps of the deleted version's
+// patients.
+func patientsLen(v []byte) (int, error) {
+	n, off := binary.Uvarint(v)
+	if off <= 0 {
+		return 0, errCorrupt("bad value header")
+	}
+	for range n {
+		l, k := binary.Uvarint(v[off:])
+		if k <= 0 || uint64(len(v)-off-k) < l {
+			return 0, errCorrupt("bad value header")
+		}
+		off += k + int(l)
+	}
+	return off, nil
+}
+
+// readPatients decodes a tombstone's value, a patient list as in a value
+// header; an empty value (a tombstone written before tombstones recorded
+// patients) and an empty list both give nil.
+func readPatients(v []byte) ([]string, error) {
+	if len(v) == 0 {
+		return nil, nil
+	}
+	n, off := binary.Uvarint(v)
+	if off <= 0 || n > uint64(len(v)) {
+		return nil, errCorrupt("bad tombstone value")
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	str := string(v) // one allocation for every id
+	ids := make([]string, 0, n)
+	for range n {
+		l, k := binary.Uvarint(v[off:])
+		if k <= 0 || uint64(len(v)-off-k) < l {
+			return nil, errCorrupt("bad tombstone value")
+		}
+		off += k
+		ids = append(ids, str[off:off+int(l)])
+		off += int(l)
+	}
+	return ids, nil
+}
+
 // inCompartment reports whether a stored value lists any patient: a zero
 // patient count is the single byte 0.
 func inCompartment(v []byte) bool { return len(v) > 0 && v[0] != 0 }

@@ -353,7 +353,8 @@ func (s *ResourceStore) GroupMembership(ctx context.Context, groupID string) (_ 
 	return members, err
 }
 
-// Tombstones visits the deletions of typ in rng in (deletedAt, id) order.
+// Tombstones visits the deletions of typ in rng in (deletedAt, id) order: a
+// range of t:<type> keys, whose values are the deleted versions' patients.
 func (s *ResourceStore) Tombstones(ctx context.Context, typ string, rng bulk.Range, fn func(bulk.Tombstone) error) (err error) {
 	defer wrapRead(&err, "bolt.ResourceStore.Tombstones(%s)", typ)
 	lo, hi, ok := nanosRange(rng)
@@ -377,8 +378,9 @@ func (s *ResourceStore) Tombstones(ctx context.Context, typ string, rng bulk.Ran
 			var m meter
 			defer s.db.charge(tx, &m)
 			cur := b.Cursor()
-			for k, _ := cur.Seek(start); k != nil; k, _ = cur.Next() {
+			for k, v := cur.Seek(start); k != nil; k, v = cur.Next() {
 				m.touch(0, k)
+				m.touch(0, v)
 				if len(k) <= 8 {
 					return errCorrupt("bad tombstone key")
 				}
@@ -390,7 +392,11 @@ func (s *ResourceStore) Tombstones(ctx context.Context, typ string, rng bulk.Ran
 					start, more = slices.Clone(k), true
 					return nil
 				}
-				ts = append(ts, bulk.Tombstone{Type: typ, ID: string(k[8:]), DeletedAt: time.Unix(0, nanos).UTC()})
+				patients, err := readPatients(v)
+				if err != nil {
+					return err
+				}
+				ts = append(ts, bulk.Tombstone{Type: typ, ID: string(k[8:]), DeletedAt: time.Unix(0, nanos).UTC(), Patients: patients})
 			}
 			return nil
 		})
@@ -497,7 +503,8 @@ func (s *ResourceStore) Put(ctx context.Context, rs []*bulk.Resource) (err error
 }
 
 // Delete removes a resource with its index entries and records a tombstone at
-// at, replacing an earlier tombstone of it.
+// at with the deleted version's patients, replacing an earlier tombstone of
+// it (whose patients it keeps when the resource is not live).
 func (s *ResourceStore) Delete(ctx context.Context, ref bulk.Ref, at time.Time) (err error) {
 	defer bulk.Wrap(&err, "bolt.ResourceStore.Delete(%s/%s)", ref.Type, ref.ID)
 	if err := checkRef(ref.Type, ref.ID); err != nil {

@@ -149,18 +149,33 @@ func (w *writer) delete(ref bulk.Ref, nanos int64) error {
 	if err != nil {
 		return err
 	}
+	// The tombstone's value is the patient list of the deleted version's
+	// header, or the earlier tombstone's value when deleted again.
+	patients := empty
 	switch old := tb.i.Get([]byte(ref.ID)); {
 	case len(old) == 9 && old[0] == stateLive:
-		if err := w.unindex(tb, ref.Type, ref.ID, shardOf(ref.ID, w.shards), readTime(old[1:])); err != nil {
+		shard, lu := shardOf(ref.ID, w.shards), readTime(old[1:])
+		if v := tb.r.Get(appendResourceKey(nil, shard, lu, ref.ID)); v != nil {
+			n, err := patientsLen(v)
+			if err != nil {
+				return err
+			}
+			patients = append(w.alloc(n)[:0], v[:n]...)
+		}
+		if err := w.unindex(tb, ref.Type, ref.ID, shard, lu); err != nil {
 			return err
 		}
 		tb.delta--
 	case len(old) == 9 && old[0] == stateDeleted:
-		if err := tb.t.Delete(w.tombstoneKey(readTime(old[1:]), ref.ID)); err != nil {
+		tk := w.tombstoneKey(readTime(old[1:]), ref.ID)
+		if v := tb.t.Get(tk); len(v) > 0 {
+			patients = append(w.alloc(len(v))[:0], v...)
+		}
+		if err := tb.t.Delete(tk); err != nil {
 			return err
 		}
 	}
-	if err := tb.t.Put(w.tombstoneKey(nanos, ref.ID), empty); err != nil {
+	if err := tb.t.Put(w.tombstoneKey(nanos, ref.ID), patients); err != nil {
 		return err
 	}
 	return tb.i.Put([]byte(ref.ID), w.indexValue(stateDeleted, nanos))
