@@ -103,6 +103,7 @@ type Item struct {
 	Type   string `json:"type,omitempty"`
 	Shards []int  `json:"shards,omitempty"`
 	// Patients and Types: a compartment read for a batch of patients.
+	// With Deleted: only tombstones in these patients' compartments.
 	Patients []string `json:"patients,omitempty"`
 	Types    []string `json:"types,omitempty"`
 	// Deleted marks an item that lists tombstones of Types for the
