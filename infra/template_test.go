@@ -19,6 +19,7 @@ import (
 	"testing"
 
 	"github.com/tranchehq/tranche/internal/aws/dynamodb"
+	"github.com/tranchehq/tranche/internal/config"
 	"github.com/tranchehq/tranche/statemachines"
 )
 
@@ -234,6 +235,50 @@ func TestEnvironment(t *testing.T) {
 	}
 	if !strings.Contains(fmt.Sprint(get(tpl.Resources["StatusFunction"], "Properties", "Policies")), "states:StopExecution") {
 		t.Error("StatusFunction may not stop executions")
+	}
+}
+
+// TestFileURLs: the functions answering status polls (the status URL and
+// the pages of a paged manifest) know TRANCHE_FILE_URLS, whose values are
+// the config's, and may read the exports: presigned URLs in a manifest act
+// with the signing function's role.
+func TestFileURLs(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(root, "template.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := parseYAML(string(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	param := get(doc, "Parameters", "FileUrls")
+	if got, want := fmt.Sprint(get(param, "AllowedValues")), fmt.Sprint([]string{config.FileURLsRedirect, config.FileURLsPresigned}); got != want {
+		t.Errorf("FileUrls AllowedValues = %s, want %s", got, want)
+	}
+	if d := get(param, "Default"); d != config.FileURLsRedirect {
+		t.Errorf("FileUrls Default = %v, want %s", d, config.FileURLsRedirect)
+	}
+	tpl := load(t)
+	serves := map[string]string{} // route → function
+	for _, name := range tpl.ofType("AWS::Serverless::Function") {
+		evs, _ := get(tpl.Resources[name], "Properties", "Events").(map[string]any)
+		for _, ev := range evs {
+			serves[fmt.Sprintf("%v %v", get(ev, "Properties", "Method"), get(ev, "Properties", "Path"))] = name
+		}
+	}
+	for _, route := range []string{"GET /jobs/{id}", "GET /jobs/{id}/manifest/{n}"} {
+		name := serves[route]
+		if name == "" {
+			t.Errorf("no function serves %s", route)
+			continue
+		}
+		fn := tpl.Resources[name]
+		if v := get(fn, "Properties", "Environment", "Variables", "TRANCHE_FILE_URLS"); v != "!Ref FileUrls" {
+			t.Errorf("%s (%s): TRANCHE_FILE_URLS = %v, want !Ref FileUrls", name, route, v)
+		}
+		if policy := fmt.Sprint(get(fn, "Properties", "Policies")); !regexp.MustCompile(`\[s3:GetObject[^\]]*\] Effect:Allow Resource:!Sub \$\{DataBucket.Arn\}/exports/\*\]`).MatchString(policy) {
+			t.Errorf("%s (%s) may not s3:GetObject exports/*, so its presigned URLs would be denied:\n%s", name, route, policy)
+		}
 	}
 }
 

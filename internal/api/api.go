@@ -54,6 +54,13 @@ type Server struct {
 	// 5 min).
 	Downloads   Presigner
 	DownloadTTL time.Duration
+	// PresignedManifests, with Downloads set, lists those short-lived URLs
+	// in manifests themselves, minted at every status poll and never
+	// stored, with requiresAccessToken false (R79; requirements appendix
+	// B, option a): clients download straight from the object store, with
+	// no token and no redirect. The status poll still needs the token, and
+	// the /files route keeps answering for manifests fetched before.
+	PresignedManifests bool
 	// MaxBodyBytes bounds POST bodies.
 	MaxBodyBytes int64
 }
@@ -229,10 +236,31 @@ func (s *Server) manifestPage(w http.ResponseWriter, r *http.Request, n int) {
 	}
 	base := s.base(r)
 	fileURL := func(key string) string { return base + "/files/" + key }
+	requiresToken := s.Authz != nil
+	var urlsExpire time.Time // when the presigned URLs of this answer expire
+	var presignErr error     // the first presigning failure
+	if s.PresignedManifests && s.Downloads != nil {
+		// Minted now, for this answer only (R79). The manifest builders
+		// take a fileURL that cannot fail: the first failure is kept,
+		// the rest skipped, and the answer is that error.
+		ttl := s.downloadTTL()
+		requiresToken, urlsExpire = false, time.Now().Add(ttl)
+		fileURL = func(key string) string {
+			if presignErr != nil {
+				return ""
+			}
+			u, err := s.Downloads.PresignGet(r.Context(), key, ttl)
+			presignErr = err
+			return u
+		}
+	}
 	pageURL := func(n int) string { return base + "/jobs/" + j.ID + "/manifest/" + strconv.Itoa(n) }
 	var m *export.Manifest
 	if req.AllowPartial {
-		if m, err = s.Export.ManifestPage(r.Context(), j, n, s.Authz != nil, fileURL, pageURL); err != nil {
+		if m, err = s.Export.ManifestPage(r.Context(), j, n, requiresToken, fileURL, pageURL); err == nil {
+			err = presignErr
+		}
+		if err != nil {
 			writeError(w, r, s.Logger, err)
 			return
 		}
@@ -252,6 +280,7 @@ func (s *Server) manifestPage(w http.ResponseWriter, r *http.Request, n int) {
 		w.Header().Set("Retry-After", strconv.Itoa(s.Export.RetryAfter(j)))
 		if m != nil {
 			// A partial manifest: the files ready so far (R65).
+			presignedHeaders(w, urlsExpire, time.Time{})
 			writeJSON(w, "application/json", status(http.StatusAccepted), m)
 			return
 		}
@@ -263,17 +292,39 @@ func (s *Server) manifestPage(w http.ResponseWriter, r *http.Request, n int) {
 		writeFHIR(w, status(http.StatusInternalServerError), fhir.Outcome("fatal", "processing", j.Failure))
 	case bulk.StatusCompleted:
 		if m == nil {
-			if m, err = s.Export.Manifest(r.Context(), j, s.Authz != nil, fileURL); err != nil {
+			if m, err = s.Export.Manifest(r.Context(), j, requiresToken, fileURL); err == nil {
+				err = presignErr
+			}
+			if err != nil {
 				writeError(w, r, s.Logger, err)
 				return
 			}
 		}
-		// R52, R53.
+		// R52, R53: Expires is when the files stop being available, and
+		// every URL works until then (R72): with presigned URLs, the
+		// earlier of the job's expiry and theirs. A poll after that gets
+		// fresh URLs (R80).
 		w.Header().Set("Expires", j.ExpiresAt.UTC().Format(http.TimeFormat))
+		presignedHeaders(w, urlsExpire, j.ExpiresAt)
 		writeJSON(w, "application/json", status(http.StatusOK), m)
 	default:
 		writeError(w, r, s.Logger, fmt.Errorf("job %s in unexpected status %q", j.ID, j.Status))
 	}
+}
+
+// presignedHeaders marks an answer listing presigned URLs (urlsExpire
+// set): Expires is when they stop working, unless expires is earlier
+// (zero: no other bound), and no cache keeps it (the URLs are
+// credentials).
+func presignedHeaders(w http.ResponseWriter, urlsExpire, expires time.Time) {
+	if urlsExpire.IsZero() {
+		return
+	}
+	if expires.IsZero() || urlsExpire.Before(expires) {
+		expires = urlsExpire
+	}
+	w.Header().Set("Expires", expires.UTC().Format(http.TimeFormat))
+	w.Header().Set("Cache-Control", "no-store")
 }
 
 func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {

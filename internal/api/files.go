@@ -38,11 +38,7 @@ func (s *Server) file(w http.ResponseWriter, r *http.Request) {
 		// 6 MB, so files are never streamed through API Gateway
 		// (architecture.md). The URL is minted now and short-lived (R79);
 		// the token checked above never travels to the object store.
-		ttl := s.DownloadTTL
-		if ttl <= 0 {
-			ttl = 5 * time.Minute
-		}
-		u, err := s.Downloads.PresignGet(r.Context(), key, ttl)
+		u, err := s.Downloads.PresignGet(r.Context(), key, s.downloadTTL())
 		if err != nil {
 			writeError(w, r, s.Logger, err)
 			return
@@ -83,6 +79,15 @@ func (s *Server) file(w http.ResponseWriter, r *http.Request) {
 		rs = f.File() // lets ServeContent use sendfile
 	}
 	http.ServeContent(w, r, "", obj.ModTime(), rs)
+}
+
+// downloadTTL is the lifetime of presigned download URLs: DownloadTTL, or
+// 5 minutes (R79).
+func (s *Server) downloadTTL() time.Duration {
+	if s.DownloadTTL > 0 {
+		return s.DownloadTTL
+	}
+	return 5 * time.Minute
 }
 
 // gzip.BestSpeed: exports are large and mostly repetitive JSON, so the fast

@@ -136,8 +136,11 @@ func (a *AWS) Handler(ctx context.Context) (http.Handler, error) {
 		Export: a.Service, Resources: a.Resources, Objects: a.Objects,
 		BaseURL: a.cfg.BaseURL, TrustProxy: true, Logger: a.Logger, Version: Version,
 		// Files are downloaded from S3 with presigned URLs: a Lambda
-		// response is capped at 6 MB.
-		Downloads: a.Objects,
+		// response is capped at 6 MB. The manifest lists the /files
+		// route, which redirects to one, or (TRANCHE_FILE_URLS=presigned)
+		// the presigned URLs themselves.
+		Downloads: a.Objects, DownloadTTL: a.ac.DownloadURLTTL,
+		PresignedManifests: a.ac.FileURLs == config.FileURLsPresigned,
 	}
 	if !a.cfg.Auth.Open {
 		authz, err := a.authz(ctx)

@@ -220,9 +220,15 @@ func (b *bench) importFile(t *testing.T, im *handler.Importer, path string) {
 // on duplicates.
 func (b *bench) export(t *testing.T, req client.Request) []string {
 	t.Helper()
+	keys, _ := b.exportWith(t, b.client(t), req)
+	return keys
+}
+
+// exportWith is export with client c; it also returns the manifest.
+func (b *bench) exportWith(t *testing.T, c *client.Client, req client.Request) ([]string, *client.Manifest) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c := b.client(t)
 	status, err := c.Kickoff(ctx, req)
 	if err != nil {
 		t.Fatalf("Kickoff(%+v): %v", req, err)
@@ -263,10 +269,16 @@ func (b *bench) export(t *testing.T, req client.Request) []string {
 		fh.Close()
 	}
 	slices.Sort(keys)
-	return keys
+	return keys, m
 }
 
 func (b *bench) client(t *testing.T) *client.Client {
+	t.Helper()
+	return b.clientAt(t, b.base, b.http)
+}
+
+// clientAt registers a client with the API at base, reached with hc.
+func (b *bench) clientAt(t *testing.T, base string, hc *http.Client) *client.Client {
 	t.Helper()
 	ctx := context.Background()
 	key, err := client.GenerateES384()
@@ -274,15 +286,15 @@ func (b *bench) client(t *testing.T) *client.Client {
 		t.Fatal(err)
 	}
 	reg, err := client.Register(ctx, client.RegisterRequest{
-		FHIRBase: b.base, InitialToken: registration, ClientName: "bench", Scope: "system/*.rs",
-		JWKS: []client.JWK{key.PublicJWK()}, HTTP: b.http,
+		FHIRBase: base, InitialToken: registration, ClientName: "bench", Scope: "system/*.rs",
+		JWKS: []client.JWK{key.PublicJWK()}, HTTP: hc,
 	})
 	if err != nil {
 		t.Fatalf("Register: %v", err)
 	}
 	return &client.Client{
-		HTTP: b.http, Base: b.base,
-		Auth: &client.BackendServices{ClientID: reg.ClientID, Key: key, TokenURL: reg.TokenEndpoint, FHIRBase: b.base, Scope: "system/*.rs", HTTP: b.http},
+		HTTP: hc, Base: base,
+		Auth: &client.BackendServices{ClientID: reg.ClientID, Key: key, TokenURL: reg.TokenEndpoint, FHIRBase: base, Scope: "system/*.rs", HTTP: hc},
 		Sleep: func(ctx context.Context, d time.Duration) error {
 			return client.SleepContext(ctx, min(d, 20*time.Millisecond))
 		},
@@ -408,6 +420,56 @@ func TestServerless(t *testing.T) {
 		var items []int
 		if err := json.NewDecoder(out.Body).Decode(&items); err != nil || len(items) < 2 {
 			t.Errorf("item list %s = %v, %v; want a plain JSON array of at least 2 indexes", keys[0], items, err)
+		}
+	})
+
+	t.Run("PresignedURLs", func(t *testing.T) {
+		// TRANCHE_FILE_URLS=presigned: the manifest lists presigned S3
+		// URLs (requiresAccessToken false), and the real client downloads
+		// every file straight from S3, without a token and without the
+		// API (R79).
+		t.Setenv("TRANCHE_FILE_URLS", "presigned")
+		ctx := context.Background()
+		web, err := app.NewAWSFromEnv(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := web.Handler(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := httptest.NewTLSServer(awstest.Gateway(handler.HTTP(h), "$default"))
+		defer srv.Close()
+		rec := &recorder{next: srv.Client().Transport}
+		c := b.clientAt(t, srv.URL, &http.Client{Transport: rec})
+		req := client.Request{Level: client.LevelPatient, Types: types}
+		got, m := b.exportWith(t, c, req)
+		if diff := cmp.Diff(b.expected(t, req.Level, "", req.Types), got); diff != "" {
+			t.Errorf("exported set mismatch (-want +got):\n%s", diff)
+		}
+		if m.RequiresAccessToken {
+			t.Error("requiresAccessToken = true, want false")
+		}
+		if m.Expires.IsZero() || m.Expires.After(time.Now().Add(5*time.Minute)) {
+			t.Errorf("manifest Expires = %v, want when its URLs expire, within 5 minutes", m.Expires)
+		}
+		downloads := 0
+		for _, r := range rec.all() {
+			switch {
+			case strings.HasPrefix(r.url, b.s3.URL+"/"):
+				downloads++
+				if r.auth {
+					t.Errorf("GET %s carried an Authorization header", r.url)
+				}
+				if !strings.Contains(r.url, "X-Amz-Signature=") || !strings.Contains(r.url, "X-Amz-Expires=300") {
+					t.Errorf("GET %s: want a presigned URL valid 300 s", r.url)
+				}
+			case strings.Contains(r.url, "/files/"):
+				t.Errorf("GET %s: the client went through the API", r.url)
+			}
+		}
+		if want := len(m.Output) + len(m.Deleted) + len(m.Error); downloads != want || want == 0 {
+			t.Errorf("%d downloads from S3, want one per manifest file (%d)", downloads, want)
 		}
 	})
 
@@ -661,4 +723,30 @@ func TestServerlessSynthea(t *testing.T) {
 	if diff := cmp.Diff(b.expected(t, req.Level, "", types), got); diff != "" {
 		t.Errorf("exported set mismatch (-want +got):\n%s", diff)
 	}
+}
+
+// recorder is an http.RoundTripper that records each request's URL and
+// whether it carried an Authorization header.
+type recorder struct {
+	next http.RoundTripper
+	mu   sync.Mutex
+	reqs []recorded
+}
+
+type recorded struct {
+	url  string
+	auth bool
+}
+
+func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	r.mu.Lock()
+	r.reqs = append(r.reqs, recorded{url: req.URL.String(), auth: req.Header.Get("Authorization") != ""})
+	r.mu.Unlock()
+	return r.next.RoundTrip(req)
+}
+
+func (r *recorder) all() []recorded {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.reqs)
 }

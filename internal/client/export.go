@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -166,6 +167,23 @@ func (e *Export) Run(ctx context.Context) (*Summary, error) {
 	}
 	dlStart := c.now()
 	res, err := c.Download(ctx, m, dir, e.Parallel)
+	// Capability URLs (requiresAccessToken false) are short-lived, about
+	// five minutes: files their URLs no longer open are fetched again
+	// with the fresh URLs of another poll (Bulk Data v3: the client MAY
+	// fetch the manifest again), as long as each round saves more.
+	for round := 0; err != nil && ctx.Err() == nil && !m.RequiresAccessToken && round < 10 && urlsRefused(res); round++ {
+		e.note("download URLs were refused (expired?): polling %s for fresh ones", statusURL)
+		fresh, perr := c.Poll(ctx, statusURL, e.OnPoll)
+		if perr != nil || fresh.TransactionTime != m.TransactionTime || fresh.Request != m.Request {
+			break
+		}
+		failed := failures(res)
+		m, sum.Manifest = fresh, fresh
+		res, err = c.Download(ctx, m, dir, e.Parallel)
+		if err != nil && failures(res) >= failed {
+			break
+		}
+	}
 	sum.Download, sum.DownloadTime = res, c.now().Sub(dlStart)
 	sum.Elapsed = c.now().Sub(start)
 	if err != nil {
@@ -179,6 +197,33 @@ func (e *Export) Run(ctx context.Context) (*Summary, error) {
 		return sum, err
 	}
 	return sum, nil
+}
+
+// urlsRefused reports whether a file's URL was refused (401 or 403: what
+// S3 answers to an expired presigned URL).
+func urlsRefused(res *DownloadResult) bool {
+	if res == nil {
+		return false
+	}
+	for _, f := range res.Files {
+		if s := StatusCode(f.Err); s == http.StatusUnauthorized || s == http.StatusForbidden {
+			return true
+		}
+	}
+	return false
+}
+
+// failures counts the files res did not save.
+func failures(res *DownloadResult) int {
+	n := 0
+	if res != nil {
+		for _, f := range res.Files {
+			if f.Err != nil {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // saveWatermark records m as the last export unless a later one is there

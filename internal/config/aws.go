@@ -39,7 +39,25 @@ type AWS struct {
 	// DownloadURLTTL is the lifetime of presigned download URLs (the spec
 	// suggests about five minutes).
 	DownloadURLTTL time.Duration
+	// FileURLs is what a manifest lists (TRANCHE_FILE_URLS):
+	// FileURLsRedirect (the /files route, which checks the token and
+	// redirects to a presigned URL) or FileURLsPresigned (presigned S3
+	// URLs, minted at every status poll, requiresAccessToken false).
+	FileURLs string
 }
+
+// The values of TRANCHE_FILE_URLS.
+const (
+	// FileURLsRedirect lists the server's /files URLs
+	// (requiresAccessToken: true): each download brings the bearer token
+	// and is redirected to a presigned S3 URL (requirements appendix B,
+	// option b).
+	FileURLsRedirect = "redirect"
+	// FileURLsPresigned lists presigned S3 URLs (requiresAccessToken:
+	// false) that expire after DownloadURLTTL; every status poll mints
+	// fresh ones (option a, R79).
+	FileURLsPresigned = "presigned"
+)
 
 // DefaultAWS returns the AWS defaults: the bucket's prefixes and short
 // download URLs.
@@ -51,6 +69,7 @@ func DefaultAWS() AWS {
 		ReportsPrefix:  "import-reports/",
 		SpillBytes:     64 << 10,
 		DownloadURLTTL: 5 * time.Minute,
+		FileURLs:       FileURLsRedirect,
 	}
 }
 
@@ -84,6 +103,7 @@ func FromAWSEnv() (Config, AWS, error) {
 	e.str("TRANCHE_SIGNING_KEY_SECRET", &a.SigningKeySecret)
 	e.str("TRANCHE_REGISTRATION_TOKEN_SECRET", &a.RegistrationTokenSecret)
 	e.duration("TRANCHE_DOWNLOAD_URL_TTL", &a.DownloadURLTTL)
+	e.str("TRANCHE_FILE_URLS", &a.FileURLs)
 	days := 0
 	e.integer("TRANCHE_RETENTION_DAYS", &days)
 	if days > 0 {
@@ -128,6 +148,9 @@ func (a AWS) Validate(c Config) error {
 	}
 	if a.DownloadURLTTL < time.Second || a.DownloadURLTTL > time.Hour {
 		errs = append(errs, fmt.Errorf("TRANCHE_DOWNLOAD_URL_TTL=%s: want 1s..1h (short-lived)", a.DownloadURLTTL))
+	}
+	if a.FileURLs != FileURLsRedirect && a.FileURLs != FileURLsPresigned {
+		errs = append(errs, fmt.Errorf("TRANCHE_FILE_URLS=%q: want %s (manifests list the /files route, which redirects) or %s (manifests list presigned S3 URLs)", a.FileURLs, FileURLsRedirect, FileURLsPresigned))
 	}
 	if a.GzipObjects && c.Export.MaxFileBytes >= 4<<30 {
 		errs = append(errs, fmt.Errorf("TRANCHE_GZIP_OBJECTS with TRANCHE_MAX_FILE_BYTES=%d: gzip files must stay under 4 GiB", c.Export.MaxFileBytes))
