@@ -222,9 +222,9 @@ func TestEnvironment(t *testing.T) {
 	for _, name := range tpl.ofType("AWS::Serverless::Function") {
 		check(name, get(tpl.Resources[name], "Properties", "Environment", "Variables"))
 	}
-	// Functions that start or stop executions know the state machine
-	// and may do it.
-	for _, name := range []string{"KickoffFunction", "StatusFunction"} {
+	// Functions that start, stop or describe executions know the state
+	// machine and may do it.
+	for _, name := range []string{"KickoffFunction", "StatusFunction", "PurgeFunction"} {
 		fn := tpl.Resources[name]
 		if get(fn, "Properties", "Environment", "Variables", "TRANCHE_STATE_MACHINE_ARN") == nil {
 			t.Errorf("%s has no TRANCHE_STATE_MACHINE_ARN", name)
@@ -235,6 +235,22 @@ func TestEnvironment(t *testing.T) {
 	}
 	if !strings.Contains(fmt.Sprint(get(tpl.Resources["StatusFunction"], "Properties", "Policies")), "states:StopExecution") {
 		t.Error("StatusFunction may not stop executions")
+	}
+	// The watchdog (export.Service.Watchdog, in the purge) describes the
+	// executions, named by job id, and fails the jobs whose execution
+	// ended: it reads, updates and deletes jobs.
+	purge := fmt.Sprint(get(tpl.Resources["PurgeFunction"], "Properties", "Policies"))
+	for _, want := range []string{
+		"[states:DescribeExecution] Effect:Allow Resource:!Sub arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:${ExportStateMachine.Name}:*]",
+		"[dynamodb:Scan dynamodb:GetItem dynamodb:UpdateItem dynamodb:DeleteItem] Effect:Allow Resource:!GetAtt JobsTable.Arn]",
+	} {
+		if !strings.Contains(purge, want) {
+			t.Errorf("PurgeFunction's policies lack %s:\n%s", want, purge)
+		}
+	}
+	// Often enough that a stuck job is failed promptly.
+	if s := fmt.Sprint(get(tpl.Resources["PurgeFunction"], "Properties", "Events")); !strings.Contains(s, "Schedule:rate(15 minutes)") {
+		t.Errorf("PurgeFunction runs on %s, want every 15 minutes (the watchdog)", s)
 	}
 }
 

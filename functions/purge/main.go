@@ -1,6 +1,7 @@
-// Command purge runs on a schedule and deletes finished jobs past their expiry
-// with their files (DynamoDB TTL and the bucket's lifecycle rule are the
-// backstop).
+// Command purge runs on a schedule: the watchdog fails the jobs whose
+// execution ended without finishing them, and finished jobs past their
+// expiry are deleted with their files (DynamoDB TTL and the bucket's
+// lifecycle rule are the backstop).
 package main
 
 import (
@@ -11,9 +12,6 @@ import (
 
 func main() {
 	app.StartLambda("purge", func(_ context.Context, a *app.AWS) (any, error) {
-		return func(ctx context.Context) (map[string]int, error) {
-			n, err := a.Service.Purge(ctx)
-			return map[string]int{"purged": n}, err
-		}, nil
+		return a.Purge, nil
 	})
 }

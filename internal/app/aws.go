@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -181,6 +182,19 @@ func (a *AWS) authz(ctx context.Context) (*api.Authz, error) {
 	}, nil
 }
 
+// Purge is the scheduled PurgeFunction: the watchdog fails the jobs whose
+// execution ended without finishing them (export.Service.Watchdog), then
+// expired jobs are deleted with their files. Each runs whatever the other
+// returns; the counts say what was done.
+func (a *AWS) Purge(ctx context.Context) (map[string]int, error) {
+	failed, werr := a.Service.Watchdog(ctx)
+	if werr != nil {
+		a.Logger.Error("watchdog failed", "err", werr)
+	}
+	purged, perr := a.Service.Purge(ctx)
+	return map[string]int{"purged": purged, "failed": failed}, errors.Join(werr, perr)
+}
+
 // Importer returns the S3-triggered import: files dropped under the
 // incoming prefix are loaded into the resource store, with a report (and
 // the bad lines) written under the reports prefix.
@@ -201,8 +215,8 @@ func (a *AWS) Importer() (*handler.Importer, error) {
 }
 
 // unconfiguredWorkflow is the Workflow of functions that have no state
-// machine ARN (the workflow steps themselves): they never start or stop
-// executions, and saying so beats a nil pointer.
+// machine ARN (the workflow steps themselves): they never start, stop or
+// describe executions, and saying so beats a nil pointer.
 type unconfiguredWorkflow struct{}
 
 func (unconfiguredWorkflow) Start(context.Context, string) error {
@@ -211,6 +225,10 @@ func (unconfiguredWorkflow) Start(context.Context, string) error {
 
 func (unconfiguredWorkflow) Stop(context.Context, string) error {
 	return bulk.Errorf(bulk.EINTERNAL, "This function has no state machine (TRANCHE_STATE_MACHINE_ARN).")
+}
+
+func (unconfiguredWorkflow) Running(context.Context, string) (bool, error) {
+	return false, bulk.Errorf(bulk.EINTERNAL, "This function has no state machine (TRANCHE_STATE_MACHINE_ARN).")
 }
 
 // StartLambda is the whole main of a function: it builds the deployment

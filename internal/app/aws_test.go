@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda/messages"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	s3sdk "github.com/aws/aws-sdk-go-v2/service/s3"
+	sfnsdk "github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/tranchehq/tranche/internal/app"
@@ -62,6 +63,9 @@ type bench struct {
 	fault  *faultyObjects
 	killAs atomic.Value // the error name a killed ExportItem reports
 	steps  *app.AWS     // the workflow functions
+	// hold, when set, makes every ExportItem invocation send its job id
+	// and block until its execution is stopped.
+	hold atomic.Pointer[chan string]
 }
 
 func newBench(t *testing.T) *bench {
@@ -579,6 +583,96 @@ func TestServerless(t *testing.T) {
 			}
 		}
 	})
+
+	t.Run("WatchdogFailsAbortedExecution", func(t *testing.T) {
+		// An execution stopped from outside (the console, a quota)
+		// ends without MarkFailed: the job stays in progress and the
+		// client would poll 202 forever. The purge function's watchdog
+		// fails it once it is older than the grace period, and the
+		// next poll gets the failure; a job whose execution runs is left
+		// alone.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		held := make(chan string, 16)
+		b.hold.Store(&held)
+		defer b.hold.Store(nil)
+		c := b.client(t)
+		kickoff := func() (status, id string) {
+			t.Helper()
+			status, err := c.Kickoff(ctx, client.Request{Level: client.LevelSystem, Types: []string{"Patient"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			id = status[strings.LastIndex(status, "/")+1:]
+			for {
+				select {
+				case got := <-held:
+					if got == id {
+						return status, id
+					}
+				case <-ctx.Done():
+					t.Fatalf("job %s never reached ExportItem", id)
+				}
+			}
+		}
+		stuckURL, stuck := kickoff()
+		runningURL, running := kickoff()
+		defer c.Cancel(context.Background(), runningURL)
+
+		_, err := sfnsdk.NewFromConfig(b.steps.SDK).StopExecution(ctx, &sfnsdk.StopExecutionInput{
+			ExecutionArn: aws.String(strings.Replace(machineARN, ":stateMachine:", ":execution:", 1) + ":" + stuck),
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st, _ := b.sfn.Wait(ctx, stuck); st != "ABORTED" {
+			t.Fatalf("stopped execution status = %s, want ABORTED", st)
+		}
+		// Nothing failed the job: the client still sees 202.
+		pctx, stop := context.WithCancel(ctx)
+		saw202 := false
+		_, err = c.Poll(pctx, stuckURL, func(st client.PollStatus) {
+			saw202 = saw202 || st.Status == http.StatusAccepted
+			stop()
+		})
+		if !saw202 || !errors.Is(err, context.Canceled) {
+			t.Fatalf("Poll of the aborted execution's job = %v (202 seen: %v), want still in progress", err, saw202)
+		}
+
+		purge, err := app.NewAWSFromEnv(ctx) // the purge function, as deployed with TRANCHE_STATE_MACHINE_ARN
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Within the grace period nothing is failed: a job's execution
+		// may not have started yet.
+		if got, err := purge.Purge(ctx); err != nil || got["failed"] != 0 {
+			t.Errorf("Purge within the grace period = %v, %v; want nothing failed", got, err)
+		}
+		purge.Service.Now = func() time.Time { return time.Now().Add(export.DefaultConfig().WatchdogGrace + time.Minute) }
+		got, err := purge.Purge(ctx)
+		if err != nil || got["failed"] != 1 {
+			t.Errorf("Purge after the grace period = %v, %v; want the stuck job failed", got, err)
+		}
+
+		_, err = c.Poll(ctx, stuckURL, nil)
+		var ce *client.Error
+		if !errors.As(err, &ce) || ce.Status != http.StatusInternalServerError {
+			t.Fatalf("Poll after the watchdog = %v, want 500 with an OperationOutcome", err)
+		}
+		for _, internal := range []string{"execution", "watchdog", "WorkflowEnded", "Abort"} {
+			if strings.Contains(ce.Text, internal) {
+				t.Errorf("the client sees %q, internal text %q", ce.Text, internal)
+			}
+		}
+		out, err := b.s3.Client.ListObjectsV2(ctx, &s3sdk.ListObjectsV2Input{Bucket: aws.String(b.bucket), Prefix: aws.String("exports/" + stuck + "/")})
+		if err != nil || len(out.Contents) != 0 {
+			t.Errorf("objects of the failed job = %d, %v; want none", len(out.Contents), err)
+		}
+		// The job whose execution runs is untouched.
+		if j, err := b.steps.Jobs.GetJob(ctx, running); err != nil || j.Status.Terminal() {
+			t.Errorf("running job after the watchdog = %+v, %v; want still in progress", j, err)
+		}
+	})
 }
 
 // itemLists returns the keys of the Distributed Map item lists in the
@@ -628,6 +722,14 @@ var errKilled = errors.New("killed")
 // Step Functions sees for a dead Lambda.
 func (b *bench) killable(step func(context.Context, export.ItemInput) (export.ItemOutput, error)) func(context.Context, export.ItemInput) (export.ItemOutput, error) {
 	return func(ctx context.Context, in export.ItemInput) (export.ItemOutput, error) {
+		if h := b.hold.Load(); h != nil {
+			select {
+			case *h <- in.JobID:
+			default:
+			}
+			<-ctx.Done()
+			return export.ItemOutput{}, ctx.Err()
+		}
 		kctx, kill := context.WithCancelCause(ctx)
 		defer kill(nil)
 		out, err := step(b.fault.watch(kctx, kill), in)

@@ -51,7 +51,8 @@ func OpenStore(cfg config.Config) (*bolt.DB, error) {
 }
 
 // NewLocal opens the data dir and builds the server. Unfinished jobs of an
-// earlier process resume (Recover) and a purge loop removes expired jobs.
+// earlier process resume (Recover) and a purge loop removes expired jobs
+// and fails those whose execution died (the watchdog).
 func NewLocal(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Local, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -87,6 +88,8 @@ func NewLocal(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Loc
 		l.Close()
 		return nil, fmt.Errorf("resume unfinished exports: %w", err)
 	}
+	// Only now, with every unfinished job's execution started again, may
+	// the watchdog ask whether a job's execution runs.
 	pctx, cancel := context.WithCancel(context.Background())
 	l.stopPurge, l.purgeDone = cancel, make(chan struct{})
 	go l.purgeLoop(pctx, cfg.PurgeEvery)
@@ -153,6 +156,9 @@ func (l *Local) purgeLoop(ctx context.Context, every time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if _, err := l.Service.Watchdog(ctx); err != nil && ctx.Err() == nil {
+				l.Logger.Error("watchdog failed", "err", err)
+			}
 			if _, err := l.Service.Purge(ctx); err != nil {
 				l.Logger.Error("purge failed", "err", err)
 			}

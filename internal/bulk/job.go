@@ -277,4 +277,10 @@ type Workflow interface {
 	// Stop ends a running execution and returns once its work has stopped
 	// writing. Stopping an unknown or finished execution is not an error.
 	Stop(ctx context.Context, jobID string) error
+	// Running reports whether the job's execution is still running, for
+	// the watchdog that fails jobs whose execution ended without making
+	// them terminal. An execution that ended in any way, or that does not
+	// exist, is not running. Returns ETRANSIENT when the workflow service
+	// cannot answer now.
+	Running(ctx context.Context, jobID string) (bool, error)
 }

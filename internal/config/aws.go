@@ -28,8 +28,9 @@ type AWS struct {
 	// SpillBytes is the body size above which resources are stored in S3.
 	SpillBytes int
 	// StateMachineARN is the export state machine; only the functions that
-	// start or stop executions have it (the state machine refers to the
-	// step functions, so they cannot refer back to it).
+	// start, stop or describe executions have it: Kickoff, Status and Purge
+	// (whose watchdog asks whether a job's execution still runs). The state
+	// machine refers to the step functions, so they cannot refer back to it.
 	StateMachineARN string
 	// SigningKeySecret is the ARN of the secret holding the access-token
 	// signing key (a private JWK). RegistrationTokenSecret is the ARN of

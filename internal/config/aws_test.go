@@ -3,6 +3,7 @@ package config_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tranchehq/tranche/internal/config"
 )
@@ -48,6 +49,39 @@ func TestFromAWSEnv_FileURLs(t *testing.T) {
 			}
 			if a.FileURLs != tc.want {
 				t.Errorf("FromAWSEnv() FileURLs = %q, want %q", a.FileURLs, tc.want)
+			}
+		})
+	}
+}
+
+func TestFromAWSEnv_WatchdogGrace(t *testing.T) {
+	for _, tc := range []struct {
+		name, env string // env "" leaves TRANCHE_WATCHDOG_GRACE unset
+		want      time.Duration
+		wantErr   string
+	}{
+		{name: "Default", want: 15 * time.Minute},
+		{name: "Set", env: "30m", want: 30 * time.Minute},
+		{name: "ErrShort", env: "10s", wantErr: "watchdog grace 10s: want at least 1m"},
+		{name: "ErrSyntax", env: "soon", wantErr: `TRANCHE_WATCHDOG_GRACE="soon"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			setAWSEnv(t)
+			if tc.env != "" {
+				t.Setenv("TRANCHE_WATCHDOG_GRACE", tc.env)
+			}
+			c, _, err := config.FromAWSEnv()
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("FromAWSEnv() error = %v, want one containing %s", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("FromAWSEnv() error = %v", err)
+			}
+			if c.Export.WatchdogGrace != tc.want {
+				t.Errorf("FromAWSEnv() WatchdogGrace = %s, want %s", c.Export.WatchdogGrace, tc.want)
 			}
 		})
 	}

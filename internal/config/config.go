@@ -32,7 +32,9 @@ type Config struct {
 	// LogFormat is "json" (default, one object per line) or "text".
 	LogFormat string
 	LogLevel  string
-	// PurgeEvery is how often expired jobs and their files are removed.
+	// PurgeEvery is how often expired jobs and their files are removed,
+	// and the watchdog fails the jobs whose workflow died
+	// (export.Service.Watchdog, after Export.WatchdogGrace).
 	PurgeEvery time.Duration
 	Export     export.Config
 	Auth       Auth
@@ -117,6 +119,9 @@ func (c Config) Validate() error {
 	if c.Export.InlineItems < 0 || c.Export.InlineItems > 2000 {
 		errs = append(errs, fmt.Errorf("inline items %d: want at most 2000 (more go to a Distributed Map)", c.Export.InlineItems))
 	}
+	if c.Export.WatchdogGrace != 0 && c.Export.WatchdogGrace < time.Minute { // 0: the default
+		errs = append(errs, fmt.Errorf("watchdog grace %s: want at least 1m (a job's execution may not have started yet)", c.Export.WatchdogGrace))
+	}
 	if c.Export.Retention < time.Minute {
 		errs = append(errs, fmt.Errorf("retention %s: want at least 1m", c.Export.Retention))
 	}
@@ -172,6 +177,7 @@ func FromEnv(c Config) (Config, error) {
 	num("TRANCHE_MAX_FILE_BYTES", &c.Export.MaxFileBytes)
 	dur("TRANCHE_RETENTION", &c.Export.Retention)
 	dur("TRANCHE_ITEM_BUDGET", &c.Export.ItemBudget)
+	dur("TRANCHE_WATCHDOG_GRACE", &c.Export.WatchdogGrace)
 	inline := int64(c.Export.InlineItems)
 	num("TRANCHE_INLINE_ITEMS", &inline)
 	c.Export.InlineItems = int(inline)

@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"log/slog"
 	"runtime"
 	"sync"
@@ -47,6 +48,11 @@ type Config struct {
 	// ManifestPageFiles is the number of files per manifest page of an
 	// export with allowPartialManifests (requirements 3.5).
 	ManifestPageFiles int
+	// WatchdogGrace is how old an unfinished job must be before the
+	// watchdog (Service.Watchdog) asks whether its execution still runs.
+	// It covers a kick-off between creating the job and starting its
+	// execution, which a Lambda's 15-minute limit bounds.
+	WatchdogGrace time.Duration
 }
 
 // DefaultConfig returns the defaults.
@@ -62,6 +68,7 @@ func DefaultConfig() Config {
 		InlineItems:      1000,
 
 		ManifestPageFiles: 100,
+		WatchdogGrace:     15 * time.Minute,
 	}
 }
 
@@ -76,6 +83,7 @@ func (c Config) withDefaults() Config {
 	positive(&c.MaxConcurrency, d.MaxConcurrency)
 	positive(&c.InlineItems, d.InlineItems)
 	positive(&c.ManifestPageFiles, d.ManifestPageFiles)
+	positive(&c.WatchdogGrace, d.WatchdogGrace)
 	return c
 }
 
@@ -292,6 +300,73 @@ func (s *Service) Purge(ctx context.Context) (int, error) {
 		s.Logger.Info("expired export purged", "job", id)
 	}
 	return len(ids), nil
+}
+
+// Watchdog fails the jobs whose workflow died, so that no export stays
+// "in progress" forever (peers.md pain point 3): a job that is not terminal,
+// kicked off (or last updated) more than Config.WatchdogGrace ago, whose
+// execution is no longer running. That happens when MarkFailed itself fails
+// after its retries, or when an execution is stopped, aborted or timed out
+// from outside. The job is failed as MarkFailed fails it: its files are
+// removed and the status poll answers 500 with a client-safe
+// OperationOutcome. A job whose execution runs is never touched, however
+// old. Returns how many jobs it failed; an error for one job does not stop
+// the pass.
+//
+// Locally, run it only after Recover: before, the unfinished jobs of an
+// earlier process have no execution yet.
+func (s *Service) Watchdog(ctx context.Context) (int, error) {
+	cutoff := s.now().Add(-s.Config.WatchdogGrace)
+	var ids []string
+	err := s.Jobs.ListJobs(ctx, func(j *bulk.Job) error {
+		if !j.Status.Terminal() && j.CreatedAt.Before(cutoff) && j.UpdatedAt.Before(cutoff) {
+			ids = append(ids, j.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	failed := 0
+	var errs []error
+	for _, id := range ids {
+		if err := ctx.Err(); err != nil {
+			return failed, err
+		}
+		ok, err := s.failStalled(ctx, id)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if ok {
+			failed++
+		}
+	}
+	return failed, errors.Join(errs...)
+}
+
+// failStalled fails the job if its execution is no longer running and it
+// is still not terminal (the execution may have finished it since the
+// listing). It reports whether it failed the job.
+func (s *Service) failStalled(ctx context.Context, id string) (bool, error) {
+	running, err := s.Workflow.Running(ctx, id)
+	if err != nil || running {
+		return false, err
+	}
+	j, err := s.Jobs.GetJob(ctx, id)
+	if bulk.ErrorCode(err) == bulk.ENOTFOUND {
+		return false, nil // cancelled and deleted meanwhile
+	} else if err != nil {
+		return false, err
+	}
+	if j.Status.Terminal() {
+		return false, nil
+	}
+	s.Logger.Warn("export workflow ended without finishing the job", "job", id, "status", j.Status, "created", j.CreatedAt)
+	if err := s.MarkFailed(ctx, id, "WorkflowEnded", "the job's execution is no longer running (found by the watchdog)"); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // spec returns a job's compiled request, cached.

@@ -335,3 +335,6 @@ type idleWorkflow struct{}
 
 func (idleWorkflow) Start(context.Context, string) error { return nil }
 func (idleWorkflow) Stop(context.Context, string) error  { return nil }
+func (idleWorkflow) Running(context.Context, string) (bool, error) {
+	return true, nil
+}

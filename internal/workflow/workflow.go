@@ -220,6 +220,16 @@ func (l *Local) Stop(ctx context.Context, jobID string) error {
 	}
 }
 
+// Running reports whether the job's execution is running in this process.
+// After a restart, Recover starts the unfinished jobs' executions again, so
+// ask only after it has run.
+func (l *Local) Running(_ context.Context, jobID string) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, ok := l.running[jobID]
+	return ok, nil
+}
+
 // Close stops every execution and waits for them, for a graceful shutdown.
 // Their jobs stay in progress in the store and resume on the next start.
 func (l *Local) Close() {

@@ -3,9 +3,13 @@ package workflow_test
 import (
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/tranchehq/tranche/internal/bulk"
 	"github.com/tranchehq/tranche/internal/export"
 	"github.com/tranchehq/tranche/internal/mem"
 	"github.com/tranchehq/tranche/internal/workflow"
@@ -46,5 +50,76 @@ func TestGetObject(t *testing.T) {
 				t.Errorf("GetObject() = %q, %v; want %q", out, err, tc.want)
 			}
 		})
+	}
+}
+
+// gatedJobs holds every Transition (the first thing Plan does) until gate
+// is closed, so an execution is caught running.
+type gatedJobs struct {
+	bulk.JobStore
+	gate chan struct{}
+}
+
+func (g gatedJobs) Transition(ctx context.Context, id string, from []bulk.Status, to bulk.Status, mutate func(*bulk.Job)) (*bulk.Job, error) {
+	select {
+	case <-g.gate:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return g.JobStore.Transition(ctx, id, from, to, mutate)
+}
+
+// TestLocal_Running: an execution runs from Start until it ends, on its
+// own or by Stop; an unknown one is not running.
+func TestLocal_Running(t *testing.T) {
+	ctx := context.Background()
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	jobs := gatedJobs{JobStore: mem.NewJobStore(), gate: make(chan struct{})}
+	svc := export.NewService(jobs, mem.NewResourceStore(1), mem.NewObjectStore(), export.Config{}, logger)
+	wf, err := workflow.NewLocal(workflow.Steps{Svc: svc}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(wf.Close)
+	svc.Workflow = wf
+	running := func(id string) bool {
+		t.Helper()
+		ok, err := wf.Running(ctx, id)
+		if err != nil {
+			t.Fatalf("Running(%q): %v", id, err)
+		}
+		return ok
+	}
+	if running("unknown") {
+		t.Error("Running(unknown) = true")
+	}
+	// An export of an empty store, which completes at once when let go.
+	err = jobs.CreateJob(ctx, &bulk.Job{ID: "ends", ClientID: "c1", Status: bulk.StatusAccepted,
+		Request: bulk.ExportRequest{Level: bulk.LevelSystem, OutputFormat: "application/fhir+ndjson"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"stopped", "ends"} {
+		if err := wf.Start(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if !running(id) {
+			t.Errorf("Running(%q) after Start = false", id)
+		}
+	}
+	if err := wf.Stop(ctx, "stopped"); err != nil {
+		t.Fatal(err)
+	}
+	if running("stopped") {
+		t.Error("Running(stopped) after Stop = true")
+	}
+	close(jobs.gate)
+	for deadline := time.Now().Add(10 * time.Second); running("ends"); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the execution never ended")
+		}
+	}
+	if j, err := jobs.GetJob(ctx, "ends"); err != nil || j.Status != bulk.StatusCompleted {
+		t.Errorf("job after its execution = %+v, %v; want completed", j, err)
 	}
 }

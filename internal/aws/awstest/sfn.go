@@ -189,7 +189,8 @@ func (f *StepFunctions) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				ex.status, ex.output = "SUCCEEDED", out
 			}
 		}()
-		reply(200, map[string]any{"executionArn": in["stateMachineArn"] + ":" + name, "startDate": 1.7e9})
+		arn := strings.Replace(in["stateMachineArn"], ":stateMachine:", ":execution:", 1) + ":" + name
+		reply(200, map[string]any{"executionArn": arn, "startDate": 1.7e9})
 	case "StopExecution":
 		arn := in["executionArn"]
 		name := arn[strings.LastIndex(arn, ":")+1:]
@@ -210,7 +211,9 @@ func (f *StepFunctions) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fail("ExecutionDoesNotExist", "Execution Does Not Exist: "+arn)
 			return
 		}
-		reply(200, map[string]any{"executionArn": arn, "status": ex.status})
+		// The status the adapters read: RUNNING until the execution
+		// ends, ABORTED once stopped (StopExecution, or from outside).
+		reply(200, map[string]any{"executionArn": arn, "status": ex.status, "startDate": 1.7e9})
 	default:
 		fail("UnknownOperationException", "unsupported: "+r.Header.Get("X-Amz-Target"))
 	}

@@ -27,11 +27,12 @@ import (
 type API interface {
 	StartExecution(ctx context.Context, in *sfnsdk.StartExecutionInput, opts ...func(*sfnsdk.Options)) (*sfnsdk.StartExecutionOutput, error)
 	StopExecution(ctx context.Context, in *sfnsdk.StopExecutionInput, opts ...func(*sfnsdk.Options)) (*sfnsdk.StopExecutionOutput, error)
+	DescribeExecution(ctx context.Context, in *sfnsdk.DescribeExecutionInput, opts ...func(*sfnsdk.Options)) (*sfnsdk.DescribeExecutionOutput, error)
 }
 
 var _ API = (*sfnsdk.Client)(nil)
 
-// Workflow starts and stops executions of one state machine.
+// Workflow starts, stops and describes executions of one state machine.
 type Workflow struct {
 	api API
 	arn string
@@ -100,6 +101,33 @@ func (w *Workflow) Stop(ctx context.Context, jobID string) (err error) {
 	return translate(err)
 }
 
+// Running describes the job's execution: it runs unless it has ended
+// (SUCCEEDED, FAILED, TIMED_OUT, ABORTED) or does not exist (never
+// started, or its history is past Step Functions' retention). Any other
+// status, such as PENDING_REDRIVE, counts as running: the watchdog must
+// never fail a job that may still move.
+func (w *Workflow) Running(ctx context.Context, jobID string) (_ bool, err error) {
+	defer bulk.Wrap(&err, "sfn.Workflow.Running(%q)", jobID)
+	if !validName.MatchString(jobID) {
+		return false, nil // no such execution can exist
+	}
+	out, err := w.api.DescribeExecution(ctx, &sfnsdk.DescribeExecutionInput{
+		ExecutionArn: aws.String(w.ExecutionARN(jobID)),
+	})
+	var missing *types.ExecutionDoesNotExist
+	if errors.As(err, &missing) {
+		return false, nil
+	}
+	if err != nil {
+		return false, translate(err)
+	}
+	switch out.Status {
+	case types.ExecutionStatusSucceeded, types.ExecutionStatusFailed, types.ExecutionStatusTimedOut, types.ExecutionStatusAborted:
+		return false, nil
+	}
+	return true, nil
+}
+
 // ExecutionARN returns the ARN of the job's execution:
 // arn:aws:states:REGION:ACCOUNT:execution:MACHINE:JOBID.
 func (w *Workflow) ExecutionARN(jobID string) string {
@@ -127,5 +155,5 @@ func translate(err error) error {
 	if errors.As(err, &resp) && resp.HTTPStatusCode() >= 500 {
 		return bulk.Wrapf(err, bulk.ETRANSIENT, "The workflow service is busy; try again later.")
 	}
-	return bulk.Wrapf(err, bulk.EINTERNAL, "Starting or stopping the workflow failed.")
+	return bulk.Wrapf(err, bulk.EINTERNAL, "Starting, stopping or describing the workflow failed.")
 }

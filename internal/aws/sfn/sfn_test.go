@@ -16,6 +16,7 @@ import (
 	"github.com/tranchehq/tranche/internal/aws/awstest"
 	"github.com/tranchehq/tranche/internal/aws/sfn"
 	"github.com/tranchehq/tranche/internal/bulk"
+	"github.com/tranchehq/tranche/internal/workflow/asl"
 )
 
 const machine = "arn:aws:states:us-east-1:123456789012:stateMachine:tranche-export"
@@ -104,14 +105,17 @@ func TestErrors(t *testing.T) {
 		reply     func(string) (int, string)
 		wantStart string // error code, "" for success
 		wantStop  string
+		// wantRunning is Running's error code; an execution that does
+		// not exist is not running, without an error.
+		wantRunning string
 	}{
 		// A retried kick-off or recovery: the job's execution exists.
-		{"AlreadyExists", awsError("ExecutionAlreadyExists"), "", bulk.EINTERNAL},
-		{"DoesNotExist", awsError("ExecutionDoesNotExist"), bulk.EINTERNAL, ""},
-		{"Limit", awsError("ExecutionLimitExceeded"), bulk.ETRANSIENT, bulk.ETRANSIENT},
-		{"Throttled", awsError("ThrottlingException"), bulk.ETRANSIENT, bulk.ETRANSIENT},
-		{"ServerError", func(string) (int, string) { return 500, `{"__type":"InternalFailure"}` }, bulk.ETRANSIENT, bulk.ETRANSIENT},
-		{"AccessDenied", awsError("AccessDeniedException"), bulk.EINTERNAL, bulk.EINTERNAL},
+		{"AlreadyExists", awsError("ExecutionAlreadyExists"), "", bulk.EINTERNAL, bulk.EINTERNAL},
+		{"DoesNotExist", awsError("ExecutionDoesNotExist"), bulk.EINTERNAL, "", ""},
+		{"Limit", awsError("ExecutionLimitExceeded"), bulk.ETRANSIENT, bulk.ETRANSIENT, bulk.ETRANSIENT},
+		{"Throttled", awsError("ThrottlingException"), bulk.ETRANSIENT, bulk.ETRANSIENT, bulk.ETRANSIENT},
+		{"ServerError", func(string) (int, string) { return 500, `{"__type":"InternalFailure"}` }, bulk.ETRANSIENT, bulk.ETRANSIENT, bulk.ETRANSIENT},
+		{"AccessDenied", awsError("AccessDeniedException"), bulk.EINTERNAL, bulk.EINTERNAL, bulk.EINTERNAL},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w, _ := newWorkflow(t, tc.reply)
@@ -120,6 +124,10 @@ func TestErrors(t *testing.T) {
 			}
 			if err := w.Stop(ctx, "job1"); bulk.ErrorCode(err) != tc.wantStop {
 				t.Errorf("Stop error = %v, want code %q", err, tc.wantStop)
+			}
+			running, err := w.Running(ctx, "job1")
+			if bulk.ErrorCode(err) != tc.wantRunning || running {
+				t.Errorf("Running = %v, %v; want false with code %q", running, err, tc.wantRunning)
 			}
 		})
 	}
@@ -135,11 +143,90 @@ func TestInvalid(t *testing.T) {
 		if err := w.Stop(ctx, id); err != nil {
 			t.Errorf("Stop(%q) = %v, want nil (no such execution)", id, err)
 		}
+		if running, err := w.Running(ctx, id); running || err != nil {
+			t.Errorf("Running(%q) = %v, %v; want false (no such execution)", id, running, err)
+		}
 	}
 	if len(f.requests) != 0 {
 		t.Errorf("invalid ids sent %d requests, want none", len(f.requests))
 	}
 	if _, err := sfn.New(nil, "arn:aws:lambda:us-east-1:1:function:x"); bulk.ErrorCode(err) != bulk.EINVALID {
 		t.Errorf("New(a function ARN) error = %v, want %s", err, bulk.EINVALID)
+	}
+}
+
+// TestRunning: Running describes the job's execution by its ARN, and only
+// an execution that has ended is not running.
+func TestRunning(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		status string
+		want   bool
+	}{
+		{"RUNNING", true},
+		{"SUCCEEDED", false},
+		{"FAILED", false},
+		{"TIMED_OUT", false},
+		{"ABORTED", false},
+		// A failed execution being redriven may run again.
+		{"PENDING_REDRIVE", true},
+	} {
+		t.Run(tc.status, func(t *testing.T) {
+			w, f := newWorkflow(t, func(string) (int, string) {
+				return 200, `{"executionArn":"arn:aws:states:us-east-1:123456789012:execution:tranche-export:0123abcd",` +
+					`"stateMachineArn":"` + machine + `","status":"` + tc.status + `","startDate":1.7e9}`
+			})
+			got, err := w.Running(ctx, "0123abcd")
+			if err != nil || got != tc.want {
+				t.Errorf("Running() = %v, %v; want %v", got, err, tc.want)
+			}
+			want := []request{{Target: "AWSStepFunctions.DescribeExecution", Body: map[string]any{
+				"executionArn": "arn:aws:states:us-east-1:123456789012:execution:tranche-export:0123abcd",
+			}}}
+			if diff := cmp.Diff(want, f.requests); diff != "" {
+				t.Errorf("requests mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestRunningEmulator: the Step Functions emulator the serverless bench
+// runs on answers DescribeExecution as the adapter reads it.
+func TestRunningEmulator(t *testing.T) {
+	ctx := context.Background()
+	emu := awstest.NewStepFunctions(t)
+	block := asl.Step(func(ctx context.Context, _ json.RawMessage) (json.RawMessage, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+	def := []byte(`{"StartAt":"Wait","States":{"Wait":{"Type":"Task","Resource":"${Block}","End":true}}}`)
+	if err := emu.SetSteps(def, map[string]asl.Step{"Block": block}); err != nil {
+		t.Fatal(err)
+	}
+	client := sfnsdk.NewFromConfig(awstest.Config(), func(o *sfnsdk.Options) {
+		o.BaseEndpoint = aws.String(emu.URL)
+		o.RetryMaxAttempts = 1
+	})
+	w, err := sfn.New(client, machine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if running, err := w.Running(ctx, "job1"); running || err != nil {
+		t.Errorf("Running(never started) = %v, %v; want false", running, err)
+	}
+	if err := w.Start(ctx, "job1"); err != nil {
+		t.Fatal(err)
+	}
+	if running, err := w.Running(ctx, "job1"); !running || err != nil {
+		t.Errorf("Running(started) = %v, %v; want true", running, err)
+	}
+	if err := w.Stop(ctx, "job1"); err != nil {
+		t.Fatal(err)
+	}
+	if status, _ := emu.Wait(ctx, "job1"); status != "ABORTED" {
+		t.Errorf("stopped execution status = %s, want ABORTED", status)
+	}
+	if running, err := w.Running(ctx, "job1"); running || err != nil {
+		t.Errorf("Running(aborted) = %v, %v; want false", running, err)
 	}
 }
