@@ -24,3 +24,12 @@ func RawScan(db *DB, typ string, fn func(k, v []byte)) error {
 
 // ReleaseResident exposes DB.releaseResident to tests.
 func ReleaseResident(db *DB) { db.releaseResident() }
+
+// SetMaxDirtyNodes changes the bound on the nodes a write transaction of
+// Put modifies, and has fn told of each such transaction, until the
+// returned func restores them.
+func SetMaxDirtyNodes(n int64, fn func(resources int, nodes int64)) (restore func()) {
+	oldN, oldFn := maxDirtyNodes, putTx
+	maxDirtyNodes, putTx = n, fn
+	return func() { maxDirtyNodes, putTx = oldN, oldFn }
+}

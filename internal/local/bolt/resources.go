@@ -473,10 +473,14 @@ func (s *ResourceStore) List(ctx context.Context, typ string, afterID string, fn
 	}
 }
 
-// Put stores rs in one write transaction, replacing earlier versions with
-// their index entries and clearing tombstones. Returns EINVALID, storing
-// nothing, if a resource cannot be stored. Later resources in rs win over
-// earlier ones with the same type and id.
+// Put stores rs, replacing earlier versions with their index entries and
+// clearing tombstones. Returns EINVALID, storing nothing, if a resource
+// cannot be stored. Later resources in rs win over earlier ones with the
+// same type and id.
+//
+// A large rs is stored in several write transactions, each ending once it
+// has modified maxDirtyNodes B+tree nodes (see there); a failing
+// transaction leaves the earlier ones stored.
 func (s *ResourceStore) Put(ctx context.Context, rs []*bulk.Resource) (err error) {
 	defer bulk.Wrap(&err, "bolt.ResourceStore.Put(%d resources)", len(rs))
 	size := 0
@@ -486,20 +490,82 @@ func (s *ResourceStore) Put(ctx context.Context, rs []*bulk.Resource) (err error
 		}
 		size += valueLen(r) + 9 + 8*len(r.Patients)
 	}
-	if err := ctx.Err(); err != nil {
-		return err
+	for len(rs) > 0 {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n, err := s.put(rs, size)
+		if err != nil {
+			return err
+		}
+		rs = rs[n:]
 	}
+	return nil
+}
+
+// put stores rs[:n] in one write transaction: as many resources as fit in
+// maxDirtyNodes modified nodes, and at least one. size is the value bytes
+// rs needs.
+func (s *ResourceStore) put(rs []*bulk.Resource, size int) (n int, err error) {
 	// Inserting reads the tree through the mapping too: update charges
 	// the pages written, or an import would keep the whole store resident.
-	return s.db.update(func(tx *bbolt.Tx) error {
-		w := newWriter(tx, s.db.shards, size)
+	// Within the transaction the mapping's resident part grows by a
+	// fault-around window per modified node (read when modified, and again
+	// by the commit, which frees its old page): maxDirtyNodes bounds that
+	// too. Releasing the mapping during the transaction does not help
+	// (the commit faults the same windows back in) and slowed a 1M import
+	// by a third.
+	err = s.db.update(func(tx *bbolt.Tx) error {
+		n = 0
+		w := newWriter(tx, s.db.shards, min(size, maxArena))
 		for _, r := range rs {
 			if err := w.put(r); err != nil {
 				return err
 			}
+			n++
+			if nodeCount(tx) >= maxDirtyNodes {
+				break
+			}
 		}
-		return w.saveCounts()
+		if err := w.saveCounts(); err != nil {
+			return err
+		}
+		if putTx != nil {
+			putTx(n, nodeCount(tx))
+		}
+		return nil
 	})
+	return n, err
+}
+
+// maxDirtyNodes bounds the B+tree nodes one write transaction of Put
+// modifies. bbolt keeps every modified node in memory until the commit,
+// which then copies each into a page buffer of its own: a node costs about
+// 16 KB (the page) plus its decoded entries. With random keys almost every
+// insert into a large tree modifies a leaf of its own, so a 10,000-resource
+// batch (3 to 4 keys each) modified 12,000 nodes at 1M stored resources,
+// 300 MB of Go heap, and would modify more the larger the store: this
+// bounds it whatever the batch, and with it the mapped pages a transaction
+// makes resident (64 KB each, see put). Smaller transactions cost more
+// commits, each rewriting the index leaves that a larger one would have
+// shared (docs/benchmarks.md): 8192 kept a 1M import's time and made a 3M
+// import 12-16% slower with a third less peak RSS; 4096 cut the 1M peak
+// by a further 0.35 GB but made that import a quarter slower.
+var maxDirtyNodes int64 = 8192
+
+// putTx, when set (by tests), is told of each write transaction of Put:
+// how many resources it stored and how many nodes it modified.
+var putTx func(resources int, nodes int64)
+
+// maxArena bounds the value arena a transaction starts with; it grows by
+// 64 KB chunks beyond.
+const maxArena = 8 << 20
+
+// nodeCount is the number of nodes tx has materialized: the nodes it
+// modified and the branches above them.
+func nodeCount(tx *bbolt.Tx) int64 {
+	st := tx.Stats()
+	return st.GetNodeCount()
 }
 
 // Delete removes a resource with its index entries and records a tombstone at
