@@ -1,7 +1,6 @@
 package test
 
 import (
-	"encoding/json"
 	"fmt"
 	"maps"
 	"net/url"
@@ -199,26 +198,14 @@ func TestDeletedGroupAndPatientParam(t *testing.T) {
 				t.Errorf("output mismatch (-want +got):\n%s", diff)
 			}
 			var deleted []string
-			for _, l := range s.download(m.Deleted, false) {
-				var bundle struct {
-					ResourceType, Type string
-					Meta               struct{ LastUpdated string }
-					Entry              []struct {
-						Request struct{ Method, URL string }
-					}
+			for _, d := range s.deletions(m.Deleted) {
+				if !d.LastUpdated.Equal(deletedAt[d.URL]) {
+					t.Errorf("deletion Bundle of %s lastUpdated %s, want the deletion time %s", d.URL, d.LastUpdated, deletedAt[d.URL])
 				}
-				if err := json.Unmarshal(l.Raw, &bundle); err != nil || bundle.ResourceType != "Bundle" || bundle.Type != "transaction" ||
-					len(bundle.Entry) != 1 || bundle.Entry[0].Request.Method != "DELETE" {
-					t.Fatalf("deleted line is not a transaction Bundle with one DELETE entry (R88): %s", l.Raw)
+				if slices.Contains(deleted, d.URL) {
+					t.Errorf("%s is listed twice in deleted", d.URL)
 				}
-				u := bundle.Entry[0].Request.URL
-				if lu, err := time.Parse(time.RFC3339Nano, bundle.Meta.LastUpdated); err != nil || !lu.Equal(deletedAt[u]) {
-					t.Errorf("deletion Bundle of %s lastUpdated %q, want the deletion time %s", u, bundle.Meta.LastUpdated, deletedAt[u])
-				}
-				if slices.Contains(deleted, u) {
-					t.Errorf("%s is listed twice in deleted", u)
-				}
-				deleted = append(deleted, u)
+				deleted = append(deleted, d.URL)
 			}
 			slices.Sort(deleted)
 			if diff := cmp.Diff(tc.wantDeleted, deleted, cmpopts.EquateEmpty()); diff != "" {
@@ -243,17 +230,7 @@ func TestDeletedGroupAndPatientParam(t *testing.T) {
 		c := s.newClient("system/Group.rs system/Observation.rs?category=laboratory system/Condition.rs system/Patient.rs", []string{group})
 		withClient(s, c, func() {
 			m := s.wait(s.kickoff("GET", groupPath+"_type=Observation,Condition,Patient&"+sinceQ, nil))
-			var deleted []string
-			for _, l := range s.download(m.Deleted, false) {
-				var bundle struct {
-					Entry []struct{ Request struct{ URL string } }
-				}
-				if err := json.Unmarshal(l.Raw, &bundle); err != nil || len(bundle.Entry) != 1 {
-					t.Fatalf("bad deleted line %s", l.Raw)
-				}
-				deleted = append(deleted, bundle.Entry[0].Request.URL)
-			}
-			slices.Sort(deleted)
+			deleted := deletedURLs(s.deletions(m.Deleted))
 			if want := wantDeleted(members, []string{"Condition", "Patient"}, time.Time{}); !slices.Equal(deleted, want) {
 				t.Errorf("deleted = %v, want %v", deleted, want)
 			}

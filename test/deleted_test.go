@@ -1,7 +1,6 @@
 package test
 
 import (
-	"encoding/json"
 	"fmt"
 	"maps"
 	"net/url"
@@ -135,21 +134,11 @@ func TestDeletedAndRecreated(t *testing.T) {
 				t.Errorf("output mismatch (-want +got):\n%s", diff)
 			}
 			var deleted []string
-			for _, l := range s.download(m.Deleted, false) {
-				var b struct {
-					Type  string
-					Meta  struct{ LastUpdated string }
-					Entry []struct {
-						Request struct{ Method, URL string }
-					}
+			for _, d := range s.deletions(m.Deleted) {
+				if !d.LastUpdated.Equal(deleteTime) {
+					t.Errorf("deletion Bundle lastUpdated %s, want the deletion time %s", d.LastUpdated, deleteTime)
 				}
-				if err := json.Unmarshal(l.Raw, &b); err != nil || b.Type != "transaction" || len(b.Entry) != 1 || b.Entry[0].Request.Method != "DELETE" {
-					t.Fatalf("deleted line is not a transaction Bundle with one DELETE entry (R88): %s", l.Raw)
-				}
-				if lu, err := time.Parse(time.RFC3339Nano, b.Meta.LastUpdated); err != nil || !lu.Equal(deleteTime) {
-					t.Errorf("deletion Bundle lastUpdated %q, want the deletion time %s", b.Meta.LastUpdated, deleteTime)
-				}
-				deleted = append(deleted, b.Entry[0].Request.URL)
+				deleted = append(deleted, d.URL)
 			}
 			sort.Strings(deleted)
 			want := slices.Clone(tc.wantDeleted)
@@ -183,15 +172,7 @@ func TestDeletedAndRecreated(t *testing.T) {
 		c := s.newClient("system/Observation.rs?category=laboratory system/Condition.rs system/Organization.rs", []string{"*"})
 		withClient(s, c, func() {
 			m := s.wait(s.kickoff("GET", "/$export?"+sinceQ, nil))
-			var deleted []string
-			for _, l := range s.download(m.Deleted, false) {
-				var b struct {
-					Entry []struct{ Request struct{ URL string } }
-				}
-				_ = json.Unmarshal(l.Raw, &b)
-				deleted = append(deleted, b.Entry[0].Request.URL)
-			}
-			sort.Strings(deleted)
+			deleted := deletedURLs(s.deletions(m.Deleted))
 			want := slices.DeleteFunc(slices.Clone(gone), func(v string) bool { return strings.HasPrefix(v, "Observation/") })
 			sort.Strings(want)
 			if !slices.Equal(deleted, want) {

@@ -16,6 +16,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -261,6 +262,46 @@ type line struct {
 // download fetches every file of a manifest array and checks the file rules
 // (R58, R59, R75, R76); it returns all lines. Files without a type
 // (organized output) may hold any type.
+// deletion is one line of a manifest's deleted files.
+type deletion struct {
+	URL         string    // the DELETE entry's request.url, Type/id
+	LastUpdated time.Time // the Bundle's meta.lastUpdated: the deletion time
+}
+
+// deletions downloads deleted files and parses every line, failing the
+// test on one that is not a transaction Bundle of one DELETE entry (R88).
+// They come in file order.
+func (s *server) deletions(files []manifestFile) []deletion {
+	s.t.Helper()
+	var out []deletion
+	for _, l := range s.download(files, false) {
+		var b struct {
+			ResourceType, Type string
+			Meta               struct{ LastUpdated string }
+			Entry              []struct {
+				Request struct{ Method, URL string }
+			}
+		}
+		if err := json.Unmarshal(l.Raw, &b); err != nil || b.ResourceType != "Bundle" || b.Type != "transaction" ||
+			len(b.Entry) != 1 || b.Entry[0].Request.Method != "DELETE" {
+			s.t.Fatalf("deleted line is not a transaction Bundle with one DELETE entry (R88): %s", l.Raw)
+		}
+		lu, _ := time.Parse(time.RFC3339Nano, b.Meta.LastUpdated)
+		out = append(out, deletion{URL: b.Entry[0].Request.URL, LastUpdated: lu})
+	}
+	return out
+}
+
+// deletedURLs lists the deletions' URLs, sorted.
+func deletedURLs(ds []deletion) []string {
+	var urls []string
+	for _, d := range ds {
+		urls = append(urls, d.URL)
+	}
+	slices.Sort(urls)
+	return urls
+}
+
 func (s *server) download(files []manifestFile, gz bool) []line {
 	s.t.Helper()
 	var all []line

@@ -351,6 +351,70 @@ func (b *bench) expected(t *testing.T, level client.Level, group string, types [
 	return out
 }
 
+// levelCase is one export of the three levels both benches check.
+type levelCase struct {
+	name string
+	req  client.Request
+}
+
+// levelCases are a system export of types plus two non-compartment types,
+// and Patient and Group (POST) exports of types, the Group being the
+// oracle's smallest with members: a Group export reads only its members'
+// compartments.
+func (b *bench) levelCases(types []string) []levelCase {
+	var group string
+	size := 0
+	b.oracle.List(context.Background(), "Group", "", func(r *bulk.Resource, _ bulk.Cursor) error {
+		if len(r.Members) > 0 && (group == "" || len(r.Members) < size) {
+			group, size = r.ID, len(r.Members)
+		}
+		return nil
+	})
+	return []levelCase{
+		{"System", client.Request{Level: client.LevelSystem, Types: append(slices.Clone(types), "Practitioner", "Organization")}},
+		{"Patient", client.Request{Level: client.LevelPatient, Types: types}},
+		{"Group", client.Request{Level: client.LevelGroup, GroupID: group, Types: types, Post: true}},
+	}
+}
+
+// syntheaFiles lists ../shared/data/synthea-100's files: none when the
+// checkout has no ../shared.
+func syntheaFiles() []string {
+	files, _ := filepath.Glob("../../../shared/data/synthea-100/*.ndjson*")
+	return files
+}
+
+// storedTypes returns the types the reference store holds, sorted, and
+// its resources in all.
+func (b *bench) storedTypes() ([]string, int64) {
+	counts, _ := b.oracle.Count(context.Background())
+	var total int64
+	var types []string
+	for typ, n := range counts {
+		total += n
+		types = append(types, typ)
+	}
+	slices.Sort(types)
+	return types, total
+}
+
+// timeSynthea loads synthea-100 with the in-process import function (the
+// export is what is timed), then times a system export of every type and
+// its download, and checks the exported set.
+func (b *bench) timeSynthea(t *testing.T, files []string, through string) {
+	start := time.Now()
+	b.loadFiles(t, files...)
+	types, total := b.storedTypes()
+	t.Logf("import: %d files, %d resources in %v", len(files), total, time.Since(start).Round(time.Millisecond))
+	start = time.Now()
+	req := client.Request{Level: client.LevelSystem, Types: types}
+	got := b.export(t, req)
+	t.Logf("system export and download %s: %d resources in %v", through, len(got), time.Since(start).Round(time.Millisecond))
+	if diff := cmp.Diff(b.expected(t, req.Level, "", types), got); diff != "" {
+		t.Errorf("exported set mismatch (-want +got):\n%s", diff)
+	}
+}
+
 // TestServerless exports at all three levels through the AWS adapters and
 // the Lambda handlers, and checks each returns exactly the resources the
 // reference store says it must, each once.
@@ -362,24 +426,7 @@ func TestServerless(t *testing.T) {
 			t.Fatalf("%s is not a Patient compartment type", typ)
 		}
 	}
-	// The smallest Group with members: a Group export reads only its
-	// members' compartments.
-	var group string
-	size := 0
-	b.oracle.List(context.Background(), "Group", "", func(r *bulk.Resource, _ bulk.Cursor) error {
-		if len(r.Members) > 0 && (group == "" || len(r.Members) < size) {
-			group, size = r.ID, len(r.Members)
-		}
-		return nil
-	})
-	for _, tc := range []struct {
-		name string
-		req  client.Request
-	}{
-		{"System", client.Request{Level: client.LevelSystem, Types: append(slices.Clone(types), "Practitioner", "Organization")}},
-		{"Patient", client.Request{Level: client.LevelPatient, Types: types}},
-		{"Group", client.Request{Level: client.LevelGroup, GroupID: group, Types: types, Post: true}},
-	} {
+	for _, tc := range b.levelCases(types) {
 		t.Run(tc.name, func(t *testing.T) {
 			want := b.expected(t, tc.req.Level, tc.req.GroupID, tc.req.Types)
 			if len(want) == 0 {
@@ -802,29 +849,11 @@ func (w *faultyWriter) Write(p []byte) (int, error) {
 // ../shared/data/synthea-100 through the serverless bench. It is opt-in
 // (TRANCHE_BENCH=1): dynalite takes minutes for it.
 func TestServerlessSynthea(t *testing.T) {
-	files, _ := filepath.Glob("../../../shared/data/synthea-100/*.ndjson*")
+	files := syntheaFiles()
 	if os.Getenv("TRANCHE_BENCH") == "" || len(files) == 0 {
 		t.Skip("set TRANCHE_BENCH=1 (with ../shared/data/synthea-100 present) to time the serverless bench")
 	}
-	b := startBench(t)
-	start := time.Now()
-	b.loadFiles(t, files...)
-	counts, _ := b.oracle.Count(context.Background())
-	var total int64
-	var types []string
-	for typ, n := range counts {
-		total += n
-		types = append(types, typ)
-	}
-	slices.Sort(types)
-	t.Logf("import: %d files, %d resources in %v", len(files), total, time.Since(start).Round(time.Millisecond))
-	start = time.Now()
-	req := client.Request{Level: client.LevelSystem, Types: types}
-	got := b.export(t, req)
-	t.Logf("system export and download: %d resources in %v", len(got), time.Since(start).Round(time.Millisecond))
-	if diff := cmp.Diff(b.expected(t, req.Level, "", types), got); diff != "" {
-		t.Errorf("exported set mismatch (-want +got):\n%s", diff)
-	}
+	startBench(t).timeSynthea(t, files, "with the handlers in-process")
 }
 
 // recorder is an http.RoundTripper that records each request's URL and

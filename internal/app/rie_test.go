@@ -26,7 +26,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/tranchehq/tranche/internal/aws/awstest"
-	"github.com/tranchehq/tranche/internal/bulk"
 	"github.com/tranchehq/tranche/internal/client"
 	"github.com/tranchehq/tranche/internal/generate"
 	"github.com/tranchehq/tranche/internal/importer"
@@ -272,23 +271,7 @@ func TestServerlessRIE(t *testing.T) {
 	b := newRIEBench(t)
 	defer b.report(t)
 	b.loadRIE(t)
-	types := strings.Split(compartmentOnly, ",")
-	var group string
-	size := 0
-	b.oracle.List(context.Background(), "Group", "", func(r *bulk.Resource, _ bulk.Cursor) error {
-		if len(r.Members) > 0 && (group == "" || len(r.Members) < size) {
-			group, size = r.ID, len(r.Members)
-		}
-		return nil
-	})
-	for _, tc := range []struct {
-		name string
-		req  client.Request
-	}{
-		{"System", client.Request{Level: client.LevelSystem, Types: append(slices.Clone(types), "Practitioner", "Organization")}},
-		{"Patient", client.Request{Level: client.LevelPatient, Types: types}},
-		{"Group", client.Request{Level: client.LevelGroup, GroupID: group, Types: types, Post: true}},
-	} {
+	for _, tc := range b.levelCases(strings.Split(compartmentOnly, ",")) {
 		t.Run(tc.name, func(t *testing.T) {
 			want := b.expected(t, tc.req.Level, tc.req.GroupID, tc.req.Types)
 			if len(want) == 0 {
@@ -543,30 +526,13 @@ func (f *s3Fault) front(t *testing.T, instance int) string {
 // ../shared/data/synthea-100 through the Lambda emulator bench. It is
 // opt-in (TRANCHE_BENCH=1): loading dynalite takes minutes.
 func TestServerlessRIESynthea(t *testing.T) {
-	files, _ := filepath.Glob("../../../shared/data/synthea-100/*.ndjson*")
+	files := syntheaFiles()
 	if os.Getenv("TRANCHE_BENCH") == "" || len(files) == 0 {
 		t.Skip("set TRANCHE_BENCH=1 (with ../shared/data/synthea-100 present) to time the Lambda emulator bench")
 	}
 	b := newRIEBench(t)
 	defer b.report(t)
-	start := time.Now()
-	b.loadFiles(t, files...) // the in-process importer: the export is what is timed
-	counts, _ := b.oracle.Count(context.Background())
-	var total int64
-	var types []string
-	for typ, n := range counts {
-		total += n
-		types = append(types, typ)
-	}
-	slices.Sort(types)
-	t.Logf("import: %d files, %d resources in %v", len(files), total, time.Since(start).Round(time.Millisecond))
-	start = time.Now()
-	req := client.Request{Level: client.LevelSystem, Types: types}
-	got := b.export(t, req)
-	t.Logf("system export and download through the Lambda emulator: %d resources in %v", len(got), time.Since(start).Round(time.Millisecond))
-	if diff := cmp.Diff(b.expected(t, req.Level, "", types), got); diff != "" {
-		t.Errorf("exported set mismatch (-want +got):\n%s", diff)
-	}
+	b.timeSynthea(t, files, "through the Lambda emulator")
 }
 
 // TestTemplateRoutes: the gateway shim's router, given template.yaml's

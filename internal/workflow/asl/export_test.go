@@ -365,9 +365,14 @@ func TestExport_RuntimeErrorNotCaught(t *testing.T) {
 	}
 }
 
-func TestExport_CancelMidMap(t *testing.T) {
+func TestExport_CancelMidMap(t *testing.T) { testCancel(t, false) }
+
+// testCancel cancels an execution while its Map (inline or distributed)
+// runs items: Run returns context.Canceled, no item starts after it, and
+// neither Finalize nor MarkFailed runs.
+func testCancel(t *testing.T, distributed bool) {
 	started := make(chan int, 100)
-	f := &exportFake{items: 100, exportWait: func(ctx context.Context, item int) {
+	f := &exportFake{items: 100, distributed: distributed, exportWait: func(ctx context.Context, item int) {
 		started <- item
 		<-ctx.Done() // a long export that honours cancellation
 	}}
@@ -545,32 +550,4 @@ func TestExport_DistributedFailure(t *testing.T) {
 	}
 }
 
-func TestExport_DistributedCancel(t *testing.T) {
-	started := make(chan int, 100)
-	f := &exportFake{items: 100, distributed: true, exportWait: func(ctx context.Context, item int) {
-		started <- item
-		<-ctx.Done()
-	}}
-	m, _ := newExport(t, f)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() {
-		_, err := m.Run(ctx, "job-1", json.RawMessage(`{"jobId":"job-1"}`))
-		done <- err
-	}()
-	for range 4 {
-		<-started
-	}
-	cancel()
-	select {
-	case err := <-done:
-		if !errors.Is(err, context.Canceled) {
-			t.Errorf("Run() = %v, want context.Canceled", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run() did not return after cancel")
-	}
-	if len(f.finalize) != 0 || len(f.markFailed) != 0 {
-		t.Errorf("Finalize %v, MarkFailed %v after cancel; want neither", f.finalize, f.markFailed)
-	}
-}
+func TestExport_DistributedCancel(t *testing.T) { testCancel(t, true) }
