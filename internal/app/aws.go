@@ -219,16 +219,18 @@ func (a *AWS) Importer() (*handler.Importer, error) {
 // describe executions, and saying so beats a nil pointer.
 type unconfiguredWorkflow struct{}
 
+var errNoStateMachine = bulk.Errorf(bulk.EINTERNAL, "This function has no state machine (TRANCHE_STATE_MACHINE_ARN).")
+
 func (unconfiguredWorkflow) Start(context.Context, string) error {
-	return bulk.Errorf(bulk.EINTERNAL, "This function has no state machine (TRANCHE_STATE_MACHINE_ARN).")
+	return errNoStateMachine
 }
 
 func (unconfiguredWorkflow) Stop(context.Context, string) error {
-	return bulk.Errorf(bulk.EINTERNAL, "This function has no state machine (TRANCHE_STATE_MACHINE_ARN).")
+	return errNoStateMachine
 }
 
 func (unconfiguredWorkflow) Running(context.Context, string) (bool, error) {
-	return false, bulk.Errorf(bulk.EINTERNAL, "This function has no state machine (TRANCHE_STATE_MACHINE_ARN).")
+	return false, errNoStateMachine
 }
 
 // StartLambda is the whole main of a function: it builds the deployment

@@ -117,10 +117,10 @@ func (c Config) Validate() error {
 	// An inline Map item costs about 11 history events (more with cursor
 	// loops) of an execution's 25,000.
 	if c.Export.InlineItems < 0 || c.Export.InlineItems > 2000 {
-		errs = append(errs, fmt.Errorf("inline items %d: want at most 2000 (more go to a Distributed Map)", c.Export.InlineItems))
+		errs = append(errs, fmt.Errorf("inline items %d (TRANCHE_INLINE_ITEMS): want 1..2000, or 0 for the default (more items go to a Distributed Map)", c.Export.InlineItems))
 	}
 	if c.Export.WatchdogGrace != 0 && c.Export.WatchdogGrace < time.Minute { // 0: the default
-		errs = append(errs, fmt.Errorf("watchdog grace %s: want at least 1m (a job's execution may not have started yet)", c.Export.WatchdogGrace))
+		errs = append(errs, fmt.Errorf("watchdog grace %s: want at least 1m (TRANCHE_WATCHDOG_GRACE; a job's execution may not have started yet)", c.Export.WatchdogGrace))
 	}
 	if c.Export.Retention < time.Minute {
 		errs = append(errs, fmt.Errorf("retention %s: want at least 1m", c.Export.Retention))

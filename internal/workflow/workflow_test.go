@@ -3,6 +3,7 @@ package workflow_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"strings"
@@ -121,5 +122,52 @@ func TestLocal_Running(t *testing.T) {
 	}
 	if j, err := jobs.GetJob(ctx, "ends"); err != nil || j.Status != bulk.StatusCompleted {
 		t.Errorf("job after its execution = %+v, %v; want completed", j, err)
+	}
+}
+
+// flakyJobs fails every GetJob with err.
+type flakyJobs struct {
+	bulk.JobStore
+	err error
+}
+
+func (f flakyJobs) GetJob(context.Context, string) (*bulk.Job, error) { return nil, f.err }
+
+// TestStepErrorName: a step's transient store error is "Transient", which
+// the definition retries; any other failure is "ExportError" (not
+// States.TaskFailed: the States. prefix is Step Functions' own), which
+// Catch [States.ALL] sends to MarkFailed.
+func TestStepErrorName(t *testing.T) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, tc := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"Transient", bulk.Errorf(bulk.ETRANSIENT, "throttled"), "Transient"},
+		{"NotFound", bulk.Errorf(bulk.ENOTFOUND, "no such job"), "ExportError"},
+		{"Internal", errors.New("disk on fire"), "ExportError"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			svc := export.NewService(flakyJobs{mem.NewJobStore(), tc.err}, mem.NewResourceStore(1), mem.NewObjectStore(), export.DefaultConfig(), logger)
+			_, err := workflow.Steps{Svc: svc}.ExportItem(context.Background(), export.ItemInput{JobID: "j1"})
+			var named interface{ ErrorName() string }
+			if !errors.As(err, &named) {
+				t.Fatalf("ExportItem error = %v, want a named step error", err)
+			}
+			if got := named.ErrorName(); got != tc.want {
+				t.Errorf("ErrorName() = %q, want %q", got, tc.want)
+			}
+			if !errors.Is(err, tc.err) && bulk.ErrorCode(err) != bulk.ErrorCode(tc.err) {
+				t.Errorf("error = %v, want it to wrap %v", err, tc.err)
+			}
+		})
+	}
+	// A cancelled context is not a step failure: left unnamed.
+	svc := export.NewService(flakyJobs{mem.NewJobStore(), context.Canceled}, mem.NewResourceStore(1), mem.NewObjectStore(), export.DefaultConfig(), logger)
+	_, err := workflow.Steps{Svc: svc}.ExportItem(context.Background(), export.ItemInput{JobID: "j1"})
+	var named interface{ ErrorName() string }
+	if errors.As(err, &named) {
+		t.Errorf("cancelled ExportItem error is named %q, want unnamed", named.ErrorName())
 	}
 }
