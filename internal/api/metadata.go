@@ -28,7 +28,8 @@ const (
 		"patient, each resource once, and the Provenance whose target is in it; they add no other referenced resources and no Groups " +
 		"(a Group's member list names other patients). " +
 		"Group _since: patients who joined the Group after _since get their whole compartment; other members get what changed after " +
-		"_since. With _since, system and Patient exports list deletions in `deleted`."
+		"_since. With _since, exports list deletions in `deleted`; Group exports and exports with the patient parameter list only those " +
+		"of resources that were in the compartment of a patient they export."
 )
 
 // metadata is `GET [base]/metadata` (R117–R120). Every type lists the

@@ -219,8 +219,8 @@ type JobStore interface {
 	ItemProgress(ctx context.Context, id string, index int) (*ItemProgress, error)
 	// Progress returns the recorded checkpoints of all items, by index.
 	Progress(ctx context.Context, id string) ([]*ItemProgress, error)
-	// ListJobs visits all jobs (for recovery after a restart and for purging
-	// expired jobs) in id order.
+	// ListJobs visits all jobs (for recovery after a restart, for purging
+	// expired jobs and for the watchdog) in id order.
 	ListJobs(ctx context.Context, fn func(*Job) error) error
 	// ActiveJobs counts the jobs of clientID that are not terminal
 	// (accepted or in progress), for the client's concurrency quota (R39).

@@ -105,8 +105,8 @@ func GetObject(lists export.ItemLists) asl.Step {
 }
 
 // stepError names a step error for Retry/Catch: transient store errors are
-// "Transient" and retried by the definition; everything else is a task
-// failure.
+// "Transient" and retried by the definition; everything else is
+// "ExportError", which the definition's Catch sends to MarkFailed.
 type stepError struct{ err error }
 
 func (e *stepError) Error() string { return e.err.Error() }
