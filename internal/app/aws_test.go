@@ -140,7 +140,16 @@ func startBench(t *testing.T) *bench {
 		t.Fatal(err)
 	}
 
-	// The HTTP functions behind the gateway.
+	srv := serveAPI(t)
+	b.base, b.http = srv.URL, srv.Client()
+	return b
+}
+
+// serveAPI serves the HTTP functions, built from the environment as at a
+// cold start, behind the API Gateway shim until the test ends.
+func serveAPI(t *testing.T) *httptest.Server {
+	t.Helper()
+	ctx := context.Background()
 	web, err := app.NewAWSFromEnv(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -151,8 +160,7 @@ func startBench(t *testing.T) *bench {
 	}
 	srv := httptest.NewTLSServer(awstest.Gateway(handler.HTTP(h), "$default"))
 	t.Cleanup(srv.Close)
-	b.base, b.http = srv.URL, srv.Client()
-	return b
+	return srv
 }
 
 // load generates 8 patients' data, drops it under incoming/ and runs the
@@ -480,17 +488,7 @@ func TestServerless(t *testing.T) {
 		// every file straight from S3, without a token and without the
 		// API (R79).
 		t.Setenv("TRANCHE_FILE_URLS", "presigned")
-		ctx := context.Background()
-		web, err := app.NewAWSFromEnv(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h, err := web.Handler(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := httptest.NewTLSServer(awstest.Gateway(handler.HTTP(h), "$default"))
-		defer srv.Close()
+		srv := serveAPI(t)
 		rec := &recorder{next: srv.Client().Transport}
 		c := b.clientAt(t, srv.URL, &http.Client{Transport: rec})
 		req := client.Request{Level: client.LevelPatient, Types: types}
