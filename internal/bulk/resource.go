@@ -87,6 +87,13 @@ type ScanRequest struct {
 	// CompartmentOnly keeps only resources that belong to some Patient's
 	// compartment (a Patient-level export).
 	CompartmentOnly bool
+	// Skipped, if set, is called with the cursor just after each resource
+	// the scan reads but leaves out (CompartmentOnly), in order with the
+	// visits, so that a caller can stop at a deadline in a long run of
+	// such rows: ErrStop stops the scan as from a Visit, and the cursor
+	// resumes after the row. A store whose rows cost no I/O to pass over
+	// need not call it.
+	Skipped func(next Cursor) error
 }
 
 // Visit receives a resource and the cursor that resumes just after it. Its

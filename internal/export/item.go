@@ -29,10 +29,6 @@ type ItemOutput struct {
 	Done   bool   `json:"done"`
 }
 
-// checkEvery is how many resources pass between deadline and cancellation
-// checks: often enough to stop promptly, rarely enough to cost nothing.
-const checkEvery = 4096
-
 // ExportItem exports one work item, or as much of it as fits in the item
 // budget, then records a checkpoint: the files written and the cursor to
 // resume from. Files are named by (item, part, sequence), so a retried call
@@ -69,13 +65,13 @@ func (s *Service) ExportItem(ctx context.Context, in ItemInput) (out ItemOutput,
 		return out, err
 	}
 	log := s.Logger.With("job", in.JobID, "item", in.Item)
-	started := time.Now()
+	started := s.Now()
 	x := &itemRun{
 		s: s, job: j, plan: p, item: item, spec: sp,
-		deadline: started.Add(s.Config.ItemBudget),
 		files:    newFileSet(ctx, s.Objects, s.Config, fmt.Sprintf("%s/%%s.%05d.%03d.%%03d.ndjson", in.JobID, in.Item, prog.Part)),
 		inExport: map[string]bool{},
 	}
+	x.budgetEnd, x.end = itemDeadlines(ctx, started, s.Config.ItemBudget, s.Config.ItemMargin)
 	var (
 		cursor string
 		done   bool
@@ -119,10 +115,32 @@ func (s *Service) ExportItem(ctx context.Context, in ItemInput) (out ItemOutput,
 		}
 		return out, err
 	}
-	log.Info("export item checkpoint", "done", done, "resources", n, "files", len(written), "elapsed_ms", time.Since(started).Milliseconds())
+	log.Info("export item checkpoint", "done", done, "resources", n, "files", len(written), "elapsed_ms", s.Now().Sub(started).Milliseconds())
 	out.Done, out.Cursor = done, cursor
 	return out, nil
 }
+
+// itemDeadlines returns when an ExportItem call that started at started
+// stops exporting and checkpoints: budgetEnd, once its budget is spent, and
+// end, margin before ctx's deadline (zero if ctx has none), so that closing
+// its files and saving the checkpoint fit in the call. On Lambda the
+// context carries the invocation's deadline (aws-lambda-go sets it from the
+// function timeout, docs.aws.amazon.com/lambda/latest/dg/golang-context.html).
+// The margin is at most a quarter of the time left, so a short timeout
+// still leaves most of the call to export.
+func itemDeadlines(ctx context.Context, started time.Time, budget, margin time.Duration) (budgetEnd, end time.Time) {
+	budgetEnd = started.Add(budget)
+	if dl, ok := ctx.Deadline(); ok {
+		end = dl.Add(-max(min(margin, dl.Sub(started)/4), 0))
+	}
+	return budgetEnd, end
+}
+
+// minScanRows is the fewest rows a scan passes before the item budget (not
+// the context's deadline) stops it: a budget shorter than reading a few
+// rows (tests set 1ns) would otherwise checkpoint, and start a file, at
+// every row.
+const minScanRows = 64
 
 func (s *Service) itemProgress(ctx context.Context, jobID string, index int) (*bulk.ItemProgress, error) {
 	p, err := s.Jobs.ItemProgress(ctx, jobID, index)
@@ -140,8 +158,23 @@ type itemRun struct {
 	item     bulk.Item
 	spec     *spec
 	files    *fileSet
-	deadline time.Time
 	inExport map[string]bool // patient id → whether its compartment is exported
+	// budgetEnd and end are when the call stops (see itemDeadlines and
+	// stop).
+	budgetEnd, end time.Time
+}
+
+// stop reports whether the call should checkpoint now, having passed
+// passed rows (or patients): at least one, so that every call makes
+// progress, and it is past end, or past budgetEnd with at least floor
+// passed. The clock is read at every row the call passes, written or not:
+// a reading costs tens of nanoseconds, next to microseconds a row.
+func (x *itemRun) stop(passed, floor int) bool {
+	if passed == 0 {
+		return false
+	}
+	now := x.s.Now()
+	return (!x.end.IsZero() && !now.Before(x.end)) || (passed >= floor && !now.Before(x.budgetEnd))
 }
 
 // emit writes one resource that belongs in the output, if it passes the
@@ -159,9 +192,13 @@ func (x *itemRun) emit(r *bulk.Resource, block bool) (bool, error) {
 
 // scanShards runs visit over the item's shards of its type, resuming at
 // cursor ("<position in item.Shards>|<store cursor>"). visit reports the
-// resources it wrote; the scan stops at the item's deadline, checked every
-// checkEvery resources or, with perVisit, after every visit.
-func (x *itemRun) scanShards(ctx context.Context, cursor string, rng bulk.Range, compartmentOnly, perVisit bool, visit func(*bulk.Resource) (int64, error)) (string, bool, int64, error) {
+// resources it wrote. After every row the scan passes (visited, or left out
+// by the store, see bulk.ScanRequest.Skipped) and between shards, the scan
+// may stop (see stop) and return the cursor after that row. The resource
+// filters run in visit, so a selective `_typeFilter` that writes nothing
+// stops in time too. floor is stop's: minScanRows, or 1 where a visit is a
+// whole Patient block.
+func (x *itemRun) scanShards(ctx context.Context, cursor string, rng bulk.Range, compartmentOnly bool, floor int, visit func(*bulk.Resource) (int64, error)) (string, bool, int64, error) {
 	item := x.item
 	pos, storeCursor := 0, ""
 	if cursor != "" {
@@ -172,30 +209,36 @@ func (x *itemRun) scanShards(ctx context.Context, cursor string, rng bulk.Range,
 		}
 		pos, storeCursor = v, rest
 	}
-	var n, seen int64
+	var n int64
+	rows := 0 // rows passed in this call
 	for ; pos < len(item.Shards); pos++ {
+		if x.stop(rows, floor) {
+			return strconv.Itoa(pos) + "|", false, n, nil
+		}
 		var stopAt bulk.Cursor
 		stopped := false
+		passed := func(next bulk.Cursor) error {
+			rows++
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if x.stop(rows, floor) {
+				stopAt, stopped = next, true
+				return bulk.ErrStop
+			}
+			return nil
+		}
 		err := x.s.Resources.Scan(ctx, bulk.ScanRequest{
 			Type: item.Type, Shard: item.Shards[pos], Range: rng,
 			Cursor: bulk.Cursor(storeCursor), CompartmentOnly: compartmentOnly,
+			Skipped: passed,
 		}, func(r *bulk.Resource, next bulk.Cursor) error {
 			k, err := visit(r)
+			n += k
 			if err != nil {
 				return err
 			}
-			n += k
-			seen++
-			if perVisit || seen%checkEvery == 0 {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-				if n > 0 && time.Now().After(x.deadline) {
-					stopAt, stopped = next, true
-					return bulk.ErrStop
-				}
-			}
-			return nil
+			return passed(next)
 		})
 		if err != nil && err != bulk.ErrStop {
 			return "", false, n, err
@@ -216,13 +259,13 @@ func (x *itemRun) exportScan(ctx context.Context, cursor string) (string, bool, 
 		// Every stored Patient anchors a block, whatever its lastUpdated:
 		// its compartment may have changed since _since.
 		rng := bulk.Range{Until: x.plan.Range.Until}
-		return x.scanShards(ctx, cursor, rng, false, true, func(r *bulk.Resource) (int64, error) {
+		return x.scanShards(ctx, cursor, rng, false, 1, func(r *bulk.Resource) (int64, error) {
 			patient := *r
 			patient.Body = slices.Clone(r.Body) // valid only during the visit
 			return x.block(ctx, r.ID, &patient)
 		})
 	}
-	return x.scanShards(ctx, cursor, x.plan.Range, x.item.CompartmentOnly, false, func(r *bulk.Resource) (int64, error) {
+	return x.scanShards(ctx, cursor, x.plan.Range, x.item.CompartmentOnly, minScanRows, func(r *bulk.Resource) (int64, error) {
 		ok, err := x.emit(r, false)
 		if ok {
 			return 1, err
@@ -233,7 +276,9 @@ func (x *itemRun) exportScan(ctx context.Context, cursor string) (string, bool, 
 
 // exportPatients reads each of the item's patients' compartments (Group
 // exports and the `patient` parameter), as Patient blocks with
-// item.Organized. The cursor is the position of the next patient.
+// item.Organized. The cursor is the position of the next patient. The call
+// may stop (see stop) before any patient but its first, written to or not;
+// a patient's compartment is written whole.
 func (x *itemRun) exportPatients(ctx context.Context, cursor string) (string, bool, int64, error) {
 	item := x.item
 	pos := 0
@@ -245,11 +290,11 @@ func (x *itemRun) exportPatients(ctx context.Context, cursor string) (string, bo
 		pos = v
 	}
 	var n int64
-	for ; pos < len(item.Patients); pos++ {
+	for first := pos; pos < len(item.Patients); pos++ {
 		if err := ctx.Err(); err != nil {
 			return "", false, n, err
 		}
-		if n > 0 && time.Now().After(x.deadline) {
+		if x.stop(pos-first, 1) {
 			return strconv.Itoa(pos), false, n, nil
 		}
 		patient := item.Patients[pos]

@@ -17,9 +17,13 @@ import (
 // reads, and Items is absent: an inline Map's execution history would
 // outgrow Step Functions' 25,000 events (about 11 per item).
 type PlanOutput struct {
-	Items          []int  `json:"items,omitzero"` // [] when there is nothing to do
-	ItemsBucket    string `json:"itemsBucket,omitempty"`
-	ItemsKey       string `json:"itemsKey,omitempty"`
+	Items       []int  `json:"items,omitzero"` // [] when there is nothing to do
+	ItemsBucket string `json:"itemsBucket,omitempty"`
+	ItemsKey    string `json:"itemsKey,omitempty"`
+	// ResultsPrefix is where the Distributed Map's ResultWriter puts the
+	// Map Run's results (under the job's prefix, so deleted with it): the
+	// Map's own output stays a small descriptor, not every child's.
+	ResultsPrefix  string `json:"resultsPrefix,omitempty"`
 	MaxConcurrency int    `json:"maxConcurrency"`
 }
 
@@ -71,6 +75,7 @@ func (s *Service) Plan(ctx context.Context, jobID string) (out PlanOutput, err e
 			return PlanOutput{}, err
 		}
 		out.ItemsBucket, out.ItemsKey = s.ItemLists.Bucket, s.ItemLists.Prefix+key
+		out.ResultsPrefix = s.ItemLists.Prefix + jobID + "/plan/results/"
 	}
 	s.Logger.Info("export planned", "job", jobID, "items", len(p.Items), "types", len(p.Types), "distributed", out.ItemsKey != "")
 	return out, nil

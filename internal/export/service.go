@@ -38,6 +38,11 @@ type Config struct {
 	// ItemBudget is how long one ExportItem call runs before it checkpoints
 	// and returns a cursor, so a long item fits Lambda's 15-minute limit.
 	ItemBudget time.Duration
+	// ItemMargin is how long before its context's deadline (on Lambda the
+	// function timeout) an ExportItem call stops, whatever is left of
+	// ItemBudget: the time to close its files and save its checkpoint. It
+	// is capped at a quarter of the time the call has (see itemDeadlines).
+	ItemMargin time.Duration
 	// MaxConcurrency bounds the work items exported at once per job.
 	MaxConcurrency int
 	// InlineItems is the most work items Plan hands to the state machine
@@ -64,6 +69,7 @@ func DefaultConfig() Config {
 		ItemResources:    250_000,
 		PatientBatch:     1000,
 		ItemBudget:       10 * time.Minute,
+		ItemMargin:       30 * time.Second,
 		MaxConcurrency:   runtime.GOMAXPROCS(0),
 		InlineItems:      1000,
 
@@ -80,6 +86,7 @@ func (c Config) withDefaults() Config {
 	positive(&c.ItemResources, d.ItemResources)
 	positive(&c.PatientBatch, d.PatientBatch)
 	positive(&c.ItemBudget, d.ItemBudget)
+	positive(&c.ItemMargin, d.ItemMargin)
 	positive(&c.MaxConcurrency, d.MaxConcurrency)
 	positive(&c.InlineItems, d.InlineItems)
 	positive(&c.ManifestPageFiles, d.ManifestPageFiles)
@@ -122,6 +129,8 @@ type Service struct {
 	Config   Config
 	Logger   *slog.Logger
 	// Now and NewID are the time and id seams for deterministic tests.
+	// ExportItem compares Now with its context's deadline, so a clock
+	// that is not the wall clock must run near it when contexts carry one.
 	Now   func() time.Time
 	NewID func() string
 

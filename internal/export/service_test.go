@@ -83,9 +83,12 @@ func (f *fixture) wait(t *testing.T, id string) *bulk.Job {
 // through the state machine's Choice loop; every resource lands once.
 func TestCursorLoop(t *testing.T) {
 	cfg := export.DefaultConfig()
-	cfg.ItemBudget = time.Nanosecond // checkpoint at every check
+	cfg.ItemBudget = 3000 * time.Second // 3,000 rows a call on the clock below
 	cfg.MaxFileResources = 3000
 	f := newFixture(t, cfg, nil)
+	clk := &clock{t: f.now}
+	f.svc.Now = clk.Now
+	f.svc.Resources = &slowSource{ResourceSource: f.res, clock: clk, perRow: time.Second}
 	f.put(t, "Observation", 10_000)
 	j, err := f.svc.Kickoff(context.Background(), "c1", bulk.ExportRequest{Level: bulk.LevelSystem, OutputFormat: "application/fhir+ndjson"})
 	if err != nil {
@@ -297,7 +300,7 @@ func TestPlanOutput(t *testing.T) {
 			}
 			want := export.PlanOutput{Items: []int{0, 1, 2, 3}, MaxConcurrency: 7}
 			if tc.distributed {
-				want = export.PlanOutput{ItemsBucket: "b", ItemsKey: "exports/" + export.ItemsKey(j.ID), MaxConcurrency: 7}
+				want = export.PlanOutput{ItemsBucket: "b", ItemsKey: "exports/" + export.ItemsKey(j.ID), ResultsPrefix: "exports/" + j.ID + "/plan/results/", MaxConcurrency: 7}
 			}
 			if diff := cmp.Diff(want, first); diff != "" {
 				t.Errorf("Plan() mismatch (-want +got):\n%s", diff)

@@ -70,8 +70,8 @@ type ResourceOptions struct {
 	Bodies bulk.ObjectStore
 	// SpillBytes is the size above which a body is spilled (default 64 KiB).
 	SpillBytes int
-	// Parallel is how many requests one Put or read sends at once
-	// (default 16).
+	// Parallel is how many requests one Put or read sends at once, and
+	// how many spilled bodies a scan reads at once (default 16).
 	Parallel int
 }
 
@@ -173,7 +173,9 @@ func keyRange(rng bulk.Range) (lo, hi string, ok bool) {
 }
 
 // Scan visits a shard's resources in (lastUpdated, id) order after the
-// cursor, which is the sort key of the last resource visited.
+// cursor, which is the sort key of the last resource visited. A
+// CompartmentOnly scan reads every row of the range and passes those in no
+// compartment to req.Skipped, if set.
 func (s *ResourceStore) Scan(ctx context.Context, req bulk.ScanRequest, fn bulk.Visit) (err error) {
 	defer bulk.Wrap(&err, "dynamodb.ResourceStore.Scan(%s, shard %d)", req.Type, req.Shard)
 	if req.Shard < 0 || req.Shard >= s.shards {
@@ -201,19 +203,106 @@ func (s *ResourceStore) Scan(ctx context.Context, req bulk.ScanRequest, fn bulk.
 			in.ExclusiveStartKey = key2(pk, c)
 		}
 	}
-	return stopped(queryAll(ctx, s.api, in, func(item map[string]types.AttributeValue) error {
+	// Rows are decoded and visited a window at a time (visitEntries), so
+	// that the window's spilled bodies are read at once.
+	var (
+		win     []entry
+		spilled int
+	)
+	flush := func() error {
+		err := s.visitEntries(ctx, win, req.Skipped, fn)
+		win, spilled = win[:0], 0
+		return err
+	}
+	err = queryAll(ctx, s.api, in, func(item map[string]types.AttributeValue) error {
 		if err := ctxErr(ctx); err != nil {
 			return err
 		}
+		e := entry{typ: req.Type, item: item, cursor: bulk.Cursor(getS(item, attrSK))}
 		if req.CompartmentOnly && getN(item, attrNPat) == 0 {
-			return nil
+			if req.Skipped == nil {
+				return nil
+			}
+			e.skip = true
 		}
-		r, err := s.decode(ctx, req.Type, item)
+		win = append(win, e)
+		if e.spilled() {
+			spilled++
+		}
+		if spilled == s.opts.Parallel || len(win) == maxBatchGet {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = flush()
+	}
+	return stopped(err)
+}
+
+// entry is a scanned row waiting to be decoded and visited, or passed to
+// ScanRequest.Skipped with skip.
+type entry struct {
+	typ    string
+	item   map[string]types.AttributeValue
+	cursor bulk.Cursor
+	skip   bool
+}
+
+func (e *entry) spilled() bool { return !e.skip && getS(e.item, attrRef) != "" }
+
+// visitEntries decodes es and visits them in order (or passes them to
+// skipped). The spilled bodies among them are read opts.Parallel at a
+// time, a window of es at a time: one by one, every spilled body would cost
+// a whole S3 GetObject round trip, tens of milliseconds
+// (docs.aws.amazon.com/AmazonS3/latest/userguide/optimizing-performance.html),
+// and an export item of large resources would spend its budget waiting.
+// A visit that stops the scan wastes at most the rest of its window.
+func (s *ResourceStore) visitEntries(ctx context.Context, es []entry, skipped func(bulk.Cursor) error, fn bulk.Visit) error {
+	for len(es) > 0 {
+		var refs []int // indexes in win of the spilled entries
+		w := 0
+		for ; w < len(es); w++ {
+			if es[w].spilled() {
+				if len(refs) == s.opts.Parallel {
+					break
+				}
+				refs = append(refs, w)
+			}
+		}
+		win := es[:w]
+		es = es[w:]
+		spills := make([]*spill, len(win))
+		err := parallel(ctx, s.opts.Parallel, len(refs), func(k int) error {
+			i := refs[k]
+			sp, err := s.readSpill(ctx, getS(win[i].item, attrRef))
+			spills[i] = sp
+			return err
+		})
 		if err != nil {
 			return err
 		}
-		return fn(r, bulk.Cursor(getS(item, attrSK)))
-	}))
+		for i := range win {
+			e := &win[i]
+			if err := ctxErr(ctx); err != nil {
+				return err
+			}
+			if e.skip {
+				if err := skipped(e.cursor); err != nil {
+					return err
+				}
+				continue
+			}
+			r, err := decodeItem(e.typ, e.item, spills[i])
+			if err != nil {
+				return err
+			}
+			if err := fn(r, e.cursor); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // stopped turns ErrStop into a clean end.
@@ -233,6 +322,19 @@ func ctxErr(ctx context.Context) error {
 
 // decode builds a resource from its scan item, reading a spilled body.
 func (s *ResourceStore) decode(ctx context.Context, typ string, item map[string]types.AttributeValue) (*bulk.Resource, error) {
+	var sp *spill
+	if ref := getS(item, attrRef); ref != "" {
+		var err error
+		if sp, err = s.readSpill(ctx, ref); err != nil {
+			return nil, err
+		}
+	}
+	return decodeItem(typ, item, sp)
+}
+
+// decodeItem builds a resource from its scan item and, if the item is
+// spilled, its spilled body sp.
+func decodeItem(typ string, item map[string]types.AttributeValue, sp *spill) (*bulk.Resource, error) {
 	sk := getS(item, attrSK)
 	luStr, id, _ := strings.Cut(sk, "#")
 	t, err := parseLU(luStr)
@@ -240,11 +342,7 @@ func (s *ResourceStore) decode(ctx context.Context, typ string, item map[string]
 		return nil, bulk.Wrapf(err, bulk.EINTERNAL, "Stored resource key %q is unreadable.", sk)
 	}
 	r := &bulk.Resource{Type: typ, ID: id, LastUpdated: t}
-	if ref := getS(item, attrRef); ref != "" {
-		sp, err := s.readSpill(ctx, ref)
-		if err != nil {
-			return nil, err
-		}
+	if sp != nil {
 		r.Body, r.Patients, r.Members = sp.body, sp.Patients, sp.Members
 		return r, nil
 	}
@@ -361,7 +459,8 @@ func (s *ResourceStore) Compartment(ctx context.Context, patientID string, typs 
 type scanRef struct{ typ, id, lu string }
 
 // visitRefs reads the scan items of refs in batches and visits them in the
-// order of refs, skipping any that a concurrent Put or Delete removed.
+// order of refs (spilled bodies read concurrently, see visitEntries),
+// skipping any that a concurrent Put or Delete removed.
 func (s *ResourceStore) visitRefs(ctx context.Context, refs []scanRef, fn bulk.Visit) error {
 	for start := 0; start < len(refs); start += maxBatchGet {
 		page := refs[start:min(start+maxBatchGet, len(refs))]
@@ -377,21 +476,14 @@ func (s *ResourceStore) visitRefs(ctx context.Context, refs []scanRef, fn bulk.V
 		if err != nil {
 			return err
 		}
+		es := make([]entry, 0, len(page))
 		for i, r := range page {
-			if err := ctxErr(ctx); err != nil {
-				return err
+			if item, ok := found[getS(keys[i], attrPK)+"|"+getS(keys[i], attrSK)]; ok {
+				es = append(es, entry{typ: r.typ, item: item, cursor: bulk.Cursor(r.typ + "/" + r.id)})
 			}
-			item, ok := found[getS(keys[i], attrPK)+"|"+getS(keys[i], attrSK)]
-			if !ok {
-				continue
-			}
-			res, err := s.decode(ctx, r.typ, item)
-			if err != nil {
-				return err
-			}
-			if err := fn(res, bulk.Cursor(r.typ+"/"+r.id)); err != nil {
-				return err
-			}
+		}
+		if err := s.visitEntries(ctx, es, nil, fn); err != nil {
+			return err
 		}
 	}
 	return nil
