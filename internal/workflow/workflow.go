@@ -64,8 +64,9 @@ func (s Steps) MarkFailed(ctx context.Context, in FailInput) (JobInput, error) {
 }
 
 // Registry maps the definition's ${...FunctionArn} substitutions to steps,
-// and the Distributed Map's ItemReader (s3:getObject, which Step Functions
-// itself does on AWS) to a reader of the service's ItemLists.
+// and the Distributed Map's ItemReader (s3:getObject) and ResultWriter
+// (s3:putObject), which Step Functions itself does on AWS, to the service's
+// ItemLists.
 func (s Steps) Registry() map[string]asl.Step {
 	return map[string]asl.Step{
 		"PlanFunctionArn":       typed(s.Plan),
@@ -73,6 +74,42 @@ func (s Steps) Registry() map[string]asl.Step {
 		"FinalizeFunctionArn":   typed(s.Finalize),
 		"MarkFailedFunctionArn": typed(s.MarkFailed),
 		asl.ResourceS3GetObject: GetObject(s.Svc.ItemLists),
+		asl.ResourceS3PutObject: PutObject(s.Svc.ItemLists),
+	}
+}
+
+// PutObjectInput is the ResultWriter's s3:putObject request.
+type PutObjectInput struct {
+	Bucket string `json:"Bucket"`
+	Key    string `json:"Key"`
+	Body   string `json:"Body"`
+}
+
+// PutObject is the ResultWriter's s3:putObject over an object store: it
+// writes Body to the object Key of Bucket, which must be under the item
+// lists' prefix (the job's plan/results/).
+func PutObject(lists export.ItemLists) asl.Step {
+	return func(ctx context.Context, raw json.RawMessage) (json.RawMessage, error) {
+		var in PutObjectInput
+		if err := json.Unmarshal(raw, &in); err != nil {
+			return nil, fmt.Errorf("decode s3:putObject input: %w", err)
+		}
+		key, ok := strings.CutPrefix(in.Key, lists.Prefix)
+		if in.Bucket != lists.Bucket || !ok {
+			return nil, fmt.Errorf("AccessDenied: s3://%s/%s is not under the results prefix (want s3://%s/%s...)", in.Bucket, in.Key, lists.Bucket, lists.Prefix)
+		}
+		w, err := lists.Store.Create(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := io.WriteString(w, in.Body); err != nil {
+			_ = w.Abort()
+			return nil, err
+		}
+		if err := w.Close(); err != nil {
+			return nil, err
+		}
+		return json.RawMessage(`{}`), nil
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambda/messages"
 	s3sdk "github.com/aws/aws-sdk-go-v2/service/s3"
@@ -24,18 +25,22 @@ import (
 // Lambda would (Invoke). Executions are named and unique as on AWS.
 type StepFunctions struct {
 	URL string
+	// Sleep, if set, is the runner's wait for Retry intervals (a bench
+	// may scale time down); nil waits as long as the definition says.
+	Sleep func(ctx context.Context, d time.Duration) error
 
 	mu      sync.Mutex
 	machine *asl.Machine
 	runs    map[string]*run
 	wg      sync.WaitGroup
-	s3      S3GetObjectAPI
+	s3      S3API
 }
 
-// S3GetObjectAPI is the S3 call a Distributed Map's ItemReader makes;
-// *s3.Client implements it.
-type S3GetObjectAPI interface {
+// S3API is the S3 calls a Distributed Map's ItemReader and ResultWriter
+// make; *s3.Client implements it.
+type S3API interface {
 	GetObject(ctx context.Context, in *s3sdk.GetObjectInput, opts ...func(*s3sdk.Options)) (*s3sdk.GetObjectOutput, error)
+	PutObject(ctx context.Context, in *s3sdk.PutObjectInput, opts ...func(*s3sdk.Options)) (*s3sdk.PutObjectOutput, error)
 }
 
 type run struct {
@@ -65,30 +70,35 @@ func NewStepFunctions(tb testing.TB) *StepFunctions {
 	return f
 }
 
-// SetS3 gives the endpoint the S3 client its ItemReaders read with: on AWS
-// Step Functions reads a Distributed Map's items itself (the state
-// machine's role needs s3:GetObject), no Lambda is involved.
-func (f *StepFunctions) SetS3(client S3GetObjectAPI) {
+// SetS3 gives the endpoint the S3 client its ItemReaders read with and its
+// ResultWriters write with: on AWS Step Functions reads a Distributed Map's
+// items and writes its results itself (the state machine's role needs
+// s3:GetObject and s3:PutObject), no Lambda is involved.
+func (f *StepFunctions) SetS3(client S3API) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.s3 = client
 }
 
 // SetSteps parses def with the steps behind its ${...FunctionArn}s. Unless
-// steps has its own, the ItemReader's s3:getObject reads with the client
-// SetS3 gave.
+// steps has its own, the ItemReader's s3:getObject reads and the
+// ResultWriter's s3:putObject writes with the client SetS3 gave.
 func (f *StepFunctions) SetSteps(def []byte, steps map[string]asl.Step) error {
-	if steps[asl.ResourceS3GetObject] == nil {
-		steps = maps.Clone(steps)
-		if steps == nil {
-			steps = map[string]asl.Step{}
+	defaults := map[string]asl.Step{asl.ResourceS3GetObject: f.getObject, asl.ResourceS3PutObject: f.putObject}
+	steps = maps.Clone(steps)
+	if steps == nil {
+		steps = map[string]asl.Step{}
+	}
+	for k, step := range defaults {
+		if steps[k] == nil {
+			steps[k] = step
 		}
-		steps[asl.ResourceS3GetObject] = f.getObject
 	}
 	m, err := asl.Parse(def, steps)
 	if err != nil {
 		return err
 	}
+	m.Sleep = f.Sleep
 	f.mu.Lock()
 	f.machine = m
 	f.mu.Unlock()
@@ -113,6 +123,24 @@ func (f *StepFunctions) getObject(ctx context.Context, raw json.RawMessage) (jso
 	}
 	defer out.Body.Close()
 	return io.ReadAll(out.Body)
+}
+
+// putObject is the ResultWriter's s3:putObject: Body is the object.
+func (f *StepFunctions) putObject(ctx context.Context, raw json.RawMessage) (json.RawMessage, error) {
+	var in struct{ Bucket, Key, Body string }
+	if err := json.Unmarshal(raw, &in); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	client := f.s3
+	f.mu.Unlock()
+	if client == nil {
+		return nil, errors.New("awstest: no S3 client for the ResultWriter (StepFunctions.SetS3)")
+	}
+	if _, err := client.PutObject(ctx, &s3sdk.PutObjectInput{Bucket: &in.Bucket, Key: &in.Key, Body: strings.NewReader(in.Body)}); err != nil {
+		return nil, err
+	}
+	return json.RawMessage(`{}`), nil
 }
 
 // Wait blocks until the execution named name ends and returns its status

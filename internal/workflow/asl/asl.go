@@ -10,11 +10,13 @@
 //
 // Supported: Task, Map, Choice, Pass, Wait, Succeed and Fail states;
 // InputPath, Parameters, ResultSelector, ResultPath and OutputPath; Retry and
-// Catch on Task and Map; reference paths such as $.a.b, $.a[0], $['a'] and
-// $$.Map.Item.Value. A Map runs INLINE, or DISTRIBUTED (each item a child
-// execution) with an optional ItemReader that reads a JSON array from S3
-// (arn:aws:states:::s3:getObject, bound to the step registered under that
-// ARN) and ToleratedFailurePercentage 0.
+// Catch on Task and Map (with MaxDelaySeconds and JitterStrategy); reference
+// paths such as $.a.b, $.a[0], $['a'] and $$.Map.Item.Value. A Map runs
+// INLINE, or DISTRIBUTED (each item a child execution) with an optional
+// ItemReader that reads a JSON array from S3 (arn:aws:states:::s3:getObject,
+// bound to the step registered under that ARN), an optional ResultWriter
+// that writes the Map Run's results to S3 (arn:aws:states:::s3:putObject,
+// likewise) and ToleratedFailurePercentage 0.
 package asl
 
 import (
@@ -24,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"time"
 )
 
@@ -41,6 +44,8 @@ const (
 	// executions did (ToleratedFailurePercentage 0).
 	ErrItemReaderFailed                = "States.ItemReaderFailed"
 	ErrExceedToleratedFailureThreshold = "States.ExceedToleratedFailureThreshold"
+	// Its ResultWriter could not write the Map Run's results.
+	ErrResultWriterFailed = "States.ResultWriterFailed"
 )
 
 // ResourceS3GetObject is the service integration a Distributed Map's
@@ -48,6 +53,12 @@ const (
 // by this ARN rather than by a "${Name}" placeholder; it gets
 // {"Bucket", "Key"} and returns the object's bytes.
 const ResourceS3GetObject = "arn:aws:states:::s3:getObject"
+
+// ResourceS3PutObject is the service integration a Distributed Map's
+// ResultWriter names to write the Map Run's results to S3. Its step is
+// keyed by this ARN; it gets {"Bucket", "Key", "Body"}, Body being the
+// object's content as a JSON string, and its result is ignored.
+const ResourceS3PutObject = "arn:aws:states:::s3:putObject"
 
 // Defaults of the Machine fields.
 const (
@@ -67,6 +78,10 @@ type Machine struct {
 	// Sleep waits for d or until ctx is done (Retry intervals, Wait states).
 	// Nil means a real timer; tests inject a recorder.
 	Sleep func(ctx context.Context, d time.Duration) error
+	// Rand returns a random number in [0, 1) for a retrier's
+	// JitterStrategy FULL. Nil means math/rand/v2's Float64; tests inject
+	// a fixed sequence.
+	Rand func() float64
 	// PayloadLimit is the largest state input, output or task result in
 	// bytes of compact JSON; larger ones fail with States.DataLimitExceeded.
 	// Zero means DefaultPayloadLimit.
@@ -98,12 +113,12 @@ func (e *ExecutionError) Error() string {
 func (e *ExecutionError) ErrorName() string { return e.Name }
 
 // Parse validates def and binds each Task Resource of the form "${Name}" to
-// steps[Name], and each ItemReader Resource to the step keyed by its ARN
-// (ResourceS3GetObject). It fails if a placeholder or ItemReader has no
-// step, if a placeholder step is never referenced (an ARN-keyed step may
-// go unused), if a Next, Default or StartAt names a missing state, if a state
-// is unreachable, if a state type or field is unsupported, or if a path is
-// malformed or unsupported.
+// steps[Name], and each ItemReader and ResultWriter Resource to the step
+// keyed by its ARN (ResourceS3GetObject, ResourceS3PutObject). It fails if a
+// placeholder, ItemReader or ResultWriter has no step, if a placeholder step
+// is never referenced (an ARN-keyed step may go unused), if a Next, Default
+// or StartAt names a missing state, if a state is unreachable, if a state
+// type or field is unsupported, or if a path is malformed or unsupported.
 func Parse(def []byte, steps map[string]Step) (*Machine, error) {
 	p := &parser{steps: steps, used: map[string]bool{}, names: map[string]bool{}}
 	root, err := p.parse(def)
@@ -146,6 +161,13 @@ func (m *Machine) Run(ctx context.Context, name string, input json.RawMessage) (
 	return marshal(out), nil
 }
 
+func (m *Machine) random() float64 {
+	if m.Rand != nil {
+		return m.Rand()
+	}
+	return rand.Float64()
+}
+
 func (m *Machine) sleep(ctx context.Context, d time.Duration) error {
 	if m.Sleep != nil {
 		return m.Sleep(ctx, d)
@@ -178,7 +200,10 @@ func runtimeError(state, format string, args ...any) *ExecutionError {
 }
 
 // matches reports whether a Retrier or Catcher with errorEquals handles the
-// error name. Following the Step Functions error-handling guide:
+// error name. Following the Step Functions error-handling guide
+// (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html):
+// States.ALL matches any error name (Lambda.Unknown, Sandbox.Timedout,
+// Runtime.ExitError, States.Timeout, a step's own names ...), except that
 // States.Runtime ("not retriable, always fails the execution") and
 // States.DataLimitExceeded ("a terminal error") are never handled, not even
 // by States.ALL; States.TaskFailed matches any error except States.Timeout.

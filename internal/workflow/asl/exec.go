@@ -19,6 +19,9 @@ type execution struct {
 	m     *Machine
 	name  string
 	input any
+
+	mu      sync.Mutex
+	mapRuns map[string]int // Map Runs started so far, by Distributed Map state
 }
 
 func (x *execution) contextFor(st *state) *contextObject {
@@ -134,8 +137,12 @@ func (x *execution) act(ctx context.Context, st *state, in any, invoke func(cont
 }
 
 // retry calls f until it succeeds or fails with an error that the first
-// Retrier matching it no longer retries. Each Retrier counts its own
-// attempts, from zero on every entry into the state.
+// Retrier matching it no longer retries. Only that first match counts: a
+// Retrier with MaxAttempts 0 matches and never retries, so the error goes on
+// to Catch and later Retriers (a States.ALL) never see it
+// (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html).
+// Each Retrier counts its own attempts, from zero on every entry into the
+// state.
 func (x *execution) retry(ctx context.Context, st *state, f func(context.Context) (any, error)) (any, error) {
 	attempts := make([]int, len(st.retry))
 	for {
@@ -160,7 +167,7 @@ func (x *execution) retry(ctx context.Context, st *state, f func(context.Context
 		if i < 0 || attempts[i] >= st.retry[i].maxAttempts {
 			return nil, err
 		}
-		d := st.retry[i].delay(attempts[i])
+		d := st.retry[i].delay(attempts[i], x.m.random)
 		attempts[i]++
 		if err := x.m.sleep(ctx, d); err != nil {
 			if ctx.Err() != nil {
@@ -172,13 +179,17 @@ func (x *execution) retry(ctx context.Context, st *state, f func(context.Context
 }
 
 // delay is the wait before retry n+1: IntervalSeconds × BackoffRate^n,
-// capped by MaxDelaySeconds.
-func (r *retrier) delay(n int) time.Duration {
+// capped by MaxDelaySeconds; with JitterStrategy FULL, a random wait
+// between 0 and that (rand returns [0, 1)).
+func (r *retrier) delay(n int, rand func() float64) time.Duration {
 	s := r.interval * math.Pow(r.backoff, float64(n))
 	if r.maxDelay > 0 {
 		s = min(s, r.maxDelay)
 	}
 	s = min(s, 1e9) // keep the conversion below from overflowing
+	if r.jitter {
+		s *= rand()
+	}
 	return time.Duration(s * float64(time.Second))
 }
 
@@ -212,8 +223,16 @@ func (x *execution) callStep(ctx context.Context, st *state, eff any) (result an
 // with its own name and input; a failed child fails the Map with
 // States.ExceedToleratedFailureThreshold (ToleratedFailurePercentage 0),
 // which, unlike the child's own error, a Catch may handle even if it is
-// States.Runtime.
+// States.Runtime. With a ResultWriter the results go to S3 and the result
+// is where (see writeResults).
 func (x *execution) runMap(ctx context.Context, st *state, eff any) (any, error) {
+	var dest *destination
+	if st.writer != nil {
+		var err error
+		if dest, err = x.destination(st, eff); err != nil {
+			return nil, err
+		}
+	}
 	var items []any
 	if st.reader != nil {
 		var err error
@@ -255,6 +274,10 @@ func (x *execution) runMap(ctx context.Context, st *state, eff any) (any, error)
 	workers = min(workers, len(items))
 
 	results := make([]any, len(items))
+	var inputs []any // the children's inputs, for a ResultWriter
+	if dest != nil {
+		inputs = make([]any, len(items))
+	}
 	mctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var (
@@ -272,7 +295,7 @@ func (x *execution) runMap(ctx context.Context, st *state, eff any) (any, error)
 				if i >= len(items) {
 					return
 				}
-				out, err := x.iteration(mctx, st, eff, i, items[i])
+				in, out, err := x.iteration(mctx, st, eff, i, items[i])
 				if err != nil {
 					mu.Lock()
 					if first == nil {
@@ -283,6 +306,9 @@ func (x *execution) runMap(ctx context.Context, st *state, eff any) (any, error)
 					return
 				}
 				results[i] = out
+				if inputs != nil {
+					inputs[i] = in
+				}
 			}
 		}()
 	}
@@ -293,34 +319,44 @@ func (x *execution) runMap(ctx context.Context, st *state, eff any) (any, error)
 	if first != nil {
 		return nil, first
 	}
+	if dest != nil {
+		return x.writeResults(ctx, st, dest, inputs, results)
+	}
 	return results, nil
 }
 
-func (x *execution) iteration(ctx context.Context, st *state, eff any, i int, item any) (any, error) {
-	in := item
+// iteration runs item i and returns its input (after ItemSelector) and
+// output.
+func (x *execution) iteration(ctx context.Context, st *state, eff any, i int, item any) (in, out any, err error) {
+	in = item
 	if st.itemSelector != nil {
 		c := x.contextFor(st)
 		c.inMap, c.mapIndex, c.mapValue = true, i, item
-		var err error
 		if in, err = st.itemSelector.eval(eff, c); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if err := x.limit(st.name, fmt.Sprintf("iteration %d input", i), in); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !st.distributed {
-		return x.run(ctx, st.processor, in)
+		out, err = x.run(ctx, st.processor, in)
+		return in, out, err
 	}
 	// A child execution: its context object ($$.Execution) is its own.
-	child := &execution{m: x.m, name: fmt.Sprintf("%s/%s:%d", x.name, st.name, i), input: in}
-	out, err := child.run(ctx, st.processor, in)
+	child := &execution{m: x.m, name: x.childName(st, i), input: in}
+	out, err = child.run(ctx, st.processor, in)
 	var ee *ExecutionError
 	if err != nil && ctx.Err() == nil && errors.As(err, &ee) {
-		return nil, &ExecutionError{Name: ErrExceedToleratedFailureThreshold, Cause: fmt.Sprintf(
+		return nil, nil, &ExecutionError{Name: ErrExceedToleratedFailureThreshold, Cause: fmt.Sprintf(
 			"The Map Run of state '%s' exceeded its tolerated failure threshold (0%%): item %d failed with %s: %s", st.name, i, ee.Name, ee.Cause)}
 	}
-	return out, err
+	return in, out, err
+}
+
+// childName is the execution name of a Distributed Map's item i.
+func (x *execution) childName(st *state, i int) string {
+	return fmt.Sprintf("%s/%s:%d", x.name, st.name, i)
 }
 
 // readItems runs a Distributed Map's ItemReader: its Parameters on the

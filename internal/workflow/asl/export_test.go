@@ -55,6 +55,9 @@ type exportFake struct {
 	planErr     func(call int) error
 	exportErr   func(item, call int) error
 	finalizeErr func(call int) error
+	markErr     func(call int) error
+	// puts is the ResultWriter's s3:putObject; nil makes one.
+	puts *puts
 	// exportWait, if set, runs inside every ExportItem call.
 	exportWait func(ctx context.Context, item int)
 	// exportDone is what ExportItem returns when an item is done.
@@ -73,8 +76,9 @@ type exportFake struct {
 }
 
 const (
-	itemsBucket = "tranche-bucket"
-	itemsKey    = "exports/job-1/plan/items.json"
+	itemsBucket   = "tranche-bucket"
+	itemsKey      = "exports/job-1/plan/items.json"
+	resultsPrefix = "exports/job-1/plan/results/"
 )
 
 // payload records the size of a step's input or output.
@@ -89,11 +93,14 @@ func (f *exportFake) measured(steps map[string]asl.Step) map[string]asl.Step {
 	out := map[string]asl.Step{}
 	for name, step := range steps {
 		out[name] = func(ctx context.Context, in json.RawMessage) (json.RawMessage, error) {
-			if name != asl.ResourceS3GetObject { // the item list is read by Step Functions, not a state
+			// Step Functions reads the item list and writes the results
+			// itself: those are not state payloads.
+			state := !strings.HasPrefix(name, "arn:")
+			if state {
 				f.payload(in)
 			}
 			res, err := step(ctx, in)
-			if name != asl.ResourceS3GetObject {
+			if state {
 				f.payload(res)
 			}
 			return res, err
@@ -135,7 +142,7 @@ func (f *exportFake) steps(t *testing.T) map[string]asl.Step {
 				}
 			}
 			if f.distributed {
-				return encode(map[string]any{"itemsBucket": itemsBucket, "itemsKey": itemsKey, "maxConcurrency": 4}), nil
+				return encode(map[string]any{"itemsBucket": itemsBucket, "itemsKey": itemsKey, "resultsPrefix": resultsPrefix, "maxConcurrency": 4}), nil
 			}
 			return encode(map[string]any{"items": f.itemList(), "maxConcurrency": 4}), nil
 		},
@@ -199,10 +206,17 @@ func (f *exportFake) steps(t *testing.T) map[string]asl.Step {
 		},
 		"MarkFailedFunctionArn": func(ctx context.Context, in json.RawMessage) (json.RawMessage, error) {
 			f.mu.Lock()
-			defer f.mu.Unlock()
 			f.markFailed = append(f.markFailed, decodeInput(t, in))
+			call := len(f.markFailed)
+			f.mu.Unlock()
+			if f.markErr != nil {
+				if err := f.markErr(call); err != nil {
+					return nil, err
+				}
+			}
 			return json.RawMessage(`{}`), nil
 		},
+		asl.ResourceS3PutObject: f.puts.step,
 	}
 }
 
@@ -218,13 +232,27 @@ func newExport(t *testing.T, f *exportFake) (*asl.Machine, *sleepRecorder) {
 	t.Helper()
 	f.exportCalls = map[int][]map[string]any{}
 	f.exportOK = map[int]int{}
+	if f.puts == nil {
+		f.puts = &puts{}
+	}
 	m, err := asl.Parse(statemachines.Export, f.measured(f.steps(t)))
 	if err != nil {
 		t.Fatalf("Parse(export.asl.json) = %v", err)
 	}
 	s := &sleepRecorder{}
 	m.Sleep = s.sleep
+	m.Rand = func() float64 { return 0.5 } // every FULL-jitter wait is half its interval
 	return m, s
+}
+
+// jittered is the waits of retries whose intervals are ns seconds, under
+// newExport's Rand.
+func jittered(ns ...int) []time.Duration {
+	var ds []time.Duration
+	for _, n := range ns {
+		ds = append(ds, time.Duration(n)*time.Second/2)
+	}
+	return ds
 }
 
 func TestExport_OK(t *testing.T) {
@@ -270,17 +298,26 @@ func TestExport_TransientRetried(t *testing.T) {
 	}{{
 		name:       "ExportItemRecovers",
 		fake:       &exportFake{items: 1, exportErr: func(item, call int) error { return errIf(call <= 3, transient) }},
-		wantSleeps: seconds(1, 2, 4),
+		wantSleeps: jittered(1, 2, 4),
 	}, {
 		name:       "FinalizeRecovers",
 		fake:       &exportFake{items: 2, finalizeErr: func(call int) error { return errIf(call == 1, transient) }},
-		wantSleeps: seconds(1),
+		wantSleeps: jittered(1),
 	}, {
-		// Plan allows MaxAttempts 5: six failures exhaust it and the Catch marks the job failed.
+		// Plan allows MaxAttempts 8 with MaxDelaySeconds 30: nine failures
+		// exhaust it and the Catch marks the job failed.
 		name:       "PlanExhausted",
 		fake:       &exportFake{items: 2, planErr: func(call int) error { return transient }},
-		wantSleeps: seconds(1, 2, 4, 8, 16),
+		wantSleeps: jittered(1, 2, 4, 8, 16, 30, 30, 30),
 		wantErr:    "ExportFailed",
+	}, {
+		// ExportItem allows MaxAttempts 10 with MaxDelaySeconds 60: about
+		// five minutes of throttling (half on average with the jitter).
+		name: "ExportItemThrottledLong",
+		fake: &exportFake{items: 1, exportErr: func(item, call int) error {
+			return errIf(call <= 10, &namedError{"Lambda.TooManyRequestsException", "Rate Exceeded."})
+		}},
+		wantSleeps: jittered(1, 2, 4, 8, 16, 32, 60, 60, 60, 60),
 	}}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -320,15 +357,16 @@ func TestExport_PermanentErrorMarksFailed(t *testing.T) {
 		fake      *exportFake
 		wantError map[string]any
 	}{{
+		// Retried (States.ALL) until exhausted, then caught.
 		name:      "PlanPlainError",
 		fake:      &exportFake{items: 3, planErr: func(int) error { return errors.New("index unavailable") }},
 		wantError: map[string]any{"Error": "States.TaskFailed", "Cause": "index unavailable"},
 	}, {
-		name: "ExportItemNamedError",
+		name: "ExportItemExportError",
 		fake: &exportFake{items: 20, loops: 1, exportErr: func(item, call int) error {
-			return errIf(item == 7 && call == 2, &namedError{"Permanent", "bad cursor"})
+			return errIf(item == 7 && call == 2, &namedError{"ExportError", "bad cursor"})
 		}},
-		wantError: map[string]any{"Error": "Permanent", "Cause": "bad cursor"},
+		wantError: map[string]any{"Error": "ExportError", "Cause": "bad cursor"},
 	}, {
 		name:      "FinalizePanics",
 		fake:      &exportFake{items: 1, finalizeErr: func(int) error { panic("nil map") }},
@@ -501,12 +539,26 @@ func TestExport_Distributed10000(t *testing.T) {
 		t.Errorf("largest state payload = %d bytes, want < 8 KB", f.maxPayload)
 	}
 	t.Logf("largest step payload: %d bytes", f.maxPayload)
+	// ExportItemsDistributed has ResultPath null, so Finalize sees the
+	// plan, not the ResultWriter's descriptor.
 	wantFinalize := []map[string]any{{"jobId": "job-1"}}
 	if diff := cmp.Diff(wantFinalize, f.finalize); diff != "" {
 		t.Errorf("Finalize inputs mismatch (-want +got):\n%s", diff)
 	}
 	if len(f.markFailed) != 0 || len(s.delays) != 0 {
 		t.Errorf("MarkFailed calls %v, sleeps %v; want none", f.markFailed, s.delays)
+	}
+	// The results went to the job's plan/ prefix, each item's {} (COMPACT).
+	if len(f.puts.keys) != 2 {
+		t.Fatalf("objects written %v, want the results and the manifest", f.puts.keys)
+	}
+	results, manifest := f.puts.keys[0], f.puts.keys[1]
+	dir, ok := strings.CutSuffix(results, "SUCCEEDED_0.json")
+	if !ok || !strings.HasPrefix(dir, itemsBucket+"/"+resultsPrefix) || manifest != dir+"manifest.json" {
+		t.Errorf("objects written %v, want SUCCEEDED_0.json and manifest.json under %s/%s<map run id>/", f.puts.keys, itemsBucket, resultsPrefix)
+	}
+	if want := "[" + strings.Repeat("{},", f.items-1) + "{}]"; f.puts.bodies[results] != want {
+		t.Errorf("SUCCEEDED_0.json has %d bytes, want %d items of {}", len(f.puts.bodies[results]), f.items)
 	}
 
 	inline := &exportFake{items: 10000}
@@ -529,7 +581,7 @@ func TestExport_DistributedFailure(t *testing.T) {
 		case item == 3 && call <= 2:
 			return transient
 		case item == 17:
-			return &namedError{"Permanent", "bad cursor"}
+			return &namedError{"ExportError", "bad cursor"}
 		}
 		return nil
 	}}
@@ -542,12 +594,120 @@ func TestExport_DistributedFailure(t *testing.T) {
 		t.Fatalf("MarkFailed calls = %v, want one", f.markFailed)
 	}
 	e := f.markFailed[0]["error"].(map[string]any)
-	if e["Error"] != asl.ErrExceedToleratedFailureThreshold || !strings.Contains(e["Cause"].(string), "item 17 failed with Permanent: bad cursor") {
+	if e["Error"] != asl.ErrExceedToleratedFailureThreshold || !strings.Contains(e["Cause"].(string), "item 17 failed with ExportError: bad cursor") {
 		t.Errorf("MarkFailed error = %v, want %s naming item 17", e, asl.ErrExceedToleratedFailureThreshold)
 	}
 	if len(f.finalize) != 0 {
 		t.Errorf("Finalize ran %d times, want 0", len(f.finalize))
 	}
+	if n := len(f.exportCalls[17]); n != 1 {
+		t.Errorf("item 17 ran %d times, want once (ExportError is not retried)", n)
+	}
+	if len(f.puts.keys) != 0 {
+		t.Errorf("results written for a failed Map Run: %v", f.puts.keys)
+	}
 }
 
 func TestExport_DistributedCancel(t *testing.T) { testCancel(t, true) }
+
+// TestExport_ErrorModel: every Task of the definition retries whatever a
+// Lambda invocation can fail with (crash, timeout, out of memory,
+// throttling, the steps' Transient), and sends the steps' permanent
+// ExportError straight to MarkFailed without a retry.
+func TestExport_ErrorModel(t *testing.T) {
+	retried := []string{
+		"Lambda.ClientExecutionTimeoutException", "Runtime.ExitError", "Runtime.OutOfMemory", "Sandbox.Timedout",
+		"Lambda.Unknown", "States.Timeout", "Transient", "Lambda.TooManyRequestsException", "Lambda.ServiceException",
+		"States.TaskFailed",
+	}
+	tasks := []struct {
+		name        string
+		distributed bool
+		inject      func(f *exportFake, fail func(call int) error)
+		calls       func(f *exportFake) int
+		// The error MarkFailed is given for a task's ExportError.
+		wantMarked string
+	}{
+		{"Plan", false, func(f *exportFake, fail func(int) error) { f.planErr = fail },
+			func(f *exportFake) int { return f.planCalls }, "ExportError"},
+		{"ExportItem", false, func(f *exportFake, fail func(int) error) {
+			f.exportErr = func(_, call int) error { return fail(call) }
+		}, func(f *exportFake) int { return len(f.exportCalls[0]) }, "ExportError"},
+		{"ExportChildItem", true, func(f *exportFake, fail func(int) error) {
+			f.exportErr = func(_, call int) error { return fail(call) }
+		}, func(f *exportFake) int { return len(f.exportCalls[0]) }, asl.ErrExceedToleratedFailureThreshold},
+		{"Finalize", false, func(f *exportFake, fail func(int) error) { f.finalizeErr = fail },
+			func(f *exportFake) int { return len(f.finalize) }, "ExportError"},
+	}
+	for _, task := range tasks {
+		t.Run(task.name+"/ExportError", func(t *testing.T) {
+			f := &exportFake{items: 1, distributed: task.distributed}
+			task.inject(f, func(call int) error { return errIf(call == 1, &namedError{"ExportError", "bad request"}) })
+			m, s := newExport(t, f)
+			_, err := m.Run(context.Background(), "job-1", json.RawMessage(`{"jobId":"job-1"}`))
+			if got := errorName(err); got != "ExportFailed" {
+				t.Errorf("Run() = %v, want ExportFailed", err)
+			}
+			if n := task.calls(f); n != 1 || len(s.delays) != 0 {
+				t.Errorf("%s called %d times, sleeps %v; want once, no retry", task.name, n, s.delays)
+			}
+			if len(f.markFailed) != 1 || f.markFailed[0]["error"].(map[string]any)["Error"] != task.wantMarked {
+				t.Errorf("MarkFailed inputs %v, want one with %s", f.markFailed, task.wantMarked)
+			}
+		})
+		for _, name := range retried {
+			t.Run(task.name+"/"+name, func(t *testing.T) {
+				f := &exportFake{items: 1, distributed: task.distributed}
+				task.inject(f, func(call int) error { return errIf(call <= 2, &namedError{name, "failed"}) })
+				m, s := newExport(t, f)
+				out, err := m.Run(context.Background(), "job-1", json.RawMessage(`{"jobId":"job-1"}`))
+				if err != nil || string(out) != `{"status":"completed"}` {
+					t.Errorf("Run() = %s, %v; want the export completed", out, err)
+				}
+				if n := task.calls(f); n != 3 || len(f.markFailed) != 0 {
+					t.Errorf("%s called %d times, MarkFailed %v; want 3 calls, no MarkFailed", task.name, n, f.markFailed)
+				}
+				if diff := cmp.Diff(jittered(1, 2), s.delays); diff != "" {
+					t.Errorf("retry delays mismatch (-want +got):\n%s", diff)
+				}
+			})
+		}
+	}
+
+	// MarkFailed retries likewise, so the job does not stay in progress.
+	t.Run("MarkFailed/Lambda.Unknown", func(t *testing.T) {
+		f := &exportFake{items: 1, planErr: func(int) error { return &namedError{"ExportError", "bad request"} },
+			markErr: func(call int) error { return errIf(call <= 2, &namedError{"Lambda.Unknown", "crashed"}) }}
+		m, s := newExport(t, f)
+		_, err := m.Run(context.Background(), "job-1", json.RawMessage(`{"jobId":"job-1"}`))
+		if got := errorName(err); got != "ExportFailed" || len(f.markFailed) != 3 {
+			t.Errorf("Run() = %v after %d MarkFailed calls, want ExportFailed after 3", err, len(f.markFailed))
+		}
+		if diff := cmp.Diff(jittered(1, 2), s.delays); diff != "" {
+			t.Errorf("retry delays mismatch (-want +got):\n%s", diff)
+		}
+	})
+	t.Run("MarkFailed/ExportError", func(t *testing.T) {
+		f := &exportFake{items: 1, planErr: func(int) error { return &namedError{"ExportError", "bad request"} },
+			markErr: func(int) error { return &namedError{"ExportError", "no such job"} }}
+		m, _ := newExport(t, f)
+		_, err := m.Run(context.Background(), "job-1", json.RawMessage(`{"jobId":"job-1"}`))
+		if got := errorName(err); got != "ExportError" || len(f.markFailed) != 1 {
+			t.Errorf("Run() = %v after %d MarkFailed calls, want ExportError after one", err, len(f.markFailed))
+		}
+	})
+}
+
+// A Map Run whose results cannot be written fails the Map with
+// States.ResultWriterFailed, which the Catch sends to MarkFailed.
+func TestExport_DistributedResultWriterFailed(t *testing.T) {
+	f := &exportFake{items: 3, distributed: true, puts: &puts{fail: func(string) error { return errors.New("AccessDenied") }}}
+	m, _ := newExport(t, f)
+	_, err := m.Run(context.Background(), "job-1", json.RawMessage(`{"jobId":"job-1"}`))
+	if got := errorName(err); got != "ExportFailed" {
+		t.Errorf("Run() = %v, want ExportFailed", err)
+	}
+	if len(f.markFailed) != 1 || f.markFailed[0]["error"].(map[string]any)["Error"] != asl.ErrResultWriterFailed || len(f.finalize) != 0 {
+		t.Errorf("MarkFailed %v, Finalize %v; want MarkFailed with %s and no Finalize", f.markFailed, f.finalize, asl.ErrResultWriterFailed)
+	}
+}

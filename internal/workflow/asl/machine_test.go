@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -178,6 +179,12 @@ func TestRun_Retry(t *testing.T) {
 		{"OtherName", `[{"ErrorEquals":["Other"]}]`, repeat(e, 1), nil, "E"},
 		// Only the first matching retrier applies, even once exhausted.
 		{"FirstMatchOnly", `[{"ErrorEquals":["E"],"MaxAttempts":1},{"ErrorEquals":["States.ALL"],"MaxAttempts":5}]`, repeat(e, 3), seconds(1), "E"},
+		// MaxAttempts 0 matches and never retries: States.ALL after it
+		// retries every other error (the AWS guide's "retries any error
+		// except States.Timeout").
+		{"MaxAttemptsZeroFirst", `[{"ErrorEquals":["E"],"MaxAttempts":0},{"ErrorEquals":["States.ALL"],"MaxAttempts":5}]`, repeat(e, 1), nil, "E"},
+		{"MaxAttemptsZeroOthersRetried", `[{"ErrorEquals":["E"],"MaxAttempts":0},{"ErrorEquals":["States.ALL"],"MaxAttempts":5}]`,
+			[]error{&namedError{"Lambda.Unknown", "crashed"}, &namedError{"Sandbox.Timedout", "timed out"}, errors.New("plain")}, seconds(1, 2, 4), ""},
 		// Each retrier counts its own attempts.
 		{"SeparateCounters", `[{"ErrorEquals":["A"],"MaxAttempts":1},{"ErrorEquals":["B"],"MaxAttempts":1,"IntervalSeconds":5}]`,
 			[]error{&namedError{"A", "a"}, &namedError{"B", "b"}}, seconds(1, 5), ""},
@@ -189,7 +196,7 @@ func TestRun_Retry(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			step, _ := failing(tc.errs...)
+			step, calls := failing(tc.errs...)
 			out, s, err := run(t, task(tc.retry), map[string]asl.Step{"T": step}, `{}`)
 			if got := errorName(err); got != tc.wantErr {
 				t.Errorf("Run() = %s, %v, want error name %q", out, err, tc.wantErr)
@@ -197,7 +204,87 @@ func TestRun_Retry(t *testing.T) {
 			if diff := cmp.Diff(tc.wantSleeps, s.delays); diff != "" {
 				t.Errorf("retry delays mismatch (-want +got):\n%s", diff)
 			}
+			if n := int(calls.Load()); n != len(tc.wantSleeps)+1 {
+				t.Errorf("step called %d times, want %d (one more than the retries)", n, len(tc.wantSleeps)+1)
+			}
 		})
+	}
+}
+
+// sequence is an injected Machine.Rand returning rs in turn.
+func sequence(t *testing.T, rs ...float64) func() float64 {
+	var i atomic.Int32
+	return func() float64 {
+		n := int(i.Add(1)) - 1
+		if n >= len(rs) {
+			t.Errorf("Rand called %d times, want at most %d", n+1, len(rs))
+			return 0
+		}
+		return rs[n]
+	}
+}
+
+// JitterStrategy FULL waits a random fraction of the interval that NONE
+// would wait, MaxDelaySeconds capping that interval first.
+func TestRun_RetryJitter(t *testing.T) {
+	e := &namedError{"E", "e failed"}
+	task := func(retry string) string {
+		return `{"StartAt":"S","States":{"S":{"Type":"Task","Resource":"${T}","End":true,"Retry":[` + retry + `]}}}`
+	}
+	almostOne := math.Nextafter(1, 0)
+	ms := func(ns ...float64) []time.Duration {
+		var ds []time.Duration
+		for _, n := range ns {
+			ds = append(ds, time.Duration(n*float64(time.Millisecond)))
+		}
+		return ds
+	}
+	tests := []struct {
+		name       string
+		retry      string
+		rand       []float64
+		wantSleeps []time.Duration
+	}{
+		// Intervals 2, 4, 8→5, 16→5 seconds.
+		{"Full", `{"ErrorEquals":["E"],"IntervalSeconds":2,"MaxAttempts":4,"MaxDelaySeconds":5,"JitterStrategy":"FULL"}`,
+			[]float64{0.5, 0.25, 0, almostOne}, ms(1000, 1000, 0, 5000*almostOne)},
+		// Rand is not consulted without FULL.
+		{"None", `{"ErrorEquals":["E"],"MaxAttempts":2,"JitterStrategy":"NONE"}`, nil, seconds(1, 2)},
+		{"Default", `{"ErrorEquals":["E"],"MaxAttempts":2}`, nil, seconds(1, 2)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			step, _ := failing(repeat(e, len(tc.wantSleeps))...)
+			m, err := asl.Parse([]byte(task(tc.retry)), map[string]asl.Step{"T": step})
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := &sleepRecorder{}
+			m.Sleep, m.Rand = s.sleep, sequence(t, tc.rand...)
+			if _, err := m.Run(context.Background(), "exec-1", nil); err != nil {
+				t.Fatalf("Run() = %v", err)
+			}
+			if diff := cmp.Diff(tc.wantSleeps, s.delays); diff != "" {
+				t.Errorf("retry delays mismatch (-want +got):\n%s", diff)
+			}
+		})
+	}
+
+	// The default source: every wait is within [0, interval].
+	step, _ := failing(repeat(e, 20)...)
+	m, err := asl.Parse([]byte(task(`{"ErrorEquals":["E"],"MaxAttempts":20,"MaxDelaySeconds":8,"JitterStrategy":"FULL"}`)), map[string]asl.Step{"T": step})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sleepRecorder{}
+	m.Sleep = s.sleep
+	if _, err := m.Run(context.Background(), "exec-1", nil); err != nil {
+		t.Fatalf("Run() = %v", err)
+	}
+	for i, d := range s.delays {
+		if limit := time.Duration(min(1<<i, 8)) * time.Second; d < 0 || d > limit {
+			t.Errorf("retry %d waited %v, want within [0, %v]", i+1, d, limit)
+		}
 	}
 }
 
@@ -454,6 +541,20 @@ func TestRun_BadInput(t *testing.T) {
 	}
 }
 
+// The bounds of MaxDelaySeconds and both JitterStrategy values parse.
+func TestParse_RetrierLimits(t *testing.T) {
+	for _, retry := range []string{
+		`{"ErrorEquals":["E"],"MaxDelaySeconds":1,"JitterStrategy":"FULL"}`,
+		`{"ErrorEquals":["E"],"MaxDelaySeconds":31622400,"JitterStrategy":"NONE"}`,
+		`{"ErrorEquals":["E"],"MaxAttempts":0},{"ErrorEquals":["States.ALL"],"MaxAttempts":99999999}`,
+	} {
+		def := `{"StartAt":"S","States":{"S":{"Type":"Task","Resource":"${T}","End":true,"Retry":[` + retry + `]}}}`
+		if _, err := asl.Parse([]byte(def), map[string]asl.Step{"T": (&fixed{out: `{}`}).step}); err != nil {
+			t.Errorf("Parse(Retry [%s]) = %v", retry, err)
+		}
+	}
+}
+
 func TestParse_Errors(t *testing.T) {
 	succeed := `"E":{"Type":"Succeed"}`
 	one := func(state string) string { return `{"StartAt":"S","States":{"S":` + state + `,` + succeed + `}}` }
@@ -493,7 +594,14 @@ func TestParse_Errors(t *testing.T) {
 		{"EmptyErrorEquals", task(`,"Retry":[{"ErrorEquals":[]}]`), "ErrorEquals must be a non-empty array"},
 		{"BackoffBelowOne", task(`,"Retry":[{"ErrorEquals":["E"],"BackoffRate":0.5}]`), "BackoffRate"},
 		{"IntervalZero", task(`,"Retry":[{"ErrorEquals":["E"],"IntervalSeconds":0}]`), "IntervalSeconds"},
-		{"FullJitter", task(`,"Retry":[{"ErrorEquals":["E"],"JitterStrategy":"FULL"}]`), "JitterStrategy"},
+		{"JitterUnknown", task(`,"Retry":[{"ErrorEquals":["E"],"JitterStrategy":"PARTIAL"}]`), "JitterStrategy must be FULL or NONE"},
+		{"JitterLowercase", task(`,"Retry":[{"ErrorEquals":["E"],"JitterStrategy":"full"}]`), "JitterStrategy must be FULL or NONE"},
+		{"JitterNotString", task(`,"Retry":[{"ErrorEquals":["E"],"JitterStrategy":true}]`), "JitterStrategy must be FULL or NONE"},
+		{"MaxDelayZero", task(`,"Retry":[{"ErrorEquals":["E"],"MaxDelaySeconds":0}]`), "MaxDelaySeconds must be an integer from 1 to 31622400"},
+		{"MaxDelayNegative", task(`,"Retry":[{"ErrorEquals":["E"],"MaxDelaySeconds":-5}]`), "MaxDelaySeconds must be an integer from 1 to 31622400"},
+		{"MaxDelayTooLong", task(`,"Retry":[{"ErrorEquals":["E"],"MaxDelaySeconds":31622401}]`), "MaxDelaySeconds must be an integer from 1 to 31622400"},
+		{"MaxDelayFraction", task(`,"Retry":[{"ErrorEquals":["E"],"MaxDelaySeconds":1.5}]`), "MaxDelaySeconds must be an integer"},
+		{"MaxDelayString", task(`,"Retry":[{"ErrorEquals":["E"],"MaxDelaySeconds":"10"}]`), "MaxDelaySeconds must be an integer"},
 		{"RetrierField", task(`,"Retry":[{"ErrorEquals":["E"],"Interval":1}]`), `unsupported field "Interval" in retrier`},
 		{"CatcherOutputPath", task(`,"Catch":[{"ErrorEquals":["E"],"Next":"E","OutputPath":"$"}]`), `unsupported field "OutputPath" in catcher`},
 		{"CatcherNoNext", task(`,"Catch":[{"ErrorEquals":["E"]}]`), "Next is required"},
@@ -511,7 +619,7 @@ func TestParse_Errors(t *testing.T) {
 		{"MapBothSelectors", mapState(`,"ItemSelector":{},"Parameters":{}`), "exclusive"},
 		{"MapBothConcurrency", mapState(`,"MaxConcurrency":1,"MaxConcurrencyPath":"$.c"`), "exclusive"},
 		{"MapToleratedFailureInline", mapState(`,"ToleratedFailurePercentage":0`), "ToleratedFailurePercentage needs ProcessorConfig Mode DISTRIBUTED"},
-		{"MapResultWriter", mapState(`,"ResultWriter":{}`), `unsupported field "ResultWriter"`},
+		{"MapResultWriterInline", mapState(`,"ResultWriter":{}`), "ResultWriter needs ProcessorConfig Mode DISTRIBUTED"},
 		{"MapItemBatcher", mapState(`,"ItemBatcher":{}`), `unsupported field "ItemBatcher"`},
 		{"MapContextOutsideSelector", one(`{"Type":"Map","Next":"E","ItemProcessor":{"StartAt":"P","States":{"P":{"Type":"Pass","Parameters":{"v.$":"$$.Map.Item.Value"},"End":true}}}}`), "only available in a Map state's ItemSelector"},
 		{"MapNextOutside", one(`{"Type":"Map","Next":"E","ItemProcessor":{"StartAt":"P","States":{"P":{"Type":"Pass","Next":"E"}}}}`), `transition to "E"`},

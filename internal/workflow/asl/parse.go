@@ -1,6 +1,7 @@
 package asl
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,8 +51,9 @@ type state struct {
 	maxConcurrency     int
 	maxConcurrencyPath *path
 	processor          *stateMachine
-	distributed        bool        // ProcessorConfig Mode DISTRIBUTED: each item is a child execution
-	reader             *itemReader // distributed only; nil reads the items at ItemsPath
+	distributed        bool          // ProcessorConfig Mode DISTRIBUTED: each item is a child execution
+	reader             *itemReader   // distributed only; nil reads the items at ItemsPath
+	writer             *resultWriter // distributed only; nil returns the results as the Map's result
 }
 
 // itemReader is a Distributed Map's ItemReader: a JSON array read by the
@@ -69,12 +71,23 @@ type ioPath struct {
 	null bool
 }
 
+// resultWriter is a Distributed Map's ResultWriter: the Map Run's results
+// written to S3 by the step bound to its Resource, with Parameters (Bucket,
+// Prefix) resolved against the Map's effective input.
+type resultWriter struct {
+	resource       string
+	step           Step
+	parameters     *template
+	transformation string // NONE, COMPACT or FLATTEN
+}
+
 type retrier struct {
 	errorEquals []string
 	interval    float64 // seconds
 	maxAttempts int
 	backoff     float64
 	maxDelay    float64 // seconds; 0 means no cap
+	jitter      bool    // JitterStrategy FULL
 }
 
 type catcher struct {
@@ -85,8 +98,7 @@ type catcher struct {
 
 // Fields each state type accepts besides Type, Comment and QueryLanguage.
 // Anything else (TimeoutSeconds, HeartbeatSeconds, Credentials, Assign,
-// Arguments, Output, ItemBatcher, ResultWriter, ToleratedFailureCount, ...)
-// is refused.
+// Arguments, Output, ItemBatcher, ToleratedFailureCount, ...) is refused.
 var stateFields = map[string][]string{
 	"Task":    {"Next", "End", "InputPath", "OutputPath", "Parameters", "ResultSelector", "ResultPath", "Resource", "Retry", "Catch"},
 	"Pass":    {"Next", "End", "InputPath", "OutputPath", "Parameters", "Result", "ResultPath"},
@@ -96,7 +108,7 @@ var stateFields = map[string][]string{
 	"Fail":    {"Error", "Cause"},
 	"Map": {"Next", "End", "InputPath", "OutputPath", "ItemsPath", "ItemSelector", "Parameters", "MaxConcurrency",
 		"MaxConcurrencyPath", "ItemProcessor", "Iterator", "ResultSelector", "ResultPath", "Retry", "Catch",
-		"ItemReader", "ToleratedFailurePercentage"},
+		"ItemReader", "ResultWriter", "ToleratedFailurePercentage"},
 }
 
 type parser struct {
@@ -127,7 +139,7 @@ func (p *parser) parse(def []byte) (*stateMachine, error) {
 		if p.steps[name] == nil {
 			return nil, fmt.Errorf("step %q is nil", name)
 		}
-		// A service integration (ResourceS3GetObject) is what a runner
+		// A service integration (ResourceS3GetObject, ...) is what a runner
 		// provides to any definition, so it may go unused.
 		if !p.used[name] && !strings.HasPrefix(name, "arn:") {
 			return nil, fmt.Errorf("step %q is never referenced by a Task Resource \"${%s}\"", name, name)
@@ -408,6 +420,14 @@ func (p *parser) mapState(st *state, o object) error {
 			return fmt.Errorf("ItemReader: %w", err)
 		}
 	}
+	if o.has("ResultWriter") {
+		if !st.distributed {
+			return errors.New("ResultWriter needs ProcessorConfig Mode DISTRIBUTED")
+		}
+		if st.writer, err = p.resultWriter(o["ResultWriter"]); err != nil {
+			return fmt.Errorf("ResultWriter: %w", err)
+		}
+	}
 	if o.has("ToleratedFailurePercentage") {
 		if !st.distributed {
 			return errors.New("ToleratedFailurePercentage needs ProcessorConfig Mode DISTRIBUTED")
@@ -513,6 +533,70 @@ func (p *parser) itemReader(raw json.RawMessage) (*itemReader, error) {
 	return r, nil
 }
 
+// resultWriter parses a ResultWriter that exports the results to S3
+// (https://docs.aws.amazon.com/step-functions/latest/dg/input-output-resultwriter.html):
+// Resource ResourceS3PutObject, Parameters with Bucket and an optional
+// Prefix, and an optional WriterConfig with OutputType JSON and a
+// Transformation. A WriterConfig alone (results in the state output) and
+// OutputType JSONL are refused.
+func (p *parser) resultWriter(raw json.RawMessage) (*resultWriter, error) {
+	o, err := decodeObject(raw)
+	if err != nil {
+		return nil, err
+	}
+	if err := o.only("ResultWriter", "Resource", "Parameters", "WriterConfig"); err != nil {
+		return nil, err
+	}
+	w := &resultWriter{transformation: "NONE"} // the default when exporting to S3
+	if w.resource, err = o.str("Resource"); err != nil {
+		return nil, err
+	}
+	if w.resource != ResourceS3PutObject {
+		return nil, fmt.Errorf("Resource %q: only %q is supported (with Parameters)", w.resource, ResourceS3PutObject)
+	}
+	if w.step = p.steps[w.resource]; w.step == nil {
+		return nil, fmt.Errorf("Resource %q: no step %q", w.resource, w.resource)
+	}
+	p.used[w.resource] = true
+	var params map[string]any
+	if err := decodeStrict(o["Parameters"], &params); err != nil || params == nil {
+		return nil, errors.New("Parameters must be a JSON object with Bucket and optionally Prefix")
+	}
+	if _, lit := params["Bucket"]; !lit {
+		if _, dyn := params["Bucket.$"]; !dyn {
+			return nil, errors.New("Parameters needs Bucket (or Bucket.$)")
+		}
+	}
+	for k := range params {
+		if name := strings.TrimSuffix(k, ".$"); name != "Bucket" && name != "Prefix" {
+			return nil, fmt.Errorf("unsupported field %q in Parameters (only Bucket and Prefix)", k)
+		}
+	}
+	if w.parameters, err = o.template("Parameters", false); err != nil {
+		return nil, err
+	}
+	if o.has("WriterConfig") {
+		cfg, err := decodeObject(o["WriterConfig"])
+		if err != nil {
+			return nil, fmt.Errorf("WriterConfig: %w", err)
+		}
+		if err := cfg.only("WriterConfig", "OutputType", "Transformation"); err != nil {
+			return nil, err
+		}
+		if typ, err := cfg.str("OutputType"); err != nil || cfg.has("OutputType") && typ != "JSON" {
+			return nil, errors.New("WriterConfig.OutputType: only JSON is supported")
+		}
+		if cfg.has("Transformation") {
+			switch w.transformation, _ = cfg.str("Transformation"); w.transformation {
+			case "NONE", "COMPACT", "FLATTEN":
+			default:
+				return nil, errors.New("WriterConfig.Transformation must be NONE, COMPACT or FLATTEN")
+			}
+		}
+	}
+	return w, nil
+}
+
 func parseRetry(raw json.RawMessage) ([]*retrier, error) {
 	var list []json.RawMessage
 	if err := decodeStrict(raw, &list); err != nil {
@@ -557,13 +641,16 @@ func parseRetrier(raw json.RawMessage, last bool) (*retrier, error) {
 	}
 	if o.has("BackoffRate") {
 		var n json.Number
-		if err := decodeStrict(o["BackoffRate"], &n); err != nil {
+		if err := decodeNumber(o["BackoffRate"], &n); err != nil {
 			return nil, errors.New("BackoffRate must be a number")
 		}
 		if r.backoff, err = n.Float64(); err != nil || r.backoff < 1 {
 			return nil, errors.New("BackoffRate must be a number >= 1.0")
 		}
 	}
+	// MaxDelaySeconds: "greater than 0 and less than 31622401"; JitterStrategy
+	// FULL or NONE (the default), per
+	// https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html.
 	if o.has("MaxDelaySeconds") {
 		n, err := o.integer("MaxDelaySeconds", 1, 31622400)
 		if err != nil {
@@ -571,9 +658,14 @@ func parseRetrier(raw json.RawMessage, last bool) (*retrier, error) {
 		}
 		r.maxDelay = float64(n)
 	}
-	// FULL jitter would make the delays random; only the default is supported.
-	if j, err := o.str("JitterStrategy"); err != nil || o.has("JitterStrategy") && j != "NONE" {
-		return nil, errors.New("JitterStrategy: only NONE is supported")
+	if o.has("JitterStrategy") {
+		switch j, _ := o.str("JitterStrategy"); j {
+		case "FULL":
+			r.jitter = true
+		case "NONE":
+		default:
+			return nil, errors.New("JitterStrategy must be FULL or NONE")
+		}
 	}
 	return r, nil
 }
@@ -657,12 +749,21 @@ func (o object) str(k string) (string, error) {
 
 func (o object) integer(k string, min, max int64) (int64, error) {
 	var n json.Number
-	if err := decodeStrict(o[k], &n); err == nil {
+	if err := decodeNumber(o[k], &n); err == nil {
 		if i, err := n.Int64(); err == nil && i >= min && i <= max {
 			return i, nil
 		}
 	}
 	return 0, fmt.Errorf("%s must be an integer from %d to %d", k, min, max)
+}
+
+// decodeNumber decodes a JSON number; unlike decoding into json.Number
+// alone, it refuses a string such as "10".
+func decodeNumber(raw json.RawMessage, n *json.Number) error {
+	if t := bytes.TrimSpace(raw); len(t) > 0 && t[0] == '"' {
+		return errors.New("a string, not a number")
+	}
+	return decodeStrict(raw, n)
 }
 
 func (o object) queryLanguage() error {
