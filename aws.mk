@@ -56,14 +56,16 @@ lambda-rie:
 
 # Starts dynalite on a free port, waits until it accepts connections (polling,
 # at most 10 s), runs the AWS tests with TRANCHE_DYNAMODB_ENDPOINT, and stops it
-# whatever happens. Without node/npm the DynamoDB tests skip with a message.
+# whatever happens. Without node/npm the DynamoDB tests skip with a message
+# (under CI=true the target fails instead).
 # TRANCHE_RIE runs the Lambda bench (internal/app/rie_test.go) under the
 # pinned emulator.
 test-aws: export TRANCHE_RIE = $(RIE)
 test-aws: export TRANCHE_LAMBDA_DIR = $(LAMBDA_HOST_DIR)
 test-aws: lambda-rie
 	@if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then \
-	  echo "test-aws: node/npm not found: the DynamoDB adapter tests will skip"; \
+	  if [ "$$CI" = true ]; then echo "test-aws: CI=true and node/npm not found: dynalite cannot run, so the DynamoDB adapter tests would test nothing"; exit 1; fi; \
+	  echo "test-aws: node/npm not found: the DynamoDB adapter tests will SKIP"; \
 	  $(GO) test -count=1 $(AWS_TEST_PKGS); exit $$?; \
 	fi; \
 	if ! cmp -s infra/dynalite/package-lock.json $(DYNALITE_DIR)/package-lock.json || [ ! -f $(DYNALITE_DIR)/node_modules/dynalite/cli.js ]; then \

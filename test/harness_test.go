@@ -26,6 +26,7 @@ import (
 	"github.com/tranchehq/tranche/internal/client"
 	"github.com/tranchehq/tranche/internal/config"
 	"github.com/tranchehq/tranche/internal/importer"
+	"github.com/tranchehq/tranche/internal/testenv"
 )
 
 // server is a running local deployment. Requests carry an access token of a
@@ -367,7 +368,7 @@ func sharedData(t *testing.T, name string) string {
 	t.Helper()
 	p, _ := filepath.Abs(filepath.Join("..", "..", "shared", "data", name))
 	if _, err := os.Stat(p); err != nil {
-		t.Skipf("shared dataset %s not present (%v): skipping; the generated-data tests cover fresh clones", name, err)
+		testenv.Missing(t, "shared dataset %s not present (%v): skipping; the generated-data tests cover fresh clones", name, err)
 	}
 	return p
 }

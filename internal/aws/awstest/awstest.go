@@ -1,7 +1,7 @@
 // Package awstest runs the AWS adapters' tests against emulators that run
 // here: DynamoDB against dynalite (TRANCHE_DYNAMODB_ENDPOINT; tests skip
 // with a message when it is unset or unreachable, so `go test ./...` works
-// anywhere) and S3 against gofakes3 in-process over plain HTTP.
+// anywhere, and fail instead under CI=true) and S3 against gofakes3 in-process over plain HTTP.
 //
 // `make test-aws` (aws.mk) installs dynalite, starts it on a free port and
 // runs these tests with the variable set.
@@ -29,6 +29,7 @@ import (
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/tranchehq/tranche/internal/aws/dynamodb"
+	"github.com/tranchehq/tranche/internal/testenv"
 )
 
 // EndpointEnv names the dynalite (or DynamoDB Local, or LocalStack) endpoint
@@ -58,7 +59,7 @@ func DynamoDB(tb testing.TB) *ddb.Client {
 	tb.Helper()
 	endpoint := os.Getenv(EndpointEnv)
 	if endpoint == "" {
-		tb.Skipf("%s is not set: skipping the DynamoDB adapter tests (run `make test-aws` to start dynalite and run them)", EndpointEnv)
+		testenv.Missing(tb, "%s is not set: skipping the DynamoDB adapter tests (run `make test-aws` to start dynalite and run them)", EndpointEnv)
 	}
 	reachOnce.Do(func() {
 		u, err := url.Parse(endpoint)
@@ -74,7 +75,7 @@ func DynamoDB(tb testing.TB) *ddb.Client {
 		c.Close()
 	})
 	if reachErr != nil {
-		tb.Skipf("%s=%s is not reachable (%v): skipping the DynamoDB adapter tests", EndpointEnv, endpoint, reachErr)
+		testenv.Missing(tb, "%s=%s is not reachable (%v): skipping the DynamoDB adapter tests", EndpointEnv, endpoint, reachErr)
 	}
 	return ddb.NewFromConfig(Config(), func(o *ddb.Options) { o.BaseEndpoint = aws.String(endpoint) })
 }
@@ -127,7 +128,18 @@ func (f *FakeS3) Requests() []string {
 // NewS3 is S3 with the server's details and request log.
 func NewS3(tb testing.TB) *FakeS3 {
 	tb.Helper()
-	f := &FakeS3{Bucket: "tranche-test"}
+	return NewS3Bucket(tb, "tranche-test")
+}
+
+// StackBucket is the bucket template.yaml names for the stack "tranche" in
+// the benches' account and region (<stack>-<account>-<region>), so that
+// policies naming the bucket by that name resolve to the bench's bucket.
+const StackBucket = "tranche-123456789012-us-east-1"
+
+// NewS3Bucket is NewS3 with the bucket named bucket.
+func NewS3Bucket(tb testing.TB, bucket string) *FakeS3 {
+	tb.Helper()
+	f := &FakeS3{Bucket: bucket}
 	fake := gofakes3.New(s3mem.New()).Server()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()

@@ -27,6 +27,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/tranchehq/tranche/internal/testenv"
 	"github.com/tranchehq/tranche/internal/workflow/asl"
 )
 
@@ -42,7 +43,8 @@ const (
 )
 
 // FindRIE returns the path of aws-lambda-rie ($TRANCHE_RIE, else PATH), or
-// skips the test with a message saying how to get it.
+// skips the test with a message saying how to get it (fails it under
+// CI=true).
 func FindRIE(tb testing.TB) string {
 	tb.Helper()
 	if p := os.Getenv(RIEEnv); p != "" {
@@ -53,7 +55,7 @@ func FindRIE(tb testing.TB) string {
 	}
 	p, err := exec.LookPath("aws-lambda-rie")
 	if err != nil {
-		tb.Skipf("aws-lambda-rie not found and %s is unset: skipping the Lambda emulator bench (`make test-aws` installs %s@%s)", RIEEnv, RIEModule, RIEVersion)
+		testenv.Missing(tb, "aws-lambda-rie not found and %s is unset: skipping the Lambda emulator bench (`make test-aws` installs %s@%s)", RIEEnv, RIEModule, RIEVersion)
 	}
 	return p
 }
