@@ -215,7 +215,7 @@ func (s *Server) manifestPage(w http.ResponseWriter, r *http.Request, n int) {
 		return
 	}
 	if s.Authz != nil {
-		if err := s.Authz.limitPolls(p, time.Now()); err != nil {
+		if err := s.Authz.limitPolls(r.Context(), p); err != nil {
 			writeError(w, r, s.Logger, err)
 			return
 		}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"io"
@@ -30,8 +31,11 @@ type Authz struct {
 	// that have none of their own; 0 means unlimited.
 	MaxConcurrentExports int
 	MaxPollsPerMinute    int
+	// Polls counts status polls per client in one-minute windows; on AWS
+	// it is shared by every Lambda instance (a table), so the quota is the
+	// client's, not one instance's. Nil allows every poll.
+	Polls bulk.RateCounter
 
-	polls    pollLimiter
 	verified verifiedTokens
 }
 
@@ -360,57 +364,23 @@ func contains(ss []string, s string) bool {
 }
 
 // limitPolls counts a client's status polls per minute (R48).
-func (a *Authz) limitPolls(p *Principal, now time.Time) error {
+func (a *Authz) limitPolls(ctx context.Context, p *Principal) error {
 	limit := a.MaxPollsPerMinute
 	if p.Grant != nil && p.Grant.Client != nil && p.Grant.Client.MaxPollsPerMinute > 0 {
 		limit = p.Grant.Client.MaxPollsPerMinute
 	}
-	if limit <= 0 {
+	if limit <= 0 || a.Polls == nil {
 		return nil
 	}
-	if wait := a.polls.take(p.ClientID, limit, now); wait > 0 {
+	wait, err := a.Polls.Take(ctx, "polls#"+p.ClientID, limit, time.Minute)
+	if err != nil {
+		return err
+	}
+	if wait > 0 {
 		return &bulk.Error{Code: bulk.ETOOMANYREQUESTS, Message: "Too many status requests; wait for Retry-After before polling again.",
 			Err: retryAfter(wait)}
 	}
 	return nil
-}
-
-// pollLimiter is a fixed one-minute window per client: simple, and the
-// first poll after the window always passes.
-type pollLimiter struct {
-	mu      sync.Mutex
-	windows map[string]*pollWindow
-}
-
-type pollWindow struct {
-	start time.Time
-	n     int
-}
-
-// take counts one poll and returns how long to wait if it is over the limit.
-func (l *pollLimiter) take(client string, limit int, now time.Time) time.Duration {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.windows == nil {
-		l.windows = map[string]*pollWindow{}
-	}
-	w := l.windows[client]
-	if w == nil || now.Sub(w.start) >= time.Minute {
-		if len(l.windows) > 10_000 { // forget idle clients
-			for k, v := range l.windows {
-				if now.Sub(v.start) >= time.Minute {
-					delete(l.windows, k)
-				}
-			}
-		}
-		w = &pollWindow{start: now}
-		l.windows[client] = w
-	}
-	w.n++
-	if w.n <= limit {
-		return 0
-	}
-	return w.start.Add(time.Minute).Sub(now)
 }
 
 // retryAfter carries a Retry-After hint to writeError.

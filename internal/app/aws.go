@@ -42,6 +42,7 @@ type AWS struct {
 	Jobs      *dynamodb.JobStore
 	Clients   *dynamodb.ClientStore
 	Replay    *dynamodb.ReplayCache
+	Polls     *dynamodb.RateCounter // status polls per client, in the Replay table
 	Resources *dynamodb.ResourceStore
 	Objects   *s3.Store // output files, under the exports prefix
 	Service   *export.Service
@@ -103,6 +104,7 @@ func NewAWS(ctx context.Context, cfg config.Config, ac config.AWS, logger *slog.
 		Jobs:      dynamodb.NewJobStore(db, ac.JobsTable, ac.JobItemsTable),
 		Clients:   dynamodb.NewClientStore(db, ac.ClientsTable),
 		Replay:    dynamodb.NewReplayCache(db, ac.ReplayTable, time.Now),
+		Polls:     dynamodb.NewRateCounter(db, ac.ReplayTable, time.Now),
 		Resources: dynamodb.NewResourceStore(db, ac.ResourcesTable, cfg.Shards, dynamodb.ResourceOptions{Bodies: bodies, SpillBytes: ac.SpillBytes}),
 		Objects:   objects,
 		Logger:    logger,
@@ -179,6 +181,9 @@ func (a *AWS) authz(ctx context.Context) (*api.Authz, error) {
 		Registration:         auth.RegistrationDefaults{Groups: []string{"*"}},
 		MaxConcurrentExports: a.cfg.Auth.MaxConcurrentExports,
 		MaxPollsPerMinute:    a.cfg.Auth.MaxPollsPerMinute,
+		// Shared by every instance of every HTTP function (the Replay
+		// table), so the quota holds however many run.
+		Polls: a.Polls,
 	}, nil
 }
 

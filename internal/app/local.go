@@ -21,6 +21,7 @@ import (
 	"github.com/tranchehq/tranche/internal/export"
 	"github.com/tranchehq/tranche/internal/local/bolt"
 	"github.com/tranchehq/tranche/internal/local/fsobj"
+	"github.com/tranchehq/tranche/internal/mem"
 	"github.com/tranchehq/tranche/internal/workflow"
 )
 
@@ -120,6 +121,7 @@ func localAuthz(cfg config.Config, db *bolt.DB) (*api.Authz, error) {
 		Registration:         auth.RegistrationDefaults{Groups: []string{"*"}},
 		MaxConcurrentExports: cfg.Auth.MaxConcurrentExports,
 		MaxPollsPerMinute:    cfg.Auth.MaxPollsPerMinute,
+		Polls:                mem.NewRateCounter(time.Now), // one process serves every poll
 	}, nil
 }
 

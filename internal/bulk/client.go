@@ -45,6 +45,17 @@ type ClientStore interface {
 	ListClients(ctx context.Context, fn func(*Client) error) error
 }
 
+// RateCounter counts a key's events in windows, shared by every process
+// that uses the same store: the per-client status poll quota (R48) holds
+// across Lambda instances as it does in one local server. A window opens
+// at the first event after the previous window closed.
+type RateCounter interface {
+	// Take counts one event for key. It returns zero when the event is
+	// within limit in the key's current window of length window, else how
+	// long until that window closes (and counts nothing).
+	Take(ctx context.Context, key string, limit int, window time.Duration) (time.Duration, error)
+}
+
 // ReplayCache remembers one-time values (assertion `jti`s) until they
 // expire (requirements 6.5 step 8, R107).
 type ReplayCache interface {

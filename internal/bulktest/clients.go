@@ -287,3 +287,76 @@ func (c *replayClock) Set(t time.Time) {
 	defer c.mu.Unlock()
 	c.now = t
 }
+
+// RunRateCounterTests runs the bulk.RateCounter contract against counters
+// made by open, which must return a new, empty counter reading the time
+// from now and arrange its cleanup with t.Cleanup.
+func RunRateCounterTests(t *testing.T, open func(t *testing.T, now func() time.Time) bulk.RateCounter) {
+	ctx := context.Background()
+	t.Run("Window", func(t *testing.T) {
+		clock := newReplayClock()
+		c := open(t, clock.Now)
+		take := func(key string) time.Duration {
+			t.Helper()
+			wait, err := c.Take(ctx, key, 3, time.Minute)
+			if err != nil {
+				t.Fatalf("Take(%s): %v", key, err)
+			}
+			return wait
+		}
+		for i := 1; i <= 3; i++ {
+			if wait := take("client-1"); wait != 0 {
+				t.Errorf("event %d of 3 = wait %v, want allowed", i, wait)
+			}
+			clock.Set(clock.Now().Add(10 * time.Second))
+		}
+		// 30 s into the window: the 4th waits for the rest of it.
+		if wait := take("client-1"); wait != 30*time.Second {
+			t.Errorf("event 4 of 3 = wait %v, want 30s (until the window closes)", wait)
+		}
+		// Refused events count nothing; keys are independent.
+		if wait := take("client-2"); wait != 0 {
+			t.Errorf("another key's first event = wait %v, want allowed", wait)
+		}
+		// The window closes a minute after its first event; the next
+		// event opens a new one.
+		clock.Set(t0.Add(time.Minute))
+		for i := 1; i <= 3; i++ {
+			if wait := take("client-1"); wait != 0 {
+				t.Errorf("new window event %d = wait %v, want allowed", i, wait)
+			}
+		}
+		if wait := take("client-1"); wait != time.Minute {
+			t.Errorf("new window event 4 = wait %v, want 1m", wait)
+		}
+	})
+	t.Run("Concurrent", func(t *testing.T) {
+		// Takes from many callers at once (many Lambda instances): exactly
+		// limit are allowed.
+		clock := newReplayClock()
+		c := open(t, clock.Now)
+		var mu sync.Mutex
+		allowed := 0
+		var wg sync.WaitGroup
+		for range 12 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				wait, err := c.Take(ctx, "client-1", 5, time.Minute)
+				if err != nil {
+					t.Errorf("Take: %v", err)
+					return
+				}
+				if wait == 0 {
+					mu.Lock()
+					allowed++
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if allowed != 5 {
+			t.Errorf("%d of 12 concurrent events allowed, want the limit, 5", allowed)
+		}
+	})
+}

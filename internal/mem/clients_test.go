@@ -37,3 +37,9 @@ func TestReplayCacheSweeps(t *testing.T) {
 		t.Errorf("Len() after 3000 records that each expired = %d, want ≤ 1100 (swept)", n)
 	}
 }
+
+func TestRateCounter(t *testing.T) {
+	bulktest.RunRateCounterTests(t, func(t *testing.T, now func() time.Time) bulk.RateCounter {
+		return mem.NewRateCounter(now)
+	})
+}

@@ -41,6 +41,13 @@ func TestReplayCache(t *testing.T) {
 	})
 }
 
+func TestRateCounter(t *testing.T) {
+	client := awstest.DynamoDB(t)
+	bulktest.RunRateCounterTests(t, func(t *testing.T, now func() time.Time) bulk.RateCounter {
+		return dynamodb.NewRateCounter(client, awstest.Table(t, client, "Replay"), now)
+	})
+}
+
 func newJob(id string) *bulk.Job {
 	t0 := time.Date(2024, 3, 1, 12, 0, 0, 0, time.UTC)
 	return &bulk.Job{ID: id, ClientID: "c", Status: bulk.StatusAccepted, CreatedAt: t0, UpdatedAt: t0, TransactionTime: t0, ExpiresAt: t0.Add(24 * time.Hour)}
