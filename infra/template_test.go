@@ -26,8 +26,10 @@ import (
 const root = ".."
 
 type template struct {
-	Resources map[string]map[string]any
-	Globals   map[string]any
+	Resources  map[string]map[string]any
+	Globals    map[string]any
+	Parameters map[string]any
+	Mappings   map[string]any
 }
 
 func load(t *testing.T) *template {
@@ -46,6 +48,8 @@ func load(t *testing.T) *template {
 		tpl.Resources[name] = r.(map[string]any)
 	}
 	tpl.Globals, _ = top["Globals"].(map[string]any)
+	tpl.Parameters, _ = top["Parameters"].(map[string]any)
+	tpl.Mappings, _ = top["Mappings"].(map[string]any)
 	return tpl
 }
 
@@ -122,25 +126,51 @@ func TestStateMachine(t *testing.T) {
 }
 
 // TestDistributedMap: a definition whose Distributed Map reads its items
-// from S3 needs a state machine that may read them and run child
-// executions of itself, and a Plan function that may write them.
+// from S3 and writes its results there (a ResultWriter, so the Map's result
+// is not capped by the 256 KiB payload) needs a state machine that may read
+// and write them and run child executions of itself, and a Plan function
+// that may write the items.
 func TestDistributedMap(t *testing.T) {
 	var def struct {
 		States map[string]struct {
-			ItemReader    struct{ Resource string }
+			ItemReader struct {
+				Resource   string
+				Parameters map[string]string
+			}
+			ResultWriter struct {
+				Resource   string
+				Parameters map[string]string
+			}
 			ItemProcessor struct{ ProcessorConfig struct{ Mode string } }
+			ResultPath    json.RawMessage
 		}
 	}
 	if err := json.Unmarshal(statemachines.Export, &def); err != nil {
 		t.Fatal(err)
 	}
-	distributed, reads := false, false
-	for _, st := range def.States {
-		distributed = distributed || st.ItemProcessor.ProcessorConfig.Mode == "DISTRIBUTED"
-		reads = reads || st.ItemReader.Resource == "arn:aws:states:::s3:getObject"
+	distributed := 0
+	for name, st := range def.States {
+		if st.ItemProcessor.ProcessorConfig.Mode != "DISTRIBUTED" {
+			continue
+		}
+		distributed++
+		if st.ItemReader.Resource != "arn:aws:states:::s3:getObject" {
+			t.Errorf("%s: ItemReader Resource = %q, want the item list read from S3", name, st.ItemReader.Resource)
+		}
+		// Plan's resultsPrefix is <exports prefix><job>/plan/results/, in
+		// the item list's bucket: the job's deletion removes the results.
+		want := map[string]string{"Bucket.$": "$.plan.itemsBucket", "Prefix.$": "$.plan.resultsPrefix"}
+		if st.ResultWriter.Resource != "arn:aws:states:::s3:putObject" || fmt.Sprint(st.ResultWriter.Parameters) != fmt.Sprint(want) {
+			t.Errorf("%s: ResultWriter = %+v, want s3:putObject with Parameters %v", name, st.ResultWriter, want)
+		}
+		// The Map's result (the ResultWriter's descriptor) is dropped, so
+		// the next state's input is the plan as before.
+		if string(st.ResultPath) != "null" {
+			t.Errorf("%s: ResultPath = %s, want null", name, st.ResultPath)
+		}
 	}
-	if !distributed || !reads {
-		t.Fatal("the definition has no Distributed Map reading its items from S3")
+	if distributed != 1 {
+		t.Fatalf("the definition has %d Distributed Maps, want one", distributed)
 	}
 	tpl := load(t)
 	sm := tpl.Resources["ExportStateMachine"]
@@ -152,6 +182,7 @@ func TestDistributedMap(t *testing.T) {
 	policy := fmt.Sprint(get(sm, "Properties", "Policies"))
 	for _, want := range []string{
 		"[s3:GetObject] Effect:Allow Resource:!Sub ${DataBucket.Arn}/exports/*/plan/*]",
+		"[s3:PutObject s3:GetObject s3:ListMultipartUploadParts s3:AbortMultipartUpload] Effect:Allow Resource:!Sub ${DataBucket.Arn}/exports/*/plan/results/*]",
 		"[states:StartExecution] Effect:Allow Resource:!Sub arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:" + smName + "]",
 		"[states:DescribeExecution states:StopExecution] Effect:Allow Resource:!Sub arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:execution:" + smName + "/*]",
 	} {
@@ -420,8 +451,22 @@ func TestBucket(t *testing.T) {
 	if b == nil || !strings.Contains(fmt.Sprint(get(b, "BucketEncryption")), "SSEAlgorithm") {
 		t.Error("DataBucket has no default encryption")
 	}
-	if !strings.Contains(fmt.Sprint(get(b, "LifecycleConfiguration")), "ExpirationInDays:!Ref RetentionDays") {
-		t.Error("DataBucket exports do not expire after RetentionDays")
+	// The exports/ rule deletes files a day after RetentionDays, so never
+	// before a manifest's Expires: the mapping holds value+1 for every
+	// allowed value.
+	if !strings.Contains(fmt.Sprint(get(b, "LifecycleConfiguration")), `ExpirationInDays:[!FindInMap [ExportExpiry !Sub d${RetentionDays} Days]]`) {
+		t.Errorf("DataBucket exports do not expire by ExportExpiry: %v", get(b, "LifecycleConfiguration"))
+	}
+	allowed, _ := get(tpl.Parameters["RetentionDays"], "AllowedValues").([]any)
+	if len(allowed) == 0 {
+		t.Error("RetentionDays has no AllowedValues (the ExportExpiry mapping needs one entry per value)")
+	}
+	for _, v := range allowed {
+		days, err := strconv.Atoi(fmt.Sprint(v))
+		got := fmt.Sprint(get(tpl.Mappings["ExportExpiry"], "d"+fmt.Sprint(v), "Days"))
+		if err != nil || got != strconv.Itoa(days+1) {
+			t.Errorf("ExportExpiry d%v = %s, want %d (RetentionDays + 1)", v, got, days+1)
+		}
 	}
 	pol := fmt.Sprint(get(tpl.Resources["DataBucketPolicy"], "Properties", "PolicyDocument"))
 	if !strings.Contains(pol, "aws:SecureTransport:false") || !strings.Contains(pol, "Effect:Deny") {
@@ -471,5 +516,33 @@ func TestRoutes(t *testing.T) {
 	}
 	if routes["$default"] == "" {
 		t.Error("no $default route: unknown paths would get API Gateway's 404 instead of an OperationOutcome")
+	}
+}
+
+// TestFirstDeploy: a first `sam deploy` that fails must not burn the stack
+// name, and must not need a raised Lambda quota. The retained bucket and
+// tables are RetainExceptOnCreate (a rollback of their creation deletes
+// them, so the fixed-name bucket can be created again); the import
+// function reserves no concurrency unless ImportConcurrency asks for it
+// (new accounts have 10 concurrent executions and Lambda keeps 100
+// unreserved, so any reservation fails there).
+func TestFirstDeploy(t *testing.T) {
+	tpl := load(t)
+	for name, r := range tpl.Resources {
+		if p, ok := r["DeletionPolicy"]; ok && p != "RetainExceptOnCreate" && p != "Delete" {
+			t.Errorf("%s DeletionPolicy %v: a failed first deploy would leave it behind; want RetainExceptOnCreate", name, p)
+		}
+	}
+	for _, name := range []string{"DataBucket", "ClientsTable", "ResourcesTable"} {
+		if p := tpl.Resources[name]["DeletionPolicy"]; p != "RetainExceptOnCreate" {
+			t.Errorf("%s DeletionPolicy = %v, want RetainExceptOnCreate (kept on stack deletion once created)", name, p)
+		}
+	}
+	if d := get(tpl.Parameters["ImportConcurrency"], "Default"); d != "0" {
+		t.Errorf("ImportConcurrency default %v, want 0 (no reservation)", d)
+	}
+	rc := fmt.Sprint(get(tpl.Resources["ImportFunction"], "Properties", "ReservedConcurrentExecutions"))
+	if rc != "[!If [HasImportConcurrency !Ref ImportConcurrency !Ref AWS::NoValue]]" {
+		t.Errorf("ImportFunction ReservedConcurrentExecutions = %s, want it only when ImportConcurrency > 0", rc)
 	}
 }

@@ -77,7 +77,7 @@ func newBench(t *testing.T) *bench {
 func startBench(t *testing.T) *bench {
 	db := awstest.DynamoDB(t) // skips without dynalite
 	ctx := context.Background()
-	b := &bench{s3: awstest.NewS3(t), sfn: awstest.NewStepFunctions(t)}
+	b := &bench{s3: awstest.NewS3Bucket(t, awstest.StackBucket), sfn: awstest.NewStepFunctions(t)}
 	b.bucket = b.s3.Bucket
 	key, err := client.GenerateES384()
 	if err != nil {

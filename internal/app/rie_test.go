@@ -4,9 +4,14 @@ package app_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -17,16 +22,24 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	ddbsdk "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	s3sdk "github.com/aws/aws-sdk-go-v2/service/s3"
+	sfnsdk "github.com/aws/aws-sdk-go-v2/service/sfn"
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/tranchehq/tranche/internal/app"
 	"github.com/tranchehq/tranche/internal/aws/awstest"
+	"github.com/tranchehq/tranche/internal/aws/cfn"
 	"github.com/tranchehq/tranche/internal/client"
+	"github.com/tranchehq/tranche/internal/config"
 	"github.com/tranchehq/tranche/internal/generate"
 	"github.com/tranchehq/tranche/internal/importer"
 	"github.com/tranchehq/tranche/internal/mem"
@@ -56,6 +69,28 @@ type rieBench struct {
 	tpl   *awstest.Template
 	route func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error)
 	fault *s3Fault
+	// rec records every call each function makes under its own identity
+	// (its logical id as the access key id), for the IAM conformance check.
+	rec *awstest.Recorder
+	// distributed sends Plan to an instance with TRANCHE_INLINE_ITEMS=1
+	// (every plan a Distributed Map); presigned sends the status routes to
+	// one with TRANCHE_FILE_URLS=presigned.
+	distributed, presigned atomic.Bool
+	// hold, when set, makes each ExportItem invocation send its job id
+	// and wait until its execution is stopped.
+	hold atomic.Pointer[chan string]
+	// short sends ExportItem to instances with a 2 s timeout whose S3
+	// front can stall an upload past it (shortFault).
+	short      atomic.Bool
+	shortFault *s3Fault
+	// inject holds errors the next ExportItem invocations fail with
+	// before reaching the function, as Lambda's own errors do (throttling,
+	// a client-side timeout).
+	inject []string
+	// dataPath is the NDJSON the bench imported; local serves the same
+	// data with the local binary's code, for byte-for-byte comparison.
+	dataPath string
+	local    *client.Client
 
 	mu         sync.Mutex
 	itemErrors []string // the errors the state machine saw from ExportItem
@@ -74,9 +109,43 @@ func functionDir(logicalID string) string {
 	return strings.ToLower(strings.TrimSuffix(logicalID, "Function"))
 }
 
+// The bench's stack: template.yaml deployed as the stack "tranche" in
+// account 123456789012, us-east-1.
+const (
+	stackName        = "tranche"
+	stateMachineRole = "ExportStateMachine"
+)
+
+// lambdaARN is the ARN of a function of the bench's stack (SAM names
+// functions <stack>-<LogicalId>-<suffix>).
+func lambdaARN(logicalID string) string {
+	return "arn:aws:lambda:us-east-1:123456789012:function:" + stackName + "-" + logicalID + "-TEST"
+}
+
 func newRIEBench(t *testing.T) *rieBench {
 	rie := awstest.FindRIE(t)
-	b := &rieBench{bench: startBench(t), fns: map[string]*awstest.Function{}} // skips without dynalite
+	b := &rieBench{bench: startBench(t), fns: map[string]*awstest.Function{}, rec: awstest.NewRecorder()} // skips without dynalite
+	// Every service behind a recording front: the functions reach them
+	// through AWS_ENDPOINT_URL_* (read when an instance starts).
+	s3Front := b.rec.Front(t, awstest.ServiceS3, b.s3.URL)
+	for env, front := range map[string]string{
+		"AWS_ENDPOINT_URL_DYNAMODB":        b.rec.Front(t, awstest.ServiceDynamoDB, os.Getenv(awstest.EndpointEnv)),
+		"AWS_ENDPOINT_URL_S3":              s3Front,
+		"AWS_ENDPOINT_URL_SFN":             b.rec.Front(t, awstest.ServiceSFN, b.sfn.URL),
+		"AWS_ENDPOINT_URL_SECRETS_MANAGER": b.rec.Front(t, awstest.ServiceSecrets, os.Getenv("AWS_ENDPOINT_URL_SECRETS_MANAGER")),
+	} {
+		t.Setenv(env, front)
+	}
+	// Step Functions reads (and writes) the Distributed Map's S3 objects
+	// with the state machine's role.
+	smCfg := awstest.Config()
+	smCfg.Credentials = credentials.NewStaticCredentialsProvider(stateMachineRole, "test", "")
+	smS3 := s3sdk.NewFromConfig(smCfg, func(o *s3sdk.Options) {
+		o.BaseEndpoint = aws.String(s3Front)
+		o.UsePathStyle = true
+	})
+	b.sfn.SetS3(smS3)
+
 	dir := os.Getenv("TRANCHE_LAMBDA_DIR")
 	if dir == "" {
 		dir = t.TempDir()
@@ -95,15 +164,16 @@ func newRIEBench(t *testing.T) *rieBench {
 	}
 	logs := t.TempDir()
 	// A function's environment: the bench's (startBench set it in this
-	// process), Globals' TRANCHE_MAX_CONCURRENCY, and the state machine
-	// only where template.yaml gives it.
-	newFn := func(logicalID string, concurrency int, instanceEnv func(int) []string) *awstest.Function {
+	// process), its own identity, Globals' TRANCHE_MAX_CONCURRENCY, the
+	// state machine only where template.yaml gives it, and extra.
+	timeouts := map[string]time.Duration{"exportitem-short": 2 * time.Second}
+	newFn := func(logicalID, key string, concurrency int, instanceEnv func(int) []string, extra ...string) *awstest.Function {
 		name := functionDir(logicalID)
 		bin, ok := b.bins[name]
 		if !ok {
 			t.Fatalf("%s: no functions/%s", logicalID, name)
 		}
-		env := []string{fmt.Sprintf("TRANCHE_MAX_CONCURRENCY=%d", itemConcurrency)}
+		env := []string{"AWS_ACCESS_KEY_ID=" + logicalID, fmt.Sprintf("TRANCHE_MAX_CONCURRENCY=%d", itemConcurrency)}
 		if _, ok := b.tpl.Env[logicalID]["TRANCHE_STATE_MACHINE_ARN"]; !ok {
 			env = append(env, "TRANCHE_STATE_MACHINE_ARN=")
 		}
@@ -111,11 +181,17 @@ func newRIEBench(t *testing.T) *rieBench {
 		if !ok {
 			timeout = b.tpl.Timeout[""]
 		}
+		if key == "" {
+			key = name
+		}
+		if to, ok := timeouts[key]; ok {
+			timeout = to
+		}
 		f := awstest.NewFunction(t, rie, awstest.FunctionConfig{
-			Name: name, Bootstrap: bin, Env: env, InstanceEnv: instanceEnv,
+			Name: key, Bootstrap: bin, Env: append(env, extra...), InstanceEnv: instanceEnv,
 			Concurrency: concurrency, Timeout: timeout, LogDir: logs,
 		})
-		b.fns[name] = f
+		b.fns[key] = f
 		return f
 	}
 	t.Cleanup(func() {
@@ -130,12 +206,26 @@ func newRIEBench(t *testing.T) *rieBench {
 
 	// The HTTP functions, behind the gateway as template.yaml routes them.
 	var routes []awstest.Route
+	var presigned *awstest.Function
 	for key, logicalID := range b.tpl.Routes {
 		f := b.fns[functionDir(logicalID)]
 		if f == nil {
-			f = newFn(logicalID, 4, nil)
+			f = newFn(logicalID, "", 4, nil)
 		}
-		routes = append(routes, awstest.Route{Key: key, Fn: f.HTTP()})
+		fn := f.HTTP()
+		if logicalID == "StatusFunction" {
+			if presigned == nil {
+				presigned = newFn(logicalID, "status-presigned", 2, nil, "TRANCHE_FILE_URLS=presigned")
+			}
+			plain, signed := fn, presigned.HTTP()
+			fn = func(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+				if b.presigned.Load() {
+					return signed(ctx, ev)
+				}
+				return plain(ctx, ev)
+			}
+		}
+		routes = append(routes, awstest.Route{Key: key, Fn: fn})
 	}
 	if len(routes) < 10 {
 		t.Fatalf("only %d routes read from template.yaml", len(routes))
@@ -145,37 +235,108 @@ func newRIEBench(t *testing.T) *rieBench {
 	t.Cleanup(srv.Close)
 	b.base, b.http = srv.URL, srv.Client()
 
-	// The workflow functions, invoked by the state machine. Each
+	// The workflow functions, invoked by the state machine (each
+	// invocation recorded as its role's lambda:InvokeFunction). Each
 	// export-item instance reaches S3 through a front of its own, where
 	// the fault kills that instance mid-file.
-	b.fault = &s3Fault{target: b.s3.URL}
+	b.fault = &s3Fault{target: s3Front}
 	fronts := make([]string, itemConcurrency)
 	for i := range fronts {
 		fronts[i] = b.fault.front(t, i)
 	}
-	exportItem := newFn("ExportItemFunction", itemConcurrency, func(i int) []string {
+	exportItem := newFn("ExportItemFunction", "", itemConcurrency, func(i int) []string {
 		return []string{"AWS_ENDPOINT_URL_S3=" + fronts[i]}
 	})
 	b.fault.fn = exportItem
 	itemStep := exportItem.Step()
+	b.shortFault = &s3Fault{target: s3Front}
+	shortFront := b.shortFault.front(t, 0)
+	shortItem := newFn("ExportItemFunction", "exportitem-short", 1, nil, "AWS_ENDPOINT_URL_S3="+shortFront)
+	b.shortFault.fn = shortItem
+	shortStep := shortItem.Step()
+	// Retry waits run 20 times faster than the definition says: the
+	// bench checks that they happen and what follows, not their length.
+	b.sfn.Sleep = func(ctx context.Context, d time.Duration) error { return client.SleepContext(ctx, d/20) }
+	invoked := func(logicalID string, step asl.Step) asl.Step {
+		return func(ctx context.Context, in json.RawMessage) (json.RawMessage, error) {
+			b.rec.Record(awstest.Call{Principal: stateMachineRole, Action: "lambda:InvokeFunction", Resource: lambdaARN(logicalID), Via: "Task " + logicalID})
+			return step(ctx, in)
+		}
+	}
+	inlinePlan := newFn("PlanFunction", "", 1, nil).Step()
+	distributedPlan := newFn("PlanFunction", "plan-distributed", 1, nil, "TRANCHE_INLINE_ITEMS=1").Step()
 	err = b.sfn.SetSteps(statemachines.Export, map[string]asl.Step{
-		"PlanFunctionArn": newFn("PlanFunction", 1, nil).Step(),
-		"ExportItemFunctionArn": func(ctx context.Context, in json.RawMessage) (json.RawMessage, error) {
-			out, err := itemStep(ctx, in)
+		"PlanFunctionArn": invoked("PlanFunction", func(ctx context.Context, in json.RawMessage) (json.RawMessage, error) {
+			if b.distributed.Load() {
+				return distributedPlan(ctx, in)
+			}
+			return inlinePlan(ctx, in)
+		}),
+		"ExportItemFunctionArn": invoked("ExportItemFunction", func(ctx context.Context, in json.RawMessage) (json.RawMessage, error) {
+			if held := b.hold.Load(); held != nil {
+				var item struct{ JobID string }
+				_ = json.Unmarshal(in, &item)
+				*held <- item.JobID
+				<-ctx.Done()
+				return nil, ctx.Err()
+			}
+			b.mu.Lock()
+			var injected string
+			if len(b.inject) > 0 {
+				injected, b.inject = b.inject[0], b.inject[1:]
+			}
+			b.mu.Unlock()
+			step := itemStep
+			if b.short.Load() {
+				step = shortStep
+			}
+			var out json.RawMessage
+			var err error
+			if injected != "" {
+				err = &asl.ExecutionError{Name: injected, Cause: "injected by the bench"}
+			} else {
+				out, err = step(ctx, in)
+			}
 			if ee, ok := err.(*asl.ExecutionError); ok {
 				b.mu.Lock()
 				b.itemErrors = append(b.itemErrors, ee.Name)
 				b.mu.Unlock()
 			}
 			return out, err
+		}),
+		"FinalizeFunctionArn":   invoked("FinalizeFunction", newFn("FinalizeFunction", "", 1, nil).Step()),
+		"MarkFailedFunctionArn": invoked("MarkFailedFunction", newFn("MarkFailedFunction", "", 1, nil).Step()),
+		// The ItemReader: Step Functions reads the item list with the
+		// state machine's role and runs each item as a child execution of
+		// the same state machine, which the role must allow
+		// (https://docs.aws.amazon.com/step-functions/latest/dg/iam-policies-eg-dist-map.html).
+		asl.ResourceS3GetObject: func(ctx context.Context, raw json.RawMessage) (json.RawMessage, error) {
+			var in struct{ Bucket, Key string }
+			if err := json.Unmarshal(raw, &in); err != nil {
+				return nil, err
+			}
+			child := strings.Replace(machineARN, ":stateMachine:", ":execution:", 1) + "/maprun:child"
+			b.rec.Record(
+				awstest.Call{Principal: stateMachineRole, Action: "states:StartExecution", Resource: machineARN, Via: "Distributed Map child executions"},
+				awstest.Call{Principal: stateMachineRole, Action: "states:DescribeExecution", Resource: child, Via: "Distributed Map child executions"},
+				awstest.Call{Principal: stateMachineRole, Action: "states:StopExecution", Resource: child, Via: "Distributed Map child executions"},
+			)
+			out, err := smS3.GetObject(ctx, &s3sdk.GetObjectInput{Bucket: &in.Bucket, Key: &in.Key})
+			if err != nil {
+				return nil, err
+			}
+			defer out.Body.Close()
+			return io.ReadAll(out.Body)
 		},
-		"FinalizeFunctionArn":   newFn("FinalizeFunction", 1, nil).Step(),
-		"MarkFailedFunctionArn": newFn("MarkFailedFunction", 1, nil).Step(),
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	newFn("ImportFunction", 1, nil)
+	// Bodies above 600 bytes go to S3 (bodies/), so every reader of spilled
+	// bodies is exercised (the default, 64 KB, spills none of the
+	// generated resources).
+	newFn("ImportFunction", "", 1, nil, "TRANCHE_SPILL_BYTES=600")
+	newFn("PurgeFunction", "", 1, nil)
 	return b
 }
 
@@ -223,6 +384,92 @@ func (b *rieBench) loadRIE(t *testing.T) {
 	b.oracle = mem.NewResourceStore(4)
 	if _, err := importer.Import(ctx, b.oracle, importer.Options{Now: time.Now}, path); err != nil {
 		t.Fatal(err)
+	}
+	b.dataPath = path
+	b.local = localReference(t, path)
+}
+
+// localReference serves the data at path with the local binary's code
+// (app.NewLocal over its embedded store, authorization off, on loopback),
+// so that an export through the Lambdas can be compared byte for byte with
+// what the local server exports for the same request.
+func localReference(t *testing.T, path string) *client.Client {
+	t.Helper()
+	ctx := context.Background()
+	cfg := config.Default()
+	cfg.DataDir, cfg.Shards, cfg.Demo, cfg.PurgeEvery = t.TempDir(), 4, false, 0
+	cfg.Auth.Open, cfg.Auth.MaxPollsPerMinute = true, 0
+	db, err := app.OpenStore(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = importer.Import(ctx, db.Resources(), importer.Options{Now: time.Now}, path)
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := app.NewLocal(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(l.Handler)
+	t.Cleanup(func() { srv.Close(); l.Close() })
+	return &client.Client{HTTP: srv.Client(), Base: srv.URL, Sleep: func(ctx context.Context, d time.Duration) error {
+		return client.SleepContext(ctx, min(d, 20*time.Millisecond))
+	}}
+}
+
+// digest exports req with c and returns the SHA-256 of the output files'
+// lines, sorted, and how many there were: equal digests are the same
+// resources, byte for byte, each as often.
+func digest(t *testing.T, c *client.Client, req client.Request) (string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	status, err := c.Kickoff(ctx, req)
+	if err != nil {
+		t.Fatalf("Kickoff(%+v): %v", req, err)
+	}
+	m, err := c.Poll(ctx, status, nil)
+	if err != nil {
+		t.Fatalf("Poll(%s): %v", status, err)
+	}
+	res, err := c.Download(ctx, m, filepath.Join(t.TempDir(), "out"), 4)
+	if err != nil {
+		t.Fatalf("Download: %v", err)
+	}
+	var lines []string
+	for _, f := range res.Files {
+		if f.Kind != client.KindOutput {
+			continue
+		}
+		raw, err := os.ReadFile(filepath.Join(res.Dir, f.Path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(strings.TrimSuffix(string(raw), "\n"), "\n") {
+			if l != "" {
+				lines = append(lines, l)
+			}
+		}
+	}
+	slices.Sort(lines)
+	h := sha256.New()
+	for _, l := range lines {
+		h.Write([]byte(l))
+		h.Write([]byte{'\n'})
+	}
+	return hex.EncodeToString(h.Sum(nil)), len(lines)
+}
+
+// sameAsLocal exports req through the Lambdas and checks the output is
+// byte for byte what the local server exports for it.
+func (b *rieBench) sameAsLocal(t *testing.T, req client.Request) {
+	t.Helper()
+	got, n := digest(t, b.client(t), req)
+	want, wantN := digest(t, b.local, req)
+	if got != want || n != wantN {
+		t.Errorf("export %+v through the Lambdas: %d lines, sha256 %s; the local server: %d lines, sha256 %s", req, n, got, wantN, want)
 	}
 }
 
@@ -319,8 +566,52 @@ func TestServerlessRIE(t *testing.T) {
 			if errs := b.takeItemErrors(); !slices.Equal(errs, []string{"Lambda.Unknown"}) {
 				t.Errorf("ExportItem errors = %q, want the one Lambda.Unknown of the killed invocation", errs)
 			}
+			// Byte for byte what the local binary exports.
+			b.fault.arm(2, tc.kill)
+			b.sameAsLocal(t, req)
+			b.takeItemErrors()
 		})
 	}
+
+	t.Run("TimedOut", func(t *testing.T) {
+		// An ExportItem whose upload stalls past its timeout: the emulator
+		// stops it (Sandbox.Timedout), the state machine retries, and the
+		// output is exactly once, as the local binary's.
+		b.takeItemErrors()
+		b.short.Store(true)
+		defer b.short.Store(false)
+		stalled, release := b.shortFault.stallNext()
+		defer release()
+		req := client.Request{Level: client.LevelSystem, Types: []string{"Observation", "Encounter"}}
+		b.sameAsLocal(t, req)
+		release()
+		select {
+		case <-stalled:
+		default:
+			t.Fatal("no upload was stalled")
+		}
+		if errs := b.takeItemErrors(); !slices.Contains(errs, "Sandbox.Timedout") {
+			t.Errorf("ExportItem errors = %q, want the Sandbox.Timedout of the stalled invocation", errs)
+		}
+	})
+
+	t.Run("Throttled", func(t *testing.T) {
+		// Lambda refuses invocations (throttling, a client-side timeout)
+		// before the function runs: the States.ALL retrier with backoff and
+		// jitter survives them, and the output is exactly once.
+		b.takeItemErrors()
+		faults := []string{"Lambda.TooManyRequestsException", "Lambda.TooManyRequestsException", "Lambda.TooManyRequestsException", "Lambda.ClientExecutionTimeoutException", "Lambda.ServiceException"}
+		b.mu.Lock()
+		b.inject = slices.Clone(faults)
+		b.mu.Unlock()
+		b.sameAsLocal(t, client.Request{Level: client.LevelPatient, Types: []string{"Patient", "Observation"}})
+		errs := b.takeItemErrors()
+		slices.Sort(errs)
+		slices.Sort(faults)
+		if !slices.Equal(errs, faults) {
+			t.Errorf("ExportItem errors = %q, want the injected %q", errs, faults)
+		}
+	})
 
 	t.Run("FailedItem", func(t *testing.T) {
 		// An ExportItem that keeps failing with its own error (S3 denies
@@ -388,6 +679,163 @@ func TestServerlessRIE(t *testing.T) {
 		}
 	})
 
+	t.Run("CancelMidWrite", func(t *testing.T) {
+		// DELETE while an ExportItem uploads a file: the execution stops
+		// but the Lambda runs on (as on AWS), finds the job cancelled when
+		// it checkpoints and deletes what it wrote. Nothing of the job is
+		// left once every function is idle.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		paused, release := b.fault.gate()
+		c := b.client(t)
+		status, err := c.Kickoff(ctx, client.Request{Level: client.LevelSystem, Types: []string{"Observation"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-paused:
+		case <-ctx.Done():
+			t.Fatal("no upload was held")
+		}
+		cerr := c.Cancel(ctx, status)
+		close(release)
+		if cerr != nil {
+			t.Fatalf("Cancel: %v", cerr)
+		}
+		id := status[strings.LastIndex(status, "/")+1:]
+		b.sfn.Wait(ctx, id)
+		for _, f := range b.fns {
+			if err := f.Idle(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out, err := b.s3.Client.ListObjectsV2(ctx, &s3sdk.ListObjectsV2Input{Bucket: aws.String(b.bucket), Prefix: aws.String("exports/" + id + "/")})
+		if err != nil || len(out.Contents) != 0 {
+			var keys []string
+			for _, o := range out.Contents {
+				keys = append(keys, *o.Key)
+			}
+			t.Errorf("objects of the job cancelled mid-write = %q, %v; want none", keys, err)
+		}
+	})
+
+	t.Run("DistributedMap", func(t *testing.T) {
+		// Every plan above one item goes to the Distributed Map: the item
+		// list in S3, read by the state machine's role, each item a child
+		// execution.
+		b.distributed.Store(true)
+		defer b.distributed.Store(false)
+		req := client.Request{Level: client.LevelSystem, Types: []string{"Patient", "Observation", "Practitioner"}}
+		got := b.export(t, req)
+		if diff := cmp.Diff(b.expected(t, req.Level, "", req.Types), got); diff != "" {
+			t.Errorf("exported set mismatch (-want +got):\n%s", diff)
+		}
+		if keys := b.itemLists(t); len(keys) == 0 {
+			t.Error("no item list written: the export did not take the Distributed Map")
+		}
+	})
+
+	t.Run("PresignedURLs", func(t *testing.T) {
+		// FileUrls=presigned: the status function signs S3 URLs with its
+		// own role, and the client downloads from S3 with them (R79).
+		b.presigned.Store(true)
+		defer b.presigned.Store(false)
+		req := client.Request{Level: client.LevelPatient, Types: []string{"Patient", "Condition"}}
+		got, m := b.exportWith(t, b.client(t), req)
+		if diff := cmp.Diff(b.expected(t, req.Level, "", req.Types), got); diff != "" {
+			t.Errorf("exported set mismatch (-want +got):\n%s", diff)
+		}
+		if m.RequiresAccessToken || len(m.Output) == 0 || !strings.Contains(m.Output[0].URL, "X-Amz-Signature=") {
+			t.Errorf("manifest requiresAccessToken %v, first URL %v: want presigned S3 URLs", m.RequiresAccessToken, m.Output)
+		}
+	})
+
+	t.Run("WatchdogAndPurge", func(t *testing.T) {
+		// The purge function on its schedule: its watchdog describes an
+		// old unfinished job's execution and fails the job whose execution
+		// was stopped from outside (removing its files), and expired jobs
+		// are deleted with their files. The jobs are aged in the table, as
+		// time would age them.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		c := b.client(t)
+		done, err := c.Kickoff(ctx, client.Request{Level: client.LevelSystem, Types: []string{"Patient"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Poll(ctx, done, nil); err != nil {
+			t.Fatal(err)
+		}
+		held := make(chan string, 16)
+		b.hold.Store(&held)
+		stuckURL, err := c.Kickoff(ctx, client.Request{Level: client.LevelSystem, Types: []string{"Patient"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stuck := stuckURL[strings.LastIndex(stuckURL, "/")+1:]
+		for got := ""; got != stuck; {
+			select {
+			case got = <-held:
+			case <-ctx.Done():
+				t.Fatal("the job never reached ExportItem")
+			}
+		}
+		b.hold.Store(nil)
+		sfnc := sfnsdk.NewFromConfig(awstest.Config(), func(o *sfnsdk.Options) { o.BaseEndpoint = aws.String(b.sfn.URL) })
+		if _, err := sfnc.StopExecution(ctx, &sfnsdk.StopExecutionInput{ExecutionArn: aws.String(strings.Replace(machineARN, ":stateMachine:", ":execution:", 1) + ":" + stuck)}); err != nil {
+			t.Fatal(err)
+		}
+		b.sfn.Wait(ctx, stuck)
+		hourAgo := time.Now().Add(-time.Hour)
+		b.ageJob(t, stuck, map[string]time.Time{"createdAt": hourAgo, "updatedAt": hourAgo})
+		b.ageJob(t, done[strings.LastIndex(done, "/")+1:], map[string]time.Time{"expiresAt": hourAgo})
+
+		ev, err := os.ReadFile(filepath.Join(eventsDir, "purge.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := b.fns["purge"].Invoke(ctx, ev)
+		if err != nil {
+			t.Fatalf("purge function: %v", err)
+		}
+		var got map[string]int
+		if err := json.Unmarshal(out, &got); err != nil || got["failed"] != 1 || got["purged"] < 1 {
+			t.Errorf("purge function = %s, %v; want the stuck job failed and the expired one purged", out, err)
+		}
+		if _, err := c.Poll(ctx, done, nil); client.StatusCode(err) != http.StatusNotFound {
+			t.Errorf("Poll of the purged job = %v, want 404", err)
+		}
+		var ce *client.Error
+		if _, err := c.Poll(ctx, stuckURL, nil); !errors.As(err, &ce) || ce.Status != http.StatusInternalServerError {
+			t.Errorf("Poll of the stuck job = %v, want 500", err)
+		}
+	})
+
+	t.Run("GroupReads", func(t *testing.T) {
+		// GET /Group and /Group/{id} (the metadata function reads the
+		// resources table and, for a spilled body, S3).
+		ctx := context.Background()
+		c := b.client(t)
+		tok, err := c.Auth.Token(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, path := range []string{"/Group", "/Group/" + b.levelCases(nil)[2].req.GroupID} {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.base+path, nil)
+			req.Header.Set("Authorization", "Bearer "+tok)
+			req.Header.Set("Accept", "application/fhir+json")
+			res, err := b.http.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != http.StatusOK || !strings.Contains(string(body), `"resourceType"`) {
+				t.Errorf("GET %s = %d %.200s, want 200 with a resource", path, res.StatusCode, body)
+			}
+		}
+	})
+
 	t.Run("Events", func(t *testing.T) {
 		// The fixtures of events/ through the router: each reaches the
 		// route its routeKey names, on the function template.yaml puts it.
@@ -422,6 +870,153 @@ func TestServerlessRIE(t *testing.T) {
 			t.Errorf("only %d HTTP fixtures in events/", n)
 		}
 	})
+
+	// Last: every call of the subtests above against template.yaml.
+	t.Run("IAM", b.checkIAM)
+}
+
+// ageJob rewrites times in a job's stored document, as the passing of
+// time would (the functions run in their own processes, on the real
+// clock).
+func (b *rieBench) ageJob(t *testing.T, id string, times map[string]time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	db := ddbsdk.NewFromConfig(awstest.Config(), func(o *ddbsdk.Options) { o.BaseEndpoint = aws.String(os.Getenv(awstest.EndpointEnv)) })
+	table := os.Getenv("TRANCHE_JOBS_TABLE")
+	key := map[string]ddbtypes.AttributeValue{"pk": &ddbtypes.AttributeValueMemberS{Value: id}}
+	item, err := db.GetItem(ctx, &ddbsdk.GetItemInput{TableName: &table, Key: key, ConsistentRead: aws.Bool(true)})
+	if err != nil || item.Item == nil {
+		t.Fatalf("job %s: %v", id, err)
+	}
+	raw, ok := item.Item["doc"].(*ddbtypes.AttributeValueMemberS)
+	if !ok {
+		t.Fatalf("job %s has no doc", id)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(raw.Value), &doc); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range times {
+		if _, ok := doc[k]; !ok {
+			t.Fatalf("job %s has no %s", id, k)
+		}
+		doc[k] = v.UTC().Format(time.RFC3339Nano)
+	}
+	edited, _ := json.Marshal(doc)
+	_, err = db.UpdateItem(ctx, &ddbsdk.UpdateItemInput{
+		TableName: &table, Key: key, UpdateExpression: aws.String("SET doc = :d"),
+		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":d": &ddbtypes.AttributeValueMemberS{Value: string(edited)}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkIAM checks every call the functions and the state machine made,
+// each under its own identity, against its own statements in
+// template.yaml: a call no statement allows would be AccessDenied on AWS.
+// It logs the table of what each role used and the grants nothing used.
+func (b *rieBench) checkIAM(t *testing.T) {
+	src, err := os.ReadFile(filepath.Join(repoRoot, "template.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stack := benchStack(t, src, b.bucket)
+	policies, err := awstest.TemplatePolicies(src, stack)
+	if err != nil {
+		t.Fatalf("template.yaml policies: %v", err)
+	}
+	tables := map[string]string{}
+	for id, arn := range stack.Attrs {
+		if strings.Contains(arn, ":table/") {
+			tables[arn] = strings.TrimSuffix(id, ".Arn")
+		}
+	}
+	rep := awstest.Check(policies, b.rec.Calls(), func(c awstest.Call) string {
+		res := c.Resource
+		for arn, id := range tables {
+			if strings.HasPrefix(res, arn) {
+				res = "table/" + id + strings.TrimPrefix(res, arn)
+			}
+		}
+		res = resourcePattern.ReplaceAllString(res, "$1/{key}")
+		res = jobID.ReplaceAllString(res, "{job}")
+		if v, ok := c.Context["s3:prefix"]; ok {
+			res += " (s3:prefix " + prefixPattern.ReplaceAllString(jobID.ReplaceAllString(v, "{job}"), "$1{key}") + ")"
+		}
+		return c.Action + " " + res
+	}, "test")
+	for _, c := range rep.Denied {
+		t.Errorf("not granted by template.yaml: %s (via %s; calls of this kind fold job ids and keys)", c, c.Via)
+	}
+	if len(rep.Unchecked) > 0 {
+		t.Errorf("calls by principals without a policy in template.yaml: %q", rep.Unchecked)
+	}
+	var table strings.Builder
+	for _, p := range slices.Sorted(maps.Keys(rep.Observed)) {
+		fmt.Fprintf(&table, "%s\n", p)
+		for _, a := range rep.Observed[p] {
+			fmt.Fprintf(&table, "    %s\n", a)
+		}
+	}
+	t.Logf("calls observed, by role (every one granted unless reported above):\n%s", table.String())
+	var unused []string
+	for _, st := range rep.Unused {
+		unused = append(unused, fmt.Sprintf("%s: %s on %s", st.Source, strings.Join(st.Actions, ","), strings.Join(st.Resources, ",")))
+	}
+	t.Logf("grants no call used (%d):\n%s", len(unused), strings.Join(unused, "\n"))
+	for _, must := range []string{"ImportFunction", "KickoffFunction", "StatusFunction", "DownloadFunction", "TokenFunction", "PlanFunction", "ExportItemFunction", "FinalizeFunction", "MarkFailedFunction", "PurgeFunction", stateMachineRole} {
+		if len(rep.Observed[must]) == 0 {
+			t.Errorf("%s made no call: the bench does not exercise it", must)
+		}
+	}
+}
+
+var (
+	jobID = regexp.MustCompile(`[0-9a-f]{32}`)
+	// resourcePattern folds object keys to their prefix.
+	resourcePattern = regexp.MustCompile(`(/(?:exports/[0-9a-f]{32}|bodies|incoming|import-reports))/.*`)
+	prefixPattern   = regexp.MustCompile(`^(exports/\{job\}/|bodies/).+`)
+)
+
+// benchStack resolves template.yaml's intrinsics for the bench's
+// deployment: the stack "tranche" in 123456789012/us-east-1, the tables
+// startBench created, its bucket and secrets.
+func benchStack(t *testing.T, src []byte, bucket string) *cfn.Stack {
+	t.Helper()
+	doc, err := cfn.Parse(string(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &cfn.Stack{
+		Refs: map[string]string{
+			"AWS::Partition": "aws", "AWS::Region": "us-east-1", "AWS::AccountId": "123456789012",
+			"AWS::StackName": stackName, "AWS::URLSuffix": "amazonaws.com",
+			"SigningKeySecretArn": signingSecret, "RegistrationTokenSecretArn": regTokenSecret,
+			"DataBucket": bucket, "ExportStateMachine": machineARN,
+		},
+		Attrs: map[string]string{
+			"DataBucket.Arn": "arn:aws:s3:::" + bucket, "ExportStateMachine.Name": stackName + "-export",
+		},
+		Conditions: map[string]bool{"HasRegistration": true, "HasAlarmTopic": false, "HasBaseUrl": false},
+	}
+	for id, env := range map[string]string{
+		"JobsTable": "TRANCHE_JOBS_TABLE", "JobItemsTable": "TRANCHE_JOB_ITEMS_TABLE", "ClientsTable": "TRANCHE_CLIENTS_TABLE",
+		"ReplayTable": "TRANCHE_REPLAY_TABLE", "ResourcesTable": "TRANCHE_RESOURCES_TABLE",
+	} {
+		name := os.Getenv(env)
+		st.Refs[id] = name
+		st.Attrs[id+".Arn"] = "arn:aws:dynamodb:us-east-1:123456789012:table/" + name
+	}
+	resources, _ := doc.(map[string]any)["Resources"].(map[string]any)
+	for id, r := range resources {
+		if r.(map[string]any)["Type"] == "AWS::Serverless::Function" {
+			arn := lambdaARN(id)
+			st.Refs[id] = arn[strings.LastIndex(arn, ":")+1:]
+			st.Attrs[id+".Arn"] = arn
+		}
+	}
+	return st
 }
 
 // routeRecording is the bench's router that records the route key each
@@ -450,6 +1045,34 @@ type s3Fault struct {
 	left   int  // data-file uploads until the fault; 0 when disarmed
 	kill   func(*awstest.Instance)
 	victim *awstest.Instance
+	// paused and release, when set, hold the next data-file upload: it
+	// sends on paused and waits until release is closed.
+	paused, release chan struct{}
+	// stall holds the next data-file upload until its caller goes away or
+	// unstall is closed, then fails it: the invocation runs past its
+	// timeout. stalled is closed when the upload is held.
+	stall            bool
+	stalled, unstall chan struct{}
+}
+
+// stallNext stalls the next data-file upload (see stall). It returns a
+// channel closed once an upload is held, and the release that ends the
+// stall, which the caller must call.
+func (f *s3Fault) stallNext() (stalled <-chan struct{}, release func()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.stall, f.stalled, f.unstall = true, make(chan struct{}), make(chan struct{})
+	unstall := f.unstall
+	return f.stalled, sync.OnceFunc(func() { close(unstall) })
+}
+
+// gate holds the next data-file upload until the returned release is
+// closed; paused receives when it is held.
+func (f *s3Fault) gate() (paused <-chan struct{}, release chan struct{}) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.paused, f.release = make(chan struct{}, 1), make(chan struct{})
+	return f.paused, f.release
 }
 
 // dataFile matches the requests that upload an export's data file
@@ -490,7 +1113,27 @@ func (f *s3Fault) front(t *testing.T, instance int) string {
 				fire = f.left == 0
 			}
 			kill, denied := f.kill, f.denied
+			paused, release := f.paused, f.release
+			f.paused, f.release = nil, nil
+			stall, stalled, unstall := f.stall, f.stalled, f.unstall
+			f.stall = false
 			f.mu.Unlock()
+			if stall {
+				// The emulator answers the timed-out invocation but
+				// leaves its runtime running: the upload never completes,
+				// as on Lambda, whose timeout ends the runtime.
+				close(stalled)
+				select {
+				case <-r.Context().Done():
+				case <-unstall:
+				}
+				http.Error(w, "the function timed out", http.StatusServiceUnavailable)
+				return
+			}
+			if paused != nil {
+				paused <- struct{}{}
+				<-release
+			}
 			if denied {
 				w.Header().Set("Content-Type", "application/xml")
 				w.WriteHeader(http.StatusForbidden)
