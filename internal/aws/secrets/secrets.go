@@ -98,5 +98,25 @@ func Endpoint(cfg aws.Config) string {
 	if cfg.BaseEndpoint != nil && *cfg.BaseEndpoint != "" {
 		return strings.TrimSuffix(*cfg.BaseEndpoint, "/")
 	}
-	return "https://secretsmanager." + cfg.Region + ".amazonaws.com"
+	return "https://secretsmanager." + cfg.Region + "." + dnsSuffix(cfg.Region)
+}
+
+// dnsSuffix is the DNS suffix of the region's partition, as the SDK's
+// partition table (partitions.json) has it: the China regions are under
+// amazonaws.com.cn and the ISO partitions have their own, so a
+// deployment in aws-cn reads its secrets from its own partition.
+func dnsSuffix(region string) string {
+	switch {
+	case strings.HasPrefix(region, "cn-"):
+		return "amazonaws.com.cn"
+	case strings.HasPrefix(region, "us-isob-"):
+		return "sc2s.sgov.gov"
+	case strings.HasPrefix(region, "us-iso-"):
+		return "c2s.ic.gov"
+	case strings.HasPrefix(region, "eu-isoe-"):
+		return "cloud.adc-e.uk"
+	case strings.HasPrefix(region, "us-isof-"):
+		return "csp.hci.ic.gov"
+	}
+	return "amazonaws.com"
 }

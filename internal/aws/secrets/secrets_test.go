@@ -54,10 +54,19 @@ func TestGet(t *testing.T) {
 }
 
 func TestEndpoint(t *testing.T) {
-	cfg := aws.Config{Region: "eu-west-1"}
-	if got := secrets.Endpoint(cfg); got != "https://secretsmanager.eu-west-1.amazonaws.com" {
-		t.Errorf("Endpoint() = %s, want the regional endpoint", got)
+	// The regional endpoint in the region's partition.
+	for region, want := range map[string]string{
+		"eu-west-1":      "https://secretsmanager.eu-west-1.amazonaws.com",
+		"us-gov-west-1":  "https://secretsmanager.us-gov-west-1.amazonaws.com",
+		"cn-northwest-1": "https://secretsmanager.cn-northwest-1.amazonaws.com.cn",
+		"us-iso-east-1":  "https://secretsmanager.us-iso-east-1.c2s.ic.gov",
+	} {
+		t.Setenv("AWS_ENDPOINT_URL_SECRETS_MANAGER", "")
+		if got := secrets.Endpoint(aws.Config{Region: region}); got != want {
+			t.Errorf("Endpoint() in %s = %s, want %s", region, got, want)
+		}
 	}
+	cfg := aws.Config{Region: "eu-west-1"}
 	cfg.BaseEndpoint = aws.String("http://localhost:4566/")
 	if got := secrets.Endpoint(cfg); got != "http://localhost:4566" {
 		t.Errorf("Endpoint() with AWS_ENDPOINT_URL = %s, want it", got)
