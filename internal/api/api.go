@@ -6,6 +6,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -61,6 +62,13 @@ type Server struct {
 	// no token and no redirect. The status poll still needs the token, and
 	// the /files route keeps answering for manifests fetched before.
 	PresignedManifests bool
+	// MaxPresignedManifestBytes, when set, bounds a complete manifest of
+	// presigned URLs (each about 1 KB): above it the manifest lists the
+	// /files URLs instead (about 100 bytes each, which redirect to a fresh
+	// presigned URL) with requiresAccessToken true. A Lambda response is
+	// at most 6 MB, so a 1 M-member Group's 15,000 presigned URLs could not
+	// be served at all; its /files URLs fit.
+	MaxPresignedManifestBytes int
 	// MaxBodyBytes bounds POST bodies.
 	MaxBodyBytes int64
 }
@@ -294,6 +302,15 @@ func (s *Server) manifestPage(w http.ResponseWriter, r *http.Request, n int) {
 		if m == nil {
 			if m, err = s.Export.Manifest(r.Context(), j, requiresToken, fileURL); err == nil {
 				err = presignErr
+			}
+			if err == nil && !urlsExpire.IsZero() && s.MaxPresignedManifestBytes > 0 {
+				if raw, _ := json.Marshal(m); len(raw) > s.MaxPresignedManifestBytes {
+					// Too large to answer with presigned URLs: the same
+					// files, as /files URLs that need the token.
+					s.Logger.Info("manifest too large for presigned URLs; listing /files URLs", "job", j.ID, "bytes", len(raw), "files", len(m.Output))
+					urlsExpire = time.Time{}
+					m, err = s.Export.Manifest(r.Context(), j, s.Authz != nil, func(key string) string { return base + "/files/" + key })
+				}
 			}
 			if err != nil {
 				writeError(w, r, s.Logger, err)

@@ -56,6 +56,7 @@ type presignedServer struct {
 	http   *http.Client
 	tokens *client.BackendServices
 	fake   *presigner
+	api    *api.Server
 }
 
 func startPresigned(t *testing.T) *presignedServer {
@@ -87,7 +88,7 @@ func startPresigned(t *testing.T) *presignedServer {
 		t.Fatalf("Register: %v", err)
 	}
 	return &presignedServer{
-		URL: hs.URL, http: hs.Client(), fake: fake,
+		URL: hs.URL, http: hs.Client(), fake: fake, api: l.API,
 		tokens: &client.BackendServices{ClientID: c.ID, Key: key, TokenURL: hs.URL + "/token", FHIRBase: hs.URL, Scope: "system/*.read", HTTP: hs.Client()},
 	}
 }
@@ -320,4 +321,37 @@ func TestPresignedManifests(t *testing.T) {
 			t.Errorf("GET %s with presigning failing = %s: %s, want 500 without the cause", statusURL, res.Status, body)
 		}
 	})
+}
+
+// TestPresignedManifestTooLarge: a complete manifest of presigned URLs
+// larger than MaxPresignedManifestBytes (a Lambda answers at most 6 MB)
+// lists the same files as /files URLs with requiresAccessToken true
+// instead, and each of them still downloads with the token (R72, R79).
+func TestPresignedManifestTooLarge(t *testing.T) {
+	s := startPresigned(t)
+	statusURL := s.kickoff(t, "_type=Patient,Observation")
+	_, small := s.complete(t, statusURL)
+	_, keys := checkPresigned(t, small)
+
+	s.api.MaxPresignedManifestBytes = 200 // far below this manifest
+	res, m := s.complete(t, statusURL)
+	if m.RequiresAccessToken == nil || !*m.RequiresAccessToken {
+		t.Errorf("requiresAccessToken = %v, want true for /files URLs", m.RequiresAccessToken)
+	}
+	if len(m.Output) != len(keys) {
+		t.Fatalf("large manifest lists %d files, the presigned one %d", len(m.Output), len(keys))
+	}
+	for i, f := range m.Output {
+		key := strings.TrimPrefix(keys[i], objectsHost+"/")
+		key, _, _ = strings.Cut(key, "?")
+		if f.URL != s.URL+"/files/"+key {
+			t.Errorf("output %d URL %s, want %s", i, f.URL, s.URL+"/files/"+key)
+		}
+	}
+	if cc := res.Header.Get("Cache-Control"); cc == "no-store" {
+		t.Errorf("Cache-Control no-store on a manifest without presigned URLs")
+	}
+	if r, body := s.get(t, m.Output[0].URL, true); r.StatusCode != http.StatusFound {
+		t.Errorf("GET %s = %s: %s, want a redirect to the object", m.Output[0].URL, r.Status, body)
+	}
 }

@@ -144,6 +144,10 @@ func (a *AWS) Handler(ctx context.Context) (http.Handler, error) {
 		// the presigned URLs themselves.
 		Downloads: a.Objects, DownloadTTL: a.ac.DownloadURLTTL,
 		PresignedManifests: a.ac.FileURLs == config.FileURLsPresigned,
+		// Under the 6 MB response limit with room for the JSON escaping
+		// of the body in the Lambda's response (about 4,000 presigned
+		// URLs); a larger manifest lists /files URLs (about 40,000 fit).
+		MaxPresignedManifestBytes: 4 << 20,
 	}
 	if !a.cfg.Auth.Open {
 		authz, err := a.authz(ctx)
