@@ -95,10 +95,20 @@ func TestStateMachine(t *testing.T) {
 	if len(used) == 0 {
 		t.Fatal("the definition has no ${...} substitutions")
 	}
+	// No ARN of the definition names a partition: they take the stack's.
+	if strings.Contains(string(statemachines.Export), "arn:aws:") {
+		t.Error("the definition has an arn:aws: ARN; use arn:${Partition}: (a DefinitionSubstitution of AWS::Partition)")
+	}
 	for name := range used {
 		v, ok := subs[name]
 		if !ok {
 			t.Errorf("${%s} has no DefinitionSubstitution", name)
+			continue
+		}
+		if name == "Partition" {
+			if v != "!Ref AWS::Partition" {
+				t.Errorf("${Partition} = %v, want !Ref AWS::Partition", v)
+			}
 			continue
 		}
 		ref, _ := v.(string)
@@ -154,13 +164,13 @@ func TestDistributedMap(t *testing.T) {
 			continue
 		}
 		distributed++
-		if st.ItemReader.Resource != "arn:aws:states:::s3:getObject" {
+		if st.ItemReader.Resource != "arn:${Partition}:states:::s3:getObject" {
 			t.Errorf("%s: ItemReader Resource = %q, want the item list read from S3", name, st.ItemReader.Resource)
 		}
 		// Plan's resultsPrefix is <exports prefix><job>/plan/results/, in
 		// the item list's bucket: the job's deletion removes the results.
 		want := map[string]string{"Bucket.$": "$.plan.itemsBucket", "Prefix.$": "$.plan.resultsPrefix"}
-		if st.ResultWriter.Resource != "arn:aws:states:::s3:putObject" || fmt.Sprint(st.ResultWriter.Parameters) != fmt.Sprint(want) {
+		if st.ResultWriter.Resource != "arn:${Partition}:states:::s3:putObject" || fmt.Sprint(st.ResultWriter.Parameters) != fmt.Sprint(want) {
 			t.Errorf("%s: ResultWriter = %+v, want s3:putObject with Parameters %v", name, st.ResultWriter, want)
 		}
 		// The Map's result (the ResultWriter's descriptor) is dropped, so

@@ -494,6 +494,7 @@ func (p *parser) itemReader(raw json.RawMessage) (*itemReader, error) {
 	if r.resource, err = o.str("Resource"); err != nil {
 		return nil, err
 	}
+	r.resource = localPartition(r.resource)
 	if r.resource != ResourceS3GetObject {
 		return nil, fmt.Errorf("Resource %q: only %q is supported", r.resource, ResourceS3GetObject)
 	}
@@ -551,6 +552,7 @@ func (p *parser) resultWriter(raw json.RawMessage) (*resultWriter, error) {
 	if w.resource, err = o.str("Resource"); err != nil {
 		return nil, err
 	}
+	w.resource = localPartition(w.resource)
 	if w.resource != ResourceS3PutObject {
 		return nil, fmt.Errorf("Resource %q: only %q is supported (with Parameters)", w.resource, ResourceS3PutObject)
 	}
@@ -854,4 +856,14 @@ func (o object) errorEquals(last bool) ([]string, error) {
 		return nil, errors.New("States.ALL must appear alone in ErrorEquals, in the last retrier or catcher")
 	}
 	return names, nil
+}
+
+// PartitionPlaceholder is the definition's placeholder for the AWS
+// partition in service integration ARNs (arn:${Partition}:states:::...):
+// template.yaml substitutes AWS::Partition, so the definition also runs in
+// aws-cn and aws-us-gov. The local runner reads it as aws.
+const PartitionPlaceholder = "${Partition}"
+
+func localPartition(resource string) string {
+	return strings.Replace(resource, "arn:"+PartitionPlaceholder+":", "arn:aws:", 1)
 }
