@@ -85,11 +85,14 @@ test-aws: lambda-rie
 	echo "test-aws: dynalite on 127.0.0.1:$$port"; \
 	TRANCHE_DYNAMODB_ENDPOINT=http://127.0.0.1:$$port $(GO) test -count=1 $(AWS_TEST_PKGS)
 
-# LocalStack (not run in CI: it needs Docker). samlocal and awslocal point the
+# LocalStack (not run in CI: it needs Docker). The stack's HTTP API is API
+# Gateway v2, which LocalStack serves only in its paid plans (docs/aws.md):
+# on Community, localstack-deploy fails at HttpApi. samlocal and awslocal point the
 # SAM and AWS CLIs at LocalStack; the functions there get AWS_ENDPOINT_URL from
 # LocalStack, and S3PathStyle=true.
-localstack-deploy: ## deploy the stack to a running LocalStack
+localstack-deploy: ## deploy the stack to a running LocalStack with API Gateway v2 (a paid plan)
 	@command -v samlocal >/dev/null && command -v awslocal >/dev/null || { echo "localstack-deploy needs samlocal and awslocal (pip install aws-sam-cli-local awscli-local)"; exit 1; }
+	@awslocal apigatewayv2 get-apis >/dev/null 2>&1 || { echo "localstack-deploy: this LocalStack does not serve API Gateway v2 (HTTP APIs), which the stack's API is: that needs a paid LocalStack plan (docs/aws.md, Try it on LocalStack)"; exit 1; }
 	@mkdir -p .cache/localstack
 	@test -s .cache/localstack/secrets || AWS=awslocal infra/create-secrets.sh $(STACK) > .cache/localstack/secrets 2> .cache/localstack/registration-token
 	samlocal build

@@ -177,6 +177,7 @@ func FromEnv(c Config) (Config, error) {
 	num("TRANCHE_MAX_FILE_BYTES", &c.Export.MaxFileBytes)
 	dur("TRANCHE_RETENTION", &c.Export.Retention)
 	dur("TRANCHE_ITEM_BUDGET", &c.Export.ItemBudget)
+	dur("TRANCHE_ITEM_MARGIN", &c.Export.ItemMargin)
 	dur("TRANCHE_WATCHDOG_GRACE", &c.Export.WatchdogGrace)
 	inline := int64(c.Export.InlineItems)
 	num("TRANCHE_INLINE_ITEMS", &inline)
