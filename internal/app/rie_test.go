@@ -83,6 +83,7 @@ type rieBench struct {
 	// front can stall an upload past it (shortFault).
 	short      atomic.Bool
 	shortFault *s3Fault
+	onTimeout  func() // called when an ExportItem invocation times out
 	// inject holds errors the next ExportItem invocations fail with
 	// before reaching the function, as Lambda's own errors do (throttling,
 	// a client-side timeout).
@@ -300,7 +301,11 @@ func newRIEBench(t *testing.T) *rieBench {
 			if ee, ok := err.(*asl.ExecutionError); ok {
 				b.mu.Lock()
 				b.itemErrors = append(b.itemErrors, ee.Name)
+				onTimeout := b.onTimeout
 				b.mu.Unlock()
+				if ee.Name == "Sandbox.Timedout" && onTimeout != nil {
+					onTimeout()
+				}
 			}
 			return out, err
 		}),
@@ -582,6 +587,10 @@ func TestServerlessRIE(t *testing.T) {
 		defer b.short.Store(false)
 		stalled, release := b.shortFault.stallNext()
 		defer release()
+		b.mu.Lock()
+		b.onTimeout = release // the frozen runtime continues once its invocation timed out
+		b.mu.Unlock()
+		defer func() { b.mu.Lock(); b.onTimeout = nil; b.mu.Unlock() }()
 		req := client.Request{Level: client.LevelSystem, Types: []string{"Observation", "Encounter"}}
 		b.sameAsLocal(t, req)
 		release()
@@ -1119,13 +1128,27 @@ func (f *s3Fault) front(t *testing.T, instance int) string {
 			f.stall = false
 			f.mu.Unlock()
 			if stall {
-				// The emulator answers the timed-out invocation but
-				// leaves its runtime running: the upload never completes,
-				// as on Lambda, whose timeout ends the runtime.
+				// The runtime freezes in the middle of the upload, so it
+				// cannot act on its own deadline: the emulator's timeout
+				// ends the invocation (Sandbox.Timedout). Once that is
+				// seen, the runtime continues and the upload fails, as
+				// on Lambda, whose timeout ends the runtime.
+				var inst *awstest.Instance
+				for _, in := range f.fn.Instances() {
+					if in.ID == instance {
+						inst = in
+					}
+				}
+				if inst != nil {
+					inst.FreezeRuntime()
+				}
 				close(stalled)
 				select {
 				case <-r.Context().Done():
 				case <-unstall:
+				}
+				if inst != nil {
+					inst.ThawRuntime()
 				}
 				http.Error(w, "the function timed out", http.StatusServiceUnavailable)
 				return

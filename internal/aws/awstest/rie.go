@@ -372,6 +372,29 @@ func (inst *Instance) KillRuntime() bool {
 	return len(kids) > 0
 }
 
+// FreezeRuntime SIGSTOPs the function's runtime, as a runtime stuck in a
+// long call is to its timeout: it can no longer act on its own deadline,
+// so the emulator's timeout (Sandbox.Timedout) is what ends the
+// invocation. ThawRuntime continues it.
+func (inst *Instance) FreezeRuntime() bool { return inst.signalRuntime(syscall.SIGSTOP) }
+
+// ThawRuntime continues a runtime FreezeRuntime stopped.
+func (inst *Instance) ThawRuntime() bool { return inst.signalRuntime(syscall.SIGCONT) }
+
+func (inst *Instance) signalRuntime(sig syscall.Signal) bool {
+	inst.mu.Lock()
+	defer inst.mu.Unlock()
+	if inst.cmd == nil || inst.cmd.Process == nil {
+		return false
+	}
+	kids := children(inst.cmd.Process.Pid)
+	for _, pid := range kids {
+		_ = syscall.Kill(-pid, sig)
+		_ = syscall.Kill(pid, sig)
+	}
+	return len(kids) > 0
+}
+
 // Kill SIGKILLs the emulator and the runtime and waits for the emulator to
 // exit; the next invocation starts the instance afresh.
 func (inst *Instance) Kill() {
