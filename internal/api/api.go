@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -140,9 +141,20 @@ func (s *Server) kickoff(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.Logger, bulk.Errorf(bulk.ENOTACCEPTABLE, "Kick-off responses are application/fhir+json; the Accept header does not allow it."))
 		return
 	}
+	// r.URL.Query() drops a pair it cannot decode, which would widen the
+	// export: a bad escape is a 400 instead, as is a query past the limit.
+	if len(r.URL.RawQuery) > maxQueryBytes {
+		writeError(w, r, s.Logger, bulk.Errorf(bulk.EINVALID, "The query string is %d bytes; at most %d are accepted (use POST with a Parameters body).", len(r.URL.RawQuery), maxQueryBytes))
+		return
+	}
+	query, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		writeError(w, r, s.Logger, bulk.Errorf(bulk.EINVALID, "The query string is not properly percent-encoded."))
+		return
+	}
 	prefer := fhir.ParsePrefer(r.Header.Values("Prefer"))
 	in := fhir.KickoffInput{
-		Method: r.Method, Query: r.URL.Query(), RequestURL: s.base(r) + r.URL.RequestURI(),
+		Method: r.Method, Query: query, RequestURL: s.base(r) + r.URL.RequestURI(),
 		Lenient: prefer.Lenient, TypeFilter: search.Canonical, Element: search.CheckElement,
 	}
 	switch {
@@ -361,6 +373,10 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 	// R68.
 	writeFHIR(w, http.StatusAccepted, fhir.Outcome("information", "informational", "Export cancelled; its files are deleted."))
 }
+
+// maxQueryBytes bounds a kick-off's query string (a POST body is bounded by
+// MaxBodyBytes).
+const maxQueryBytes = 64 << 10
 
 func (s *Server) maxBody() int64 {
 	if s.MaxBodyBytes > 0 {

@@ -369,14 +369,21 @@ func parseValue(v string) ([]*Filter, error) {
 	return out, nil
 }
 
-// splitQueries splits a v2 comma-separated list of queries.
+// splitQueries splits a v2 comma-separated list of queries: each query is
+// a slice of v, so a query of many comma-OR values costs linear time, not
+// a concatenation per comma.
 func splitQueries(v string) []string {
 	var out []string
-	for _, piece := range strings.Split(v, ",") {
-		if len(out) == 0 || startsQuery(piece) {
-			out = append(out, piece)
-		} else {
-			out[len(out)-1] += "," + piece
+	start := 0
+	for i := 0; i <= len(v); i++ {
+		if i < len(v) && v[i] != ',' {
+			continue
+		}
+		// v[start:] begins a query; a comma at i ends a query when what
+		// follows it starts a new one.
+		if i == len(v) || startsQuery(v[i+1:]) {
+			out = append(out, v[start:i])
+			start = i + 1
 		}
 	}
 	return out
