@@ -8,7 +8,7 @@ ASL_DIR   := .cache/asl-validator
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X github.com/tranchehq/tranche/internal/app.Version=$(VERSION)
 
-.PHONY: all build run test unit lint fmt-check vet asl-validate bench bench-short bench-1m clean
+.PHONY: all build run test unit lint fmt-check vet asl-validate fuzz bench bench-short bench-1m clean
 
 all: build
 
@@ -44,6 +44,18 @@ asl-validate:
 	  $(ASL_DIR)/node_modules/.bin/asl-validator --json-path statemachines/export.asl.json; \
 	elif [ "$$CI" = true ]; then echo "asl-validate: CI=true and npm not found: the full ASL syntax check cannot run"; exit 1; \
 	else echo "asl-validate: npm not found, SKIPPING the full ASL syntax check"; fi
+
+# Every fuzz target (auth assertions and scopes, _typeFilter, _elements,
+# ...) for FUZZTIME each; `go test` alone runs only their seeds. CI runs it
+# briefly.
+FUZZTIME ?= 10s
+fuzz:
+	@for pkg in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+	  for f in $$(grep -h '^func Fuzz' $$pkg/*_test.go | sed 's/^func \(Fuzz[A-Za-z0-9_]*\).*/\1/' | sort -u); do \
+	    echo "fuzz: $$pkg $$f for $(FUZZTIME)"; \
+	    $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null || { $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime 1x $$pkg; exit 1; }; \
+	  done; \
+	done
 
 SYNTHEA   := ../shared/data/synthea-100
 BENCH_DATASET := $(if $(wildcard $(SYNTHEA)),--dataset $(SYNTHEA),)
