@@ -41,7 +41,11 @@ type server struct {
 	tokens client.TokenSource
 }
 
-// importInto loads paths into the store in dir before the server opens it.
+// importInto loads paths into the store in dir before the server opens it,
+// keeping the files' lastUpdated (`tranche import --keep-last-updated`), the
+// times the tests' expectations are computed from; now stands in for a
+// missing one, and deletions happen at it. sincegap_test.go imports with
+// the server's clock.
 func importInto(t testing.TB, cfg config.Config, now time.Time, paths ...string) importer.Report {
 	t.Helper()
 	db, err := app.OpenStore(cfg)
@@ -49,7 +53,7 @@ func importInto(t testing.TB, cfg config.Config, now time.Time, paths ...string)
 		t.Fatalf("OpenStore: %v", err)
 	}
 	defer db.Close()
-	rep, err := importer.Import(context.Background(), db.Resources(), importer.Options{Now: func() time.Time { return now }}, paths...)
+	rep, err := importer.Import(context.Background(), db.Resources(), importer.Options{Now: func() time.Time { return now }, KeepLastUpdated: true}, paths...)
 	if err != nil {
 		t.Fatalf("Import(%v): %v", paths, err)
 	}

@@ -22,8 +22,13 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	cfg := config.Default()
 	fs := newFlags("import", stderr)
 	storeFlags(fs, &cfg)
+	keep := fs.Bool("keep-last-updated", false, "keep each resource's own meta.lastUpdated (restoring a backup as it was) instead of the server's clock")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: tranche import [--data DIR] PATH...\n\nLoads NDJSON (.ndjson, .ndjson.gz), FHIR Bundles (.json, .json.gz) and directories of them.")
+		fmt.Fprintln(stderr, "Usage: tranche import [--data DIR] [--keep-last-updated] PATH...\n\n"+
+			"Loads NDJSON (.ndjson, .ndjson.gz), FHIR Bundles (.json, .json.gz) and directories of them.\n"+
+			"Each version gets meta.lastUpdated from the server's clock as it is stored, so the next\n"+
+			"`_since` export (tranche export --since-last) returns it; the file's own value is kept in\n"+
+			"meta.extension "+importer.SourceLastUpdatedURL+".")
 		fs.PrintDefaults()
 	}
 	if err := parse(fs, args); err != nil {
@@ -40,7 +45,7 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	defer db.Close()
 	bar := newBar(stderr, "importing")
 	start := time.Now()
-	rep, err := importer.Import(ctx, db.Resources(), importer.Options{Progress: func(p importer.Progress) {
+	rep, err := importer.Import(ctx, db.Resources(), importer.Options{KeepLastUpdated: *keep, Progress: func(p importer.Progress) {
 		if bar != nil {
 			_ = bar.Set64(p.Resources)
 		}
@@ -53,6 +58,12 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	printReport(stdout, rep)
+	if *keep {
+		// The price of restoring as-is (R55): the clock did not stamp these.
+		fmt.Fprintln(stdout, "Kept each resource's own meta.lastUpdated (--keep-last-updated): exports _since an earlier\n"+
+			"transactionTime (tranche export --since-last) may not include these resources; export without\n"+
+			"_since, or _since a time before their lastUpdated, to get them all.")
+	}
 	fmt.Fprintf(stdout, "Took %s.\n", time.Since(start).Round(time.Millisecond))
 	if len(rep.Errors) > 0 {
 		return fmt.Errorf("%d bad lines were skipped (listed above); everything else was imported", len(rep.Errors))

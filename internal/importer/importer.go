@@ -1,8 +1,9 @@
 // Package importer loads FHIR data (NDJSON files, plain or gzipped, and
 // Bundles) into a bulk.ResourceStore: `tranche import`.
 //
-// Each resource is stored as compact JSON with meta.lastUpdated filled in,
-// with its Patient compartment and, for Groups, its member Patients. Bad
+// Each resource is stored as compact JSON with meta.lastUpdated set by the
+// store's clock as it is stored (see Options.KeepLastUpdated), with its
+// Patient compartment and, for Groups, its member Patients. Bad
 // lines are reported and skipped; a store error stops the import. `urn:uuid:`
 // references are resolved to Type/id in a last pass, so that a resource may
 // reference one imported later in the same run.
@@ -19,9 +20,24 @@ import (
 
 // Options configure an import.
 type Options struct {
-	// Now returns the import time, which resources without
-	// meta.lastUpdated get and deletions are recorded at. Default time.Now.
+	// Now returns the import's wall clock: the clock stamps each write at
+	// Now or later. With KeepLastUpdated, resources without
+	// meta.lastUpdated get, and deletions are recorded at, its reading at
+	// the start. Default time.Now.
 	Now func() time.Time
+	// KeepLastUpdated keeps each resource's own meta.lastUpdated, as when
+	// restoring a backup as it was. By default Tranche, like any FHIR
+	// server, sets meta.lastUpdated when it stores a version, from the
+	// store's clock (Clock), and keeps a source meta.lastUpdated in
+	// meta.extension (SourceLastUpdatedURL): then a chain of exports each
+	// `_since` the previous transactionTime returns every version exactly
+	// once, imports in flight or not (R12, R55). A kept lastUpdated may lie
+	// at or before a transactionTime given out already: exports `_since`
+	// that time do not return the resource.
+	KeepLastUpdated bool
+	// Clock stamps the versions stored: default the store's, when it is a
+	// bulk.Clock (every Tranche store is), else a clock of this import's.
+	Clock bulk.Clock
 	// BatchSize is the number of resources per store Put. Default 10000:
 	// the embedded store writes far fewer pages per resource in large batches.
 	BatchSize int
@@ -93,6 +109,26 @@ func Import(ctx context.Context, store bulk.ResourceStore, opts Options, paths .
 	if err != nil {
 		return Report{Resources: map[string]int64{}}, err
 	}
+	var sess bulk.ClockSession
+	if !opts.KeepLastUpdated {
+		clock := opts.Clock
+		if clock == nil {
+			if c, ok := store.(bulk.Clock); ok {
+				clock = c
+			} else {
+				clock = &bulk.LocalClock{}
+			}
+		}
+		if sess, err = clock.Begin(ctx); err != nil {
+			return Report{Resources: map[string]int64{}}, err
+		}
+		// After the writer is closed (below): its last write is stored.
+		defer func() {
+			if eerr := sess.End(context.WithoutCancel(ctx)); err == nil {
+				err = eerr
+			}
+		}()
+	}
 	// One import time for the run: every resource without meta.lastUpdated
 	// gets the same instant, at millisecond precision so that the stored
 	// text and LastUpdated agree exactly.
@@ -100,7 +136,7 @@ func Import(ctx context.Context, store bulk.ResourceStore, opts Options, paths .
 	im := &importer{
 		ctx:        ctx,
 		store:      store,
-		w:          startWriter(ctx, store, now),
+		w:          startWriter(ctx, store, now, sess, opts.Now),
 		opts:       opts,
 		now:        now,
 		nowText:    now.Format(instantLayout),
@@ -154,6 +190,7 @@ type importer struct {
 	progress Progress
 
 	batch      []*bulk.Resource
+	batchOffs  []int // where in each body the writer puts the stamp, or -1
 	batchBytes int
 	inBatch    map[bulk.Ref]int // index in batch, so a later version replaces an earlier one
 	batchTypes map[string]int64 // resources added per type, counted once stored
@@ -183,18 +220,20 @@ func (im *importer) lineError(l loc, format string, args ...any) {
 	im.report.Errors = append(im.report.Errors, LineError{File: l.file, Line: l.line, Message: msg})
 }
 
-// add queues a resource for storing, flushing a full batch.
-func (im *importer) add(r *bulk.Resource) error {
+// add queues a resource for storing, flushing a full batch. off is where
+// its body holds the placeholder for the stamp (stampMeta), or -1.
+func (im *importer) add(r *bulk.Resource, off int) error {
 	ref := bulk.Ref{Type: r.Type, ID: r.ID}
 	im.batchTypes[r.Type]++
 	if i, ok := im.inBatch[ref]; ok {
 		// The same id twice in one batch: the later one wins, as it would
 		// across batches, whatever order the store applies a batch in.
 		im.batchBytes += len(r.Body) - len(im.batch[i].Body)
-		im.batch[i] = r
+		im.batch[i], im.batchOffs[i] = r, off
 	} else {
 		im.inBatch[ref] = len(im.batch)
 		im.batch = append(im.batch, r)
+		im.batchOffs = append(im.batchOffs, off)
 		im.batchBytes += len(r.Body)
 	}
 	if len(im.batch) >= im.opts.BatchSize || im.batchBytes >= maxBatchBytes {
@@ -211,7 +250,7 @@ func (im *importer) flush() error {
 	if len(im.batch) == 0 {
 		return nil
 	}
-	op := writeOp{put: im.batch, counts: im.batchTypes}
+	op := writeOp{put: im.batch, offs: im.batchOffs, counts: im.batchTypes}
 	if im.restoring {
 		op.counts = nil
 	}
@@ -220,6 +259,7 @@ func (im *importer) flush() error {
 	}
 	// The writer owns the batch now.
 	im.batch = make([]*bulk.Resource, 0, min(im.opts.BatchSize, defaultBatchSize))
+	im.batchOffs = make([]int, 0, cap(im.batch))
 	im.batchTypes = map[string]int64{}
 	im.batchBytes = 0
 	clear(im.inBatch)
@@ -236,7 +276,8 @@ func (im *importer) reportProgress() {
 }
 
 // delete queues the deletion of ref after the queued resources, so that
-// earlier writes stay earlier.
+// earlier writes stay earlier. The writer stamps it with the clock, or
+// records it at the import time with KeepLastUpdated.
 func (im *importer) delete(ref bulk.Ref) error {
 	if err := im.flush(); err != nil {
 		return err

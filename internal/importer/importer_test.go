@@ -27,8 +27,10 @@ var (
 	stamp = `"meta":{"lastUpdated":"2024-05-06T07:08:09.123Z"}`
 )
 
+// opts keeps the source's lastUpdated, which most tests here compare with:
+// stamp_test.go has the store's clock set it.
 func opts() importer.Options {
-	return importer.Options{Now: func() time.Time { return now }}
+	return importer.Options{Now: func() time.Time { return now }, KeepLastUpdated: true}
 }
 
 // bodies makes []byte diffs readable.
@@ -676,7 +678,9 @@ func TestImportRecreated(t *testing.T) {
 	store := newFakeStore()
 	deletedAt := time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC)
 	reimport := deletedAt.Add(time.Hour)
-	at := func(now time.Time) importer.Options { return importer.Options{Now: func() time.Time { return now }} }
+	at := func(now time.Time) importer.Options {
+		return importer.Options{Now: func() time.Time { return now }, KeepLastUpdated: true}
+	}
 	for _, step := range []struct {
 		now  time.Time
 		path string

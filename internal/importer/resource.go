@@ -86,8 +86,34 @@ func (im *importer) resource(at loc, typ, id string, body []byte, urns map[strin
 		id = v.Str
 	}
 
-	var lastUpdated time.Time
 	meta := gjson.GetBytes(body, "meta")
+	if !im.opts.KeepLastUpdated {
+		switch lu := meta.Get("lastUpdated"); {
+		case meta.Exists() && !meta.IsObject():
+			im.lineError(at, "meta is not an object")
+			return nil
+		case lu.Exists():
+			// The store's clock replaces it, but it is kept as it was
+			// (stampMeta): it must be an instant all the same.
+			if _, ok := parseInstant(lu.Str); lu.Type != gjson.String || !ok {
+				im.lineError(at, "meta.lastUpdated %s is not a FHIR instant", lu.Raw)
+				return nil
+			}
+		}
+		body, rewritten := im.resolveURNs(typ, id, body, urns)
+		if rewritten {
+			meta = gjson.GetBytes(body, "meta")
+		}
+		body, off, msg := stampMeta(body, meta)
+		if msg != "" {
+			im.lineError(at, "%s", msg)
+			return nil
+		}
+		// LastUpdated is the writer's to set, with the stamp.
+		return im.add(newResource(typ, id, time.Time{}, body), off)
+	}
+
+	var lastUpdated time.Time
 	switch lu := meta.Get("lastUpdated"); {
 	case !meta.Exists():
 		// The common case, done by hand: sjson would scan body again.
@@ -110,19 +136,26 @@ func (im *importer) resource(at loc, typ, id string, body []byte, urns map[strin
 		}
 		lastUpdated = t
 	}
+	body, _ = im.resolveURNs(typ, id, body, urns)
+	return im.add(newResource(typ, id, lastUpdated, body), -1)
+}
 
-	if bytes.Contains(body, urnRefPrefix) {
-		if len(urns) > 0 {
-			resolved, _, _ := rewriteURNRefs(body, func(uuid string) (string, error) { return urns[uuid], nil })
-			if resolved != nil {
-				body = resolved
-			}
-		}
-		if bytes.Contains(body, urnRefPrefix) {
-			im.deferred = append(im.deferred, bulk.Ref{Type: typ, ID: id})
+// resolveURNs rewrites the `urn:uuid:` references of body that urns
+// resolves, and notes the resource for the last pass if any are left.
+func (im *importer) resolveURNs(typ, id string, body []byte, urns map[string]string) (_ []byte, rewritten bool) {
+	if !bytes.Contains(body, urnRefPrefix) {
+		return body, false
+	}
+	if len(urns) > 0 {
+		resolved, _, _ := rewriteURNRefs(body, func(uuid string) (string, error) { return urns[uuid], nil })
+		if resolved != nil {
+			body, rewritten = resolved, true
 		}
 	}
-	return im.add(newResource(typ, id, lastUpdated, body))
+	if bytes.Contains(body, urnRefPrefix) {
+		im.deferred = append(im.deferred, bulk.Ref{Type: typ, ID: id})
+	}
+	return body, rewritten
 }
 
 // newResource fills in what the indexes need.

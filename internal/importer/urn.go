@@ -113,7 +113,9 @@ func (im *importer) resolveDeferred() error {
 		if body == nil {
 			continue // nothing resolved
 		}
-		if err := im.add(newResource(r.Type, r.ID, r.LastUpdated, body)); err != nil {
+		// Stored again: a new version, which the clock stamps anew (or,
+		// with KeepLastUpdated, keeps r's lastUpdated).
+		if err := im.add(newResource(r.Type, r.ID, r.LastUpdated, body), -1); err != nil {
 			return err
 		}
 	}

@@ -18,9 +18,12 @@ type writer struct {
 	ctx   context.Context
 	store bulk.ResourceStore
 	now   time.Time // the import time
-	ops   chan writeOp
-	done  chan struct{}
-	once  sync.Once
+	// sess stamps each write (nil with KeepLastUpdated), at wall or later.
+	sess bulk.ClockSession
+	wall func() time.Time
+	ops  chan writeOp
+	done chan struct{}
+	once sync.Once
 
 	failed atomic.Bool
 	err    error // the first error: written once, before failed is set
@@ -40,6 +43,7 @@ type writer struct {
 // writeOp is one write: a Put, a Delete, or a sync point.
 type writeOp struct {
 	put    []*bulk.Resource
+	offs   []int            // where put[i]'s body takes the stamp, or -1
 	counts map[string]int64 // added to the totals once put; nil counts nothing
 	del    *bulk.Ref
 	at     time.Time
@@ -50,11 +54,13 @@ type writeOp struct {
 // each holds a batch in memory.
 const writeQueue = 1
 
-func startWriter(ctx context.Context, store bulk.ResourceStore, now time.Time) *writer {
+func startWriter(ctx context.Context, store bulk.ResourceStore, now time.Time, sess bulk.ClockSession, wall func() time.Time) *writer {
 	w := &writer{
 		ctx:        ctx,
 		store:      store,
 		now:        now,
+		sess:       sess,
+		wall:       wall,
 		tombstones: map[string]map[string]time.Time{},
 		ops:        make(chan writeOp, writeQueue),
 		done:       make(chan struct{}),
@@ -74,20 +80,7 @@ func (w *writer) run() {
 		if w.failed.Load() {
 			continue
 		}
-		var err error
-		if op.del != nil {
-			if err = w.store.Delete(w.ctx, *op.del, op.at); err == nil {
-				if ts := w.tombstones[op.del.Type]; ts != nil {
-					ts[op.del.ID] = op.at
-				}
-			}
-		} else if err = w.recreate(op.put); err == nil {
-			if err = w.store.Put(w.ctx, op.put); err == nil {
-				for _, r := range op.put {
-					delete(w.tombstones[r.Type], r.ID)
-				}
-			}
-		}
+		err := w.apply(&op)
 		if err != nil {
 			w.err = err
 			w.failed.Store(true)
@@ -103,6 +96,63 @@ func (w *writer) run() {
 		}
 		w.mu.Unlock()
 	}
+}
+
+// apply stores op: a Delete or a Put.
+func (w *writer) apply(op *writeOp) error {
+	if w.sess != nil {
+		// Stamped here, when every earlier write is stored: the clock
+		// holds the stamp until the next one (bulk.Clock).
+		if err := w.stamp(op); err != nil {
+			return err
+		}
+	}
+	if op.del != nil {
+		if err := w.store.Delete(w.ctx, *op.del, op.at); err != nil {
+			return err
+		}
+		if ts := w.tombstones[op.del.Type]; ts != nil {
+			ts[op.del.ID] = op.at
+		}
+		return nil
+	}
+	if err := w.recreate(op.put); err != nil {
+		return err
+	}
+	if err := w.store.Put(w.ctx, op.put); err != nil {
+		return err
+	}
+	for _, r := range op.put {
+		delete(w.tombstones[r.Type], r.ID)
+	}
+	return nil
+}
+
+// stamp takes the clock's next stamp for op: a deletion's time, or every
+// resource's meta.lastUpdated and LastUpdated, so the stored text and the
+// index agree.
+func (w *writer) stamp(op *writeOp) error {
+	t, err := w.sess.Stamp(w.ctx, w.wall())
+	if err != nil {
+		return err
+	}
+	if op.del != nil {
+		op.at = t
+		return nil
+	}
+	text := t.UTC().Format(instantLayout)
+	for i, r := range op.put {
+		off := -1
+		if i < len(op.offs) {
+			off = op.offs[i]
+		}
+		body, err := setLastUpdated(r.Body, off, text)
+		if err != nil {
+			return err
+		}
+		r.Body, r.LastUpdated = body, t
+	}
+	return nil
 }
 
 // send queues a write. It returns the error of a write that failed already,

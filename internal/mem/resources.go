@@ -13,7 +13,10 @@ import (
 	"github.com/tranchehq/tranche/internal/bulk"
 )
 
-var _ bulk.ResourceStore = (*ResourceStore)(nil)
+var (
+	_ bulk.ResourceStore = (*ResourceStore)(nil)
+	_ bulk.Clock         = (*ResourceStore)(nil)
+)
 
 // ResourceStore is an in-memory bulk.ResourceStore: maps plus sorting under
 // one mutex. It is the reference implementation the contract suite is written
@@ -26,6 +29,8 @@ type ResourceStore struct {
 	resources  map[string]map[string]*bulk.Resource // type → id → resource
 	tombstones map[string]map[string]tombstone      // type → id → deletion
 	joined     map[string]map[string]time.Time      // Group id → member → Member.Since
+
+	clock bulk.LocalClock // the store's clock for lastUpdated (bulk.Clock)
 }
 
 // NewResourceStore returns an empty store that splits each type into shards
@@ -41,6 +46,17 @@ func NewResourceStore(shards int) *ResourceStore {
 
 // Shards returns the number of shards each type is split into.
 func (s *ResourceStore) Shards() int { return s.shards }
+
+// Begin starts an import's session on the store's clock (bulk.Clock): the
+// store lives in one process, so a bulk.LocalClock is the whole story.
+func (s *ResourceStore) Begin(ctx context.Context) (bulk.ClockSession, error) {
+	return s.clock.Begin(ctx)
+}
+
+// TransactionTime implements bulk.Clock.
+func (s *ResourceStore) TransactionTime(ctx context.Context, now time.Time) (time.Time, error) {
+	return s.clock.TransactionTime(ctx, now)
+}
 
 // shardOf is FNV-1a of the id, the same function the embedded store uses, so
 // a resource lands in the same shard in both.

@@ -45,6 +45,7 @@ var _ bulk.ResourceStore = (*ResourceStore)(nil)
 //	                    version's Patients (none in items written before
 //	                    tombstones kept them: unknown).
 //	_count              sk {type}#{shard}      live resources, for planning.
+//	_clock, _imports                           the lastUpdated clock (clock.go).
 //
 // Bodies (with Patients and Members) larger than SpillBytes are stored in
 // Bodies, an ObjectStore, and the items keep a pointer: items stay under
@@ -73,6 +74,12 @@ type ResourceOptions struct {
 	// Parallel is how many requests one Put or read sends at once, and
 	// how many spilled bodies a scan reads at once (default 16).
 	Parallel int
+	// ImportLease is how long after its last stamp an import's clock item
+	// holds transactionTime back (default DefaultImportLease): it must
+	// outlast the longest write, and only a crashed import's lapses.
+	ImportLease time.Duration
+	// Now is the wall clock of lease times (default time.Now).
+	Now func() time.Time
 }
 
 // DefaultSpillBytes is ResourceOptions.SpillBytes' default: above it an S3

@@ -42,7 +42,10 @@ type Importer struct {
 	// TempDir holds downloads (default os.TempDir(): /tmp on Lambda).
 	TempDir string
 	Logger  *slog.Logger
-	// Now is the import time of resources without meta.lastUpdated.
+	// Now is the wall clock the import stamps from (importer.Options.Now):
+	// the store's clock sets each version's meta.lastUpdated at Now or
+	// later, as it is stored, keeping the file's value in meta.extension,
+	// so an export `_since` the last transactionTime gets it (R55).
 	Now func() time.Time
 }
 

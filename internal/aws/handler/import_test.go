@@ -17,6 +17,7 @@ import (
 	"github.com/tranchehq/tranche/internal/aws/handler"
 	"github.com/tranchehq/tranche/internal/aws/s3"
 	"github.com/tranchehq/tranche/internal/bulk"
+	"github.com/tranchehq/tranche/internal/importer"
 	"github.com/tranchehq/tranche/internal/mem"
 )
 
@@ -59,6 +60,12 @@ func TestImport(t *testing.T) {
 	counts, _ := store.Count(ctx)
 	if counts["Patient"] != 1 || counts["Observation"] != 1 || counts["Group"] != 1 {
 		t.Errorf("stored %v, want the three good lines", counts)
+	}
+	// The store's clock stamps what the trigger stores (R55) and the
+	// file's lastUpdated stays in meta.extension.
+	if p, err := store.Get(ctx, "Patient", "p1"); err != nil || p.LastUpdated.Before(time.Date(2024, 3, 1, 0, 0, 0, 0, time.UTC)) ||
+		!bytes.Contains(p.Body, []byte(`{"url":"`+importer.SourceLastUpdatedURL+`","valueInstant":"2024-01-01T00:00:00Z"}`)) {
+		t.Errorf("Patient/p1 = %+v, %v; want it stamped by the store, its source lastUpdated kept", p, err)
 	}
 	if m, err := store.GroupMembers(ctx, "g1"); err != nil || len(m) != 1 {
 		t.Errorf("GroupMembers(g1) = %v, %v", m, err)

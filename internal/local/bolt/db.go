@@ -5,7 +5,8 @@
 // Layout (every multi-byte number is big-endian; times are UnixNano with the
 // sign bit flipped so that byte order is time order):
 //
-//	meta               "layout" → 1 byte; "shards" → 2 bytes
+//	meta               "layout" → 1 byte; "shards" → 2 bytes; "clock" → 8 bytes (the
+//	                   lastUpdated clock's high-water mark, see clock.go)
 //	counts             type → live resources (8 bytes)
 //	r:<type>           shard(1) + lastUpdated(8) + id → header + body
 //	i:<type>           id → 'L' + lastUpdated(8) | 'D' + deletedAt(8)
@@ -73,6 +74,7 @@ type DB struct {
 	bolt   *bbolt.DB
 	shards int
 	stats  counters
+	clock  *bulk.LocalClock // see clock.go
 }
 
 // Stats are read counters since Open, for benchmarks and for showing that an
@@ -304,6 +306,7 @@ func (db *DB) init(tx *bbolt.Tx, shards int) error {
 		return bulk.Errorf(bulk.EINTERNAL, "The data file has no valid shard count.")
 	}
 	db.shards = int(binary.BigEndian.Uint16(v))
+	db.clock = bulk.NewLocalClock(loadClock(tx), db.saveClock)
 	return nil
 }
 
