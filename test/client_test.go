@@ -475,15 +475,21 @@ func TestClientAgainstFakeServer(t *testing.T) {
 		if got := keys(t, savedLines(t, sum.Dir)); !slices.Equal(got, []string{"Observation/o1", "Observation/o2", "Observation/o3", "Patient/a", "Patient/b"}) {
 			t.Errorf("saved %v", got)
 		}
+		if !sum.Released || !f.deleted {
+			t.Errorf("released %v, DELETE sent %v; want the downloaded export released (R68)", sum.Released, f.deleted)
+		}
 	})
 	t.Run("token required, redirect to another server", func(t *testing.T) {
 		f := newFakeBulk(t)
 		f.token, f.viaFHIR, f.needToken = "s3cret", true, true
 		c := newBulkClient(f.fhir.URL + "/fhir/r4")
 		c.Auth = client.StaticToken("s3cret")
-		sum, err := (&client.Export{Client: c, Out: t.TempDir(), Parallel: 3}).Run(context.Background())
+		sum, err := (&client.Export{Client: c, Out: t.TempDir(), Parallel: 3, Keep: true}).Run(context.Background())
 		if err != nil {
 			t.Fatalf("Run() error = %v", err)
+		}
+		if sum.Released || f.deleted {
+			t.Errorf("Keep: released %v, DELETE sent %v; want neither", sum.Released, f.deleted)
 		}
 		if f.fileCount != 3 || len(sum.Download.Files) != 3 {
 			t.Fatalf("file server served %d files, want 3", f.fileCount)

@@ -39,11 +39,17 @@ func fastPolls(t *testing.T) {
 // returns its base URL and the demo client file it writes.
 func serveDemo(t *testing.T) (base, clientFile string) {
 	t.Helper()
+	return serveDemoData(t, t.TempDir())
+}
+
+// serveDemoData is serveDemo with the data dir data.
+func serveDemoData(t *testing.T, data string) (base, clientFile string) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan int, 1)
 	go func() {
-		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--data", t.TempDir(), "--demo-patients", "6",
+		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--data", data, "--demo-patients", "6",
 			"--max-file-resources", "150", "--log-level", "error"}, pw, io.Discard)
 		pw.Close()
 	}()
@@ -295,5 +301,131 @@ func TestRegisterThenExport(t *testing.T) {
 	if err := exportCmd(context.Background(), []string{"--fhir", s.URL + "/fhir", "--key", keyFile, "--client-id", "cli-9", "--level", "patient",
 		"--out", filepath.Join(dir, "out2")}, io.Discard, io.Discard); err != nil {
 		t.Fatalf("export --key --client-id = %v (token endpoint saw: %v)", err, s.fails)
+	}
+}
+
+// TestExportReleases: once every file is downloaded and checked, `tranche
+// export` sends DELETE on the status URL (R68), after which the status URL
+// answers 404 (R69) and the files are gone from the server (R71, R82);
+// --keep leaves them. A --resume of a released export says what became of
+// it.
+func TestExportReleases(t *testing.T) {
+	fastPolls(t)
+	data := t.TempDir()
+	_, clientFile := serveDemoData(t, data)
+	ts, _, err := exportAuth(authFlags{client: clientFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(u string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, u, nil)
+		tok, err := ts.Token(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	// runExport runs tranche export into a fresh root out and returns its
+	// watermark, saved manifest, server-side file directory and summary.
+	var out string
+	runExport := func(extra ...string) (*client.Watermark, *client.Manifest, string, string) {
+		t.Helper()
+		out = t.TempDir()
+		var stdout, stderr bytes.Buffer
+		args := append([]string{"--client", clientFile, "--out", out, "--type", "Patient"}, extra...)
+		if err := exportCmd(context.Background(), args, &stdout, &stderr); err != nil {
+			t.Fatalf("export %q = %v\n%s", extra, err, stderr.String())
+		}
+		wm, err := client.ReadWatermark(out)
+		if err != nil || wm == nil {
+			t.Fatalf("no watermark: %v", err)
+		}
+		raw, err := os.ReadFile(filepath.Join(out, wm.Dir, client.ManifestFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := client.ParseManifest(raw)
+		if err != nil || len(m.Output) == 0 {
+			t.Fatalf("saved manifest %s: %v", raw, err)
+		}
+		jobDir := filepath.Join(data, "files", wm.StatusURL[strings.LastIndex(wm.StatusURL, "/")+1:])
+		return wm, m, jobDir, stdout.String()
+	}
+
+	wm, m, jobDir, summary := runExport()
+	if want := "released         " + wm.StatusURL; !strings.Contains(summary, want) {
+		t.Errorf("summary lacks %q:\n%s", want, summary)
+	}
+	if got := get(wm.StatusURL); got != http.StatusNotFound {
+		t.Errorf("status URL after the export = %d, want 404 (R69)", got)
+	}
+	for _, f := range m.Output {
+		if got := get(f.URL); got != http.StatusNotFound {
+			t.Errorf("file %s after the export = %d, want 404", f.URL, got)
+		}
+	}
+	if _, err := os.Stat(jobDir); !os.IsNotExist(err) {
+		t.Errorf("server-side files of the released export: %v, want gone", err)
+	}
+	err = exportCmd(context.Background(), []string{"--client", clientFile, "--out", out, "--resume", wm.StatusURL}, io.Discard, io.Discard)
+	if want := "downloaded into " + filepath.Join(out, wm.Dir) + " and then released"; err == nil || !strings.Contains(err.Error(), "404") || !strings.Contains(err.Error(), want) {
+		t.Errorf("--resume of a released export = %v, want a 404 that says %q", err, want)
+	}
+
+	wm, m, jobDir, summary = runExport("--keep")
+	if want := "kept             " + wm.StatusURL; !strings.Contains(summary, want) {
+		t.Errorf("summary lacks %q:\n%s", want, summary)
+	}
+	if got := get(wm.StatusURL); got != http.StatusOK {
+		t.Errorf("status URL after --keep = %d, want 200", got)
+	}
+	for _, f := range m.Output {
+		if got := get(f.URL); got != http.StatusOK {
+			t.Errorf("file %s after --keep = %d, want 200", f.URL, got)
+		}
+	}
+	if _, err := os.Stat(jobDir); err != nil {
+		t.Errorf("server-side files after --keep: %v", err)
+	}
+}
+
+// TestExportReleaseFails: a DELETE the server refuses is a warning; the
+// export succeeded and exits 0.
+func TestExportReleaseFails(t *testing.T) {
+	fastPolls(t)
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "$export"):
+			w.Header().Set("Content-Location", srv.URL+"/status/1")
+			w.WriteHeader(http.StatusAccepted)
+		case r.Method == http.MethodGet && r.URL.Path == "/status/1":
+			fmt.Fprintf(w, `{"transactionTime":"2026-05-05T00:00:00Z","request":"x","requiresAccessToken":false,"output":[{"type":"Patient","url":%q,"count":1}],"error":[]}`, srv.URL+"/file")
+		case r.Method == http.MethodGet && r.URL.Path == "/file":
+			fmt.Fprintln(w, `{"resourceType":"Patient","id":"p"}`)
+		default: // DELETE
+			w.Header().Set("Content-Type", "application/fhir+json")
+			w.WriteHeader(http.StatusInternalServerError)
+			_, _ = io.WriteString(w, `{"resourceType":"OperationOutcome","issue":[{"severity":"fatal","code":"processing","diagnostics":"Cannot delete now."}]}`)
+		}
+	}))
+	defer srv.Close()
+	var stdout, stderr bytes.Buffer
+	if err := exportCmd(context.Background(), []string{"--fhir", srv.URL, "--out", t.TempDir()}, &stdout, &stderr); err != nil {
+		t.Fatalf("export = %v, want success (exit 0) despite the failed release", err)
+	}
+	if !strings.Contains(stderr.String(), "warning: releasing the export on the server failed") || !strings.Contains(stderr.String(), "Cannot delete now.") ||
+		!strings.Contains(stderr.String(), "The export itself succeeded.") {
+		t.Errorf("no warning about the release:\n%s", stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "Exported 1 resources") || !strings.Contains(stdout.String(), "not released     "+srv.URL+"/status/1") {
+		t.Errorf("summary:\n%s", stdout.String())
 	}
 }

@@ -47,11 +47,11 @@ func ReadWatermark(root string) (*Watermark, error) {
 }
 
 // Export runs a whole export, as `tranche export` does: kick-off (or resume
-// from a status URL), poll, download into its own directory under Out, and
-// record the watermark. Each export gets the directory
-// Out/<transactionTime>/ (e.g. 2026-06-01T120000.000Z), so incremental
-// exports into one Out never mix or overwrite files, and a resumed export
-// finds the files it already has.
+// from a status URL), poll, download into its own directory under Out,
+// record the watermark and release the export on the server (unless Keep).
+// Each export gets the directory Out/<transactionTime>/ (e.g.
+// 2026-06-01T120000.000Z), so incremental exports into one Out never mix or
+// overwrite files, and a resumed export finds the files it already has.
 type Export struct {
 	Client  *Client
 	Request Request
@@ -66,6 +66,11 @@ type Export struct {
 	// CancelOnInterrupt sends DELETE to the status URL when ctx is
 	// cancelled before the export is downloaded.
 	CancelOnInterrupt bool
+	// Keep leaves a downloaded export on the server. Otherwise, once every
+	// file is saved and checked and the watermark written, Run sends
+	// DELETE to the status URL: the client has its files and the server
+	// may remove them (Bulk Data IG delete request, R68, R71).
+	Keep bool
 
 	// Optional observers.
 	OnKickoff  func(statusURL string, resumed bool)
@@ -87,6 +92,11 @@ type Summary struct {
 	Elapsed, DownloadTime time.Duration
 	// Cancelled is true when DELETE was sent after an interrupt.
 	Cancelled bool
+	// Released is true when the downloaded export was released: DELETE
+	// answered 2xx, or 404 (the server had already removed it).
+	// ReleaseErr is why DELETE failed; the export itself succeeded.
+	Released   bool
+	ReleaseErr error
 }
 
 func (e *Export) note(format string, args ...any) {
@@ -154,6 +164,14 @@ func (e *Export) Run(ctx context.Context) (*Summary, error) {
 
 	m, err := c.Poll(ctx, statusURL, e.OnPoll)
 	if err != nil {
+		if e.Resume != "" && StatusCode(err) == http.StatusNotFound {
+			// R69: a released (or cancelled, or expired) export is gone.
+			if wm, _ := ReadWatermark(out); wm != nil && wm.StatusURL == statusURL {
+				err = fmt.Errorf("%w (this export was downloaded into %s and then released on the server)", err, filepath.Join(out, filepath.FromSlash(wm.Dir)))
+			} else {
+				err = fmt.Errorf("%w (the server no longer has this export: it expired, was cancelled, or was released after a complete download; `tranche export` releases unless --keep)", err)
+			}
+		}
 		return sum, interrupted(fmt.Errorf("export: %w", err))
 	}
 	sum.Manifest, sum.TransactionTime = m, m.TransactionTime
@@ -196,7 +214,31 @@ func (e *Export) Run(ctx context.Context) (*Summary, error) {
 	if err := e.saveWatermark(out, dir, statusURL, m); err != nil {
 		return sum, err
 	}
+	if !e.Keep {
+		e.release(ctx, sum)
+	}
 	return sum, nil
+}
+
+// release sends DELETE to the status URL of a downloaded export (R68):
+// the manifest, the files and the watermark are saved, so the server may
+// remove the files (R71). A failure is reported, not returned: the export
+// itself succeeded.
+func (e *Export) release(ctx context.Context, sum *Summary) {
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	cc := *e.Client
+	cc.MaxRetries = 2
+	err := cc.Cancel(rctx, sum.StatusURL)
+	if StatusCode(err) == http.StatusNotFound {
+		err = nil // gone already (R69): expired, or released by an earlier run
+	}
+	if err != nil {
+		sum.ReleaseErr = err
+		e.note("warning: releasing the export on the server failed (%v); its files stay there until they expire. The export itself succeeded.", err)
+		return
+	}
+	sum.Released = true
 }
 
 // urlsRefused reports whether a file's URL was refused (401 or 403: what

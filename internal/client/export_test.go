@@ -25,7 +25,10 @@ func TestExportRefreshesExpiredURLs(t *testing.T) {
 		w.Header().Set("Content-Location", base+"/status")
 		w.WriteHeader(http.StatusAccepted)
 	})
-	mux.HandleFunc("/status", func(w http.ResponseWriter, r *http.Request) {
+	mux.HandleFunc("DELETE /status", func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusAccepted) // the release after the download
+	})
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		polls++
 		n := polls

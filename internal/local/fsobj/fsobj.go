@@ -12,12 +12,18 @@
 // cannot also be the directory of other keys: with "a" stored, Create("a/b")
 // fails with ECONFLICT, and so does Close of "a" while "a/b" exists. On a
 // case-insensitive file system, keys that differ only in case collide.
+//
+// A Store counts the bytes its objects and uploads in progress hold, and may
+// have a budget (SetLimit, `tranche serve --max-output-bytes`): a write that
+// would cross it fails with ENOSPACE, as one the disk refuses (ENOSPC, EDQUOT)
+// does.
 package fsobj
 
 import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -25,6 +31,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -44,6 +51,9 @@ const (
 // concurrent use.
 type Store struct {
 	root string
+	// used is the bytes of published objects plus those written to
+	// uploads in progress; limit is the budget, 0 for none.
+	used, limit atomic.Int64
 }
 
 var _ bulk.ObjectStore = (*Store)(nil)
@@ -61,7 +71,81 @@ func New(root string) (*Store, error) {
 	if err := os.MkdirAll(abs, dirPerm); err != nil {
 		return nil, bulk.Wrapf(err, bulk.EINTERNAL, "Creating object store directory %q failed.", abs)
 	}
-	return &Store{root: abs}, nil
+	s := &Store{root: abs}
+	// Objects an earlier process left count from the start; the temp files
+	// of its uploads in progress (killed with kill -9, say) are removed:
+	// the store is the process's own (the embedded store's lock), so no
+	// upload of this one is running yet.
+	var used int64
+	err = s.walk(context.Background(), "", func(path, rel string, d fs.DirEntry) error {
+		if !d.IsDir() && strings.Contains(d.Name(), mem.TempKeyMarker) {
+			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return bulk.Wrapf(err, bulk.EINTERNAL, "Removing an unfinished upload failed.")
+			}
+			return nil
+		}
+		if fi, err := d.Info(); err == nil && fi.Mode().IsRegular() && mem.CheckKey(rel) == nil {
+			used += fi.Size()
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.used.Store(used)
+	return s, nil
+}
+
+// SetLimit sets the budget: the most bytes the objects (and uploads in
+// progress) may hold. 0 or less is no budget. Objects already stored
+// count, so a budget below Usage refuses every write.
+func (s *Store) SetLimit(limit int64) { s.limit.Store(max(limit, 0)) }
+
+// Usage returns the bytes the objects and uploads in progress hold, and the
+// budget (0: none).
+func (s *Store) Usage() (used, limit int64) { return s.used.Load(), s.limit.Load() }
+
+// DefaultMaxBytes caps DefaultLimit.
+const DefaultMaxBytes = 50 << 30
+
+// DefaultLimit is the budget `tranche serve` sets unless told otherwise:
+// the smaller of DefaultMaxBytes and half of what the objects may take on
+// the root's file system now (its free space plus what they hold already).
+// The other half is left to the embedded store and the rest of the disk.
+// Where the free space is not known it is DefaultMaxBytes.
+func (s *Store) DefaultLimit() int64 {
+	free, ok := s.Free()
+	if !ok {
+		return DefaultMaxBytes
+	}
+	return max(min(DefaultMaxBytes, (s.used.Load()+free)/2), 1)
+}
+
+// Free returns the bytes free for an unprivileged user on the file system
+// of the store's root; ok is false where that is not known.
+func (s *Store) Free() (free int64, ok bool) { return freeBytes(s.root) }
+
+// reserve counts n more bytes, unless that crosses the budget.
+func (s *Store) reserve(n int64) bool {
+	used := s.used.Add(n)
+	if limit := s.limit.Load(); limit > 0 && used > limit {
+		s.used.Add(-n)
+		return false
+	}
+	return true
+}
+
+// errNoBudget is the cause of a write the budget refused: the file system
+// error a quota would give.
+var errNoBudget = fmt.Errorf("output budget (--max-output-bytes) reached: %w", syscall.ENOSPC)
+
+// writeErr translates a write error: the disk or quota is full (ENOSPACE),
+// or something else (EINTERNAL).
+func writeErr(err error, key string) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return bulk.Wrapf(err, bulk.ENOSPACE, "No space left for export files.")
+	}
+	return bulk.Wrapf(err, bulk.EINTERNAL, "Writing file %q failed.", key)
 }
 
 // Path returns the absolute path of the file that holds key, whether or not
@@ -89,7 +173,7 @@ func (s *Store) Create(ctx context.Context, key string) (_ bulk.ObjectWriter, er
 	if err != nil {
 		return nil, err
 	}
-	return &writer{ctx: ctx, key: key, path: path, f: f, buf: bufio.NewWriterSize(f, bufferSize)}, nil
+	return &writer{s: s, ctx: ctx, key: key, path: path, f: f, buf: bufio.NewWriterSize(f, bufferSize)}, nil
 }
 
 // createTemp creates a new temp file for path in path's directory.
@@ -183,9 +267,17 @@ func (s *Store) DeletePrefix(ctx context.Context, prefix string) (err error) {
 			}
 			return nil
 		}
-		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		var size int64 // a published object's; an upload counts its own
+		if fi, err := d.Info(); err == nil && fi.Mode().IsRegular() && mem.CheckKey(rel) == nil {
+			size = fi.Size()
+		}
+		if err := os.Remove(path); err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
 			return bulk.Wrapf(err, bulk.EINTERNAL, "Deleting file failed.")
 		}
+		s.used.Add(-size)
 		return nil
 	})
 	if err != nil {
@@ -239,11 +331,13 @@ func (s *Store) walk(ctx context.Context, prefix string, fn func(path, rel strin
 // writer buffers an upload into its temp file. Like any io.Writer it is not
 // safe for concurrent use.
 type writer struct {
+	s     *Store
 	ctx   context.Context
 	key   string
 	path  string // the object's path; the temp file is f.Name()
 	f     *os.File
 	buf   *bufio.Writer
+	n     int64 // bytes written, counted in s.used
 	state writerState
 }
 
@@ -259,9 +353,13 @@ func (w *writer) Write(p []byte) (int, error) {
 	if w.state != writing {
 		return 0, errWriterDone(w.key)
 	}
+	if !w.s.reserve(int64(len(p))) {
+		return 0, writeErr(errNoBudget, w.key)
+	}
+	w.n += int64(len(p))
 	n, err := w.buf.Write(p)
 	if err != nil {
-		return n, bulk.Wrapf(err, bulk.EINTERNAL, "Writing file %q failed.", w.key)
+		return n, writeErr(err, w.key)
 	}
 	return n, nil
 }
@@ -279,24 +377,28 @@ func (w *writer) Close() (err error) {
 		w.buf = nil
 		if err != nil {
 			os.Remove(tmp)
+			w.s.used.Add(-w.n)
 		}
 	}()
 	if err := w.buf.Flush(); err != nil {
 		w.f.Close()
-		return bulk.Wrapf(err, bulk.EINTERNAL, "Writing file failed.")
+		return writeErr(err, w.key)
 	}
 	if err := w.f.Sync(); err != nil {
 		w.f.Close()
-		return bulk.Wrapf(err, bulk.EINTERNAL, "Writing file failed.")
+		return writeErr(err, w.key)
 	}
 	if err := w.f.Close(); err != nil {
-		return bulk.Wrapf(err, bulk.EINTERNAL, "Writing file failed.")
+		return writeErr(err, w.key)
 	}
 	if err := ctxErr(w.ctx); err != nil {
 		return err
 	}
+	var replaced int64 // the size of the object this one replaces
 	if fi, err := os.Lstat(w.path); err == nil && fi.IsDir() {
 		return bulk.Errorf(bulk.ECONFLICT, "A directory of other objects exists at the key.")
+	} else if err == nil && fi.Mode().IsRegular() {
+		replaced = fi.Size()
 	}
 	if err := os.Rename(tmp, w.path); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
@@ -304,6 +406,7 @@ func (w *writer) Close() (err error) {
 		}
 		return bulk.Wrapf(err, bulk.EINTERNAL, "Publishing file failed.")
 	}
+	w.s.used.Add(-replaced)
 	w.state = closed
 	syncDir(filepath.Dir(w.path))
 	return nil
@@ -316,6 +419,7 @@ func (w *writer) Abort() (err error) {
 	}
 	defer bulk.Wrap(&err, "fsobj.Store: Abort(%q)", w.key)
 	w.state, w.buf = aborted, nil
+	w.s.used.Add(-w.n)
 	cerr := w.f.Close()
 	if err := os.Remove(w.f.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return bulk.Wrapf(err, bulk.EINTERNAL, "Removing temp file failed.")

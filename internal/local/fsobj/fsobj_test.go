@@ -160,6 +160,13 @@ func TestCrashLeftovers(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(root, "job")); !os.IsNotExist(err) {
 		t.Errorf("directory job after DeletePrefix: Stat error = %v, want not exist", err)
 	}
+
+	// The next process's store removes the temp files of uploads a killed
+	// process left, which nothing else would until their job is purged.
+	newStore(t, root)
+	if diff := cmp.Diff([]string{"other/keep.ndjson"}, files(t, root)); diff != "" {
+		t.Errorf("files after reopening (-want +got):\n%s", diff)
+	}
 }
 
 func TestPermissions(t *testing.T) {
