@@ -9,24 +9,29 @@ import (
 	"os"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/tranchehq/tranche/internal/app"
 	"github.com/tranchehq/tranche/internal/auth"
 	"github.com/tranchehq/tranche/internal/bulk"
 	"github.com/tranchehq/tranche/internal/client"
 	"github.com/tranchehq/tranche/internal/config"
+	"github.com/tranchehq/tranche/internal/fhir"
 )
 
 const clientsUsage = `Usage:
   tranche clients add    [--data DIR] --name NAME (--jwks-file F | --jwks-uri URL | --generate-key CLIENT_FILE)
-                         [--id ID] [--scope "system/*.rs"] [--groups g1,g2|*] [--max-exports N] [--max-polls N]
-                         [--fhir BASE_URL]
+                         [--id ID] [--scope "system/*.rs"] [--groups g1,g2|*] [--types T1,T2] [--max-since-days N]
+                         [--max-exports N] [--max-polls N] [--fhir BASE_URL]
   tranche clients list   [--data DIR]
   tranche clients remove [--data DIR] ID
 
 Operators manage clients and their contracts here: the scopes a client may be
-granted, the Groups it may export ("*" for all) and its quotas. The server
-must not be running on the same data dir.
+granted, the Groups it may export ("*" for all), the resource types (all when
+not given), how many days back _since may reach (0: no limit) and its quotas.
+A client limited to some Groups exports only their members' data: Group and
+Patient level, never system level. The server must not be running on the
+same data dir.
 `
 
 func clientsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -47,6 +52,8 @@ func clientsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		base := fs.String("fhir", "http://127.0.0.1:8080", "FHIR base URL written into a generated client file")
 		scope := fs.String("scope", "system/*.rs", "space-separated scopes the client may be granted")
 		groups := fs.String("groups", "*", `comma-separated Group ids the client may export ("*": all, "": none)`)
+		types := fs.String("types", "", "comma-separated resource types the client may export (default: all its scopes allow)")
+		maxSinceDays := fs.Int("max-since-days", 0, "exports need a _since at most this many days back (0: no limit)")
 		defaults := auth.RegistrationDefaults{}
 		fs.IntVar(&defaults.MaxConcurrentExports, "max-exports", 0, "concurrent exports (0: server default)")
 		fs.IntVar(&defaults.MaxPollsPerMinute, "max-polls", 0, "status polls per minute (0: server default)")
@@ -65,6 +72,16 @@ func clientsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		defaults.MaxScopes = strings.Fields(*scope)
 		defaults.Groups = splitList(*groups)
+		defaults.Types = splitList(*types)
+		for _, t := range defaults.Types {
+			if !fhir.IsResourceType(t) {
+				return fmt.Errorf("--types: %q is not a resource type this server exports", t)
+			}
+		}
+		if *maxSinceDays < 0 {
+			return errors.New("--max-since-days must not be negative")
+		}
+		defaults.MaxLookback = time.Duration(*maxSinceDays) * 24 * time.Hour
 		md := map[string]any{"client_name": *name, "scope": *scope}
 		var key *client.Key
 		switch {
@@ -114,7 +131,8 @@ func clientsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			}
 			fmt.Fprintf(stdout, "Wrote %s (private key: keep it safe).\n", *genKey)
 		}
-		fmt.Fprintf(stdout, "Added client %s (%s): scopes %q, groups %q.\n", c.ID, c.Name, strings.Join(c.Scopes, " "), strings.Join(c.Groups, ","))
+		fmt.Fprintf(stdout, "Added client %s (%s): scopes %q, groups %q, types %q, max since %s.\n", c.ID, c.Name,
+			strings.Join(c.Scopes, " "), strings.Join(c.Groups, ","), orAll(c.Types), lookbackDays(c.MaxLookback))
 		return nil
 	case "list":
 		if err := parse(fs, args[1:]); err != nil {
@@ -126,14 +144,14 @@ func clientsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 		defer db.Close()
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tKEYS\tSCOPES\tGROUPS\tMAX EXPORTS\tMAX POLLS/MIN")
+		fmt.Fprintln(tw, "ID\tNAME\tKEYS\tSCOPES\tGROUPS\tTYPES\tMAX SINCE\tMAX EXPORTS\tMAX POLLS/MIN")
 		err = db.Clients().ListClients(ctx, func(c *bulk.Client) error {
 			keys := "jwks"
 			if c.JWKSURI != "" {
 				keys = c.JWKSURI
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Name, keys, strings.Join(c.Scopes, " "),
-				strings.Join(c.Groups, ","), orDefault(c.MaxConcurrentExports), orDefault(c.MaxPollsPerMinute))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Name, keys, strings.Join(c.Scopes, " "),
+				strings.Join(c.Groups, ","), orAll(c.Types), lookbackDays(c.MaxLookback), orDefault(c.MaxConcurrentExports), orDefault(c.MaxPollsPerMinute))
 			return nil
 		})
 		if err != nil {
@@ -199,6 +217,24 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+func orAll(types []string) string {
+	if len(types) == 0 {
+		return "all"
+	}
+	return strings.Join(types, ",")
+}
+
+// lookbackDays shows a contract's maximum look-back.
+func lookbackDays(d time.Duration) string {
+	if d <= 0 {
+		return "no limit"
+	}
+	if d%(24*time.Hour) == 0 {
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	return d.String()
 }
 
 func orDefault(n int) string {

@@ -10,10 +10,17 @@ import (
 )
 
 // readGroup is `GET [base]/Group/{id}` (R122): clients find the Groups they
-// export.
+// export. A client whose contract limits its Groups reads only those:
+// another id is 403, as its $export is (R37), whether the Group exists or
+// not, so the answer does not reveal which Groups exist.
 func (s *Server) readGroup(w http.ResponseWriter, r *http.Request) {
-	if _, err := s.principal(r); err != nil {
+	p, err := s.principal(r)
+	if err != nil {
 		writeError(w, r, s.Logger, err)
+		return
+	}
+	if c := contractGroups(p); c != nil && !c.AllowsGroup(r.PathValue("id")) {
+		writeError(w, r, s.Logger, bulk.Errorf(bulk.EFORBIDDEN, "This client's contract does not include Group/%s.", r.PathValue("id")))
 		return
 	}
 	g, err := s.Resources.Get(r.Context(), "Group", r.PathValue("id"))
@@ -32,14 +39,19 @@ func (s *Server) readGroup(w http.ResponseWriter, r *http.Request) {
 // searchGroups is `GET [base]/Group` with `_id`, `name` (FHIR string search:
 // case-insensitive starts-with, `:exact`, `:contains`) and `identifier`
 // (token: `value` or `system|value`). Several values of one parameter are
-// OR-ed (comma), different parameters AND-ed.
+// OR-ed (comma), different parameters AND-ed. A client whose contract
+// limits its Groups finds only those (requirements 1.6).
 func (s *Server) searchGroups(w http.ResponseWriter, r *http.Request) {
-	if _, err := s.principal(r); err != nil {
+	p, err := s.principal(r)
+	if err != nil {
 		writeError(w, r, s.Logger, err)
 		return
 	}
 	q := r.URL.Query()
 	var filters []func(body []byte, id string) bool
+	if c := contractGroups(p); c != nil {
+		filters = append(filters, func(_ []byte, id string) bool { return c.AllowsGroup(id) })
+	}
 	for name, vals := range q {
 		base, mod, _ := strings.Cut(name, ":")
 		var match func(body []byte, id, v string) bool
@@ -73,7 +85,7 @@ func (s *Server) searchGroups(w http.ResponseWriter, r *http.Request) {
 	}
 	var entries []entry
 	base := s.base(r)
-	err := s.Resources.List(r.Context(), "Group", "", func(g *bulk.Resource, _ bulk.Cursor) error {
+	err = s.Resources.List(r.Context(), "Group", "", func(g *bulk.Resource, _ bulk.Cursor) error {
 		for _, f := range filters {
 			if !f(g.Body, g.ID) {
 				return nil

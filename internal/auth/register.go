@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/tranchehq/tranche/internal/bulk"
 )
@@ -32,6 +33,11 @@ type RegistrationDefaults struct {
 	Groups               []string
 	MaxConcurrentExports int
 	MaxPollsPerMinute    int
+	// Types, when not empty, are the only resource types the client may
+	// export; MaxLookback, when positive, how far back `_since` may reach
+	// (bulk.Client.Types, bulk.Client.MaxLookback).
+	Types       []string
+	MaxLookback time.Duration
 }
 
 // clientMetadata is the RFC 7591 §2 metadata the server keeps and echoes.
@@ -156,6 +162,10 @@ func (a *Authority) Register(ctx context.Context, metadata []byte, defaults Regi
 		}
 	}
 
+	if defaults.MaxLookback < 0 {
+		return invalid("The contract's maximum look-back must not be negative.")
+	}
+
 	// Scopes: the request within the operator's bound.
 	maxScopes := defaults.MaxScopes
 	if len(maxScopes) == 0 {
@@ -197,6 +207,8 @@ func (a *Authority) Register(ctx context.Context, metadata []byte, defaults Regi
 			Groups:               slices.Clone(defaults.Groups),
 			MaxConcurrentExports: defaults.MaxConcurrentExports,
 			MaxPollsPerMinute:    defaults.MaxPollsPerMinute,
+			Types:                slices.Clone(defaults.Types),
+			MaxLookback:          defaults.MaxLookback,
 			Metadata:             body,
 			CreatedAt:            now,
 		}

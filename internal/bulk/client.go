@@ -21,6 +21,14 @@ type Client struct {
 	// Groups are the Group ids the client may export; "*" allows every
 	// Group. Empty allows none (business contracts, requirements 1.6).
 	Groups []string `json:"groups"`
+	// Types, when not empty, are the only resource types the client may
+	// export, whatever its scopes allow: an export naming another in
+	// `_type` is refused, and one without `_type` covers only these.
+	Types []string `json:"types,omitempty"`
+	// MaxLookback, when positive, bounds how far back an export may reach:
+	// each needs a `_since` no earlier than kick-off time minus
+	// MaxLookback (an export without `_since` reaches back forever).
+	MaxLookback time.Duration `json:"max_lookback,omitempty"`
 	// MaxConcurrentExports and MaxPollsPerMinute are quotas; 0 means the
 	// server default.
 	MaxConcurrentExports int `json:"max_concurrent_exports,omitempty"`
@@ -28,6 +36,42 @@ type Client struct {
 	// Metadata is the RFC 7591 metadata as registered, echoed back.
 	Metadata  json.RawMessage `json:"metadata,omitempty"`
 	CreatedAt time.Time       `json:"created_at"`
+}
+
+// AllGroups reports whether the client's contract allows every Group
+// ("*"). A client limited to some Groups exports only their members'
+// data at every level (requirements 1.6, R37, R93).
+func (c *Client) AllGroups() bool {
+	for _, g := range c.Groups {
+		if g == "*" {
+			return true
+		}
+	}
+	return false
+}
+
+// AllowsGroup reports whether the client's contract allows Group id.
+func (c *Client) AllowsGroup(id string) bool {
+	for _, g := range c.Groups {
+		if g == "*" || g == id {
+			return true
+		}
+	}
+	return false
+}
+
+// AllowsType reports whether the client's contract allows exporting
+// resources of typ (Types empty: every type).
+func (c *Client) AllowsType(typ string) bool {
+	if len(c.Types) == 0 {
+		return true
+	}
+	for _, t := range c.Types {
+		if t == typ {
+			return true
+		}
+	}
+	return false
 }
 
 // ClientStore persists registered clients.

@@ -24,6 +24,8 @@ func newClient(id string) *bulk.Client {
 		JWKS:                 json.RawMessage(`{"keys":[{"kty":"EC","kid":"k1","crv":"P-384","x":"AA","y":"BB"}]}`),
 		Scopes:               []string{"system/*.rs", "system/Observation.read"},
 		Groups:               []string{"g1", "g2"},
+		Types:                []string{"Patient", "Observation"},
+		MaxLookback:          30 * 24 * time.Hour,
 		MaxConcurrentExports: 2,
 		MaxPollsPerMinute:    30,
 		Metadata:             json.RawMessage(`{"client_name":"Client ` + id + `","scope":"system/*.rs"}`),

@@ -36,6 +36,7 @@ type ItemOutput struct {
 // resource lands in the output exactly once.
 func (s *Service) ExportItem(ctx context.Context, in ItemInput) (out ItemOutput, err error) {
 	defer bulk.Wrap(&err, "ExportItem(%q, %d)", in.JobID, in.Item)
+	defer s.failNoSpace(ctx, in.JobID, &err)
 	out = ItemOutput{JobID: in.JobID, Item: in.Item, Done: true}
 	j, err := s.Jobs.GetJob(ctx, in.JobID)
 	if err != nil {
@@ -394,15 +395,15 @@ func blockHeader(patient string) []byte {
 }
 
 // rangeFor is the lastUpdated range of patient's compartment: the plan's,
-// or with no lower bound for a Group member that joined after _since
-// (requirements 5.3, R90).
+// or for a Group member that joined after _since no lower bound but the
+// contract's look-back (requirements 5.3, R90).
 func (x *itemRun) rangeFor(patient string) bulk.Range {
 	return rangeFor(x.plan, patient)
 }
 
 func rangeFor(p *bulk.Plan, patient string) bulk.Range {
 	if _, ok := slices.BinarySearch(p.NewMembers, patient); ok {
-		return bulk.Range{Until: p.Range.Until}
+		return bulk.Range{Since: p.Floor, Until: p.Range.Until}
 	}
 	return p.Range
 }
@@ -436,9 +437,9 @@ func ownerOf(ctx context.Context, s *Service, j *bulk.Job, p *bulk.Plan, organiz
 }
 
 // inExport reports whether a patient's compartment is part of the export:
-// a Group member (and a `patient` value if given), a `patient` value, or at
-// Patient and system level any patient; organized output has blocks only
-// for stored Patients.
+// a Group member (and a `patient` value if given), a `patient` value, a
+// member of the contract's Groups (plan.Members), or at Patient and system
+// level any patient; organized output has blocks only for stored Patients.
 func (s *Service) inExport(ctx context.Context, j *bulk.Job, p *bulk.Plan, organized bool, patient string) (bool, error) {
 	req := &j.Request
 	if len(req.Patients) > 0 && !slices.Contains(req.Patients, patient) {
@@ -447,6 +448,9 @@ func (s *Service) inExport(ctx context.Context, j *bulk.Job, p *bulk.Plan, organ
 	switch {
 	case req.Level == bulk.LevelGroup:
 		return s.Resources.IsGroupMember(ctx, req.GroupID, patient)
+	case req.Contract != nil:
+		_, ok := slices.BinarySearch(p.Members, patient)
+		return ok, nil
 	case len(req.Patients) > 0 || !organized:
 		return true, nil
 	}

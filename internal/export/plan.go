@@ -38,6 +38,7 @@ func ItemsKey(jobID string) string { return jobID + "/plan/items.json" }
 // the Group's member index, never the whole store.
 func (s *Service) Plan(ctx context.Context, jobID string) (out PlanOutput, err error) {
 	defer bulk.Wrap(&err, "Plan(%q)", jobID)
+	defer s.failNoSpace(ctx, jobID, &err)
 	j, err := s.Jobs.Transition(ctx, jobID, []bulk.Status{bulk.StatusAccepted, bulk.StatusInProgress}, bulk.StatusInProgress, nil)
 	if err != nil {
 		if bulk.ErrorCode(err) == bulk.ECONFLICT {
@@ -123,7 +124,7 @@ func (s *Service) cut(ctx context.Context, j *bulk.Job) (*bulk.Plan, error) {
 		// `_until` is exclusive (R35); our Until bound is inclusive.
 		rng.Until = req.Until.Add(-time.Nanosecond)
 	}
-	p := &bulk.Plan{Types: types, Range: rng}
+	p := &bulk.Plan{Types: types, Range: rng, Floor: req.NotBefore}
 	add := func(it bulk.Item) {
 		it.Index = len(p.Items)
 		p.Items = append(p.Items, it)
@@ -160,6 +161,13 @@ func (s *Service) cut(ctx context.Context, j *bulk.Job) (*bulk.Plan, error) {
 		}
 		slices.Sort(patients)
 		slices.Sort(p.NewMembers)
+	case req.Contract != nil:
+		// Patient level under a Group contract: the Groups' members, like
+		// a Group export (R93).
+		if patients, p.NewMembers, err = s.contractMembers(ctx, j); err != nil {
+			return nil, err
+		}
+		p.Members = patients
 	case len(req.Patients) > 0:
 		patients = slices.Clone(req.Patients)
 		slices.Sort(patients)
@@ -167,7 +175,7 @@ func (s *Service) cut(ctx context.Context, j *bulk.Job) (*bulk.Plan, error) {
 
 	blocks := len(itemTypes) > 0 || (organized && p.Provenance)
 	switch {
-	case req.Level == bulk.LevelGroup || len(req.Patients) > 0:
+	case req.Level == bulk.LevelGroup || len(req.Patients) > 0 || req.Contract != nil:
 		// type × patient batch: reads only these patients' compartments.
 		for start := 0; start < len(patients) && blocks; start += s.Config.PatientBatch {
 			end := min(start+s.Config.PatientBatch, len(patients))
@@ -197,9 +205,9 @@ func (s *Service) cut(ctx context.Context, j *bulk.Job) (*bulk.Plan, error) {
 		add(bulk.Item{Associated: true})
 	}
 	if !req.Since.IsZero() {
-		// Deletions since _since (R88). Group and `patient` exports, which
-		// must not reveal other patients' data, list those in the
-		// compartment of a patient they export (the item carries the
+		// Deletions since _since (R88). Group, `patient` and contract
+		// exports, which must not reveal other patients' data, list those
+		// in the compartment of a patient they export (the item carries the
 		// patients: the plan's members, fixed once planned); tombstones
 		// that do not know their compartments are left out there.
 		// Tombstones record no contents, so types the client's scopes
@@ -209,7 +217,7 @@ func (s *Service) cut(ctx context.Context, j *bulk.Job) (*bulk.Plan, error) {
 			return nil, err
 		}
 		deleted := slices.DeleteFunc(slices.Clone(types), sp.restricted)
-		byPatient := req.Level == bulk.LevelGroup || len(req.Patients) > 0
+		byPatient := req.Level == bulk.LevelGroup || len(req.Patients) > 0 || req.Contract != nil
 		if len(deleted) > 0 && (!byPatient || len(patients) > 0) {
 			add(bulk.Item{Deleted: true, Types: deleted, Patients: patients})
 		}

@@ -30,8 +30,9 @@ import (
 //
 // Every Provenance considered must pass the export's filters (its
 // `_typeFilter` and the scopes' restrictions) and have changed at or before
-// the export's upper bound. At system level, a Provenance the Provenance
-// type scan exports anyway is not added again. Compartment-level exports
+// the export's upper bound (and after the contract's look-back,
+// Plan.Floor). At system level, a Provenance the Provenance type scan
+// exports anyway is not added again. Compartment-level exports
 // write each added Provenance once, in the owner's place: an exported
 // patient it was added for (the first found, Patient targets first, for
 // the default rule alone; otherwise the first in id order).
@@ -80,7 +81,7 @@ func (s *Service) buildProvenance(ctx context.Context, x *itemRun) (*provIndex, 
 	var cands []*provCandidate
 	byTarget := map[bulk.Ref][]*provCandidate{}
 	for shard := range s.Resources.Shards() {
-		err := s.Resources.Scan(ctx, bulk.ScanRequest{Type: "Provenance", Shard: shard, Range: bulk.Range{Until: p.Range.Until}},
+		err := s.Resources.Scan(ctx, bulk.ScanRequest{Type: "Provenance", Shard: shard, Range: bulk.Range{Since: p.Floor, Until: p.Range.Until}},
 			func(r *bulk.Resource, _ bulk.Cursor) error {
 				if !sp.match("Provenance", r.Body) {
 					return nil
