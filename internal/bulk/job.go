@@ -80,12 +80,31 @@ type ExportRequest struct {
 	// `Prefer: separate-export-status`: status polls answer 200 and carry
 	// the job's state in X-Export-Status (requirements 3.6, R67).
 	SeparateStatus bool `json:"separateStatus,omitempty"`
+	// Contract, when set, is the Group limit of the client's business
+	// contract on a Patient-level export: the export covers only the
+	// patients who were members of one of Contract.Groups at
+	// transactionTime (requirements 1.6, R93). Nil means no such limit.
+	Contract *Contract `json:"contract,omitempty"`
+	// NotBefore is the earliest lastUpdated the client's contract lets it
+	// see: kick-off time minus its maximum look-back (zero: no bound).
+	// `_since` is never earlier; NotBefore also bounds what an export adds
+	// regardless of `_since` (new Group members' compartments, associated
+	// Provenance).
+	NotBefore time.Time `json:"notBefore,omitzero"`
 	// Lenient is set when the client sent `Prefer: handling=lenient`.
 	Lenient bool `json:"lenient,omitempty"`
 	// Ignored lists what lenient handling ignored, one client-safe message
 	// naming the parameter each; each becomes an OperationOutcome in the
 	// manifest's `error` file (requirements 1.5, R17, R20).
 	Ignored []string `json:"ignored,omitempty"`
+}
+
+// Contract is the part of a client's business contract that an export
+// carries to planning (requirements 1.6).
+type Contract struct {
+	// Groups are the Group ids the client may export, sorted; empty
+	// allows none, so the export covers no patient.
+	Groups []string `json:"groups"`
 }
 
 // Associated data values (`includeAssociatedData`, requirements 1.4.8).
@@ -129,6 +148,14 @@ type Plan struct {
 	// after `_since`: their compartments are exported whatever the
 	// resources' lastUpdated (requirements 5.3, R90).
 	NewMembers []string `json:"newMembers,omitempty"`
+	// Members, for a Patient-level export under a Group contract
+	// (ExportRequest.Contract), are the patients it covers, sorted: those
+	// who were members of one of the contract's Groups at transactionTime,
+	// narrowed by `patient`. No other patient's compartment is exported.
+	Members []string `json:"members,omitempty"`
+	// Floor is ExportRequest.NotBefore: the lower bound of what the
+	// new-member rule and associated Provenance add (zero: none).
+	Floor time.Time `json:"floor,omitzero"`
 	// Provenance says whether Provenance is exported by Provenance rules
 	// (the default rule at Patient and Group level, or
 	// `includeAssociatedData`) rather than as a plain type.
@@ -194,6 +221,13 @@ type Job struct {
 type JobStore interface {
 	// CreateJob stores a new job. Returns ECONFLICT if the id exists.
 	CreateJob(ctx context.Context, j *Job) error
+	// CreateJobWithin is CreateJob for a client's concurrency quota (R39):
+	// a job that is not terminal is stored only if its owner has fewer
+	// than limit jobs that are not terminal, counted by the same atomic
+	// write, so concurrent kick-offs cannot all pass. Returns
+	// ETOOMANYREQUESTS when the owner has limit already. limit ≤ 0 means
+	// no limit.
+	CreateJobWithin(ctx context.Context, j *Job, limit int) error
 	// GetJob returns a job. Returns ENOTFOUND if it does not exist.
 	GetJob(ctx context.Context, id string) (*Job, error)
 	// Transition moves a job from one of the statuses in from to to, applying
@@ -223,13 +257,13 @@ type JobStore interface {
 	// expired jobs and for the watchdog) in id order.
 	ListJobs(ctx context.Context, fn func(*Job) error) error
 	// ActiveJobs counts the jobs of clientID that are not terminal
-	// (accepted or in progress), for the client's concurrency quota (R39).
-	// It exists so that a kick-off reads only that client's unfinished
+	// (accepted or in progress). It reads only that client's unfinished
 	// jobs, never every job: stores keep an index of the active jobs by
 	// owner, updated by the same write as the transitions, so the cost
 	// follows the client's running exports, not the jobs kept for a day.
 	// The count may briefly lag a transition where the store's index is
-	// eventually consistent (DynamoDB's), which a quota tolerates.
+	// eventually consistent (DynamoDB's): the quota itself is
+	// CreateJobWithin's, not a count followed by a create.
 	ActiveJobs(ctx context.Context, clientID string) (int, error)
 	// DeleteJob removes a job with its plan and progress. Deleting an unknown
 	// job is not an error.

@@ -425,6 +425,204 @@ func RunJobStoreTests(t *testing.T, open func(t *testing.T) bulk.JobStore) {
 		checkActive(t, s, want)
 	})
 
+	t.Run("CreateJobWithin", func(t *testing.T) {
+		// 20 simultaneous kick-offs of one client with a quota of 4: the
+		// count and the create are one step, so exactly 4 get in (R39).
+		s := open(t)
+		other, done := newJob("o1"), newJob("d1")
+		other.ClientID, done.Status = "client-2", bulk.StatusCompleted
+		for _, j := range []*bulk.Job{other, done} { // neither counts
+			if err := s.CreateJob(ctx, j); err != nil {
+				t.Fatal(err)
+			}
+		}
+		const limit, n = 4, 20
+		errs := make([]error, n)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				errs[i] = s.CreateJobWithin(ctx, newJob(fmt.Sprintf("q%02d", i)), limit)
+			}()
+		}
+		close(start)
+		wg.Wait()
+		var won []string
+		for i, err := range errs {
+			id := fmt.Sprintf("q%02d", i)
+			switch bulk.ErrorCode(err) {
+			case "":
+				won = append(won, id)
+			case bulk.ETOOMANYREQUESTS:
+				if _, err := s.GetJob(ctx, id); bulk.ErrorCode(err) != bulk.ENOTFOUND {
+					t.Errorf("GetJob(%s) refused by the quota: %v, want %s", id, err, bulk.ENOTFOUND)
+				}
+			default:
+				t.Errorf("CreateJobWithin(%s, %d): %v", id, limit, err)
+			}
+		}
+		if len(won) != limit {
+			t.Fatalf("%d of %d simultaneous CreateJobWithin(limit %d) succeeded (%v), want exactly %d", len(won), n, limit, won, limit)
+		}
+		checkActive(t, s, map[string]int{"client-1": limit, "client-2": 1})
+		within := func(id string, limit int, want string) {
+			t.Helper()
+			if err := s.CreateJobWithin(ctx, newJob(id), limit); bulk.ErrorCode(err) != want {
+				t.Errorf("CreateJobWithin(%s, %d) error = %v, want %q", id, limit, err, want)
+			}
+		}
+		within("x1", limit, bulk.ETOOMANYREQUESTS)
+		// Running is still active; each way out frees one slot: a terminal
+		// transition, deleting a running job, a cancel as Cancel does it.
+		if _, err := s.Transition(ctx, won[0], []bulk.Status{bulk.StatusAccepted}, bulk.StatusInProgress, nil); err != nil {
+			t.Fatal(err)
+		}
+		within("x1", limit, bulk.ETOOMANYREQUESTS)
+		if _, err := s.Transition(ctx, won[0], []bulk.Status{bulk.StatusInProgress}, bulk.StatusCompleted, nil); err != nil {
+			t.Fatal(err)
+		}
+		within("x1", limit, "")
+		within("x2", limit, bulk.ETOOMANYREQUESTS)
+		if err := s.DeleteJob(ctx, won[1]); err != nil {
+			t.Fatal(err)
+		}
+		within("x2", limit, "")
+		if _, err := s.Transition(ctx, won[2], []bulk.Status{bulk.StatusAccepted}, bulk.StatusCancelled, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteJob(ctx, won[2]); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteJob(ctx, won[0]); err != nil { // finished: frees nothing more
+			t.Fatal(err)
+		}
+		within("x3", limit, "")
+		within("x4", limit, bulk.ETOOMANYREQUESTS)
+		// A duplicate id is a conflict and takes no slot; a job stored
+		// finished, or no limit, is never refused; CreateJob's jobs count.
+		within("x3", limit+1, bulk.ECONFLICT)
+		within("x4", limit+1, "")
+		within("x5", limit+1, bulk.ETOOMANYREQUESTS)
+		finished := newJob("x6")
+		finished.Status = bulk.StatusFailed
+		if err := s.CreateJobWithin(ctx, finished, 1); err != nil {
+			t.Errorf("CreateJobWithin(a failed job, 1): %v", err)
+		}
+		within("x7", 0, "")
+		if err := s.CreateJob(ctx, newJob("x8")); err != nil {
+			t.Fatal(err)
+		}
+		within("x9", limit+3, bulk.ETOOMANYREQUESTS)
+		within("x9", limit+4, "")
+		checkActive(t, s, map[string]int{"client-1": limit + 4, "client-2": 1})
+		if err := s.CreateJobWithin(ctx, newJob("x9"), 0); bulk.ErrorCode(err) != bulk.ECONFLICT {
+			t.Errorf("CreateJobWithin(x9 again, no limit) error = %v, want %s", err, bulk.ECONFLICT)
+		}
+		var ids []string
+		if err := s.ListJobs(ctx, func(j *bulk.Job) error { ids = append(ids, j.ID); return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if diff := gocmp.Diff([]string{"d1", "o1", won[3], "x1", "x2", "x3", "x4", "x6", "x7", "x8", "x9"}, ids); diff != "" {
+			t.Errorf("ListJobs ids mismatch (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("SaveProgressRacingCancel", func(t *testing.T) {
+		// Items checkpoint while the job is cancelled: a checkpoint is
+		// either in before the cancel returns or refused with ECONFLICT,
+		// never written after it, not even by a call that had read the
+		// job as running.
+		s := create(t, "j1")
+		if _, err := s.SavePlan(ctx, "j1", newPlan(2)); err != nil {
+			t.Fatal(err)
+		}
+		const workers, perWorker, cancelAfter = 4, 100, 8
+		var (
+			wg     sync.WaitGroup
+			mu     sync.Mutex
+			saved  = map[int]bool{} // index → whether its save succeeded
+			oks    int
+			ready  = make(chan struct{})
+			closed bool
+		)
+		for w := range workers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for k := range perWorker {
+					idx := w + k*workers
+					err := s.SaveProgress(ctx, "j1", &bulk.ItemProgress{Index: idx, Done: true, Part: 1})
+					if code := bulk.ErrorCode(err); code != "" && code != bulk.ECONFLICT {
+						t.Errorf("SaveProgress(j1, %d): %v", idx, err)
+						return
+					}
+					mu.Lock()
+					saved[idx] = err == nil
+					if err == nil {
+						if oks++; oks == cancelAfter && !closed {
+							closed = true
+							close(ready)
+						}
+					}
+					mu.Unlock()
+					if err != nil {
+						return // refused once terminal: stop as an item does
+					}
+				}
+			}()
+		}
+		var snap []*bulk.ItemProgress
+		select {
+		case <-ready:
+			if _, err := s.Transition(ctx, "j1", []bulk.Status{bulk.StatusAccepted}, bulk.StatusCancelled, nil); err != nil {
+				t.Fatal(err)
+			}
+			var err error
+			if snap, err = s.Progress(ctx, "j1"); err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("no checkpoint saved within a minute")
+		}
+		wg.Wait()
+		after, err := s.Progress(ctx, "j1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := gocmp.Diff(snap, after, jobOpts); diff != "" {
+			t.Errorf("checkpoints written after the cancel returned (-at cancel +after):\n%s", diff)
+		}
+		stored := map[int]bool{}
+		for _, p := range after {
+			stored[p.Index] = true
+		}
+		for idx, ok := range saved {
+			if ok != stored[idx] {
+				t.Errorf("SaveProgress(j1, %d) succeeded = %v, but its checkpoint stored = %v", idx, ok, stored[idx])
+			}
+		}
+		if j, err := s.GetJob(ctx, "j1"); err != nil {
+			t.Fatal(err)
+		} else if j.ItemsDone != len(after) {
+			t.Errorf("ItemsDone = %d, want %d, the done checkpoints", j.ItemsDone, len(after))
+		}
+		if err := s.SaveProgress(ctx, "j1", &bulk.ItemProgress{Index: 0, Done: true}); bulk.ErrorCode(err) != bulk.ECONFLICT {
+			t.Errorf("SaveProgress after the cancel error = %v, want %s", err, bulk.ECONFLICT)
+		}
+		if err := s.DeleteJob(ctx, "j1"); err != nil {
+			t.Fatal(err)
+		}
+		if ps, err := s.Progress(ctx, "j1"); err != nil || len(ps) != 0 {
+			t.Errorf("Progress(j1) after the cancel and DeleteJob = %v, %v; want none", ps, err)
+		}
+		if err := s.SaveProgress(ctx, "j1", &bulk.ItemProgress{Index: 1}); bulk.ErrorCode(err) != bulk.ENOTFOUND {
+			t.Errorf("SaveProgress after DeleteJob error = %v, want %s", err, bulk.ENOTFOUND)
+		}
+	})
+
 	t.Run("DeleteJob", func(t *testing.T) {
 		s := create(t, "j1", "j2")
 		for _, id := range []string{"j1", "j2"} {

@@ -32,6 +32,13 @@ func NewJobStore() *JobStore {
 
 // CreateJob stores a copy of j. Returns ECONFLICT if the id exists.
 func (s *JobStore) CreateJob(ctx context.Context, j *bulk.Job) error {
+	return s.CreateJobWithin(ctx, j, 0)
+}
+
+// CreateJobWithin is CreateJob that refuses a job that is not terminal
+// while its owner has limit of them: the count and the insert happen under
+// one hold of the mutex.
+func (s *JobStore) CreateJobWithin(ctx context.Context, j *bulk.Job, limit int) error {
 	if j.ID == "" {
 		return bulk.Errorf(bulk.EINVALID, "A job needs an id.")
 	}
@@ -39,6 +46,11 @@ func (s *JobStore) CreateJob(ctx context.Context, j *bulk.Job) error {
 	defer s.mu.Unlock()
 	if _, ok := s.jobs[j.ID]; ok {
 		return bulk.Errorf(bulk.ECONFLICT, "Job %s already exists.", j.ID)
+	}
+	if limit > 0 && !j.Status.Terminal() {
+		if n := s.activeJobs(j.ClientID); n >= limit {
+			return bulk.Errorf(bulk.ETOOMANYREQUESTS, "Client %s has %d unfinished jobs, its limit.", j.ClientID, n)
+		}
 	}
 	s.jobs[j.ID] = deepCopy(j)
 	return nil
@@ -183,13 +195,18 @@ func (s *JobStore) ListJobs(ctx context.Context, fn func(*bulk.Job) error) error
 func (s *JobStore) ActiveJobs(ctx context.Context, clientID string) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.activeJobs(clientID), nil
+}
+
+// activeJobs is ActiveJobs for a caller that holds s.mu.
+func (s *JobStore) activeJobs(clientID string) int {
 	n := 0
 	for _, j := range s.jobs {
 		if j.ClientID == clientID && !j.Status.Terminal() {
 			n++
 		}
 	}
-	return n, nil
+	return n
 }
 
 // DeleteJob removes a job with its plan and progress.

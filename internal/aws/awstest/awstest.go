@@ -54,8 +54,18 @@ var (
 )
 
 // DynamoDB returns a client of the emulator at $TRANCHE_DYNAMODB_ENDPOINT,
-// or skips the test when it is unset or not reachable.
+// through its TransactFront, or skips the test when it is unset or not
+// reachable.
 func DynamoDB(tb testing.TB) *ddb.Client {
+	tb.Helper()
+	endpoint := DynamoDBEndpoint(tb)
+	return ddb.NewFromConfig(Config(), func(o *ddb.Options) { o.BaseEndpoint = aws.String(endpoint) })
+}
+
+// DynamoDBEndpoint is the URL of the TransactFront of the emulator at
+// $TRANCHE_DYNAMODB_ENDPOINT, for clients made elsewhere (the functions'
+// AWS_ENDPOINT_URL_DYNAMODB); it skips as DynamoDB does.
+func DynamoDBEndpoint(tb testing.TB) string {
 	tb.Helper()
 	endpoint := os.Getenv(EndpointEnv)
 	if endpoint == "" {
@@ -77,7 +87,7 @@ func DynamoDB(tb testing.TB) *ddb.Client {
 	if reachErr != nil {
 		testenv.Missing(tb, "%s=%s is not reachable (%v): skipping the DynamoDB adapter tests", EndpointEnv, endpoint, reachErr)
 	}
-	return ddb.NewFromConfig(Config(), func(o *ddb.Options) { o.BaseEndpoint = aws.String(endpoint) })
+	return TransactFront(endpoint)
 }
 
 // Table creates a fresh table of the given kind of dynamodb.Specs ("Jobs",

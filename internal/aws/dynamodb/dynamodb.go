@@ -1,11 +1,12 @@
 // Package dynamodb holds the DynamoDB adapters of the bulk ports: JobStore,
 // ClientStore, ReplayCache and ResourceStore. Each store is one table (see
 // Tables and docs/aws.md for the key layout). Every write that must be
-// atomic is a single-item conditional write: nothing here uses
-// TransactWriteItems, so the stores run against dynalite as they do against
-// DynamoDB. SDK errors are translated at this boundary:
-// ConditionalCheckFailed becomes bulk.ECONFLICT, throttling and server errors
-// bulk.ETRANSIENT, anything else bulk.EINTERNAL.
+// atomic is a single-item conditional write, except JobStore's quota
+// counter and checkpoints, which are TransactWriteItems. dynalite has no
+// transactions: tests reach it through awstest's front, which runs them
+// (awstest.DynamoDB). SDK errors are translated at this boundary:
+// ConditionalCheckFailed becomes bulk.ECONFLICT, throttling, server errors
+// and transaction conflicts bulk.ETRANSIENT, anything else bulk.EINTERNAL.
 //
 // The client is built by the caller (app.NewAWS) from the SDK's default
 // configuration, so the endpoint comes from AWS_ENDPOINT_URL or
@@ -39,6 +40,7 @@ type API interface {
 	Scan(ctx context.Context, in *ddb.ScanInput, opts ...func(*ddb.Options)) (*ddb.ScanOutput, error)
 	BatchGetItem(ctx context.Context, in *ddb.BatchGetItemInput, opts ...func(*ddb.Options)) (*ddb.BatchGetItemOutput, error)
 	BatchWriteItem(ctx context.Context, in *ddb.BatchWriteItemInput, opts ...func(*ddb.Options)) (*ddb.BatchWriteItemOutput, error)
+	TransactWriteItems(ctx context.Context, in *ddb.TransactWriteItemsInput, opts ...func(*ddb.Options)) (*ddb.TransactWriteItemsOutput, error)
 }
 
 var _ API = (*ddb.Client)(nil)
@@ -67,8 +69,11 @@ func translate(err error, msg string) error {
 	var (
 		ccf *types.ConditionalCheckFailedException
 		api smithy.APIError
+		app *bulk.Error
 	)
 	switch {
+	case errors.As(err, &app): // translated already (JobStore.transact)
+		return err
 	case errors.As(err, &ccf):
 		return bulk.Wrapf(err, bulk.ECONFLICT, "%s", msg)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
@@ -76,11 +81,20 @@ func translate(err error, msg string) error {
 	case errors.As(err, &api):
 		switch api.ErrorCode() {
 		case "ProvisionedThroughputExceededException", "RequestLimitExceeded", "ThrottlingException",
-			"InternalServerError", "ServiceUnavailable", "LimitExceededException":
+			"InternalServerError", "ServiceUnavailable", "LimitExceededException",
+			// A single-item write to an item of a transaction in flight.
+			"TransactionConflictException":
 			return bulk.Wrapf(err, bulk.ETRANSIENT, "The database is busy; try again later.")
 		}
 	}
 	return bulk.Wrapf(err, bulk.EINTERNAL, "Database request failed.")
+}
+
+// isTxConflict reports whether err is a single-item write refused because
+// a transaction on the item was in flight.
+func isTxConflict(err error) bool {
+	var tc *types.TransactionConflictException
+	return errors.As(err, &tc)
 }
 
 // isConditionFailed reports whether err is a failed condition expression.

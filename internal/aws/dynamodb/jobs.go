@@ -8,10 +8,12 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -33,15 +35,29 @@ var _ bulk.JobStore = (*JobStore)(nil)
 //     the keys-only index "active" on it (ActiveIndex) is sparse, holding
 //     only the running jobs, so ActiveJobs queries one client's handful
 //     instead of scanning every job kept for the retention period.
+//     "slot" is set on a job that is not terminal and counted in its
+//     owner's counter item, pk = "active#" and the client id, whose "n"
+//     is the number of such jobs: CreateJob adds 1 in the same
+//     TransactWriteItems that puts the job (CreateJobWithin only while n
+//     is below the limit), and the write that makes the job terminal, or
+//     deletes it before, subtracts it in the same transaction and
+//     REMOVEs "slot". So the quota is one atomic reservation, exact and
+//     strongly consistent, which ActiveIndex's count is not. Jobs created
+//     before the counter existed carry no slot: they are not counted and
+//     never subtract, so n never goes below the jobs that hold a slot, at
+//     the cost of a client exceeding its quota by the jobs it had running
+//     during the deploy that adds the counter.
 //   - JobItems: pk = job id, and sk "plan#{planID}#{chunk}" (the plan,
 //     gzipped JSON in chunks under the 400 KB item limit), "item#{index}"
 //     (an item's checkpoint) and "done#{index/1000}" (a number set of the
 //     done item indexes; ItemsDone is the size of the sets).
 //
-// Every rule of the contract is one single-item conditional write: a
-// transition is a versioned UpdateItem (which also sets or removes
-// activeOwner, so the index never disagrees with the status it was written
-// with); the first plan is the one whose id
+// Every rule of the contract is one conditional write: a transition is a
+// versioned UpdateItem (which also sets or removes activeOwner, so the
+// index never disagrees with the status it was written with; the one to a
+// terminal status of a job with a slot is a transaction with its
+// counter's update); a checkpoint is a transaction conditioned on the job
+// not being terminal; the first plan is the one whose id
 // is set on the job item with attribute_not_exists; adding an index to a done
 // set is idempotent, so a retried checkpoint never counts twice and a crash
 // between two writes leaves nothing that a retry does not repair.
@@ -68,6 +84,13 @@ const (
 	attrIdx   = "ix"
 	// attrActive is the partition key of ActiveIndex.
 	attrActive = "activeOwner"
+	// attrSlot is the pk of the counter item a job is counted in;
+	// attrSlots is the counter's number of such jobs.
+	attrSlot  = "slot"
+	attrSlots = "n"
+	// counterPrefix starts the pk of the counter items, which no job id
+	// may start with.
+	counterPrefix = "active#"
 
 	// planChunkBytes keeps each plan chunk well under the 400 KB item limit.
 	planChunkBytes = 300 << 10
@@ -102,8 +125,21 @@ func terminalValues(extra map[string]types.AttributeValue) map[string]types.Attr
 // CreateJob stores a new job. Returns ECONFLICT if the id exists.
 func (s *JobStore) CreateJob(ctx context.Context, j *bulk.Job) (err error) {
 	defer bulk.Wrap(&err, "dynamodb.JobStore.CreateJob(%q)", j.ID)
-	if j.ID == "" {
-		return bulk.Errorf(bulk.EINVALID, "A job needs an id.")
+	return s.create(ctx, j, 0)
+}
+
+// CreateJobWithin is CreateJob whose counter update is conditioned on
+// n < limit, in the same transaction as the job's put.
+func (s *JobStore) CreateJobWithin(ctx context.Context, j *bulk.Job, limit int) (err error) {
+	defer bulk.Wrap(&err, "dynamodb.JobStore.CreateJobWithin(%q, %d)", j.ID, limit)
+	return s.create(ctx, j, limit)
+}
+
+// create puts a terminal job alone, and any other one with its counter's
+// increment (see JobStore).
+func (s *JobStore) create(ctx context.Context, j *bulk.Job, limit int) error {
+	if j.ID == "" || strings.HasPrefix(j.ID, counterPrefix) {
+		return bulk.Errorf(bulk.EINVALID, "A job id must be non-empty and not start with %q.", counterPrefix)
 	}
 	doc, err := json.Marshal(j)
 	if err != nil {
@@ -113,15 +149,81 @@ func (s *JobStore) CreateJob(ctx context.Context, j *bulk.Job) (err error) {
 		attrPK: sv(j.ID), attrDoc: sv(string(doc)), attrState: sv(string(j.Status)),
 		attrVer: n(1), attrTotal: n(int64(j.ItemsTotal)), attrTTL: ttlOf(j.ExpiresAt),
 	}
-	if !j.Status.Terminal() {
-		item[attrActive] = activeOwner(j.ClientID)
+	exists := fmt.Sprintf("Job %s already exists.", j.ID)
+	if j.Status.Terminal() {
+		_, err = s.api.PutItem(ctx, &ddb.PutItemInput{
+			TableName:           aws.String(s.jobs),
+			Item:                item,
+			ConditionExpression: aws.String("attribute_not_exists(pk)"),
+		})
+		return translate(err, exists)
 	}
-	_, err = s.api.PutItem(ctx, &ddb.PutItemInput{
-		TableName:           aws.String(s.jobs),
-		Item:                item,
-		ConditionExpression: aws.String("attribute_not_exists(pk)"),
+	slot := counterPrefix + j.ClientID
+	item[attrActive] = activeOwner(j.ClientID)
+	item[attrSlot] = sv(slot)
+	inc := s.count(slot, 1)
+	if limit > 0 {
+		inc.ConditionExpression = aws.String("attribute_not_exists(#n) OR #n < :limit")
+		inc.ExpressionAttributeValues[":limit"] = n(int64(limit))
+	}
+	failed, err := s.transact(ctx, []types.TransactWriteItem{
+		{Put: &types.Put{TableName: aws.String(s.jobs), Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
+		{Update: inc},
 	})
-	return translate(err, fmt.Sprintf("Job %s already exists.", j.ID))
+	switch {
+	case failed[0]:
+		return bulk.Wrapf(err, bulk.ECONFLICT, "%s", exists)
+	case failed[1]:
+		return bulk.Wrapf(err, bulk.ETOOMANYREQUESTS, "Client %s has %d unfinished jobs, its limit.", j.ClientID, limit)
+	}
+	return err
+}
+
+// count is the update that adds delta to the counter item slot. Only a
+// reservation is conditioned: a release must never fail, or the job could
+// not finish.
+func (s *JobStore) count(slot string, delta int64) *types.Update {
+	return &types.Update{
+		TableName:                 aws.String(s.jobs),
+		Key:                       key(slot),
+		UpdateExpression:          aws.String("ADD #n :d"),
+		ExpressionAttributeNames:  map[string]string{"#n": attrSlots},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":d": n(delta)},
+	}
+}
+
+// transact runs a TransactWriteItems, again with backoff while DynamoDB
+// cancels it for a conflict with another transaction on one of its items
+// (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis.html#transaction-conflict-handling).
+// failed, as long as items, says whose condition failed, if any did; err
+// is then ECONFLICT.
+func (s *JobStore) transact(ctx context.Context, items []types.TransactWriteItem) (failed []bool, err error) {
+	failed = make([]bool, len(items))
+	for attempt := 1; ; attempt++ {
+		_, err := s.api.TransactWriteItems(ctx, &ddb.TransactWriteItemsInput{TransactItems: items})
+		var tce *types.TransactionCanceledException
+		if !errors.As(err, &tce) {
+			return failed, translate(err, "transaction failed")
+		}
+		conflict, cond := false, false
+		for i, r := range tce.CancellationReasons {
+			switch aws.ToString(r.Code) {
+			case "ConditionalCheckFailed":
+				failed[i], cond = true, true
+			case "TransactionConflict":
+				conflict = true
+			}
+		}
+		if cond {
+			return failed, bulk.Wrapf(err, bulk.ECONFLICT, "A condition of the write failed.")
+		}
+		if !conflict || attempt >= maxTransitionAttempts {
+			return failed, bulk.Wrapf(err, bulk.ETRANSIENT, "The database is busy; try again later.")
+		}
+		if err := backoff(ctx, min(attempt, 3)); err != nil {
+			return failed, err
+		}
+	}
 }
 
 // GetJob returns a job. Returns ENOTFOUND if it does not exist.
@@ -144,7 +246,7 @@ func (s *JobStore) GetJob(ctx context.Context, id string) (_ *bulk.Job, err erro
 // jobItem reads the job's item (strongly consistent). Returns ENOTFOUND if
 // there is none.
 func (s *JobStore) jobItem(ctx context.Context, id string) (map[string]types.AttributeValue, error) {
-	if id == "" {
+	if id == "" || strings.HasPrefix(id, counterPrefix) {
 		return nil, errJobNotFound(id)
 	}
 	out, err := s.api.GetItem(ctx, &ddb.GetItemInput{TableName: aws.String(s.jobs), Key: key(id), ConsistentRead: aws.Bool(true)})
@@ -193,7 +295,9 @@ func (s *JobStore) itemsDone(ctx context.Context, id string) (int, error) {
 // the counters. The same update sets activeOwner (to a status that is not
 // terminal) or removes it (to a terminal one), so a job leaves the active
 // index with the write that finishes it; setting it on every other
-// transition also indexes a job created before the index existed.
+// transition also indexes a job created before the index existed. A
+// terminal transition of a job with a slot is a transaction with its
+// counter's release.
 func (s *JobStore) Transition(ctx context.Context, id string, from []bulk.Status, to bulk.Status, mutate func(*bulk.Job)) (_ *bulk.Job, err error) {
 	defer bulk.Wrap(&err, "dynamodb.JobStore.Transition(%q, %v → %s)", id, from, to)
 	for attempt := 1; ; attempt++ {
@@ -225,21 +329,36 @@ func (s *JobStore) Transition(ctx context.Context, id string, from []bulk.Status
 		values := map[string]types.AttributeValue{
 			":doc": sv(string(doc)), ":to": sv(string(to)), ":ver": n(ver), ":next": n(ver + 1), ":ttl": ttlOf(j.ExpiresAt),
 		}
+		names := map[string]string{"#ttl": attrTTL, "#active": attrActive}
+		slot := getS(item, attrSlot)
 		if to.Terminal() {
 			update += " REMOVE #active"
+			if slot != "" {
+				update += ", #slot"
+				names["#slot"] = attrSlot
+			}
 		} else {
 			update += ", #active = :owner"
 			values[":owner"] = activeOwner(j.ClientID)
 		}
-		_, err = s.api.UpdateItem(ctx, &ddb.UpdateItemInput{
+		in := &ddb.UpdateItemInput{
 			TableName:                 aws.String(s.jobs),
 			Key:                       key(id),
 			UpdateExpression:          aws.String(update),
 			ConditionExpression:       aws.String("ver = :ver"),
-			ExpressionAttributeNames:  map[string]string{"#ttl": attrTTL, "#active": attrActive},
+			ExpressionAttributeNames:  names,
 			ExpressionAttributeValues: values,
-		})
-		if isConditionFailed(err) && attempt < maxTransitionAttempts {
+		}
+		if to.Terminal() && slot != "" {
+			// The job leaves its owner's count with the same write.
+			_, err = s.transact(ctx, []types.TransactWriteItem{{Update: &types.Update{
+				TableName: in.TableName, Key: in.Key, UpdateExpression: in.UpdateExpression, ConditionExpression: in.ConditionExpression,
+				ExpressionAttributeNames: in.ExpressionAttributeNames, ExpressionAttributeValues: in.ExpressionAttributeValues,
+			}}, {Update: s.count(slot, -1)}})
+		} else {
+			_, err = s.api.UpdateItem(ctx, in)
+		}
+		if (isConditionFailed(err) || bulk.ErrorCode(err) == bulk.ECONFLICT || isTxConflict(err)) && attempt < maxTransitionAttempts {
 			if err := backoff(ctx, min(attempt, 3)); err != nil {
 				return nil, err
 			}
@@ -380,10 +499,11 @@ func (s *JobStore) loadPlan(ctx context.Context, id string, item map[string]type
 	return &p, nil
 }
 
-// SaveProgress records an item's checkpoint and then adds its index to (or,
-// for a checkpoint that is not done, removes it from) the job's done set.
-// Both writes are idempotent, so a retry after a crash between them
-// completes the pair. Returns ECONFLICT if the job is terminal.
+// SaveProgress records an item's checkpoint and adds its index to (or, for
+// a checkpoint that is not done, removes it from) the job's done set, in
+// one transaction with a ConditionCheck that the job exists and is not
+// terminal: a cancel that lands between reading the job and writing leaves
+// no checkpoint. Returns ECONFLICT if the job is terminal.
 func (s *JobStore) SaveProgress(ctx context.Context, id string, p *bulk.ItemProgress) (err error) {
 	defer bulk.Wrap(&err, "dynamodb.JobStore.SaveProgress(%q, %d)", id, p.Index)
 	if p.Index < 0 {
@@ -401,24 +521,36 @@ func (s *JobStore) SaveProgress(ctx context.Context, id string, p *bulk.ItemProg
 		return err
 	}
 	ttl := ttlOf(jobExpiry(item))
-	if _, err := s.api.PutItem(ctx, &ddb.PutItemInput{
-		TableName: aws.String(s.items),
-		Item:      map[string]types.AttributeValue{attrPK: sv(id), attrSK: sv(progressKey(p.Index)), attrDoc: sv(string(doc)), attrTTL: ttl},
-	}); err != nil {
-		return translate(err, "save progress failed")
-	}
 	op := "DELETE"
 	if p.Done {
 		op = "ADD"
 	}
-	_, err = s.api.UpdateItem(ctx, &ddb.UpdateItemInput{
-		TableName:                 aws.String(s.items),
-		Key:                       key2(id, fmt.Sprintf("done#%06d", p.Index/doneSetSize)),
-		UpdateExpression:          aws.String(op + " ix :i SET #ttl = :ttl"),
-		ExpressionAttributeNames:  map[string]string{"#ttl": attrTTL},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":i": &types.AttributeValueMemberNS{Value: []string{strconv.Itoa(p.Index)}}, ":ttl": ttl},
+	failed, err := s.transact(ctx, []types.TransactWriteItem{
+		{ConditionCheck: &types.ConditionCheck{
+			TableName:                 aws.String(s.jobs),
+			Key:                       key(id),
+			ConditionExpression:       aws.String(notTerminal),
+			ExpressionAttributeValues: terminalValues(nil),
+		}},
+		{Put: &types.Put{
+			TableName: aws.String(s.items),
+			Item:      map[string]types.AttributeValue{attrPK: sv(id), attrSK: sv(progressKey(p.Index)), attrDoc: sv(string(doc)), attrTTL: ttl},
+		}},
+		{Update: &types.Update{
+			TableName:                 aws.String(s.items),
+			Key:                       key2(id, fmt.Sprintf("done#%06d", p.Index/doneSetSize)),
+			UpdateExpression:          aws.String(op + " ix :i SET #ttl = :ttl"),
+			ExpressionAttributeNames:  map[string]string{"#ttl": attrTTL},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":i": &types.AttributeValueMemberNS{Value: []string{strconv.Itoa(p.Index)}}, ":ttl": ttl},
+		}},
 	})
-	return translate(err, "save progress failed")
+	if failed[0] { // finished or deleted meanwhile
+		if item, err = s.jobItem(ctx, id); err != nil {
+			return err
+		}
+		return bulk.Errorf(bulk.ECONFLICT, "Job %s is %s.", id, getS(item, attrState))
+	}
+	return err
 }
 
 // progressKey sorts checkpoints by index: ten digits hold any int32.
@@ -482,7 +614,25 @@ func (s *JobStore) Progress(ctx context.Context, id string) (_ []*bulk.ItemProgr
 // cost a query per job; GetJob has it).
 func (s *JobStore) ListJobs(ctx context.Context, fn func(*bulk.Job) error) (err error) {
 	defer bulk.Wrap(&err, "dynamodb.JobStore.ListJobs")
-	return scanSorted(ctx, s.api, s.jobs, decodeJob, func(j *bulk.Job) string { return j.ID }, fn)
+	// The counter items decode as nil and are skipped.
+	decode := func(item map[string]types.AttributeValue) (*bulk.Job, error) {
+		if strings.HasPrefix(getS(item, attrPK), counterPrefix) {
+			return nil, nil
+		}
+		return decodeJob(item)
+	}
+	id := func(j *bulk.Job) string {
+		if j == nil {
+			return ""
+		}
+		return j.ID
+	}
+	return scanSorted(ctx, s.api, s.jobs, decode, id, func(j *bulk.Job) error {
+		if j == nil {
+			return nil
+		}
+		return fn(j)
+	})
 }
 
 // ActiveJobs counts clientID's jobs that are not terminal with a COUNT
@@ -492,13 +642,8 @@ func (s *JobStore) ListJobs(ctx context.Context, fn func(*bulk.Job) error) (err 
 //
 // A global secondary index is eventually consistent: a job created or
 // finished a moment ago may be missing from, or still in, the count
-// (typically for well under a second). A quota tolerates that. It is
-// already a check-then-create, not an atomic reservation (two concurrent
-// kick-offs of one client can both pass it, with any store), so the lag
-// only widens that window slightly, and a job finished a moment ago that is
-// still counted costs the client one 429 and a retry. An exact quota would need a
-// counter kept in step with every transition, which without transactions
-// a crash between the two writes would leave wrong until repaired.
+// (typically for well under a second). The quota does not read it: it is
+// CreateJobWithin's counter, updated in the same transactions as the jobs.
 func (s *JobStore) ActiveJobs(ctx context.Context, clientID string) (_ int, err error) {
 	defer bulk.Wrap(&err, "dynamodb.JobStore.ActiveJobs(%q)", clientID)
 	in := &ddb.QueryInput{
@@ -527,14 +672,16 @@ func (s *JobStore) ActiveJobs(ctx context.Context, clientID string) (_ int, err 
 }
 
 // DeleteJob removes the job item, then its plan, checkpoints and done sets.
-// Deleting the item removes it from ActiveIndex too.
+// Deleting the item removes it from ActiveIndex too; a job that still holds
+// a slot (one deleted before it finished) is deleted in a transaction that
+// releases it.
 func (s *JobStore) DeleteJob(ctx context.Context, id string) (err error) {
 	defer bulk.Wrap(&err, "dynamodb.JobStore.DeleteJob(%q)", id)
-	if id == "" {
+	if id == "" || strings.HasPrefix(id, counterPrefix) {
 		return nil
 	}
-	if _, err := s.api.DeleteItem(ctx, &ddb.DeleteItemInput{TableName: aws.String(s.jobs), Key: key(id)}); err != nil {
-		return translate(err, "delete job failed")
+	if err := s.deleteJobItem(ctx, id); err != nil {
+		return err
 	}
 	var dels []types.WriteRequest
 	err = queryAll(ctx, s.api, &ddb.QueryInput{
@@ -551,6 +698,51 @@ func (s *JobStore) DeleteJob(ctx context.Context, id string) (err error) {
 		return err
 	}
 	return batchWrite(ctx, s.api, s.items, dels)
+}
+
+// deleteJobItem deletes the job item: at once if it holds no slot (the
+// common case: a finished job), else with its counter's release,
+// conditioned on the version read so that a transition in between is not
+// lost.
+func (s *JobStore) deleteJobItem(ctx context.Context, id string) error {
+	for attempt := 1; ; attempt++ {
+		_, err := s.api.DeleteItem(ctx, &ddb.DeleteItemInput{
+			TableName:                aws.String(s.jobs),
+			Key:                      key(id),
+			ConditionExpression:      aws.String("attribute_not_exists(#slot)"),
+			ExpressionAttributeNames: map[string]string{"#slot": attrSlot},
+		})
+		if err == nil {
+			return nil
+		}
+		if !isConditionFailed(err) && !isTxConflict(err) {
+			return translate(err, "delete job failed")
+		}
+		item, err := s.jobItem(ctx, id)
+		if bulk.ErrorCode(err) == bulk.ENOTFOUND {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		if slot := getS(item, attrSlot); slot != "" {
+			failed, err := s.transact(ctx, []types.TransactWriteItem{
+				{Delete: &types.Delete{
+					TableName: aws.String(s.jobs), Key: key(id), ConditionExpression: aws.String("ver = :ver"),
+					ExpressionAttributeValues: map[string]types.AttributeValue{":ver": n(getN(item, attrVer))},
+				}},
+				{Update: s.count(slot, -1)},
+			})
+			if err == nil {
+				return nil
+			}
+			if !failed[0] || attempt >= maxTransitionAttempts {
+				return err
+			}
+		}
+		if err := backoff(ctx, min(attempt, 3)); err != nil {
+			return err
+		}
+	}
 }
 
 func errJobNotFound(id string) error {

@@ -2,6 +2,7 @@ package dynamodb_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -194,5 +195,119 @@ func TestJobStoreActiveIndex(t *testing.T) {
 		if len(item) != 2 {
 			t.Errorf("index entry %v has attributes besides the keys", item)
 		}
+	}
+}
+
+// beforeTransact is a DynamoDB client that runs hook once, before the
+// first TransactWriteItems it sends.
+type beforeTransact struct {
+	*ddb.Client
+	once sync.Once
+	hook func()
+}
+
+func (c *beforeTransact) TransactWriteItems(ctx context.Context, in *ddb.TransactWriteItemsInput, opts ...func(*ddb.Options)) (*ddb.TransactWriteItemsOutput, error) {
+	c.once.Do(c.hook)
+	return c.Client.TransactWriteItems(ctx, in, opts...)
+}
+
+// TestJobStoreCheckpointAfterCancel: the job is cancelled after
+// SaveProgress read it as running and before it writes: the checkpoint's
+// condition on the job item refuses it, so nothing is written.
+func TestJobStoreCheckpointAfterCancel(t *testing.T) {
+	client := awstest.DynamoDB(t)
+	jobs, items := awstest.Table(t, client, "Jobs"), awstest.Table(t, client, "JobItems")
+	plain := dynamodb.NewJobStore(client, jobs, items)
+	ctx := context.Background()
+	if err := plain.CreateJob(ctx, newJob("j1")); err != nil {
+		t.Fatal(err)
+	}
+	hooked := dynamodb.NewJobStore(&beforeTransact{Client: client, hook: func() {
+		if _, err := plain.Transition(ctx, "j1", []bulk.Status{bulk.StatusAccepted}, bulk.StatusCancelled, nil); err != nil {
+			t.Errorf("cancel: %v", err)
+		}
+	}}, jobs, items)
+	if err := hooked.SaveProgress(ctx, "j1", &bulk.ItemProgress{Index: 3, Done: true}); bulk.ErrorCode(err) != bulk.ECONFLICT {
+		t.Errorf("SaveProgress racing a cancel error = %v, want %s", err, bulk.ECONFLICT)
+	}
+	if p, err := plain.ItemProgress(ctx, "j1", 3); bulk.ErrorCode(err) != bulk.ENOTFOUND {
+		t.Errorf("ItemProgress(j1, 3) after the refused checkpoint = %+v, %v; want %s", p, err, bulk.ENOTFOUND)
+	}
+	if j, err := plain.GetJob(ctx, "j1"); err != nil || j.ItemsDone != 0 || j.Status != bulk.StatusCancelled {
+		t.Errorf("GetJob(j1) = %+v, %v; want cancelled with no item done", j, err)
+	}
+}
+
+// TestJobStoreQuotaCounter: the counter item follows the jobs that hold a
+// slot, is invisible as a job, and a job from before the counter (no
+// slot) is not counted and never makes it negative.
+func TestJobStoreQuotaCounter(t *testing.T) {
+	client := awstest.DynamoDB(t)
+	jobs := awstest.Table(t, client, "Jobs")
+	s := dynamodb.NewJobStore(client, jobs, awstest.Table(t, client, "JobItems"))
+	ctx := context.Background()
+	counter := func() string {
+		t.Helper()
+		out, err := client.GetItem(ctx, &ddb.GetItemInput{TableName: aws.String(jobs), Key: map[string]types.AttributeValue{"pk": &types.AttributeValueMemberS{Value: "active#c"}}, ConsistentRead: aws.Bool(true)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, ok := out.Item["n"].(*types.AttributeValueMemberN); ok {
+			return v.Value
+		}
+		return "none"
+	}
+	for _, id := range []string{"j1", "j2"} {
+		if err := s.CreateJobWithin(ctx, newJob(id), 2); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := counter(); got != "2" {
+		t.Errorf("counter after 2 jobs = %s, want 2", got)
+	}
+	if _, err := s.Transition(ctx, "j1", []bulk.Status{bulk.StatusAccepted}, bulk.StatusFailed, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteJob(ctx, "j2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteJob(ctx, "j1"); err != nil {
+		t.Fatal(err)
+	}
+	if got := counter(); got != "0" {
+		t.Errorf("counter after a failure and a delete = %s, want 0", got)
+	}
+
+	// A job written before the counter existed: no slot.
+	doc, _ := json.Marshal(newJob("old"))
+	if _, err := client.PutItem(ctx, &ddb.PutItemInput{TableName: aws.String(jobs), Item: map[string]types.AttributeValue{
+		"pk": &types.AttributeValueMemberS{Value: "old"}, "doc": &types.AttributeValueMemberS{Value: string(doc)},
+		"st": &types.AttributeValueMemberS{Value: "accepted"}, "ver": &types.AttributeValueMemberN{Value: "1"},
+		"activeOwner": &types.AttributeValueMemberS{Value: "c#c"},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateJobWithin(ctx, newJob("j3"), 1); err != nil {
+		t.Errorf("CreateJobWithin(j3, 1) beside a job from before the counter: %v, want it not counted", err)
+	}
+	if _, err := s.Transition(ctx, "old", []bulk.Status{bulk.StatusAccepted}, bulk.StatusCompleted, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := counter(); got != "1" {
+		t.Errorf("counter after the old job finished = %s, want 1 (j3's slot, never less)", got)
+	}
+	if err := s.CreateJobWithin(ctx, newJob("j4"), 1); bulk.ErrorCode(err) != bulk.ETOOMANYREQUESTS {
+		t.Errorf("CreateJobWithin(j4, 1) error = %v, want %s", err, bulk.ETOOMANYREQUESTS)
+	}
+
+	// The counter is no job.
+	if _, err := s.GetJob(ctx, "active#c"); bulk.ErrorCode(err) != bulk.ENOTFOUND {
+		t.Errorf("GetJob(active#c) error = %v, want %s", err, bulk.ENOTFOUND)
+	}
+	if err := s.CreateJob(ctx, newJob("active#x")); bulk.ErrorCode(err) != bulk.EINVALID {
+		t.Errorf("CreateJob(active#x) error = %v, want %s", err, bulk.EINVALID)
+	}
+	if err := s.DeleteJob(ctx, "active#c"); err != nil || counter() != "1" {
+		t.Errorf("DeleteJob(active#c) = %v, counter %s; want a no-op", err, counter())
 	}
 }

@@ -20,7 +20,8 @@ var _ bulk.RateCounter = (*RateCounter)(nil)
 //
 //  1. ADD n 1 if the window is open and n < limit;
 //  2. else open a new window (start now, n 1) if the old one has closed;
-//  3. else the limit is reached: read the start to say how long to wait.
+//  3. else read the window: at its limit, say how long to wait; otherwise
+//     another caller changed it between the writes, so go back to 1.
 //
 // TTL removes items a while after their window closes.
 type RateCounter struct {
@@ -47,34 +48,39 @@ func (c *RateCounter) Take(ctx context.Context, key string, limit int, window ti
 	now := c.now()
 	k := map[string]types.AttributeValue{attrPK: sv("rate#" + key)}
 	cutoff := n(now.Add(-window).UnixNano())
-	_, err = c.api.UpdateItem(ctx, &ddb.UpdateItemInput{
-		TableName: aws.String(c.table), Key: k,
-		UpdateExpression:          aws.String("ADD n :one"),
-		ConditionExpression:       aws.String("#start > :cutoff AND n < :limit"),
-		ExpressionAttributeNames:  map[string]string{"#start": "start"},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":one": n(1), ":cutoff": cutoff, ":limit": n(int64(limit))},
-	})
-	if !isConditionFailed(err) {
-		return 0, translate(err, "counting failed")
-	}
 	ttl := now.Add(window + time.Hour).Unix()
-	_, err = c.api.UpdateItem(ctx, &ddb.UpdateItemInput{
-		TableName: aws.String(c.table), Key: k,
-		UpdateExpression:          aws.String("SET #start = :now, n = :one, #ttl = :ttl"),
-		ConditionExpression:       aws.String("attribute_not_exists(pk) OR #start <= :cutoff"),
-		ExpressionAttributeNames:  map[string]string{"#start": "start", "#ttl": attrTTL},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":now": n(now.UnixNano()), ":one": n(1), ":cutoff": cutoff, ":ttl": n(ttl)},
-	})
-	if !isConditionFailed(err) {
-		return 0, translate(err, "counting failed")
+	// Concurrent callers race: one opens the window (2), the others' (2)
+	// fails and they count in it (1) on the next round.
+	for range 3 {
+		_, err = c.api.UpdateItem(ctx, &ddb.UpdateItemInput{
+			TableName: aws.String(c.table), Key: k,
+			UpdateExpression:          aws.String("ADD n :one"),
+			ConditionExpression:       aws.String("#start > :cutoff AND n < :limit"),
+			ExpressionAttributeNames:  map[string]string{"#start": "start"},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":one": n(1), ":cutoff": cutoff, ":limit": n(int64(limit))},
+		})
+		if !isConditionFailed(err) {
+			return 0, translate(err, "counting failed")
+		}
+		_, err = c.api.UpdateItem(ctx, &ddb.UpdateItemInput{
+			TableName: aws.String(c.table), Key: k,
+			UpdateExpression:          aws.String("SET #start = :now, n = :one, #ttl = :ttl"),
+			ConditionExpression:       aws.String("attribute_not_exists(pk) OR #start <= :cutoff"),
+			ExpressionAttributeNames:  map[string]string{"#start": "start", "#ttl": attrTTL},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":now": n(now.UnixNano()), ":one": n(1), ":cutoff": cutoff, ":ttl": n(ttl)},
+		})
+		if !isConditionFailed(err) {
+			return 0, translate(err, "counting failed")
+		}
+		out, err := c.api.GetItem(ctx, &ddb.GetItemInput{TableName: aws.String(c.table), Key: k, ConsistentRead: aws.Bool(true)})
+		if err != nil {
+			return 0, translate(err, "counting failed")
+		}
+		start := time.Unix(0, getN(out.Item, "start"))
+		if start.After(now.Add(-window)) && getN(out.Item, "n") >= int64(limit) {
+			return max(start.Add(window).Sub(now), time.Second), nil // the limit is reached
+		}
+		// The window opened or closed between the writes: count again.
 	}
-	out, err := c.api.GetItem(ctx, &ddb.GetItemInput{TableName: aws.String(c.table), Key: k, ConsistentRead: aws.Bool(true)})
-	if err != nil {
-		return 0, translate(err, "counting failed")
-	}
-	wait := time.Unix(0, getN(out.Item, "start")).Add(window).Sub(now)
-	if wait <= 0 {
-		wait = time.Second // the window closed meanwhile: try again shortly
-	}
-	return wait, nil
+	return time.Second, nil // still racing: refuse for now, the client retries
 }

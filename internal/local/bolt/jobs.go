@@ -42,6 +42,19 @@ var bucketActive = []byte("active")
 // CreateJob stores j. Returns ECONFLICT if the id exists.
 func (s *JobStore) CreateJob(ctx context.Context, j *bulk.Job) (err error) {
 	defer bulk.Wrap(&err, "bolt.JobStore.CreateJob(%q)", j.ID)
+	return s.create(j, 0)
+}
+
+// CreateJobWithin is CreateJob that refuses a job that is not terminal
+// while its owner has limit of them: the count (a prefix read of the
+// active index) and the put are one write transaction, and bbolt runs one
+// at a time.
+func (s *JobStore) CreateJobWithin(ctx context.Context, j *bulk.Job, limit int) (err error) {
+	defer bulk.Wrap(&err, "bolt.JobStore.CreateJobWithin(%q, %d)", j.ID, limit)
+	return s.create(j, limit)
+}
+
+func (s *JobStore) create(j *bulk.Job, limit int) error {
 	if j.ID == "" || strings.IndexByte(j.ID, 0) >= 0 {
 		return bulk.Errorf(bulk.EINVALID, "A job id must be non-empty and contain no NUL.")
 	}
@@ -53,6 +66,15 @@ func (s *JobStore) CreateJob(ctx context.Context, j *bulk.Job) (err error) {
 		b := tx.Bucket(bucketJobs)
 		if b.Get([]byte(j.ID)) != nil {
 			return bulk.Errorf(bulk.ECONFLICT, "Job %s already exists.", j.ID)
+		}
+		if limit > 0 && !j.Status.Terminal() {
+			n, err := countActive(tx, j.ClientID)
+			if err != nil {
+				return err
+			}
+			if n >= limit {
+				return bulk.Errorf(bulk.ETOOMANYREQUESTS, "Client %s has %d unfinished jobs, its limit.", j.ClientID, n)
+			}
 		}
 		if err := b.Put([]byte(j.ID), v); err != nil {
 			return err
@@ -250,31 +272,38 @@ func (s *JobStore) ListJobs(ctx context.Context, fn func(*bulk.Job) error) (err 
 // of the active index.
 func (s *JobStore) ActiveJobs(ctx context.Context, clientID string) (n int, err error) {
 	defer bulk.Wrap(&err, "bolt.JobStore.ActiveJobs(%q)", clientID)
-	prefix := activePrefix(clientID)
 	err = s.db.bolt.View(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bucketActive)
-		if b == nil { // a file no job write has touched since the index exists
-			return tx.Bucket(bucketJobs).ForEach(func(k, v []byte) error {
-				var j struct {
-					ClientID string      `json:"clientId"`
-					Status   bulk.Status `json:"status"`
-				}
-				if err := json.Unmarshal(v, &j); err != nil {
-					return fmt.Errorf("job %q: %w", k, err)
-				}
-				if j.ClientID == clientID && !j.Status.Terminal() {
-					n++
-				}
-				return nil
-			})
-		}
-		cur := b.Cursor()
-		for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
-			n++
-		}
-		return nil
+		n, err = countActive(tx, clientID)
+		return err
 	})
 	return n, err
+}
+
+// countActive counts owner's jobs that are not terminal in tx.
+func countActive(tx *bbolt.Tx, owner string) (n int, err error) {
+	b := tx.Bucket(bucketActive)
+	if b == nil { // a file no job write has touched since the index exists
+		err = tx.Bucket(bucketJobs).ForEach(func(k, v []byte) error {
+			var j struct {
+				ClientID string      `json:"clientId"`
+				Status   bulk.Status `json:"status"`
+			}
+			if err := json.Unmarshal(v, &j); err != nil {
+				return fmt.Errorf("job %q: %w", k, err)
+			}
+			if j.ClientID == owner && !j.Status.Terminal() {
+				n++
+			}
+			return nil
+		})
+		return n, err
+	}
+	prefix := activePrefix(owner)
+	cur := b.Cursor()
+	for k, _ := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = cur.Next() {
+		n++
+	}
+	return n, nil
 }
 
 // DeleteJob removes a job with its plan and checkpoints.
