@@ -148,7 +148,9 @@ func TestAuthorizedExport(t *testing.T) {
 func TestScopesAndContracts(t *testing.T) {
 	s := authServer(t)
 
-	obs := s.as(s.newClient("system/Observation.rs", []string{"group-10"}))
+	// Every Group: a contract limited to some would refuse the system
+	// export (TestContractGroups).
+	obs := s.as(s.newClient("system/Observation.rs", []string{"*"}))
 	if res := obs.do("GET", "/$export?_type=Patient", nil); res.Status != http.StatusForbidden {
 		t.Errorf("_type outside the scopes = %d, want 403 (R42)", res.Status)
 	} else {
@@ -255,6 +257,9 @@ func TestRegistration(t *testing.T) {
 	c.wait(c.kickoff("GET", "/$export?_type=Patient", nil))
 
 	// Rotation: the URL now serves a new key; the client signs with it.
+	// A jwks_uri is fetched at most once per RefreshInterval (10 s), even
+	// when it says max-age=0; the test shortens it rather than wait.
+	s.app.API.Authz.Authority.Fetcher.RefreshInterval = time.Millisecond
 	key2, _ := client.GenerateES384()
 	keys = []client.JWK{key2.PublicJWK()}
 	c2 := s.as(&client.BackendServices{ClientID: id, Key: key2, FHIRBase: s.URL, Scope: "system/*.read"})

@@ -24,6 +24,10 @@ func TestMetadata(t *testing.T) {
 		Instantiates                    []string
 		Rest                            []struct {
 			Security struct {
+				Extension []struct {
+					URL       string
+					Extension []struct{ URL, ValueURI string }
+				}
 				Service []struct {
 					Coding []struct{ System, Code string }
 				}
@@ -56,10 +60,25 @@ func TestMetadata(t *testing.T) {
 			ops[r.Type+":"+o.Name] = o.Definition
 		}
 	}
+	// SMART's oauth-uris extension names the token (and, with
+	// registration on, the register) endpoint (issue 15 item 5).
+	uris := map[string]string{}
+	for _, e := range cs.Rest[0].Security.Extension {
+		if e.URL == "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris" {
+			for _, u := range e.Extension {
+				uris[u.URL] = u.ValueURI
+			}
+		}
+	}
+	if uris["token"] != s.URL+"/token" || uris["register"] != s.URL+"/register" {
+		t.Errorf("oauth-uris = %v, want token and register under %s", uris, s.URL)
+	}
 	for k, want := range map[string]string{
-		"system:export":  "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
-		"Patient:export": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export",
-		"Group:export":   "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export",
+		"system:patient-export": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export",
+		"system:group-export":   "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export",
+		"system:export":         "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
+		"Patient:export":        "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export",
+		"Group:export":          "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export",
 	} {
 		if ops[k] != want {
 			t.Errorf("operation %s = %q, want %q (R119)", k, ops[k], want)

@@ -34,6 +34,9 @@ Runs a FHIR Bulk Data export against any Bulk Data server and downloads it
 into its own directory under --out: OUT/<transactionTime>/ holds the NDJSON
 files (deleted/ and error/ files in subdirectories) and manifest.json, and
 OUT/last-export.json records the export for the next --since-last.
+Then the export is released: DELETE on its status URL tells the server it
+may remove the files (--keep leaves them there until they expire). A
+failed release is a warning: the export itself succeeded.
 
 Authorization (pick one; none for an open server):
   --client FILE                    client file (from 'tranche register' or 'tranche serve')
@@ -70,14 +73,16 @@ func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	since := fs.String("since", "", "export resources changed after this FHIR instant (_since)")
 	until := fs.String("until", "", "export resources changed before this FHIR instant (_until)")
 	sinceLast := fs.Bool("since-last", false, "use the transactionTime of the last successful export in --out as _since")
-	var typeFilters, patients multiFlag
+	var typeFilters, patients, tokenOrigins multiFlag
 	fs.Var(&typeFilters, "type-filter", "a _typeFilter query, e.g. Observation?status=final (repeatable)")
+	fs.Var(&tokenOrigins, "token-origin", "also send the access token to files on this origin, e.g. https://files.example.org (repeatable; default: the FHIR server's origin only)")
 	fs.Var(&patients, "patient", "a Patient id for the patient parameter (repeatable; implies --post)")
 	post := fs.Bool("post", false, "kick off with POST and a Parameters body instead of GET")
 	out := fs.String("out", "export", "export root directory")
 	parallel := fs.Int("parallel", 4, "files downloaded at a time")
 	resume := fs.String("resume", "", "resume the export with this status URL (no new kick-off)")
 	cancelOnInterrupt := fs.Bool("cancel-on-interrupt", false, "on Ctrl-C, cancel the export on the server (DELETE)")
+	keep := fs.Bool("keep", false, "leave the downloaded export on the server (default: release it with DELETE)")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -143,10 +148,10 @@ func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if bs, ok := auth.(*client.BackendServices); ok {
 		bs.HTTP = hc
 	}
-	c := &client.Client{HTTP: hc, Base: base, Auth: auth, Sleep: exportSleep, Logger: logger, OnDownload: ui.download}
+	c := &client.Client{HTTP: hc, Base: base, Auth: auth, Sleep: exportSleep, Logger: logger, OnDownload: ui.download, TokenOrigins: tokenOrigins}
 	exp := &client.Export{
 		Client: c, Request: req, Out: *out, Parallel: *parallel, SinceLast: *sinceLast,
-		Resume: *resume, CancelOnInterrupt: *cancelOnInterrupt,
+		Resume: *resume, CancelOnInterrupt: *cancelOnInterrupt, Keep: *keep,
 		OnKickoff: ui.kickoff, OnPoll: ui.poll, OnManifest: ui.manifest, OnNote: ui.note,
 	}
 	sum, err := exp.Run(ctx)
@@ -430,6 +435,14 @@ func printSummary(w io.Writer, s *client.Summary) {
 		total, len(d.Files), formatBytes(d.Bytes), s.Elapsed.Round(time.Millisecond), s.DownloadTime.Round(time.Millisecond), rate)
 	fmt.Fprintf(w, "  directory        %s\n", s.Dir)
 	fmt.Fprintf(w, "  transactionTime  %s (the next --since-last)\n", s.TransactionTime)
+	switch {
+	case s.Released:
+		fmt.Fprintf(w, "  released         %s (DELETE: the server may remove its files)\n", s.StatusURL)
+	case s.ReleaseErr != nil:
+		fmt.Fprintf(w, "  not released     %s: DELETE failed; the files stay on the server until they expire\n", s.StatusURL)
+	default:
+		fmt.Fprintf(w, "  kept             %s (--keep: on the server until it expires)\n", s.StatusURL)
+	}
 	if s.Since != "" {
 		fmt.Fprintf(w, "  since            %s\n", s.Since)
 	}

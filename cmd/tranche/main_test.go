@@ -159,8 +159,21 @@ func TestServeTLS(t *testing.T) {
 	pr, pw := io.Pipe()
 	done := make(chan int, 1)
 	var stderr bytes.Buffer
+	// TLS needs --base-url: the token endpoint and issuer are configured,
+	// never taken from a request's Host (issue 14 item 3).
+	var noBase bytes.Buffer
+	if code := run(context.Background(), []string{"serve", "--addr", "127.0.0.1:0", "--data", filepath.Join(dir, "data0"), "--demo=false",
+		"--tls-cert", certFile, "--tls-key", keyFile}, io.Discard, &noBase); code != 1 || !strings.Contains(noBase.String(), "--base-url") {
+		t.Errorf("serve with TLS and no --base-url = %d %q, want 1 naming --base-url", code, noBase.String())
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
 	go func() {
-		done <- run(ctx, []string{"serve", "--addr", "127.0.0.1:0", "--data", filepath.Join(dir, "data"), "--demo=false",
+		done <- run(ctx, []string{"serve", "--addr", addr, "--base-url", "https://" + addr, "--data", filepath.Join(dir, "data"), "--demo=false",
 			"--tls-cert", certFile, "--tls-key", keyFile, "--log-level", "warn"}, pw, &stderr)
 		pw.Close()
 	}()
@@ -191,9 +204,16 @@ func TestServeTLS(t *testing.T) {
 
 	var out bytes.Buffer
 	stderr.Reset()
-	if code := run(context.Background(), []string{"serve", "--addr", "0.0.0.0:0", "--data", filepath.Join(dir, "data2")}, &out, &stderr); code != 1 ||
-		!strings.Contains(stderr.String(), "loopback") {
-		t.Errorf("serve on 0.0.0.0 without TLS = %d %q, want 1 and an explanation", code, stderr.String())
+	for _, extra := range [][]string{nil, {"--open"}} {
+		// --open is no exemption: plain HTTP beyond loopback needs
+		// --insecure-listen (README: "without TLS the server only listens
+		// on loopback").
+		stderr.Reset()
+		args := append([]string{"serve", "--addr", "0.0.0.0:0", "--data", filepath.Join(dir, "data2")}, extra...)
+		if code := run(context.Background(), args, &out, &stderr); code != 1 ||
+			!strings.Contains(stderr.String(), "loopback") || !strings.Contains(stderr.String(), "--insecure-listen") {
+			t.Errorf("serve on 0.0.0.0 without TLS %v = %d %q, want 1 and an explanation", extra, code, stderr.String())
+		}
 	}
 }
 
@@ -223,7 +243,7 @@ func TestClientsCommand(t *testing.T) {
 	clientFile := filepath.Join(dir, "payer.json")
 	var out, errb bytes.Buffer
 	code := run(context.Background(), []string{"clients", "add", "--data", data, "--name", "payer", "--generate-key", clientFile,
-		"--scope", "system/Observation.rs system/Patient.rs", "--groups", "group-10", "--max-exports", "2", "--max-polls", "30"}, &out, &errb)
+		"--scope", "system/Observation.rs system/Patient.rs", "--groups", "group-10", "--types", "Patient,Observation", "--max-since-days", "30", "--max-exports", "2", "--max-polls", "30"}, &out, &errb)
 	if code != 0 {
 		t.Fatalf("clients add = %d: %s", code, errb.String())
 	}
@@ -241,13 +261,18 @@ func TestClientsCommand(t *testing.T) {
 	if code := run(context.Background(), []string{"clients", "list", "--data", data}, &out, &errb); code != 0 {
 		t.Fatalf("clients list = %d", code)
 	}
-	for _, want := range []string{c.ClientID, "payer", "system/Observation.rs system/Patient.rs", "group-10", "2", "30"} {
+	for _, want := range []string{c.ClientID, "payer", "system/Observation.rs system/Patient.rs", "group-10", "Patient,Observation", "30d", "2", "30"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("clients list lacks %q:\n%s", want, out.String())
 		}
 	}
 	if code := run(context.Background(), []string{"clients", "add", "--data", data, "--name", "bad", "--jwks-uri", "http://10.0.0.1/jwks"}, &out, &errb); code != 1 {
 		t.Errorf("clients add with a private jwks_uri = %d, want 1", code)
+	}
+	// The contract's types must be resource types (issue 13).
+	if code := run(context.Background(), []string{"clients", "add", "--data", data, "--name", "typo", "--generate-key", filepath.Join(dir, "typo.json"),
+		"--types", "Patient,Observaton"}, &out, &errb); code != 1 {
+		t.Errorf("clients add --types with an unknown type = %d, want 1", code)
 	}
 	if code := run(context.Background(), []string{"clients", "remove", "--data", data, c.ClientID}, &out, &errb); code != 0 {
 		t.Fatalf("clients remove = %d: %s", code, errb.String())

@@ -29,14 +29,16 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("serve", stderr)
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address HOST:PORT (port 0 picks a free port)")
 	storeFlags(fs, &cfg)
-	fs.StringVar(&cfg.BaseURL, "base-url", cfg.BaseURL, "public FHIR base URL (default: derived from each request)")
-	fs.BoolVar(&cfg.TrustProxy, "trust-proxy", cfg.TrustProxy, "derive the base URL from X-Forwarded-Proto/Host")
+	fs.StringVar(&cfg.BaseURL, "base-url", cfg.BaseURL, "public FHIR base URL; required with --trust-proxy or TLS (default: http://ADDR)")
+	fs.BoolVar(&cfg.TrustProxy, "trust-proxy", cfg.TrustProxy, "behind a reverse proxy: honour X-Forwarded-Proto for logs and redirects (needs --base-url)")
+	fs.BoolVar(&cfg.InsecureListen, "insecure-listen", cfg.InsecureListen, "allow plain HTTP on a non-loopback address (only behind a TLS proxy on this host)")
 	fs.BoolVar(&cfg.Demo, "demo", cfg.Demo, "load generated demo data when the store is empty")
 	fs.IntVar(&cfg.DemoPatients, "demo-patients", cfg.DemoPatients, "patients in the demo data")
 	fs.StringVar(&cfg.LogFormat, "log-format", cfg.LogFormat, "log format: json or text")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "log level: debug, info, warn, error")
 	fs.Int64Var(&cfg.Export.MaxFileResources, "max-file-resources", cfg.Export.MaxFileResources, "roll output files after this many resources")
 	fs.Int64Var(&cfg.Export.MaxFileBytes, "max-file-bytes", cfg.Export.MaxFileBytes, "roll output files after this many bytes")
+	fs.Int64Var(&cfg.MaxOutputBytes, "max-output-bytes", cfg.MaxOutputBytes, "bytes the files of unexpired exports may hold; kick-offs beyond are 429 (0: unlimited; -1: the smaller of 50 GiB and half the data dir's disk space at start)")
 	fs.DurationVar(&cfg.Export.Retention, "retention", cfg.Export.Retention, "how long finished exports' files are kept")
 	fs.DurationVar(&cfg.Export.ItemBudget, "item-budget", cfg.Export.ItemBudget, "time one work item runs before it checkpoints")
 	fs.IntVar(&cfg.Export.ManifestPageFiles, "manifest-page-files", cfg.Export.ManifestPageFiles, "files per manifest page of exports with allowPartialManifests")
@@ -74,7 +76,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: l.Handler, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+	// ReadTimeout bounds a whole request, body included, so a slow-drip
+	// POST /token or kick-off holds a connection 30 s at most; no write
+	// timeout: a large download takes as long as it takes.
+	srv := &http.Server{Handler: l.Handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 256 << 10,
 		TLSConfig: &tls.Config{MinVersion: tls.VersionTLS12}} // R1
 	scheme := "http"
 	if cfg.Auth.TLSCert != "" {
@@ -82,10 +88,14 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	base := cfg.BaseURL
 	if base == "" {
+		// Loopback plain HTTP (Validate requires --base-url otherwise):
+		// the listening address, so the token endpoint and the issuer are
+		// this server's whatever Host a request names.
 		base = scheme + "://" + ln.Addr().String()
+		l.API.BaseURL = base
 	}
 	var clientFile string
-	if !cfg.Auth.Open {
+	if !cfg.Auth.Open && cfg.Demo {
 		// Before the "serving" line: whoever reads it may use the file.
 		if clientFile, err = demoClient(ctx, l, cfg, base); err != nil {
 			return fmt.Errorf("demo client: %w", err)
@@ -97,7 +107,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "Try:\n  curl -si -H 'Accept: application/fhir+json' -H 'Prefer: respond-async' '%s/$export'\n", base)
 	} else {
 		file := clientFile
-		fmt.Fprintf(stdout, "Authorization: SMART Backend Services. Demo client: %s\n", file)
+		if file == "" {
+			file = "CLIENT.json"
+			fmt.Fprintf(stdout, "Authorization: SMART Backend Services. No demo client (--demo=false): add one with tranche clients add, or register one\n")
+		} else {
+			fmt.Fprintf(stdout, "Authorization: SMART Backend Services. Demo client: %s\n", file)
+		}
 		fmt.Fprintf(stdout, "Registration (RFC 7591): POST %s/register with the token in %s\n", base, filepath.Join(cfg.DataDir, app.RegistrationTokenFile))
 		fmt.Fprintf(stdout, "Try:\n  tranche export --client %s --out ./export\n", file)
 		fmt.Fprintf(stdout, "or with curl:\n  TOKEN=$(tranche token --client %s)\n", file)

@@ -100,7 +100,15 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.Logger, bulk.Errorf(bulk.ENOTFOUND, "No route for %s %s.", r.Method, r.URL.Path))
 	})
-	return s.recover(s.log(mux))
+	return s.recover(s.log(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// CONNECT never reaches a pattern (its target is a host, not a
+		// path), so the mux would answer Go's plain-text 404.
+		if r.Method == http.MethodConnect {
+			writeError(w, r, s.Logger, bulk.Errorf(bulk.EMETHOD, "CONNECT is not supported: this is a FHIR server, not a proxy."))
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})))
 }
 
 func (s *Server) base(r *http.Request) string {
@@ -131,6 +139,13 @@ func (s *Server) principal(r *http.Request) (*Principal, error) {
 }
 
 func (s *Server) kickoff(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodHead {
+		// A GET pattern also matches HEAD, which must not start an
+		// export (HEAD is safe, RFC 9110 §9.2.1).
+		w.Header().Set("Allow", "GET, POST")
+		writeError(w, r, s.Logger, bulk.Errorf(bulk.EMETHOD, "HEAD does not start an export; use GET or POST."))
+		return
+	}
 	p, err := s.principal(r)
 	if err != nil {
 		writeError(w, r, s.Logger, err)
@@ -156,6 +171,7 @@ func (s *Server) kickoff(w http.ResponseWriter, r *http.Request) {
 	in := fhir.KickoffInput{
 		Method: r.Method, Query: query, RequestURL: s.base(r) + r.URL.RequestURI(),
 		Lenient: prefer.Lenient, TypeFilter: search.Canonical, Element: search.CheckElement,
+		Now: s.Export.Now(),
 	}
 	switch {
 	case r.URL.Path == "/$export":
@@ -187,7 +203,7 @@ func (s *Server) kickoff(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.Logger, err)
 		return
 	}
-	j, err := s.Export.Kickoff(r.Context(), p.ClientID, req)
+	j, err := s.Export.KickoffWithin(r.Context(), p.ClientID, s.exportQuota(p), req)
 	if err != nil {
 		writeError(w, r, s.Logger, err)
 		return
@@ -394,7 +410,7 @@ func (s *Server) log(next http.Handler) http.Handler {
 		var b [8]byte
 		_, _ = rand.Read(b[:])
 		id := hex.EncodeToString(b[:])
-		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK, plainJSON: wantsPlainJSON(r.Header.Get("Accept"))}
 		rec.Header().Set("X-Request-Id", id)
 		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), ctxKey{}, id)))
 		s.Logger.Info("http", "request_id", id, "method", r.Method, "path", r.URL.Path,
@@ -422,14 +438,53 @@ type statusRecorder struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	// plainJSON: the client asked for application/json, which FHIR treats
+	// as a synonym of application/fhir+json, so FHIR answers say that.
+	plainJSON bool
+	wrote     bool
 }
 
 func (r *statusRecorder) WriteHeader(code int) {
+	if r.wrote {
+		return
+	}
+	r.wrote = true
 	r.status = code
+	if h := r.Header(); r.plainJSON && strings.HasPrefix(h.Get("Content-Type"), "application/fhir+json") {
+		h.Set("Content-Type", "application/json; charset=utf-8")
+	}
 	r.ResponseWriter.WriteHeader(code)
 }
 
+// wantsPlainJSON reports whether Accept names application/json and not
+// application/fhir+json: then every FHIR response, errors included, is
+// labelled application/json (FHIR R4 http.html#mime-type: a server SHALL
+// answer in the requested JSON media type). Otherwise it is
+// application/fhir+json.
+func wantsPlainJSON(accept string) bool {
+	if accept == "" {
+		return false
+	}
+	plain := false
+	for _, part := range strings.Split(accept, ",") {
+		mt, params, _ := strings.Cut(strings.ToLower(strings.TrimSpace(part)), ";")
+		if strings.Contains(strings.ReplaceAll(params, " ", ""), "q=0") && !strings.Contains(params, "q=0.") {
+			continue // q=0: not acceptable
+		}
+		switch strings.TrimSpace(mt) {
+		case "application/fhir+json", "application/json+fhir":
+			return false
+		case "application/json":
+			plain = true
+		}
+	}
+	return plain
+}
+
 func (r *statusRecorder) Write(p []byte) (int, error) {
+	if !r.wrote {
+		r.WriteHeader(http.StatusOK)
+	}
 	n, err := r.ResponseWriter.Write(p)
 	r.bytes += int64(n)
 	return n, err
@@ -437,6 +492,9 @@ func (r *statusRecorder) Write(p []byte) (int, error) {
 
 // ReadFrom keeps io.Copy on the sendfile path for file downloads.
 func (r *statusRecorder) ReadFrom(src io.Reader) (int64, error) {
+	if !r.wrote {
+		r.WriteHeader(http.StatusOK)
+	}
 	if rf, ok := r.ResponseWriter.(io.ReaderFrom); ok {
 		n, err := rf.ReadFrom(src)
 		r.bytes += n

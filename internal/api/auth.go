@@ -58,7 +58,14 @@ func (s *Server) smartConfiguration(w http.ResponseWriter, r *http.Request) {
 	if s.Authz.RegistrationToken != "" {
 		doc["registration_endpoint"] = base + "/register"
 	}
-	w.Header().Set("Cache-Control", "public, max-age=300")
+	if s.BaseURL != "" {
+		w.Header().Set("Cache-Control", "public, max-age=300")
+	} else {
+		// Derived from the request (a test server, or API Gateway's
+		// domain): no shared cache may hand one host's answer to another.
+		w.Header().Set("Cache-Control", "private, max-age=300")
+		w.Header().Set("Vary", "Host, X-Forwarded-Host, X-Forwarded-Proto")
+	}
 	writeJSON(w, "application/json", http.StatusOK, doc)
 }
 
@@ -217,8 +224,10 @@ func (v *verifiedTokens) put(tok string, g *auth.Grant, now time.Time) {
 
 // authorizeKickoff applies the client's scopes and contract to a request:
 // `_type` outside the scopes fails (R42), no `_type` means the authorized
-// types only (R15), a Group needs read scope on Group and the contract's
-// permission (R37), and the client's concurrent exports are bounded (R39).
+// types only (R15), the contract's Groups, types and look-back bound every
+// level (applyContract), and a Group needs read scope on Group and the
+// contract's permission (R37). The concurrency quota (R39) is
+// exportQuota's, applied when the job is created.
 func (s *Server) authorizeKickoff(r *http.Request, p *Principal, req *bulk.ExportRequest) error {
 	g := p.Grant
 	if g == nil {
@@ -249,6 +258,9 @@ func (s *Server) authorizeKickoff(r *http.Request, p *Principal, req *bulk.Expor
 		req.Associated = ""
 		req.Ignored = append(req.Ignored, msg+" It was ignored (Prefer: handling=lenient).")
 	}
+	if err := s.applyContract(g.Client, req); err != nil {
+		return err
+	}
 	if req.Level == bulk.LevelGroup {
 		if !g.Allows("Group") {
 			return bulk.Errorf(bulk.EFORBIDDEN, "A Group export needs read access to Group (system/Group.rs).")
@@ -260,20 +272,21 @@ func (s *Server) authorizeKickoff(r *http.Request, p *Principal, req *bulk.Expor
 			return err
 		}
 	}
-	limit := s.Authz.MaxConcurrentExports
-	if g.Client != nil && g.Client.MaxConcurrentExports > 0 {
-		limit = g.Client.MaxConcurrentExports
-	}
-	if limit > 0 {
-		n, err := s.Export.ActiveJobs(r.Context(), p.ClientID)
-		if err != nil {
-			return err
-		}
-		if n >= limit {
-			return bulk.Errorf(bulk.ETOOMANYREQUESTS, "This client already has %d exports running, its limit; retry when one finishes.", n)
-		}
-	}
 	return nil
+}
+
+// exportQuota is the most exports p may have running (R39), 0 for no
+// limit: the client's own, else the server's. Kickoff enforces it with the
+// job's creation (export.Service.KickoffWithin), not with a count before,
+// which simultaneous kick-offs would all pass.
+func (s *Server) exportQuota(p *Principal) int {
+	if s.Authz == nil || p.Grant == nil {
+		return 0
+	}
+	if c := p.Grant.Client; c != nil && c.MaxConcurrentExports > 0 {
+		return c.MaxConcurrentExports
+	}
+	return s.Authz.MaxConcurrentExports
 }
 
 // groupInRestriction checks a Group export against scopes that restrict

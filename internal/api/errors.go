@@ -25,9 +25,11 @@ var codes = map[string]struct {
 	bulk.EUNAUTHORIZED:    {http.StatusUnauthorized, "login"},
 	bulk.EFORBIDDEN:       {http.StatusForbidden, "forbidden"},
 	bulk.ENOTACCEPTABLE:   {http.StatusNotAcceptable, "not-supported"},
+	bulk.EMETHOD:          {http.StatusMethodNotAllowed, "not-supported"},
 	bulk.ETOOMANYREQUESTS: {http.StatusTooManyRequests, "throttled"},
 	bulk.EGONE:            {http.StatusGone, "not-found"},
 	bulk.ETRANSIENT:       {http.StatusServiceUnavailable, "transient"},
+	bulk.ENOSPACE:         {http.StatusInsufficientStorage, "too-costly"},
 	bulk.EINTERNAL:        {http.StatusInternalServerError, "exception"},
 }
 
@@ -49,8 +51,11 @@ func writeError(w http.ResponseWriter, r *http.Request, logger *slog.Logger, err
 	case http.StatusTooManyRequests, http.StatusServiceUnavailable:
 		secs := 5
 		var ra retryAfter
+		var hint interface{ RetryAfter() time.Duration } // e.g. the export service's space budget
 		if errors.As(err, &ra) {
 			secs = int((time.Duration(ra) + time.Second - 1) / time.Second)
+		} else if errors.As(err, &hint) {
+			secs = int((hint.RetryAfter() + time.Second - 1) / time.Second)
 		}
 		w.Header().Set("Retry-After", strconv.Itoa(max(secs, 1)))
 	}

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/gzip"
+
+	"github.com/tranchehq/tranche/internal/bulk"
 )
 
 // Presigner mints short-lived URLs that read an object without credentials
@@ -29,7 +31,12 @@ func (s *Server) file(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	key := r.PathValue("key")
-	if _, err := s.Export.FileJob(r.Context(), p.ClientID, key); err != nil {
+	j, err := s.Export.FileJob(r.Context(), p.ClientID, key)
+	if err != nil {
+		writeError(w, r, s.Logger, err)
+		return
+	}
+	if err := fileScopes(p, j, key); err != nil {
 		writeError(w, r, s.Logger, err)
 		return
 	}
@@ -49,6 +56,10 @@ func (s *Server) file(w http.ResponseWriter, r *http.Request) {
 	}
 	obj, err := s.Objects.Open(r.Context(), key)
 	if err != nil {
+		if c := bulk.ErrorCode(err); c == bulk.ENOTFOUND || c == bulk.EINVALID {
+			// The store's wording (keys, paths) is not the client's.
+			err = bulk.Errorf(bulk.ENOTFOUND, "No such file.")
+		}
 		writeError(w, r, s.Logger, err)
 		return
 	}
@@ -79,6 +90,44 @@ func (s *Server) file(w http.ResponseWriter, r *http.Request) {
 		rs = f.File() // lets ServeContent use sendfile
 	}
 	http.ServeContent(w, r, "", obj.ModTime(), rs)
+}
+
+// fileScopes checks that the presenting token's scopes cover what a file
+// holds, not merely that its client owns the job: a token narrowed to
+// system/Observation.rs reads the job's Observation files and not its
+// Patient files (issue 15 item 8; R42). Files are named by what they hold
+// (export/files.go): <Type>.…, deleted-Bundle.…, error-….; organized
+// Patient blocks and the deletion Bundles span every type of the export.
+// Error files (the export's own OperationOutcomes) need ownership only.
+func fileScopes(p *Principal, j *bulk.Job, key string) error {
+	if p.Grant == nil {
+		return nil
+	}
+	name := key[strings.LastIndexByte(key, '/')+1:]
+	typ, _, _ := strings.Cut(name, ".")
+	var need []string
+	switch {
+	case strings.HasPrefix(typ, "error-"):
+		return nil
+	case typ == "Patient-blocks" || typ == "deleted-Bundle":
+		// Blocks, and the Bundles listing deletions, span the export's
+		// types.
+		need = j.Request.Types
+		if len(need) == 0 {
+			need = j.Request.Allowed
+		}
+		if len(need) == 0 && !p.Grant.Allows("*") {
+			return bulk.Errorf(bulk.EFORBIDDEN, "This file holds every type of the export; the access token's scopes do not cover them all.")
+		}
+	default:
+		need = []string{strings.TrimPrefix(typ, "deleted-")}
+	}
+	for _, t := range need {
+		if !p.Grant.Allows(t) {
+			return bulk.Errorf(bulk.EFORBIDDEN, "The access token's scopes do not allow reading %s.", t)
+		}
+	}
+	return nil
 }
 
 // downloadTTL is the lifetime of presigned download URLs: DownloadTTL, or

@@ -15,6 +15,7 @@ const (
 	opPatientExport     = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"
 	opGroupExport       = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export"
 	extNotSupported     = "http://hl7.org/fhir/uv/bulkdata/Extension/operation-not-supported"
+	extOAuthURIs        = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 	exportDocumentation = "Bulk Data Access IG $export (v2, with the STU3 additions) at system, Patient and Group level (GET, or POST with a Parameters body). " +
 		"Parameters: _outputFormat (application/fhir+ndjson, application/ndjson, ndjson), _since, _until, _type (repeats or comma lists), " +
 		"patient (POST, Patient and Group level), _typeFilter (v2 comma lists, v3 repeats and POST parts; the search parameters of each " +
@@ -29,7 +30,12 @@ const (
 		"(a Group's member list names other patients). " +
 		"Group _since: patients who joined the Group after _since get their whole compartment; other members get what changed after " +
 		"_since. With _since, exports list deletions in `deleted`; Group exports and exports with the patient parameter list only those " +
-		"of resources that were in the compartment of a patient they export."
+		"of resources that were in the compartment of a patient they export. " +
+		"Client contracts, set by the operator, bound every export beyond the scopes: a client limited to some Groups may not export " +
+		"at system level (403), its Patient-level export covers only the members of those Groups at transactionTime (a patient value " +
+		"outside them is 403, or ignored under lenient handling), its Group exports and Group reads and searches only those Groups " +
+		"(others are 403); a contract's resource types bound the types as scopes do (403 outside them); a contract's maximum look-back " +
+		"requires a _since no earlier than it (403 otherwise) and also bounds what new Group members and associated Provenance add."
 )
 
 // metadata is `GET [base]/metadata` (R117–R120). Every type lists the
@@ -69,15 +75,28 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
 		"mode":          "server",
 		"documentation": exportDocumentation,
 		"resource":      resources,
-		"operation":     []kv{{"name": "export", "definition": opExport}},
+		// Every level at the system level too, as the reference server and
+		// the Bulk Data test suites read them (IG CapabilityStatement).
+		"operation": []kv{
+			{"name": "export", "definition": opExport},
+			{"name": "patient-export", "definition": opPatientExport},
+			{"name": "group-export", "definition": opGroupExport},
+		},
 	}
 	if s.Authz != nil {
 		// Requirements 7: security may name SMART; the endpoints themselves
 		// are in .well-known/smart-configuration, not here (deprecated).
+		uris := []map[string]any{{"url": "token", "valueUri": base + "/token"}}
+		if s.Authz.RegistrationToken != "" {
+			uris = append(uris, map[string]any{"url": "register", "valueUri": base + "/register"})
+		}
 		rest["security"] = map[string]any{
+			// SMART's oauth-uris extension, which the Bulk Data test
+			// suites and older clients still read.
+			"extension": []map[string]any{{"url": extOAuthURIs, "extension": uris}},
 			"service": []map[string]any{{"coding": []kv{{
 				"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "SMART-on-FHIR",
-			}}}},
+			}}, "text": "OAuth2 using SMART-on-FHIR profile (SMART Backend Services)"}},
 			"description": "SMART Backend Services: client_credentials with an RS384 or ES384 JWT assertion; see " +
 				base + "/.well-known/smart-configuration.",
 		}

@@ -118,6 +118,7 @@ func NewAWS(ctx context.Context, cfg config.Config, ac config.AWS, logger *slog.
 		return nil, err
 	}
 	a.Service = export.NewService(a.Jobs, a.Resources, a.Objects, cfg.Export, logger)
+	a.Service.Clock = a.Resources // transactionTime from the store's clock (R55)
 	a.Service.ItemLists = export.ItemLists{Store: lists, Bucket: ac.Bucket, Prefix: ac.ExportsPrefix}
 	a.Service.Workflow = unconfiguredWorkflow{}
 	if ac.StateMachineARN != "" {

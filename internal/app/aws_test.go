@@ -97,7 +97,7 @@ func startBench(t *testing.T) *bench {
 		"AWS_EC2_METADATA_DISABLED": "true", "AWS_PROFILE": "",
 		// The endpoints, as LocalStack users set them: nothing else in
 		// the code names an endpoint.
-		"AWS_ENDPOINT_URL_DYNAMODB":         os.Getenv(awstest.EndpointEnv),
+		"AWS_ENDPOINT_URL_DYNAMODB":         awstest.DynamoDBEndpoint(t), // runs TransactWriteItems
 		"AWS_ENDPOINT_URL_S3":               b.s3.URL,
 		"AWS_ENDPOINT_URL_SFN":              b.sfn.URL,
 		"AWS_ENDPOINT_URL_SECRETS_MANAGER":  secretsURL,
@@ -519,6 +519,39 @@ func TestServerless(t *testing.T) {
 		}
 		if want := len(m.Output) + len(m.Deleted) + len(m.Error); downloads != want || want == 0 {
 			t.Errorf("%d downloads from S3, want one per manifest file (%d)", downloads, want)
+		}
+	})
+
+	t.Run("Contract", func(t *testing.T) {
+		// A client whose contract allows one Group, stored in the Clients
+		// table: system level is 403, and a Patient-level export through
+		// the Kickoff, Plan and ExportItem functions is exactly that
+		// Group's members' compartments (issue 13, R93): nothing of the
+		// contract's enforcement is local-only.
+		ctx := context.Background()
+		group := b.levelCases(types)[2].req.GroupID
+		c := b.client(t)
+		a, err := app.NewAWSFromEnv(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id := c.Auth.(*client.BackendServices).ClientID
+		stored, err := a.Clients.GetClient(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored.Groups = []string{group}
+		if err := a.Clients.UpdateClient(ctx, stored); err != nil {
+			t.Fatal(err)
+		}
+		_, err = c.Kickoff(ctx, client.Request{Level: client.LevelSystem, Types: types})
+		if client.StatusCode(err) != http.StatusForbidden {
+			t.Errorf("system export under a Group contract: %v, want 403", err)
+		}
+		req := client.Request{Level: client.LevelPatient, Types: types}
+		got, _ := b.exportWith(t, c, req)
+		if diff := cmp.Diff(b.expected(t, client.LevelGroup, group, types), got); diff != "" {
+			t.Errorf("Patient export under a contract for Group/%s: exported set mismatch (-want +got):\n%s", group, diff)
 		}
 	})
 

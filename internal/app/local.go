@@ -67,7 +67,16 @@ func NewLocal(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Loc
 		db.Close()
 		return nil, err
 	}
+	limit := cfg.MaxOutputBytes
+	if limit == config.AutoOutputBytes {
+		limit = objs.DefaultLimit()
+	}
+	objs.SetLimit(limit)
+	used, _ := objs.Usage()
+	logger.Info("output budget", "limit_bytes", limit, "used_bytes", used) // limit 0: unlimited
 	svc := export.NewService(db.Jobs(), db.Resources(), objs, cfg.Export, logger)
+	svc.Clock = db.Resources() // transactionTime from the store's clock (R55)
+	svc.Space = objs
 	wf, err := workflow.NewLocal(workflow.Steps{Svc: svc}, logger)
 	if err != nil {
 		db.Close()

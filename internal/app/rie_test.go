@@ -38,6 +38,7 @@ import (
 	"github.com/tranchehq/tranche/internal/app"
 	"github.com/tranchehq/tranche/internal/aws/awstest"
 	"github.com/tranchehq/tranche/internal/aws/cfn"
+	"github.com/tranchehq/tranche/internal/bulk"
 	"github.com/tranchehq/tranche/internal/client"
 	"github.com/tranchehq/tranche/internal/config"
 	"github.com/tranchehq/tranche/internal/generate"
@@ -130,7 +131,7 @@ func newRIEBench(t *testing.T) *rieBench {
 	// through AWS_ENDPOINT_URL_* (read when an instance starts).
 	s3Front := b.rec.Front(t, awstest.ServiceS3, b.s3.URL)
 	for env, front := range map[string]string{
-		"AWS_ENDPOINT_URL_DYNAMODB":        b.rec.Front(t, awstest.ServiceDynamoDB, os.Getenv(awstest.EndpointEnv)),
+		"AWS_ENDPOINT_URL_DYNAMODB":        b.rec.Front(t, awstest.ServiceDynamoDB, awstest.DynamoDBEndpoint(t)),
 		"AWS_ENDPOINT_URL_S3":              s3Front,
 		"AWS_ENDPOINT_URL_SFN":             b.rec.Front(t, awstest.ServiceSFN, b.sfn.URL),
 		"AWS_ENDPOINT_URL_SECRETS_MANAGER": b.rec.Front(t, awstest.ServiceSecrets, os.Getenv("AWS_ENDPOINT_URL_SECRETS_MANAGER")),
@@ -391,14 +392,40 @@ func (b *rieBench) loadRIE(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.dataPath = path
-	b.local = localReference(t, path)
+	b.local = localReference(t, path, importStamp(t, b.steps.Resources))
+}
+
+// importStamp is the lastUpdated the store's clock gave what the import
+// function stored: one batch, one stamp, which the local reference's
+// import takes too, so that both store the same bytes.
+func importStamp(t *testing.T, store bulk.ResourceSource) time.Time {
+	t.Helper()
+	ctx := context.Background()
+	counts, err := store.Count(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stamps := map[time.Time]bool{}
+	for typ := range counts {
+		if err := store.List(ctx, typ, "", func(r *bulk.Resource, _ bulk.Cursor) error { stamps[r.LastUpdated] = true; return nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(stamps) != 1 {
+		t.Fatalf("the import function stored %d batches (stamps %v); the local reference needs one", len(stamps), stamps)
+	}
+	for st := range stamps {
+		return st
+	}
+	return time.Time{}
 }
 
 // localReference serves the data at path with the local binary's code
 // (app.NewLocal over its embedded store, authorization off, on loopback),
 // so that an export through the Lambdas can be compared byte for byte with
-// what the local server exports for the same request.
-func localReference(t *testing.T, path string) *client.Client {
+// what the local server exports for the same request. stamp is the
+// lastUpdated the import function's batch got.
+func localReference(t *testing.T, path string, stamp time.Time) *client.Client {
 	t.Helper()
 	ctx := context.Background()
 	cfg := config.Default()
@@ -408,7 +435,7 @@ func localReference(t *testing.T, path string) *client.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = importer.Import(ctx, db.Resources(), importer.Options{Now: time.Now}, path)
+	_, err = importer.Import(ctx, db.Resources(), importer.Options{Now: func() time.Time { return stamp }}, path)
 	db.Close()
 	if err != nil {
 		t.Fatal(err)

@@ -167,7 +167,9 @@ func (a *Authority) Token(ctx context.Context, form url.Values, tokenURL string)
 	}
 	scope := form.Get("scope")
 	if strings.TrimSpace(scope) == "" {
-		return nil, ErrInvalidRequest.WithDescription("The scope parameter is required, e.g. system/*.rs.")
+		// RFC 6749 §5.2: a missing or empty scope is invalid_scope, as
+		// the Bulk Data test suites expect.
+		return nil, ErrInvalidScope.WithDescription("The scope parameter is required, e.g. system/*.rs.")
 	}
 	if len(assertion) > MaxAssertionBytes {
 		return nil, ErrInvalidClient.WithDescription("The client_assertion is longer than %d bytes.", MaxAssertionBytes)
@@ -359,10 +361,27 @@ func (a *Authority) grant(scope string, client *bulk.Client) ([]Scope, error) {
 			return nil, ErrInvalidScope.WithDescription("The scope %q has a search restriction this server cannot enforce: %s", clip(s.String()), bulk.ErrorMessage(err))
 		}
 	}
+	// A read-only server: write permissions (v1 .write, v2 c, u, d) are
+	// never granted. A request for only them is invalid_scope; a mixed
+	// one is narrowed to its read part (RFC 6749 §3.3).
+	readable := requested[:0:0]
+	for _, r := range requested {
+		if r.Perms = intersectPerms(r.Perms, "rs"); r.Perms != "" {
+			r.V1 = r.V1 && hasV1Spelling(r.Perms)
+			readable = append(readable, r)
+		}
+	}
+	if len(readable) == 0 {
+		return nil, ErrInvalidScope.WithDescription("This server grants read access only (system/Type.rs or system/Type.read); the requested scopes ask for writes only.")
+	}
 	allowed := clientScopes(client)
-	granted := GrantScopes(requested, allowed)
+	granted := GrantScopes(readable, allowed)
 	if len(granted) == 0 {
 		return nil, ErrInvalidScope.WithDescription("None of the requested scopes is allowed for this client; it may request %q.", FormatScopes(allowed))
+	}
+	for i := range granted {
+		// The client's own scopes may be wider (registered with writes).
+		granted[i].Perms = intersectPerms(granted[i].Perms, "rs")
 	}
 	return granted, nil
 }

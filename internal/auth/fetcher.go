@@ -41,10 +41,12 @@ import (
 //     Accept: application/json.
 //
 // Fetched sets are cached per URL no longer than the response's
-// Cache-Control allows (requirements 6.5 step 4.3, R110): no-store and
-// no-cache are not cached, max-age (less Age) is honoured up to MaxTTL, and a
-// response without max-age is cached for DefaultTTL. Failures are remembered
-// for RefreshInterval. Concurrent requests for one URL share one fetch.
+// Cache-Control allows (requirements 6.5 step 4.3, R110): max-age (less Age)
+// is honoured up to MaxTTL, and a response without max-age is cached for
+// DefaultTTL. A set served no-store or no-cache, like a failure, is
+// reused for RefreshInterval only: a jwks_uri is fetched at most once per
+// RefreshInterval whatever it says. Concurrent requests for one URL share
+// one fetch.
 type JWKSFetcher struct {
 	// Client supplies the TLS configuration (tests trust their test
 	// server's certificate through its Transport's RootCAs). Its Transport
@@ -164,7 +166,11 @@ func (f *JWKSFetcher) get(ctx context.Context, rawURL string, refresh bool) (*jw
 	now = f.now()
 	e.running, e.fetched = nil, now
 	e.result, e.expires = nil, time.Time{}
-	if r.err != nil {
+	if r.err != nil || ttl <= 0 {
+		// A failure, or a set served no-store or no-cache: kept for
+		// RefreshInterval, so that no client can make the server fetch
+		// its jwks_uri more often than that (one fetch per token request
+		// otherwise).
 		ttl = f.refreshInterval()
 	}
 	if ttl > 0 {

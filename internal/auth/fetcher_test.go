@@ -160,9 +160,11 @@ func TestJWKSCacheLifetime(t *testing.T) {
 		{"MaxAgeLessAge", "max-age=60", "50", 9 * time.Second, 10 * time.Second},
 		{"Default", "", "", 5*time.Minute - time.Second, 5 * time.Minute},
 		{"CappedAtAnHour", "max-age=86400", "", time.Hour - time.Second, time.Hour},
-		{"NoStore", "no-store", "", -1, 0},
-		{"NoCache", "max-age=600, no-cache", "", -1, 0},
-		{"InvalidMaxAge", "max-age=soon", "", -1, 0},
+		// Not cacheable: reused for RefreshInterval (10 s) only, so a
+		// client cannot make every token request fetch (issue 14 item 4).
+		{"NoStore", "no-store", "", 9 * time.Second, 10 * time.Second},
+		{"NoCache", "max-age=600, no-cache", "", 9 * time.Second, 10 * time.Second},
+		{"InvalidMaxAge", "max-age=soon", "", 9 * time.Second, 10 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ks := newKeyServer(t, jwks(jwk(ecKey, "e1")), tc.cacheControl)

@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/tranchehq/tranche/internal/bulk"
+	"github.com/tranchehq/tranche/internal/fhir"
 	"github.com/tranchehq/tranche/internal/search"
 )
 
@@ -50,6 +51,9 @@ func ParseScope(s string) (Scope, error) {
 	}
 	if typ != "*" && !isTypeName(typ) {
 		return Scope{}, scopeErrorf(s, "the resource type must be a FHIR resource type name or *")
+	}
+	if typ != "*" && !fhir.IsResourceType(typ) {
+		return Scope{}, scopeErrorf(s, "it names no FHIR R4 resource type")
 	}
 	perms, query, hasQuery := strings.Cut(perms, "?")
 	if p, ok := v1Perms[perms]; ok {

@@ -282,7 +282,7 @@ func TestTokenAttacks(t *testing.T) {
 		{name: "ScopeAbsent", form: func(h *harness, a string) map[string][]string {
 			f := form(a, "")
 			return f
-		}, code: "invalid_request", fragments: []string{"scope"}},
+		}, code: "invalid_scope", fragments: []string{"scope"}}, // issue 15 item 7
 		{name: "RepeatedParameter", form: func(h *harness, a string) map[string][]string {
 			f := form(a, "system/*.rs")
 			f.Add("client_assertion", a)
@@ -298,8 +298,14 @@ func TestTokenAttacks(t *testing.T) {
 			r.scope = "system/Observation.rs?_include=Observation:subject"
 		}, code: "invalid_scope", fragments: []string{"cannot enforce", "_include"}},
 		{name: "ScopeNotAllowed", edit: func(h *harness, r *request) {
-			r.scope = "system/*.cud"
-		}, code: "invalid_scope", fragments: []string{"None of the requested scopes", "system/*.rs"}},
+			r.scope = "system/Observation.cud"
+		}, code: "invalid_scope", fragments: []string{"read access only"}},
+		{name: "ScopeWriteOnlyV1", edit: func(h *harness, r *request) {
+			r.scope = "system/*.write"
+		}, code: "invalid_scope", fragments: []string{"read access only"}},
+		{name: "ScopeUnknownType", edit: func(h *harness, r *request) {
+			r.scope = "system/Bogus.rs"
+		}, code: "invalid_scope", fragments: []string{"Bogus"}},
 		{name: "GrantTypeNotRegistered", edit: func(h *harness, r *request) {
 			r.claims["iss"], r.claims["sub"] = "codeonly", "codeonly"
 		}, code: "unauthorized_client"},
@@ -412,4 +418,28 @@ type failingClients struct{ bulk.ClientStore }
 
 func (failingClients) GetClient(context.Context, string) (*bulk.Client, error) {
 	return nil, errors.New("disk on fire")
+}
+
+// TestTokenNeverGrantsWrites: this server is read-only, so a request mixing
+// read and write scopes is narrowed to the reads, and no granted scope
+// has c, u or d, even for a client registered with them (issue 15 item 7;
+// RFC 6749 §3.3).
+func TestTokenNeverGrantsWrites(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t)
+	h.addClient(t, &bulk.Client{ID: "rw", JWKS: jwks(jwk(ecKey, "e1")), Scopes: []string{"system/*.cruds"}})
+	for _, tc := range []struct{ scope, want string }{
+		{"system/Observation.cruds system/Patient.write system/Condition.read", "system/Observation.rs system/Condition.read"},
+		{"system/*.*", "system/*.read"},
+		{"system/*.crs", "system/*.rs"},
+	} {
+		res, err := h.a.Token(ctx, form(sign("ES384", ecKey, header("ES384", "e1"), h.claims("rw")), tc.scope), tokenURL)
+		if err != nil {
+			t.Errorf("Token(%q): %v", tc.scope, err)
+			continue
+		}
+		if res.Scope != tc.want {
+			t.Errorf("Token(%q) scope = %q, want %q", tc.scope, res.Scope, tc.want)
+		}
+	}
 }

@@ -11,17 +11,19 @@ import (
 // Error codes. They are close to gcerrors so adapters translate SDK errors into
 // them at their boundary; internal/api maps them to HTTP in one table.
 const (
-	EINVALID         = "invalid"           // bad client input (400)
-	ENOTFOUND        = "not_found"         // no such job, group, file (404)
-	ECONFLICT        = "conflict"          // failed conditional write
-	EUNAUTHORIZED    = "unauthorized"      // no or bad credentials (401)
-	EFORBIDDEN       = "forbidden"         // authenticated but not allowed (403)
-	ENOTACCEPTABLE   = "not_acceptable"    // Accept header we cannot honour (406)
-	ETOOMANYREQUESTS = "too_many_requests" // quota or poll rate (429)
-	EUNSUPPORTED     = "not_supported"     // a valid but unsupported request (400)
-	EGONE            = "gone"              // expired (410)
-	ETRANSIENT       = "transient"         // retry later (503)
-	EINTERNAL        = "internal"          // everything else (500)
+	EINVALID         = "invalid"            // bad client input (400)
+	ENOTFOUND        = "not_found"          // no such job, group, file (404)
+	ECONFLICT        = "conflict"           // failed conditional write
+	EUNAUTHORIZED    = "unauthorized"       // no or bad credentials (401)
+	EFORBIDDEN       = "forbidden"          // authenticated but not allowed (403)
+	ENOTACCEPTABLE   = "not_acceptable"     // Accept header we cannot honour (406)
+	EMETHOD          = "method_not_allowed" // a method the route does not take (405, with Allow)
+	ETOOMANYREQUESTS = "too_many_requests"  // quota or poll rate (429)
+	EUNSUPPORTED     = "not_supported"      // a valid but unsupported request (400)
+	EGONE            = "gone"               // expired (410)
+	ETRANSIENT       = "transient"          // retry later (503)
+	ENOSPACE         = "no_space"           // the object store is out of space (507)
+	EINTERNAL        = "internal"           // everything else (500)
 )
 
 // Error is an application error. Message is safe to show to a client; Err is

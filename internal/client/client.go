@@ -11,7 +11,8 @@
 //	res, err := c.Download(ctx, m, dir, parallel)
 //
 // and Export (export.go) runs it for the `tranche export` command, with the
-// --since-last watermark, --resume and cancel on interrupt.
+// --since-last watermark, --resume, cancel on interrupt and the release
+// (DELETE) of a downloaded export.
 package client
 
 import (
@@ -59,6 +60,11 @@ type Client struct {
 	// OnDownload, when set, is told of download progress: bytes as they
 	// arrive and each finished file. Calls are serialized.
 	OnDownload func(DownloadProgress)
+	// TokenOrigins are origins (scheme://host[:port]) other than Base's
+	// that may receive the access token for requiresAccessToken files.
+	// By default the token goes to the FHIR server's origin only: a
+	// manifest listing files elsewhere does not get it sent there.
+	TokenOrigins []string
 }
 
 const (
@@ -387,4 +393,45 @@ func (c *Client) do(ctx context.Context, build func() (*http.Request, error), au
 			return nil, err
 		}
 	}
+}
+
+// origin is u's scheme://host[:port], lowercased, with the default port
+// left out; "" for a URL that is not absolute.
+func origin(u string) string {
+	p, err := url.Parse(u)
+	if err != nil || p.Scheme == "" || p.Host == "" {
+		return ""
+	}
+	scheme, host := strings.ToLower(p.Scheme), strings.ToLower(p.Hostname())
+	if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+		host = "localhost" // one machine: localhost and 127.0.0.1 are the same server
+	}
+	port := p.Port()
+	if (scheme == "https" && port == "443") || (scheme == "http" && port == "80") {
+		port = ""
+	}
+	if port != "" {
+		host = net.JoinHostPort(host, port)
+	} else if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	return scheme + "://" + host
+}
+
+// mayReceiveToken reports whether the access token may be sent to u: it
+// is on the FHIR server's origin or one of TokenOrigins.
+func (c *Client) mayReceiveToken(u string) bool {
+	o := origin(u)
+	if o == "" {
+		return false
+	}
+	if o == origin(c.Base) {
+		return true
+	}
+	for _, t := range c.TokenOrigins {
+		if origin(t) == o {
+			return true
+		}
+	}
+	return false
 }

@@ -116,7 +116,8 @@ func safeName(s string) string {
 //
 // Each file is requested with Accept-Encoding: gzip (decoded and checked
 // here), carries the bearer token only when m.RequiresAccessToken is true
-// (never across origins on a redirect, see SafeRedirect), is written to a
+// and the file is on the FHIR server's origin or in TokenOrigins (never
+// across origins on a redirect, see SafeRedirect), is written to a
 // .part file and renamed when complete, and its resource count is checked
 // against the manifest's count. Failed transfers are retried. Files an
 // earlier run of the same export completed are skipped, so a Download can
@@ -271,6 +272,11 @@ func (c *Client) downloadFile(ctx context.Context, auth bool, pf plannedFile, di
 		return 0, 0, err
 	}
 	part := final + ".part"
+	if auth && !c.mayReceiveToken(pf.f.URL) {
+		// The manifest says the file needs the token, but it is not on
+		// the server the token is for: never sent there unless asked.
+		return 0, 0, fmt.Errorf("%s needs the access token but is not on the FHIR server's origin %s: the token is not sent there (tranche export --token-origin %s allows it)", pf.f.URL, origin(c.Base), origin(pf.f.URL))
+	}
 	for attempt := 0; ; attempt++ {
 		n, size, err := c.fetchOnce(ctx, auth, pf, part, prog)
 		if err == nil && pf.f.Count != nil && n != *pf.f.Count {

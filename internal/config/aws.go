@@ -117,7 +117,7 @@ func FromAWSEnv() (Config, AWS, error) {
 	e.duration("TRANCHE_TOKEN_LIFETIME", &c.Auth.TokenLifetime)
 	// API Gateway is the proxy, and handler.HTTP sets the forwarded
 	// headers from the request context.
-	c.TrustProxy = true
+	c.TrustProxy, c.GatewayHeaders = true, true
 	if err := errors.Join(errs...); err != nil {
 		return c, a, err
 	}

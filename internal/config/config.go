@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/tranchehq/tranche/internal/export"
@@ -22,7 +24,19 @@ type Config struct {
 	// BaseURL is the public FHIR base URL; empty derives it per request.
 	BaseURL string
 	// TrustProxy honours X-Forwarded-Proto/Host when deriving the base URL.
+	// Locally it needs BaseURL: the token endpoint, the assertions'
+	// audience and the issuer come from configuration, never from what a
+	// request says its host is.
 	TrustProxy bool
+	// InsecureListen allows plain HTTP on a non-loopback address (behind a
+	// TLS-terminating proxy on the same host, say); without it such an
+	// address needs TLS in every mode, --open included (R1).
+	InsecureListen bool
+	// GatewayHeaders says the forwarded headers are set by the deployment,
+	// not a client: on AWS handler.HTTP sets them from API Gateway's
+	// request context (its domain name), replacing any a client sent, so
+	// TrustProxy needs no BaseURL there.
+	GatewayHeaders bool
 	// Shards is the number of shards per resource type, fixed when the
 	// store is created.
 	Shards int
@@ -38,6 +52,14 @@ type Config struct {
 	PurgeEvery time.Duration
 	Export     export.Config
 	Auth       Auth
+
+	// MaxOutputBytes is the local output budget: the most bytes the files
+	// of unexpired exports may hold. A kick-off while they hold it is 429
+	// with Retry-After, and an export that would cross it fails. 0 is
+	// unlimited; AutoOutputBytes (the default) is fsobj.Store.DefaultLimit,
+	// the smaller of 50 GiB and half of what export files may take on the
+	// data dir's file system at start. Local only: S3 has no limit.
+	MaxOutputBytes int64
 }
 
 // Auth configures SMART Backend Services authorization.
@@ -61,6 +83,10 @@ type Auth struct {
 	TokenLifetime time.Duration
 }
 
+// AutoOutputBytes is the MaxOutputBytes that sizes the budget from the
+// disk at start.
+const AutoOutputBytes = -1
+
 // Default returns the local defaults.
 func Default() Config {
 	return Config{
@@ -78,6 +104,7 @@ func Default() Config {
 			MaxPollsPerMinute:    600,
 			TokenLifetime:        300 * time.Second,
 		},
+		MaxOutputBytes: AutoOutputBytes,
 	}
 }
 
@@ -109,9 +136,17 @@ func (c Config) Validate() error {
 	if c.Auth.TokenLifetime <= 0 || c.Auth.TokenLifetime > 300*time.Second {
 		errs = append(errs, fmt.Errorf("token lifetime %s: want 1s..300s (SMART: short-lived)", c.Auth.TokenLifetime))
 	}
-	if !c.Auth.Open && c.Auth.TLSCert == "" {
+	if c.Auth.TLSCert == "" && !c.InsecureListen {
 		if host, _, err := net.SplitHostPort(c.Addr); err == nil && !isLoopback(host) {
-			errs = append(errs, fmt.Errorf("addr %q is not loopback: with authorization on, serve TLS (--tls-cert, --tls-key) or listen on 127.0.0.1", c.Addr))
+			errs = append(errs, fmt.Errorf("addr %q is not loopback: serve TLS (--tls-cert, --tls-key), listen on 127.0.0.1, or say --insecure-listen (plain HTTP beyond this host)", c.Addr))
+		}
+	}
+	if c.BaseURL == "" && ((c.TrustProxy && !c.GatewayHeaders) || c.Auth.TLSCert != "") && !c.Auth.Open {
+		errs = append(errs, errors.New("--base-url (TRANCHE_BASE_URL) is required with --trust-proxy or TLS: the token endpoint, the audience of client assertions and the issuer come from it, not from the Host of each request"))
+	}
+	if c.BaseURL != "" {
+		if u, err := url.Parse(c.BaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(c.BaseURL, "/") {
+			errs = append(errs, fmt.Errorf("base url %q: want an absolute http(s) URL without a trailing slash, e.g. https://fhir.example.org/bulk", c.BaseURL))
 		}
 	}
 	// An inline Map item costs about 11 history events (more with cursor
@@ -121,6 +156,9 @@ func (c Config) Validate() error {
 	}
 	if c.Export.WatchdogGrace != 0 && c.Export.WatchdogGrace < time.Minute { // 0: the default
 		errs = append(errs, fmt.Errorf("watchdog grace %s: want at least 1m (TRANCHE_WATCHDOG_GRACE; a job's execution may not have started yet)", c.Export.WatchdogGrace))
+	}
+	if c.MaxOutputBytes < AutoOutputBytes {
+		errs = append(errs, fmt.Errorf("max output bytes %d (TRANCHE_MAX_OUTPUT_BYTES): want a byte count, 0 for unlimited or -1 for the default", c.MaxOutputBytes))
 	}
 	if c.Export.Retention < time.Minute {
 		errs = append(errs, fmt.Errorf("retention %s: want at least 1m", c.Export.Retention))
@@ -175,6 +213,7 @@ func FromEnv(c Config) (Config, error) {
 	num("TRANCHE_MANIFEST_PAGE_FILES", &pageFiles)
 	c.Export.ManifestPageFiles = int(pageFiles)
 	num("TRANCHE_MAX_FILE_BYTES", &c.Export.MaxFileBytes)
+	num("TRANCHE_MAX_OUTPUT_BYTES", &c.MaxOutputBytes)
 	dur("TRANCHE_RETENTION", &c.Export.Retention)
 	dur("TRANCHE_ITEM_BUDGET", &c.Export.ItemBudget)
 	dur("TRANCHE_ITEM_MARGIN", &c.Export.ItemMargin)

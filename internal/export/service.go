@@ -12,7 +12,6 @@ import (
 	"errors"
 	"log/slog"
 	"runtime"
-	"sync"
 	"time"
 
 	"github.com/tranchehq/tranche/internal/bulk"
@@ -121,6 +120,12 @@ type Service struct {
 	Jobs      bulk.JobStore
 	Resources bulk.ResourceSource
 	Objects   bulk.ObjectStore
+	// Space, when set, is Objects' byte budget: kick-offs are refused
+	// while it is used up (checkSpace). Nil on AWS: S3 has no limit.
+	Space Space
+	// Clock, when set, gives each kick-off its transactionTime (see
+	// transactionTime); nil takes Now.
+	Clock bulk.Clock
 	// ItemLists defaults to Objects, as the bucket LocalItemsBucket.
 	ItemLists ItemLists
 	// Workflow is set after construction: its steps call back into the
@@ -134,10 +139,12 @@ type Service struct {
 	Now   func() time.Time
 	NewID func() string
 
-	plans    sync.Map // job id → *bulk.Plan, so items don't decode the plan each call
-	finished sync.Map // job id → *finished, completed jobs' records
-	specs    sync.Map // job id → *spec
-	provs    sync.Map // job id → *provEntry
+	// Per-job caches, bounded in size and age (a warm Lambda serves many
+	// jobs; cache.go).
+	plans    jobCache[jobs256] // job id → *bulk.Plan, so items don't decode the plan each call
+	finished jobCache[jobs256] // job id → *finished, completed jobs' records
+	specs    jobCache[jobs256] // job id → *spec
+	provs    jobCache[jobs16]  // job id → *provEntry
 }
 
 // NewService returns a service with defaults for the seams.
@@ -159,10 +166,23 @@ func RandomID() string {
 func (s *Service) now() time.Time { return s.Now().UTC() }
 
 // Kickoff validates what needs the store (the Group and `patient` values),
-// creates the job with its transactionTime fixed now (R55) and starts the
-// workflow. Returns ENOTFOUND for an unknown Group (R36) and EINVALID for an
-// unknown patient or a non-member (R24).
+// creates the job with its transactionTime fixed now, at the store's low
+// watermark (see transactionTime, R55), and starts the
+// workflow. Returns ENOTFOUND for an unknown Group (R36), EINVALID for an
+// unknown patient or a non-member (R24) and EFORBIDDEN for a patient
+// outside the client's contract (see checkContract). ETOOMANYREQUESTS
+// while the files of unexpired exports use up the output budget
+// (checkSpace).
 func (s *Service) Kickoff(ctx context.Context, clientID string, req bulk.ExportRequest) (*bulk.Job, error) {
+	return s.KickoffWithin(ctx, clientID, 0, req)
+}
+
+// KickoffWithin is Kickoff under the client's concurrency quota (R39): the
+// job is created only while clientID has fewer than maxActive unfinished
+// exports, counted by the same write (JobStore.CreateJobWithin), so
+// simultaneous kick-offs cannot all pass; otherwise ETOOMANYREQUESTS.
+// maxActive ≤ 0 means no quota.
+func (s *Service) KickoffWithin(ctx context.Context, clientID string, maxActive int, req bulk.ExportRequest) (*bulk.Job, error) {
 	if req.Level == bulk.LevelGroup {
 		if _, err := s.Resources.GroupMembers(ctx, req.GroupID); err != nil {
 			if bulk.ErrorCode(err) == bulk.ENOTFOUND {
@@ -171,13 +191,16 @@ func (s *Service) Kickoff(ctx context.Context, clientID string, req bulk.ExportR
 			return nil, err
 		}
 	}
+	outside, err := s.checkContract(ctx, &req)
+	if err != nil {
+		return nil, err
+	}
 	for _, p := range req.Patients {
-		if _, err := s.Resources.Get(ctx, "Patient", p); err != nil {
-			if bulk.ErrorCode(err) == bulk.ENOTFOUND {
-				return nil, bulk.Errorf(bulk.EINVALID, "patient Patient/%s is not known to this server.", p)
-			}
-			return nil, err
+		if outside[p] {
+			continue // outside the contract and ignored: never looked up
 		}
+		// Membership first: a non-member is refused unlooked-up, so the
+		// answer does not say whether a patient outside the Group exists.
 		if req.Level == bulk.LevelGroup {
 			ok, err := s.Resources.IsGroupMember(ctx, req.GroupID, p)
 			if err != nil {
@@ -187,15 +210,31 @@ func (s *Service) Kickoff(ctx context.Context, clientID string, req bulk.ExportR
 				return nil, bulk.Errorf(bulk.EINVALID, "patient Patient/%s is not a member of Group/%s.", p, req.GroupID)
 			}
 		}
+		if _, err := s.Resources.Get(ctx, "Patient", p); err != nil {
+			if bulk.ErrorCode(err) == bulk.ENOTFOUND {
+				return nil, bulk.Errorf(bulk.EINVALID, "patient Patient/%s is not known to this server.", p)
+			}
+			return nil, err
+		}
+	}
+	if err := s.checkSpace(ctx); err != nil {
+		return nil, err
 	}
 	// Milliseconds: the manifest shows this instant and clients send it back
 	// as the next _since, so the bound we apply must be the one we print.
 	now := s.now().Truncate(time.Millisecond)
+	tt, err := s.transactionTime(ctx, now)
+	if err != nil {
+		return nil, err
+	}
 	j := &bulk.Job{
 		ID: s.NewID(), ClientID: clientID, Status: bulk.StatusAccepted, Request: req,
-		TransactionTime: now, CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(s.Config.Retention),
+		TransactionTime: tt, CreatedAt: now, UpdatedAt: now, ExpiresAt: now.Add(s.Config.Retention),
 	}
-	if err := s.Jobs.CreateJob(ctx, j); err != nil {
+	if err := s.Jobs.CreateJobWithin(ctx, j, maxActive); err != nil {
+		if bulk.ErrorCode(err) == bulk.ETOOMANYREQUESTS {
+			return nil, bulk.Wrapf(err, bulk.ETOOMANYREQUESTS, "This client already has %d exports running, its limit; retry when one finishes.", maxActive)
+		}
 		return nil, err
 	}
 	if err := s.Workflow.Start(ctx, j.ID); err != nil {
@@ -254,9 +293,9 @@ func (s *Service) Cancel(ctx context.Context, clientID, id string) error {
 	return nil
 }
 
-// ActiveJobs counts a client's unfinished exports, for its concurrency
-// quota (R39). Every kick-off asks, so it reads the store's index of active
-// jobs (JobStore.ActiveJobs), not every job.
+// ActiveJobs counts a client's unfinished exports from the store's index
+// of active jobs (JobStore.ActiveJobs), not every job. The quota is
+// KickoffWithin's, not this count.
 func (s *Service) ActiveJobs(ctx context.Context, clientID string) (int, error) {
 	return s.Jobs.ActiveJobs(ctx, clientID)
 }

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tranchehq/tranche/internal/bulk"
 	"github.com/tranchehq/tranche/internal/fhir"
@@ -129,5 +130,23 @@ func BenchmarkParseKickoffPatients(b *testing.B) {
 		if _, err := fhir.ParseKickoff(in); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestFutureSince: a _since after the server's now is 400, or ignored and
+// named under lenient handling (issue 15 item 2).
+func TestFutureSince(t *testing.T) {
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	q := url.Values{"_since": {"2026-06-01T12:00:01Z"}}
+	_, err := fhir.ParseKickoff(fhir.KickoffInput{Method: "GET", Level: bulk.LevelSystem, Query: q, Now: now})
+	if bulk.ErrorCode(err) != bulk.EINVALID || !strings.Contains(bulk.ErrorMessage(err), "after the server's current time") {
+		t.Errorf("future _since = %v, want EINVALID saying so", err)
+	}
+	req, err := fhir.ParseKickoff(fhir.KickoffInput{Method: "GET", Level: bulk.LevelSystem, Query: q, Now: now, Lenient: true})
+	if err != nil || !req.Since.IsZero() || len(req.Ignored) != 1 || !strings.Contains(req.Ignored[0], "_since") {
+		t.Errorf("lenient future _since = %+v, %v; want it ignored and named", req, err)
+	}
+	if req, err := fhir.ParseKickoff(fhir.KickoffInput{Method: "GET", Level: bulk.LevelSystem, Query: url.Values{"_since": {"2026-06-01T12:00:00Z"}}, Now: now}); err != nil || req.Since.IsZero() {
+		t.Errorf("_since equal to now = %+v, %v; want accepted", req, err)
 	}
 }
