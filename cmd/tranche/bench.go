@@ -203,7 +203,7 @@ func benchOne(ctx context.Context, self, name, src string, pollers int, short bo
 
 	// Serve in a child process (authorization on, quotas off); measure over
 	// HTTP from here with the demo client serve writes.
-	srv := exec.CommandContext(ctx, self, "serve", "--addr", "127.0.0.1:0", "--data", data, "--demo=false",
+	srv := exec.CommandContext(ctx, self, "serve", "--addr", "127.0.0.1:0", "--data", data, "--demo=false", "--demo-client",
 		"--log-level", "warn", "--max-exports", "0", "--max-polls", "0")
 	stdoutPipe, err := srv.StdoutPipe()
 	if err != nil {

@@ -199,6 +199,10 @@ func TestServeTLS(t *testing.T) {
 		t.Fatalf("TLS 1.2 handshake: %v", err)
 	}
 	c.Close()
+	// --demo=false registers no full-access demo client (issue 14 item 4).
+	if _, err := os.Stat(filepath.Join(dir, "data", DemoClientFile)); !os.IsNotExist(err) {
+		t.Errorf("serve --demo=false wrote %s (%v): want no demo client", DemoClientFile, err)
+	}
 	cancel()
 	<-done
 

@@ -31,6 +31,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	storeFlags(fs, &cfg)
 	fs.StringVar(&cfg.BaseURL, "base-url", cfg.BaseURL, "public FHIR base URL; required with --trust-proxy or TLS (default: http://ADDR)")
 	fs.BoolVar(&cfg.TrustProxy, "trust-proxy", cfg.TrustProxy, "behind a reverse proxy: honour X-Forwarded-Proto for logs and redirects (needs --base-url)")
+	demoClientFlag := fs.Bool("demo-client", false, "register the full-access demo client (DATA/demo-client.json) even with --demo=false")
 	fs.BoolVar(&cfg.InsecureListen, "insecure-listen", cfg.InsecureListen, "allow plain HTTP on a non-loopback address (only behind a TLS proxy on this host)")
 	fs.BoolVar(&cfg.Demo, "demo", cfg.Demo, "load generated demo data when the store is empty")
 	fs.IntVar(&cfg.DemoPatients, "demo-patients", cfg.DemoPatients, "patients in the demo data")
@@ -95,7 +96,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		l.API.BaseURL = base
 	}
 	var clientFile string
-	if !cfg.Auth.Open && cfg.Demo {
+	if !cfg.Auth.Open && (cfg.Demo || *demoClientFlag) {
 		// Before the "serving" line: whoever reads it may use the file.
 		if clientFile, err = demoClient(ctx, l, cfg, base); err != nil {
 			return fmt.Errorf("demo client: %w", err)
