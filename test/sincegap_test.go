@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/tranchehq/tranche/internal/bulk"
+	"github.com/tranchehq/tranche/internal/bulktest"
 	"github.com/tranchehq/tranche/internal/client"
 	"github.com/tranchehq/tranche/internal/importer"
 	"github.com/tranchehq/tranche/internal/local/bolt"
@@ -139,55 +140,14 @@ func TestSinceLastAfterOlderImport(t *testing.T) {
 // the batch was stamped and not stored.
 type gatedResources struct {
 	*bolt.ResourceStore
-	g *exportGate
+	g *bulktest.ExportGate
 }
 
 func (g gatedResources) Put(ctx context.Context, rs []*bulk.Resource) error {
-	if err := g.g.wait(ctx); err != nil {
+	if err := g.g.Wait(ctx); err != nil {
 		return err
 	}
 	return g.ResourceStore.Put(ctx, rs)
-}
-
-// exportGate counts the chain's kick-offs and finished exports.
-type exportGate struct {
-	mu              sync.Mutex
-	kicks, finished int
-	changed         chan struct{} // closed when finished grows
-}
-
-func newExportGate() *exportGate { return &exportGate{changed: make(chan struct{})} }
-
-func (g *exportGate) kicked() {
-	g.mu.Lock()
-	g.kicks++
-	g.mu.Unlock()
-}
-
-func (g *exportGate) done() {
-	g.mu.Lock()
-	g.finished++
-	close(g.changed)
-	g.changed = make(chan struct{})
-	g.mu.Unlock()
-}
-
-// wait returns once the next export kicked off from now on has finished.
-func (g *exportGate) wait(ctx context.Context) error {
-	g.mu.Lock()
-	want := g.kicks + 1
-	for g.finished < want {
-		ch := g.changed
-		g.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		g.mu.Lock()
-	}
-	g.mu.Unlock()
-	return nil
 }
 
 // TestSinceChainWithConcurrentImports: imports run in goroutines while a
@@ -201,7 +161,7 @@ func TestSinceChainWithConcurrentImports(t *testing.T) {
 	cfg := testConfig(t)
 	s := startServer(t, cfg)
 
-	gate := newExportGate()
+	gate := bulktest.NewExportGate()
 	store := gatedResources{ResourceStore: s.app.DB.Resources(), g: gate}
 
 	// Each importer loads three files; the third replaces the first's
@@ -252,12 +212,12 @@ func TestSinceChainWithConcurrentImports(t *testing.T) {
 		default:
 		}
 		e := &client.Export{Client: c, Out: out, SinceLast: true, Request: client.Request{Types: []string{"Observation"}},
-			OnKickoff: func(string, bool) { gate.kicked() }}
+			OnKickoff: func(string, bool) { gate.Kicked() }}
 		sum, err := e.Run(ctx)
 		if err != nil {
 			t.Fatalf("export %d: %v", len(chain), err)
 		}
-		gate.done()
+		gate.Done()
 		r := run{got: parseExported(t, savedLines(t, sum.Dir))}
 		r.since, _ = time.Parse(time.RFC3339Nano, sum.Since)
 		r.tt, _ = time.Parse(time.RFC3339Nano, sum.TransactionTime)

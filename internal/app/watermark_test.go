@@ -20,6 +20,7 @@ import (
 	"github.com/tranchehq/tranche/internal/app"
 	"github.com/tranchehq/tranche/internal/aws/dynamodb"
 	"github.com/tranchehq/tranche/internal/bulk"
+	"github.com/tranchehq/tranche/internal/bulktest"
 	"github.com/tranchehq/tranche/internal/client"
 	"github.com/tranchehq/tranche/internal/importer"
 )
@@ -30,55 +31,14 @@ import (
 // the batch was stamped and not stored.
 type gatedDynamo struct {
 	*dynamodb.ResourceStore
-	g *exportGate
+	g *bulktest.ExportGate
 }
 
 func (g gatedDynamo) Put(ctx context.Context, rs []*bulk.Resource) error {
-	if err := g.g.wait(ctx); err != nil {
+	if err := g.g.Wait(ctx); err != nil {
 		return err
 	}
 	return g.ResourceStore.Put(ctx, rs)
-}
-
-// exportGate counts the chain's kick-offs and finished exports.
-type exportGate struct {
-	mu              sync.Mutex
-	kicks, finished int
-	changed         chan struct{} // closed when finished grows
-}
-
-func newExportGate() *exportGate { return &exportGate{changed: make(chan struct{})} }
-
-func (g *exportGate) kicked() {
-	g.mu.Lock()
-	g.kicks++
-	g.mu.Unlock()
-}
-
-func (g *exportGate) done() {
-	g.mu.Lock()
-	g.finished++
-	close(g.changed)
-	g.changed = make(chan struct{})
-	g.mu.Unlock()
-}
-
-// wait returns once the next export kicked off from now on has finished.
-func (g *exportGate) wait(ctx context.Context) error {
-	g.mu.Lock()
-	want := g.kicks + 1
-	for g.finished < want {
-		ch := g.changed
-		g.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		g.mu.Lock()
-	}
-	g.mu.Unlock()
-	return nil
 }
 
 // TestServerlessSinceChainWithConcurrentImports: files dropped under
@@ -94,7 +54,7 @@ func TestServerlessSinceChainWithConcurrentImports(t *testing.T) {
 	b := startBench(t) // skips without dynalite
 	ctx := context.Background()
 
-	gate := newExportGate()
+	gate := bulktest.NewExportGate()
 	fn, err := app.NewAWSFromEnv(ctx) // the import function, at its cold start
 	if err != nil {
 		t.Fatal(err)
@@ -179,12 +139,12 @@ func TestServerlessSinceChainWithConcurrentImports(t *testing.T) {
 		}
 		e := &client.Export{Client: c, Out: out, SinceLast: true, Parallel: 2,
 			Request:   client.Request{Types: []string{"Observation"}},
-			OnKickoff: func(string, bool) { gate.kicked() }}
+			OnKickoff: func(string, bool) { gate.Kicked() }}
 		sum, err := e.Run(ctx)
 		if err != nil {
 			t.Fatalf("export %d: %v", len(chain), err)
 		}
-		gate.done()
+		gate.Done()
 		r := run{got: readVersions(t, sum.Dir)}
 		r.since, _ = time.Parse(time.RFC3339Nano, sum.Since)
 		r.tt, _ = time.Parse(time.RFC3339Nano, sum.TransactionTime)
