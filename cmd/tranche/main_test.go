@@ -57,6 +57,8 @@ func TestServeDemo(t *testing.T) {
 		t.Fatalf("tranche token = %d: %s", code, stderr.String())
 	}
 	req, _ := http.NewRequest("GET", base+"/Patient/$export", nil)
+	req.Header.Set("Accept", "application/fhir+json")
+	req.Header.Set("Prefer", "respond-async")
 	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("kick-off without a token = %v %v, want 401", res, err)
 	}

@@ -31,6 +31,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	storeFlags(fs, &cfg)
 	fs.StringVar(&cfg.BaseURL, "base-url", cfg.BaseURL, "public FHIR base URL; required with --trust-proxy or TLS (default: http://ADDR)")
 	fs.BoolVar(&cfg.TrustProxy, "trust-proxy", cfg.TrustProxy, "behind a reverse proxy: honour X-Forwarded-Proto for logs and redirects (needs --base-url)")
+	fs.BoolVar(&cfg.LenientHeaders, "lenient-headers", cfg.LenientHeaders, "accept kick-offs without Accept or Prefer: respond-async (default: 400, as the IG's test suites expect)")
 	demoClientFlag := fs.Bool("demo-client", false, "register the full-access demo client (DATA/demo-client.json) even with --demo=false")
 	fs.BoolVar(&cfg.InsecureListen, "insecure-listen", cfg.InsecureListen, "allow plain HTTP on a non-loopback address (only behind a TLS proxy on this host)")
 	fs.BoolVar(&cfg.Demo, "demo", cfg.Demo, "load generated demo data when the store is empty")

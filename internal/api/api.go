@@ -70,6 +70,10 @@ type Server struct {
 	// at most 6 MB, so a 1 M-member Group's 15,000 presigned URLs could not
 	// be served at all; its /files URLs fit.
 	MaxPresignedManifestBytes int
+	// LenientHeaders accepts kick-offs without Accept or Prefer:
+	// respond-async (read as application/fhir+json and respond-async), for
+	// clients that do not send them; by default they are 400.
+	LenientHeaders bool
 	// MaxBodyBytes bounds POST bodies.
 	MaxBodyBytes int64
 }
@@ -199,6 +203,9 @@ func (s *Server) kickoff(w http.ResponseWriter, r *http.Request) {
 		req.SeparateStatus = prefer.SeparateExportStatus
 		err = s.authorizeKickoff(r, p, &req)
 	}
+	if err == nil && !s.LenientHeaders {
+		err = kickoffHeaders(r, prefer)
+	}
 	if err != nil {
 		writeError(w, r, s.Logger, err)
 		return
@@ -208,8 +215,9 @@ func (s *Server) kickoff(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.Logger, err)
 		return
 	}
-	// R5: 202 with the absolute status URL. Without Prefer: respond-async we
-	// still answer asynchronously: an export is never synchronous (R8).
+	// R5: 202 with the absolute status URL. With LenientHeaders and no
+	// Prefer: respond-async we still answer asynchronously: an export is
+	// never synchronous (R8).
 	w.Header().Set("Content-Location", s.base(r)+"/jobs/"+j.ID)
 	// RFC 7240 §3: the preferences honoured. separate-export-status is
 	// echoed with respond-async, as requirements 3.6 asks (R40).
@@ -388,6 +396,21 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 	}
 	// R68.
 	writeFHIR(w, http.StatusAccepted, fhir.Outcome("information", "informational", "Export cancelled; its files are deleted."))
+}
+
+// kickoffHeaders requires what the IG says a client SHOULD send (kick-off
+// request headers, requirements 1.3): Accept application/fhir+json (or
+// application/json, its synonym) and Prefer: respond-async. A server MAY
+// refuse a request without them; the reference server and the Bulk Data
+// test suites do, so Tranche does unless Server.LenientHeaders.
+func kickoffHeaders(r *http.Request, prefer fhir.Prefer) error {
+	if strings.TrimSpace(r.Header.Get("Accept")) == "" {
+		return bulk.Errorf(bulk.EINVALID, "A kick-off needs the header Accept: application/fhir+json.")
+	}
+	if !prefer.RespondAsync {
+		return bulk.Errorf(bulk.EINVALID, "A kick-off needs the header Prefer: respond-async (exports are asynchronous).")
+	}
+	return nil
 }
 
 // maxQueryBytes bounds a kick-off's query string (a POST body is bounded by

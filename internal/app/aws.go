@@ -138,7 +138,7 @@ func NewAWS(ctx context.Context, cfg config.Config, ac config.AWS, logger *slog.
 func (a *AWS) Handler(ctx context.Context) (http.Handler, error) {
 	srv := &api.Server{
 		Export: a.Service, Resources: a.Resources, Objects: a.Objects,
-		BaseURL: a.cfg.BaseURL, TrustProxy: true, Logger: a.Logger, Version: Version,
+		BaseURL: a.cfg.BaseURL, TrustProxy: true, LenientHeaders: a.cfg.LenientHeaders, Logger: a.Logger, Version: Version,
 		// Files are downloaded from S3 with presigned URLs: a Lambda
 		// response is capped at 6 MB. The manifest lists the /files
 		// route, which redirects to one, or (TRANCHE_FILE_URLS=presigned)

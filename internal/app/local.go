@@ -85,7 +85,7 @@ func NewLocal(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Loc
 	svc.Workflow = wf
 	srv := &api.Server{
 		Export: svc, Resources: db.Resources(), Objects: objs,
-		BaseURL: cfg.BaseURL, TrustProxy: cfg.TrustProxy, Logger: logger, Version: Version,
+		BaseURL: cfg.BaseURL, TrustProxy: cfg.TrustProxy, LenientHeaders: cfg.LenientHeaders, Logger: logger, Version: Version,
 	}
 	if !cfg.Auth.Open {
 		if srv.Authz, err = localAuthz(cfg, db); err != nil {

@@ -37,6 +37,10 @@ type Config struct {
 	// request context (its domain name), replacing any a client sent, so
 	// TrustProxy needs no BaseURL there.
 	GatewayHeaders bool
+	// LenientHeaders accepts kick-offs without Accept or Prefer:
+	// respond-async (TRANCHE_LENIENT_HEADERS, serve --lenient-headers);
+	// by default they are 400, as Bulk Data test suites expect.
+	LenientHeaders bool
 	// Shards is the number of shards per resource type, fixed when the
 	// store is created.
 	Shards int
@@ -208,6 +212,13 @@ func FromEnv(c Config) (Config, error) {
 	str("TRANCHE_BASE_URL", &c.BaseURL)
 	str("TRANCHE_LOG_FORMAT", &c.LogFormat)
 	str("TRANCHE_LOG_LEVEL", &c.LogLevel)
+	if v, ok := os.LookupEnv("TRANCHE_LENIENT_HEADERS"); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("TRANCHE_LENIENT_HEADERS=%q: not true or false", v))
+		}
+		c.LenientHeaders = b
+	}
 	num("TRANCHE_MAX_FILE_RESOURCES", &c.Export.MaxFileResources)
 	pageFiles := int64(c.Export.ManifestPageFiles)
 	num("TRANCHE_MANIFEST_PAGE_FILES", &pageFiles)
