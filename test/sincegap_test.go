@@ -17,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-
 	"github.com/tranchehq/tranche/internal/bulk"
 	"github.com/tranchehq/tranche/internal/bulktest"
 	"github.com/tranchehq/tranche/internal/client"
@@ -37,12 +35,7 @@ func writeNDJSON(t *testing.T, name string, lines []string) string {
 }
 
 // exported is one resource of an export: its key and meta.
-type exported struct {
-	Key         string
-	LastUpdated time.Time
-	Source      string // the source-last-updated extension's value
-	Version     string // valueString, which the test sets per version
-}
+type exported = bulktest.ExportedVersion
 
 func parseExported(t *testing.T, ls []line) []exported {
 	t.Helper()
@@ -198,34 +191,7 @@ func TestSinceChainWithConcurrentImports(t *testing.T) {
 		close(done)
 	}()
 
-	out := t.TempDir()
-	type run struct {
-		since, tt time.Time
-		got       []exported
-	}
-	var chain []run
-	c := s.bulkClient()
-	for finished := false; !finished; {
-		select {
-		case <-done:
-			finished = true // this is the export after the imports
-		default:
-		}
-		e := &client.Export{Client: c, Out: out, SinceLast: true, Request: client.Request{Types: []string{"Observation"}},
-			OnKickoff: func(string, bool) { gate.Kicked() }}
-		sum, err := e.Run(ctx)
-		if err != nil {
-			t.Fatalf("export %d: %v", len(chain), err)
-		}
-		gate.Done()
-		r := run{got: parseExported(t, savedLines(t, sum.Dir))}
-		r.since, _ = time.Parse(time.RFC3339Nano, sum.Since)
-		r.tt, _ = time.Parse(time.RFC3339Nano, sum.TransactionTime)
-		if len(chain) > 0 && !r.since.Equal(chain[len(chain)-1].tt) {
-			t.Errorf("export %d: _since %s, want the previous transactionTime %v", len(chain), sum.Since, chain[len(chain)-1].tt)
-		}
-		chain = append(chain, r)
-	}
+	chain := bulktest.RunSinceChain(t, ctx, s.bulkClient(), t.TempDir(), gate, done)
 	close(errs)
 	for err := range errs {
 		t.Fatalf("import: %v", err)
@@ -233,33 +199,6 @@ func TestSinceChainWithConcurrentImports(t *testing.T) {
 	if len(chain) < 5 {
 		t.Fatalf("only %d exports ran; the test wants several during the imports", len(chain))
 	}
-
-	seen := map[string]int{}      // key#lastUpdated → export
-	last := map[string]exported{} // key → its latest version exported
-	for i, r := range chain {
-		if i > 0 && r.tt.Before(chain[i-1].tt) {
-			t.Errorf("export %d: transactionTime %v went back from %v", i, r.tt, chain[i-1].tt)
-		}
-		for _, e := range r.got {
-			v := e.Key + "#" + e.LastUpdated.Format(time.RFC3339Nano)
-			if j, dup := seen[v]; dup {
-				t.Errorf("%s exported by export %d and again by export %d", v, j, i)
-			}
-			seen[v] = i
-			if !e.LastUpdated.After(r.since) && !r.since.IsZero() || e.LastUpdated.After(r.tt) {
-				t.Errorf("export %d (_since %v, transactionTime %v) holds %s last updated %v", i, r.since, r.tt, e.Key, e.LastUpdated)
-			}
-			if l, ok := last[e.Key]; !ok || e.LastUpdated.After(l.LastUpdated) {
-				last[e.Key] = e
-			}
-		}
-	}
-	gotFinal := map[string]string{}
-	for k, e := range last {
-		gotFinal[k] = e.Version
-	}
-	if diff := cmp.Diff(final, gotFinal); diff != "" {
-		t.Errorf("latest exported version of each resource (-want +got):\n%s", diff)
-	}
-	t.Logf("%d exports, %d versions exported, %d resources", len(chain), len(seen), len(final))
+	versions := bulktest.CheckSinceChain(t, chain, final)
+	t.Logf("%d exports, %d versions exported, %d resources", len(chain), versions, len(final))
 }

@@ -1,7 +1,7 @@
 package app_test
 
 import (
-	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -239,6 +239,29 @@ func (b *bench) export(t *testing.T, req client.Request) []string {
 // exportWith is export with client c; it also returns the manifest.
 func (b *bench) exportWith(t *testing.T, c *client.Client, req client.Request) ([]string, *client.Manifest) {
 	t.Helper()
+	lines, m := exportLines(t, c, req)
+	seen := map[string]bool{}
+	var keys []string
+	for _, l := range lines {
+		var r struct{ ResourceType, ID string }
+		if err := json.Unmarshal(l, &r); err != nil {
+			t.Fatalf("%s: %v", l, err)
+		}
+		k := r.ResourceType + "/" + r.ID
+		if seen[k] {
+			t.Errorf("%s exported more than once", k)
+		}
+		seen[k] = true
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys, m
+}
+
+// exportLines exports req with c, downloads every file and returns the
+// output files' lines and the manifest.
+func exportLines(t *testing.T, c *client.Client, req client.Request) ([][]byte, *client.Manifest) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	status, err := c.Kickoff(ctx, req)
@@ -249,39 +272,26 @@ func (b *bench) exportWith(t *testing.T, c *client.Client, req client.Request) (
 	if err != nil {
 		t.Fatalf("Poll(%s): %v", status, err)
 	}
-	dir := t.TempDir()
-	res, err := c.Download(ctx, m, filepath.Join(dir, "out"), 4)
+	res, err := c.Download(ctx, m, filepath.Join(t.TempDir(), "out"), 4)
 	if err != nil {
 		t.Fatalf("Download: %v", err)
 	}
-	seen := map[string]bool{}
-	var keys []string
+	var lines [][]byte
 	for _, f := range res.Files {
 		if f.Kind != client.KindOutput {
 			continue
 		}
-		fh, err := os.Open(filepath.Join(res.Dir, f.Path))
+		raw, err := os.ReadFile(filepath.Join(res.Dir, f.Path))
 		if err != nil {
 			t.Fatal(err)
 		}
-		sc := bufio.NewScanner(fh)
-		sc.Buffer(nil, 16<<20)
-		for sc.Scan() {
-			var r struct{ ResourceType, ID string }
-			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-				t.Fatalf("%s: %v", f.Path, err)
+		for _, l := range bytes.Split(raw, []byte("\n")) {
+			if len(l) > 0 {
+				lines = append(lines, l)
 			}
-			k := r.ResourceType + "/" + r.ID
-			if seen[k] {
-				t.Errorf("%s exported more than once", k)
-			}
-			seen[k] = true
-			keys = append(keys, k)
 		}
-		fh.Close()
 	}
-	slices.Sort(keys)
-	return keys, m
+	return lines, m
 }
 
 func (b *bench) client(t *testing.T) *client.Client {
@@ -627,10 +637,7 @@ func TestServerless(t *testing.T) {
 		id := status[strings.LastIndex(status, "/")+1:]
 		b.sfn.Wait(ctx, id)
 		// Nothing of the job is left in the bucket.
-		out, err := b.s3.Client.ListObjectsV2(ctx, &s3sdk.ListObjectsV2Input{Bucket: aws.String(b.bucket), Prefix: aws.String("exports/" + id + "/")})
-		if err != nil || len(out.Contents) != 0 {
-			t.Errorf("objects of the cancelled job = %d, %v; want none", len(out.Contents), err)
-		}
+		b.noObjects(t, ctx, id, "the cancelled job")
 	})
 
 	t.Run("Events", func(t *testing.T) {
@@ -742,15 +749,26 @@ func TestServerless(t *testing.T) {
 				t.Errorf("the client sees %q, internal text %q", ce.Text, internal)
 			}
 		}
-		out, err := b.s3.Client.ListObjectsV2(ctx, &s3sdk.ListObjectsV2Input{Bucket: aws.String(b.bucket), Prefix: aws.String("exports/" + stuck + "/")})
-		if err != nil || len(out.Contents) != 0 {
-			t.Errorf("objects of the failed job = %d, %v; want none", len(out.Contents), err)
-		}
+		b.noObjects(t, ctx, stuck, "the failed job")
 		// The job whose execution runs is untouched.
 		if j, err := b.steps.Jobs.GetJob(ctx, running); err != nil || j.Status.Terminal() {
 			t.Errorf("running job after the watchdog = %+v, %v; want still in progress", j, err)
 		}
 	})
+}
+
+// noObjects checks that nothing of job id is left in the bucket (what
+// names the job in the message).
+func (b *bench) noObjects(t *testing.T, ctx context.Context, id, what string) {
+	t.Helper()
+	out, err := b.s3.Client.ListObjectsV2(ctx, &s3sdk.ListObjectsV2Input{Bucket: aws.String(b.bucket), Prefix: aws.String("exports/" + id + "/")})
+	if err != nil || len(out.Contents) != 0 {
+		var keys []string
+		for _, o := range out.Contents {
+			keys = append(keys, *o.Key)
+		}
+		t.Errorf("objects of %s = %q, %v; want none", what, keys, err)
+	}
 }
 
 // itemLists returns the keys of the Distributed Map item lists in the

@@ -3,6 +3,7 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -456,39 +457,11 @@ func localReference(t *testing.T, path string, stamp time.Time) *client.Client {
 // resources, byte for byte, each as often.
 func digest(t *testing.T, c *client.Client, req client.Request) (string, int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	status, err := c.Kickoff(ctx, req)
-	if err != nil {
-		t.Fatalf("Kickoff(%+v): %v", req, err)
-	}
-	m, err := c.Poll(ctx, status, nil)
-	if err != nil {
-		t.Fatalf("Poll(%s): %v", status, err)
-	}
-	res, err := c.Download(ctx, m, filepath.Join(t.TempDir(), "out"), 4)
-	if err != nil {
-		t.Fatalf("Download: %v", err)
-	}
-	var lines []string
-	for _, f := range res.Files {
-		if f.Kind != client.KindOutput {
-			continue
-		}
-		raw, err := os.ReadFile(filepath.Join(res.Dir, f.Path))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, l := range strings.Split(strings.TrimSuffix(string(raw), "\n"), "\n") {
-			if l != "" {
-				lines = append(lines, l)
-			}
-		}
-	}
-	slices.Sort(lines)
+	lines, _ := exportLines(t, c, req)
+	slices.SortFunc(lines, bytes.Compare)
 	h := sha256.New()
 	for _, l := range lines {
-		h.Write([]byte(l))
+		h.Write(l)
 		h.Write([]byte{'\n'})
 	}
 	return hex.EncodeToString(h.Sum(nil)), len(lines)
@@ -675,10 +648,7 @@ func TestServerlessRIE(t *testing.T) {
 		if st != "FAILED" || len(errs) == 0 || slices.Contains(errs, "Lambda.Unknown") {
 			t.Errorf("execution %s with ExportItem errors %q: want FAILED after the function's own errors", st, errs)
 		}
-		out, err := b.s3.Client.ListObjectsV2(ctx, &s3sdk.ListObjectsV2Input{Bucket: aws.String(b.bucket), Prefix: aws.String("exports/" + id + "/")})
-		if err != nil || len(out.Contents) != 0 {
-			t.Errorf("objects of the failed job = %d, %v; want none (MarkFailed deletes them)", len(out.Contents), err)
-		}
+		b.noObjects(t, ctx, id, "the failed job")
 	})
 
 	t.Run("Cancel", func(t *testing.T) {
@@ -698,21 +668,7 @@ func TestServerlessRIE(t *testing.T) {
 		if _, err := c.Poll(ctx, status, nil); client.StatusCode(err) != http.StatusNotFound {
 			t.Errorf("Poll after cancel error = %v, want 404", err)
 		}
-		id := status[strings.LastIndex(status, "/")+1:]
-		b.sfn.Wait(ctx, id)
-		for _, f := range b.fns {
-			if err := f.Idle(ctx); err != nil {
-				t.Fatal(err)
-			}
-		}
-		out, err := b.s3.Client.ListObjectsV2(ctx, &s3sdk.ListObjectsV2Input{Bucket: aws.String(b.bucket), Prefix: aws.String("exports/" + id + "/")})
-		if err != nil || len(out.Contents) != 0 {
-			var keys []string
-			for _, o := range out.Contents {
-				keys = append(keys, *o.Key)
-			}
-			t.Errorf("objects of the cancelled job = %q, %v; want none", keys, err)
-		}
+		b.settled(t, ctx, status[strings.LastIndex(status, "/")+1:], "the cancelled job")
 	})
 
 	t.Run("CancelMidWrite", func(t *testing.T) {
@@ -738,21 +694,7 @@ func TestServerlessRIE(t *testing.T) {
 		if cerr != nil {
 			t.Fatalf("Cancel: %v", cerr)
 		}
-		id := status[strings.LastIndex(status, "/")+1:]
-		b.sfn.Wait(ctx, id)
-		for _, f := range b.fns {
-			if err := f.Idle(ctx); err != nil {
-				t.Fatal(err)
-			}
-		}
-		out, err := b.s3.Client.ListObjectsV2(ctx, &s3sdk.ListObjectsV2Input{Bucket: aws.String(b.bucket), Prefix: aws.String("exports/" + id + "/")})
-		if err != nil || len(out.Contents) != 0 {
-			var keys []string
-			for _, o := range out.Contents {
-				keys = append(keys, *o.Key)
-			}
-			t.Errorf("objects of the job cancelled mid-write = %q, %v; want none", keys, err)
-		}
+		b.settled(t, ctx, status[strings.LastIndex(status, "/")+1:], "the job cancelled mid-write")
 	})
 
 	t.Run("DistributedMap", func(t *testing.T) {
@@ -1053,6 +995,20 @@ func benchStack(t *testing.T, src []byte, bucket string) *cfn.Stack {
 		}
 	}
 	return st
+}
+
+// settled waits until job id's execution has ended and every function is
+// idle (a stopped execution's Lambda runs on, as on AWS), then checks that
+// nothing of the job is left in the bucket.
+func (b *rieBench) settled(t *testing.T, ctx context.Context, id, what string) {
+	t.Helper()
+	b.sfn.Wait(ctx, id)
+	for _, f := range b.fns {
+		if err := f.Idle(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b.noObjects(t, ctx, id, what)
 }
 
 // routeRecording is the bench's router that records the route key each

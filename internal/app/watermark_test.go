@@ -1,28 +1,22 @@
 package app_test
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	s3sdk "github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/google/go-cmp/cmp"
 
 	"github.com/tranchehq/tranche/internal/app"
 	"github.com/tranchehq/tranche/internal/aws/dynamodb"
 	"github.com/tranchehq/tranche/internal/bulk"
 	"github.com/tranchehq/tranche/internal/bulktest"
-	"github.com/tranchehq/tranche/internal/client"
-	"github.com/tranchehq/tranche/internal/importer"
 )
 
 // gatedDynamo holds each Put of the import function (a batch the clock
@@ -124,35 +118,7 @@ func TestServerlessSinceChainWithConcurrentImports(t *testing.T) {
 		close(done)
 	}()
 
-	type run struct {
-		since, tt time.Time
-		got       map[string]exportedVersion
-	}
-	var chain []run
-	c := b.client(t)
-	out := t.TempDir()
-	for finished := false; !finished; {
-		select {
-		case <-done:
-			finished = true // this is the export after the imports
-		default:
-		}
-		e := &client.Export{Client: c, Out: out, SinceLast: true, Parallel: 2,
-			Request:   client.Request{Types: []string{"Observation"}},
-			OnKickoff: func(string, bool) { gate.Kicked() }}
-		sum, err := e.Run(ctx)
-		if err != nil {
-			t.Fatalf("export %d: %v", len(chain), err)
-		}
-		gate.Done()
-		r := run{got: readVersions(t, sum.Dir)}
-		r.since, _ = time.Parse(time.RFC3339Nano, sum.Since)
-		r.tt, _ = time.Parse(time.RFC3339Nano, sum.TransactionTime)
-		if len(chain) > 0 && !r.since.Equal(chain[len(chain)-1].tt) {
-			t.Errorf("export %d: _since %s, want the previous transactionTime %v", len(chain), sum.Since, chain[len(chain)-1].tt)
-		}
-		chain = append(chain, r)
-	}
+	chain := bulktest.RunSinceChain(t, ctx, b.client(t), t.TempDir(), gate, done)
 	close(errs)
 	for err := range errs {
 		t.Fatalf("import: %v", err)
@@ -160,82 +126,13 @@ func TestServerlessSinceChainWithConcurrentImports(t *testing.T) {
 	if len(chain) < 4 {
 		t.Fatalf("only %d exports ran; the test wants several during the imports", len(chain))
 	}
-
-	seen := map[string]int{}
-	last := map[string]exportedVersion{}
-	for i, r := range chain {
-		if i > 0 && r.tt.Before(chain[i-1].tt) {
-			t.Errorf("export %d: transactionTime %v went back from %v", i, r.tt, chain[i-1].tt)
-		}
-		for v, e := range r.got {
-			if j, dup := seen[v]; dup {
-				t.Errorf("%s exported by export %d and again by export %d", v, j, i)
-			}
-			seen[v] = i
-			if (!r.since.IsZero() && !e.lastUpdated.After(r.since)) || e.lastUpdated.After(r.tt) {
-				t.Errorf("export %d (_since %v, transactionTime %v) holds %s", i, r.since, r.tt, v)
-			}
-			if e.source != "2020-01-01T00:00:00Z" {
-				t.Errorf("%s: source lastUpdated %q, want the file's kept", v, e.source)
-			}
-			if l, ok := last[e.key]; !ok || e.lastUpdated.After(l.lastUpdated) {
-				last[e.key] = e
+	for _, r := range chain {
+		for _, e := range r.Versions {
+			if e.Source != "2020-01-01T00:00:00Z" {
+				t.Errorf("%s: source lastUpdated %q, want the file's kept", e.Key, e.Source)
 			}
 		}
 	}
-	got := map[string]string{}
-	for k, e := range last {
-		got[k] = e.version
-	}
-	if diff := cmp.Diff(final, got); diff != "" {
-		t.Errorf("latest exported version of each resource (-want +got):\n%s", diff)
-	}
-	t.Logf("%d exports, %d versions exported, %d resources", len(chain), len(seen), len(final))
-}
-
-// exportedVersion is one exported line.
-type exportedVersion struct {
-	key, version, source string
-	lastUpdated          time.Time
-}
-
-// readVersions reads the NDJSON files of an export directory by
-// "Type/id#lastUpdated".
-func readVersions(t *testing.T, dir string) map[string]exportedVersion {
-	t.Helper()
-	out := map[string]exportedVersion{}
-	paths, _ := filepath.Glob(filepath.Join(dir, "*.ndjson"))
-	for _, p := range paths {
-		f, err := os.Open(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			var r struct {
-				ResourceType, ID, ValueString string
-				Meta                          struct {
-					LastUpdated string
-					Extension   []struct{ URL, ValueInstant string }
-				}
-			}
-			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-				t.Fatalf("%s: %v", p, err)
-			}
-			e := exportedVersion{key: r.ResourceType + "/" + r.ID, version: r.ValueString}
-			e.lastUpdated, _ = time.Parse(time.RFC3339Nano, r.Meta.LastUpdated)
-			for _, x := range r.Meta.Extension {
-				if x.URL == importer.SourceLastUpdatedURL {
-					e.source = x.ValueInstant
-				}
-			}
-			v := e.key + "#" + r.Meta.LastUpdated
-			if _, dup := out[v]; dup {
-				t.Errorf("%s twice in one export", v)
-			}
-			out[v] = e
-		}
-		f.Close()
-	}
-	return out
+	versions := bulktest.CheckSinceChain(t, chain, final)
+	t.Logf("%d exports, %d versions exported, %d resources", len(chain), versions, len(final))
 }
