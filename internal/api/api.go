@@ -155,7 +155,8 @@ func (s *Server) kickoff(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.Logger, err)
 		return
 	}
-	// R7: a missing Accept is read as application/fhir+json.
+	// R7: an Accept that rules out application/fhir+json is 406; a
+	// missing one is 400 unless LenientHeaders (kickoffHeaders).
 	if !fhir.AcceptsFHIRJSON(r.Header.Get("Accept")) {
 		writeError(w, r, s.Logger, bulk.Errorf(bulk.ENOTACCEPTABLE, "Kick-off responses are application/fhir+json; the Accept header does not allow it."))
 		return

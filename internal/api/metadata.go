@@ -21,7 +21,9 @@ const (
 		"patient (POST, Patient and Group level), _typeFilter (v2 comma lists, v3 repeats and POST parts; the search parameters of each " +
 		"resource's searchParam list; several queries for one type are OR-ed), _elements (top-level elements, mandatory ones kept, " +
 		"subsetted resources tagged SUBSETTED), includeAssociatedData (LatestProvenanceResources, RelevantProvenanceResources), " +
-		"organizeOutputBy (Patient), allowPartialManifests. Prefer: handling=lenient ignores unsupported parameters and values and lists " +
+		"organizeOutputBy (Patient), allowPartialManifests. A kick-off needs Accept: application/fhir+json (or application/json) and " +
+		"Prefer: respond-async (400 without them, unless the server runs with --lenient-headers); a _since after the server's time is 400. " +
+		"Prefer: handling=lenient ignores unsupported parameters and values and lists " +
 		"each in the manifest's error file; Prefer: respond-async, separate-export-status is supported. Scopes restricted by search " +
 		"parameters (system/Observation.rs?category=...) filter the export like a _typeFilter. " +
 		"Output: one resource type per NDJSON file (Patient blocks with organizeOutputBy); a file holds at most the configured number of " +
