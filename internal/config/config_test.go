@@ -3,6 +3,7 @@ package config_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tranchehq/tranche/internal/config"
 )
@@ -34,6 +35,50 @@ func TestMaxOutputBytes(t *testing.T) {
 		}
 		if err := c.Validate(); (tc.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
 			t.Errorf("Validate() with %s = %v, want error %q", tc.env, err, tc.wantErr)
+		}
+	}
+}
+
+// TestEnvSettings: the variables this round added reach the configuration,
+// and a bad value is an error naming the variable.
+func TestEnvSettings(t *testing.T) {
+	t.Setenv("TRANCHE_ITEM_MARGIN", "45s")
+	t.Setenv("TRANCHE_LENIENT_HEADERS", "true")
+	c, err := config.FromEnv(config.Default())
+	if err != nil || c.Export.ItemMargin != 45*time.Second || !c.LenientHeaders {
+		t.Errorf("FromEnv() = margin %v, lenient headers %v, %v; want 45s, true", c.Export.ItemMargin, c.LenientHeaders, err)
+	}
+	t.Setenv("TRANCHE_LENIENT_HEADERS", "sometimes")
+	if _, err := config.FromEnv(config.Default()); err == nil || !strings.Contains(err.Error(), "TRANCHE_LENIENT_HEADERS") {
+		t.Errorf("FromEnv() with TRANCHE_LENIENT_HEADERS=sometimes = %v, want an error naming it", err)
+	}
+}
+
+// TestBaseURLRules: TLS or --trust-proxy need --base-url (the token URL
+// and issuer are configured, not taken from the Host), except behind API
+// Gateway; plain HTTP beyond loopback needs --insecure-listen, --open
+// included; a base URL must be absolute, without a trailing slash.
+func TestBaseURLRules(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		edit    func(*config.Config)
+		wantErr string
+	}{
+		{"loopback", func(*config.Config) {}, ""},
+		{"trust proxy", func(c *config.Config) { c.TrustProxy = true }, "--base-url"},
+		{"trust proxy with base", func(c *config.Config) { c.TrustProxy, c.BaseURL = true, "https://fhir.example.org" }, ""},
+		{"gateway", func(c *config.Config) { c.TrustProxy, c.GatewayHeaders = true, true }, ""},
+		{"open beyond loopback", func(c *config.Config) { c.Auth.Open, c.Addr = true, "0.0.0.0:8080" }, "--insecure-listen"},
+		{"insecure listen", func(c *config.Config) { c.Addr, c.InsecureListen = "0.0.0.0:8080", true }, ""},
+		{"trailing slash", func(c *config.Config) { c.BaseURL = "https://fhir.example.org/" }, "base url"},
+		{"relative", func(c *config.Config) { c.BaseURL = "/fhir" }, "base url"},
+	} {
+		c := config.Default()
+		c.DataDir = t.TempDir()
+		tc.edit(&c)
+		err := c.Validate()
+		if (tc.wantErr == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), tc.wantErr)) {
+			t.Errorf("%s: Validate() = %v, want error %q", tc.name, err, tc.wantErr)
 		}
 	}
 }
