@@ -29,6 +29,15 @@ func TestLenient(t *testing.T) {
 	s := startServer(t, cfg)
 	q := url.QueryEscape
 
+	// A patient outside group-10, and one of its members.
+	members := ds.groups["group-10"]
+	var outsider string
+	for id := range ds.patient {
+		if !slices.Contains(members, id) && (outsider == "" || id < outsider) {
+			outsider = id
+		}
+	}
+
 	type want struct {
 		filter filter
 		names  []string // what the error file's outcomes name, one each
@@ -42,8 +51,8 @@ func TestLenient(t *testing.T) {
 			"&_outputFormat=" + q("text/csv") + "&allowPartialManifests=maybe",
 			want: want{filter: filter{types: []string{"Patient", "Condition"}},
 				names: []string{"Nope", "_typeFilter", "foo", "_minimumFileSize", "includeAssociatedData", "organizeOutputBy", "_elements", "_outputFormat", "allowPartialManifests"}}},
-		{name: "patient level non-compartment type R17", path: "/Patient/$export?_type=Condition,Organization",
-			want: want{filter: filter{types: []string{"Condition"}, compOnly: true}, names: []string{"Organization"}}},
+		{name: "patient level Group type R17", path: "/Patient/$export?_type=Condition,Group",
+			want: want{filter: filter{types: []string{"Condition"}, compOnly: true}, names: []string{"Group"}}},
 		{name: "group level unsupported query keeps the supported one", method: "POST", path: "/Group/group-10/$export",
 			body: `{"resourceType":"Parameters","parameter":[{"name":"_type","valueString":"Observation"},
 				{"name":"_typeFilter","valueString":"Observation?category=laboratory"},
@@ -51,6 +60,14 @@ func TestLenient(t *testing.T) {
 			want: want{filter: filter{types: []string{"Observation"}, patients: ds.groups["group-10"],
 				match: bf{"Observation": {func(m map[string]any) bool { return coded(m, "category", obsCategory, "laboratory") }}}.match},
 				names: []string{"_sort"}}},
+		// Issue 15 item 4: unknown patients, and non-members at Group
+		// level, are dropped and named (R24, requirements 1.5).
+		{name: "patient level unknown patient", method: "POST", path: "/Patient/$export",
+			body: postPatients(members[0], "nobody"),
+			want: want{filter: filter{patients: members[:1], compOnly: true}, names: []string{"Patient/nobody"}}},
+		{name: "group level non-member and unknown patient", method: "POST", path: "/Group/group-10/$export",
+			body: postPatients(members[1], outsider, "nobody"),
+			want: want{filter: filter{patients: members[1:2]}, names: []string{"Patient/" + outsider + " is not a member", "Patient/nobody"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s.t = t
@@ -115,7 +132,7 @@ func TestLenient(t *testing.T) {
 		}
 		checkOutcome(t, res)
 	})
-	t.Run("never lenient about patient and _since", func(t *testing.T) {
+	t.Run("never lenient about _since, nor about every patient unknown", func(t *testing.T) {
 		s.t = t
 		for _, tc := range []struct{ method, path, body string }{
 			{"GET", "/$export?_since=yesterday", ""},

@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"log/slog"
 	"runtime"
 	"time"
@@ -57,6 +58,11 @@ type Config struct {
 	// It covers a kick-off between creating the job and starting its
 	// execution, which a Lambda's 15-minute limit bounds.
 	WatchdogGrace time.Duration
+	// AttachmentInlineMax is the largest Attachment.data, decoded, that
+	// stays inline in the output; larger data is written to a file of its
+	// own that the Attachment's url names (issue 15 item 9, R85). Zero
+	// takes the default; negative keeps all data inline.
+	AttachmentInlineMax int64
 }
 
 // DefaultConfig returns the defaults.
@@ -74,6 +80,8 @@ func DefaultConfig() Config {
 
 		ManifestPageFiles: 100,
 		WatchdogGrace:     15 * time.Minute,
+
+		AttachmentInlineMax: 64 << 10,
 	}
 }
 
@@ -90,6 +98,9 @@ func (c Config) withDefaults() Config {
 	positive(&c.InlineItems, d.InlineItems)
 	positive(&c.ManifestPageFiles, d.ManifestPageFiles)
 	positive(&c.WatchdogGrace, d.WatchdogGrace)
+	if c.AttachmentInlineMax == 0 {
+		c.AttachmentInlineMax = d.AttachmentInlineMax
+	}
 	return c
 }
 
@@ -195,27 +206,8 @@ func (s *Service) KickoffWithin(ctx context.Context, clientID string, maxActive 
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range req.Patients {
-		if outside[p] {
-			continue // outside the contract and ignored: never looked up
-		}
-		// Membership first: a non-member is refused unlooked-up, so the
-		// answer does not say whether a patient outside the Group exists.
-		if req.Level == bulk.LevelGroup {
-			ok, err := s.Resources.IsGroupMember(ctx, req.GroupID, p)
-			if err != nil {
-				return nil, err
-			}
-			if !ok {
-				return nil, bulk.Errorf(bulk.EINVALID, "patient Patient/%s is not a member of Group/%s.", p, req.GroupID)
-			}
-		}
-		if _, err := s.Resources.Get(ctx, "Patient", p); err != nil {
-			if bulk.ErrorCode(err) == bulk.ENOTFOUND {
-				return nil, bulk.Errorf(bulk.EINVALID, "patient Patient/%s is not known to this server.", p)
-			}
-			return nil, err
-		}
+	if err := s.checkPatients(ctx, &req, outside); err != nil {
+		return nil, err
 	}
 	if err := s.checkSpace(ctx); err != nil {
 		return nil, err
@@ -246,6 +238,55 @@ func (s *Service) KickoffWithin(ctx context.Context, clientID string, maxActive 
 	}
 	s.Logger.Info("export accepted", "job", j.ID, "client", clientID, "level", req.Level, "group", req.GroupID, "types", req.Types)
 	return j, nil
+}
+
+// checkPatients looks up each `patient` value: an unknown patient, or at
+// Group level a non-member, is EINVALID (R24), or under lenient handling
+// dropped from req.Patients with a message for the error file (issue 15
+// item 4, requirements 1.5). Membership is checked first, so the answer for
+// a non-member does not say whether that patient exists.
+func (s *Service) checkPatients(ctx context.Context, req *bulk.ExportRequest, outside map[string]bool) error {
+	if len(req.Patients) == 0 {
+		return nil
+	}
+	kept := req.Patients[:0:0]
+	for _, p := range req.Patients {
+		if outside[p] {
+			kept = append(kept, p) // outside the contract and ignored: never looked up
+			continue
+		}
+		var msg string
+		if req.Level == bulk.LevelGroup {
+			ok, err := s.Resources.IsGroupMember(ctx, req.GroupID, p)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				msg = fmt.Sprintf("patient Patient/%s is not a member of Group/%s.", p, req.GroupID)
+			}
+		}
+		if msg == "" {
+			if _, err := s.Resources.Get(ctx, "Patient", p); bulk.ErrorCode(err) == bulk.ENOTFOUND {
+				msg = fmt.Sprintf("patient Patient/%s is not known to this server.", p)
+			} else if err != nil {
+				return err
+			}
+		}
+		switch {
+		case msg == "":
+			kept = append(kept, p)
+		case !req.Lenient:
+			return bulk.Errorf(bulk.EINVALID, "%s", msg)
+		default:
+			req.Ignored = append(req.Ignored, msg+" It was ignored (Prefer: handling=lenient).")
+		}
+	}
+	if len(kept) == 0 {
+		// Exporting every patient instead would not be what was asked.
+		return bulk.Errorf(bulk.EINVALID, "None of the patient values name a patient this export can include.")
+	}
+	req.Patients = kept
+	return nil
 }
 
 // Job returns a job its client may see. Another client's job, a cancelled
