@@ -174,7 +174,7 @@ func (s *Server) kickoff(w http.ResponseWriter, r *http.Request) {
 	}
 	prefer := fhir.ParsePrefer(r.Header.Values("Prefer"))
 	in := fhir.KickoffInput{
-		Method: r.Method, Query: query, RequestURL: s.base(r) + r.URL.RequestURI(),
+		Method: r.Method, Query: query, RequestURL: s.base(r) + r.URL.RequestURI(), BaseURL: s.base(r),
 		Lenient: prefer.Lenient, TypeFilter: search.Canonical, Element: search.CheckElement,
 		Now: s.Export.Now(),
 	}
@@ -293,6 +293,12 @@ func (s *Server) manifestPage(w http.ResponseWriter, r *http.Request, n int) {
 		fileURL = func(key string) string {
 			if presignErr != nil {
 				return ""
+			}
+			if fileScopes(p, j, key) != nil {
+				// A presigned URL would hand this token a file its scopes
+				// do not cover (issue 15 item 8): it gets the
+				// authenticated route, which answers 403.
+				return base + "/files/" + key
 			}
 			u, err := s.Downloads.PresignGet(r.Context(), key, ttl)
 			presignErr = err

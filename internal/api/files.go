@@ -13,6 +13,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/tranchehq/tranche/internal/bulk"
+	"github.com/tranchehq/tranche/internal/export"
 )
 
 // Presigner mints short-lived URLs that read an object without credentials
@@ -65,7 +66,13 @@ func (s *Server) file(w http.ResponseWriter, r *http.Request) {
 	}
 	defer obj.Close()
 	h := w.Header()
-	h.Set("Content-Type", "application/fhir+ndjson")
+	if strings.Contains(key, "/"+export.AttachmentsPrefix) {
+		// An Attachment's content: its contentType is in the resource
+		// that names it (R85).
+		h.Set("Content-Type", "application/octet-stream")
+	} else {
+		h.Set("Content-Type", "application/fhir+ndjson")
+	}
 	h.Set("Vary", "Accept-Encoding")
 	h.Set("Cache-Control", "private, no-store")
 	if acceptsGzip(r.Header.Get("Accept-Encoding")) && r.Header.Get("Range") == "" {

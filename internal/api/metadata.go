@@ -28,8 +28,12 @@ const (
 		"parameters (system/Observation.rs?category=...) filter the export like a _typeFilter. " +
 		"Output: one resource type per NDJSON file (Patient blocks with organizeOutputBy); a file holds at most the configured number of " +
 		"resources or bytes (defaults 100,000 resources or 256 MiB). Patient and Group exports return the R4 Patient compartment of each " +
-		"patient, each resource once, and the Provenance whose target is in it; they add no other referenced resources and no Groups " +
-		"(a Group's member list names other patients). " +
+		"patient, each resource once, and the Provenance whose target is in it, and no Groups (a Group's member list names other patients). " +
+		"A _type outside the Patient compartment (Practitioner, Organization, Location, Medication, ...) named with a compartment type adds, " +
+		"each once, the resources of that type the exported resources reference directly, whatever their lastUpdated and filtered by " +
+		"its _typeFilter, leaving out any that names a patient outside the export. Under Prefer: handling=lenient, unknown patient values " +
+		"(and non-members at Group level) are ignored and named in the error file. Every Attachment gets an absolute url the same token " +
+		"downloads: Binary/{id} urls name a file of the Binary's content, and inline data over 64 KiB moves to such a file. " +
 		"Group _since: patients who joined the Group after _since get their whole compartment; other members get what changed after " +
 		"_since. With _since, exports list deletions in `deleted`; Group exports and exports with the patient parameter list only those " +
 		"of resources that were in the compartment of a patient they export. " +

@@ -263,6 +263,32 @@ func TestPresignedManifests(t *testing.T) {
 		}
 	})
 
+	t.Run("NarrowToken", func(t *testing.T) {
+		// Issue 15 item 8: a token narrowed to Observation polls the same
+		// job; only the files it may read are presigned, the others name
+		// the authenticated route, which refuses it.
+		wide := s.tokens
+		s.tokens = &client.BackendServices{ClientID: wide.ClientID, Key: wide.Key, TokenURL: wide.TokenURL, FHIRBase: wide.FHIRBase, Scope: "system/Observation.read", HTTP: wide.HTTP}
+		defer func() { s.tokens = wide }()
+		_, m := s.complete(t, statusURL)
+		seen := map[string]bool{}
+		for _, f := range m.Output {
+			presigned := strings.HasPrefix(f.URL, objectsHost+"/")
+			if presigned != (f.Type == "Observation") {
+				t.Errorf("%s file URL %s: presigned = %v, want %v", f.Type, f.URL, presigned, f.Type == "Observation")
+			}
+			if !presigned {
+				if res, _ := s.get(t, f.URL, true); res.StatusCode != http.StatusForbidden {
+					t.Errorf("GET %s with the narrow token = %s, want 403", f.URL, res.Status)
+				}
+			}
+			seen[f.Type] = true
+		}
+		if !seen["Patient"] || !seen["Observation"] {
+			t.Fatalf("manifest types %v, want Patient and Observation", seen)
+		}
+	})
+
 	t.Run("StatusNeedsToken", func(t *testing.T) {
 		if res, _ := s.get(t, statusURL, false); res.StatusCode != http.StatusUnauthorized {
 			t.Errorf("GET %s without a token = %s, want 401", statusURL, res.Status)

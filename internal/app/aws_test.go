@@ -369,6 +369,41 @@ func (b *bench) expected(t *testing.T, level client.Level, group string, types [
 	return out
 }
 
+// withReferenced adds to want, the expected set of an export, the oracle's
+// resources of refTypes that want's resources reference (issue 15 item 3:
+// the referenced resources of a Patient or Group export; the test data's
+// Practitioners and Organizations name no patient).
+func (b *bench) withReferenced(t *testing.T, want []string, refTypes []string) []string {
+	t.Helper()
+	ctx := context.Background()
+	set := map[string]bool{}
+	for _, k := range want {
+		set[k] = true
+	}
+	for _, k := range want {
+		typ, id, _ := strings.Cut(k, "/")
+		r, err := b.oracle.Get(ctx, typ, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fhir.EachReference(r.Body, func(ref string) {
+			rt, rid, ok := fhir.ParseReference(ref)
+			if !ok || !slices.Contains(refTypes, rt) {
+				return
+			}
+			if _, err := b.oracle.Get(ctx, rt, rid); err == nil {
+				set[rt+"/"+rid] = true
+			}
+		})
+	}
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
 // levelCase is one export of the three levels both benches check.
 type levelCase struct {
 	name string

@@ -537,6 +537,19 @@ func TestServerlessRIE(t *testing.T) {
 			}
 		})
 	}
+	t.Run("GroupReferenced", func(t *testing.T) {
+		// The ExportReferenced state after the Map (issue 15 item 3).
+		req := b.levelCases(nil)[2].req
+		req.Types = []string{"Encounter", "Practitioner", "Organization"}
+		want := b.withReferenced(t, b.expected(t, req.Level, req.GroupID, []string{"Encounter"}), []string{"Practitioner", "Organization"})
+		got := b.export(t, req)
+		if !slices.ContainsFunc(got, func(k string) bool { return strings.HasPrefix(k, "Practitioner/") }) {
+			t.Errorf("no Practitioner exported: %d resources", len(got))
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("exported set mismatch (-want +got):\n%s", diff)
+		}
+	})
 
 	for _, tc := range []struct {
 		name string

@@ -50,6 +50,9 @@ type ExportRequest struct {
 	OutputFormat string   `json:"outputFormat"`
 	// RequestURL is the full kick-off URL for the manifest's `request` (R56).
 	RequestURL string `json:"requestUrl"`
+	// BaseURL is the server's base as the kick-off saw it: attachment
+	// URLs written into the output start with it (R85).
+	BaseURL string `json:"baseUrl,omitempty"`
 
 	// TypeFilters are the `_typeFilter` queries, each a single-type search
 	// in the canonical form of search.Filter.String. A resource of a type
@@ -136,6 +139,10 @@ type Item struct {
 	// Associated marks the item that writes the Provenance of the default
 	// Provenance rule and of `includeAssociatedData` (R33).
 	Associated bool `json:"associated,omitempty"`
+	// Referenced marks the item that runs after every other item: it
+	// writes the resources of Types (outside the Patient compartment) that
+	// the other items' resources reference (Plan.Referenced).
+	Referenced bool `json:"referenced,omitempty"`
 }
 
 // Plan is the planner's result, stored once per job so that re-running the
@@ -160,6 +167,11 @@ type Plan struct {
 	// (the default rule at Patient and Group level, or
 	// `includeAssociatedData`) rather than as a plain type.
 	Provenance bool `json:"provenance,omitempty"`
+	// Referenced are the types, outside the Patient compartment, that a
+	// Patient or Group export adds as the resources its compartment
+	// resources reference, one hop (issue 15 item 3, requirements 1.4.4).
+	// The plan's last item (Item.Referenced) writes them.
+	Referenced []string `json:"referenced,omitempty"`
 	// Files were written by planning itself: the error file listing what
 	// lenient handling ignored.
 	Files []OutputFile `json:"files,omitempty"`
@@ -195,6 +207,9 @@ type ItemProgress struct {
 	Cursor string       `json:"cursor,omitempty"`
 	Part   int          `json:"part"` // number of checkpoints so far
 	Files  []OutputFile `json:"files,omitempty"`
+	// RefKeys are the objects, one per checkpoint that found any, listing
+	// the references to Plan.Referenced types this item's resources hold.
+	RefKeys []string `json:"refKeys,omitempty"`
 }
 
 // Job is one export.

@@ -81,3 +81,12 @@ func TestFromAWSEnv_InlineItems(t *testing.T) {
 		{name: "ErrSyntax", env: "many", wantErr: "TRANCHE_INLINE_ITEMS"},
 	})
 }
+
+func TestFromAWSEnv_AttachmentInlineMax(t *testing.T) {
+	testAWSEnv(t, "TRANCHE_ATTACHMENT_INLINE_MAX", func(c config.Config, _ config.AWS) int64 { return c.Export.AttachmentInlineMax }, []envCase[int64]{
+		{name: "Default", want: 64 << 10},
+		{name: "Set", env: "1048576", want: 1 << 20},
+		{name: "Never", env: "-1", want: -1},
+		{name: "ErrSyntax", env: "big", wantErr: "TRANCHE_ATTACHMENT_INLINE_MAX"},
+	})
+}

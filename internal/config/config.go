@@ -225,6 +225,7 @@ func FromEnv(c Config) (Config, error) {
 	c.Export.ManifestPageFiles = int(pageFiles)
 	num("TRANCHE_MAX_FILE_BYTES", &c.Export.MaxFileBytes)
 	num("TRANCHE_MAX_OUTPUT_BYTES", &c.MaxOutputBytes)
+	num("TRANCHE_ATTACHMENT_INLINE_MAX", &c.Export.AttachmentInlineMax)
 	dur("TRANCHE_RETENTION", &c.Export.Retention)
 	dur("TRANCHE_ITEM_BUDGET", &c.Export.ItemBudget)
 	dur("TRANCHE_ITEM_MARGIN", &c.Export.ItemMargin)

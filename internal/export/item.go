@@ -85,6 +85,8 @@ func (s *Service) ExportItem(ctx context.Context, in ItemInput) (out ItemOutput,
 	case item.Associated:
 		n, err = x.exportAssociated(ctx)
 		done = true
+	case item.Referenced:
+		cursor, done, n, err = x.exportReferenced(ctx, prog.Cursor)
 	case item.Type != "":
 		cursor, done, n, err = x.exportScan(ctx, prog.Cursor)
 	default:
@@ -100,16 +102,27 @@ func (s *Service) ExportItem(ctx context.Context, in ItemInput) (out ItemOutput,
 		return out, err
 	}
 	next := &bulk.ItemProgress{Index: in.Item, Done: done, Cursor: cursor, Part: prog.Part + 1,
-		Files: append(slices.Clone(prog.Files), written...)}
+		Files: append(slices.Clone(prog.Files), written...), RefKeys: prog.RefKeys}
+	if len(x.refs) > 0 {
+		key := refsKey(in.JobID, in.Item, prog.Part)
+		if err := x.writeRefs(ctx, key); err != nil {
+			return out, err
+		}
+		next.RefKeys = append(slices.Clone(prog.RefKeys), key)
+	}
 	if err := s.Jobs.SaveProgress(ctx, in.JobID, next); err != nil {
 		if code := bulk.ErrorCode(err); code == bulk.ECONFLICT || code == bulk.ENOTFOUND {
 			// The job was cancelled (ECONFLICT) or already deleted
 			// (ENOTFOUND) while we wrote. Locally Cancel waits for us and
 			// then deletes the job's files; on AWS StopExecution does not
 			// wait for a running Lambda, so remove what this call wrote.
+			keys := append(slices.Clone(next.RefKeys[len(prog.RefKeys):]), x.attached...)
 			for _, f := range written {
-				if err := s.Objects.DeletePrefix(ctx, f.Key); err != nil {
-					log.Warn("could not delete a cancelled job's file", "key", f.Key, "err", err)
+				keys = append(keys, f.Key)
+			}
+			for _, key := range keys {
+				if err := s.Objects.DeletePrefix(ctx, key); err != nil {
+					log.Warn("could not delete a cancelled job's file", "key", key, "err", err)
 				}
 			}
 			return out, nil
@@ -160,6 +173,11 @@ type itemRun struct {
 	spec     *spec
 	files    *fileSet
 	inExport map[string]bool // patient id → whether its compartment is exported
+	// refs collects the references to plan.Referenced types of the
+	// resources this call writes (see referenced.go).
+	refs map[bulk.Ref]struct{}
+	// attached are the attachment files this call wrote (attachments.go).
+	attached []string
 	// budgetEnd and end are when the call stops (see itemDeadlines and
 	// stop).
 	budgetEnd, end time.Time
@@ -180,11 +198,18 @@ func (x *itemRun) stop(passed, floor int) bool {
 
 // emit writes one resource that belongs in the output, if it passes the
 // export's filters, to its type's file or to the current Patient block.
-func (x *itemRun) emit(r *bulk.Resource, block bool) (bool, error) {
+func (x *itemRun) emit(ctx context.Context, r *bulk.Resource, block bool) (bool, error) {
 	if !x.spec.match(r.Type, r.Body) {
 		return false, nil
 	}
 	body := x.spec.body(r.Type, r.Body)
+	body, err := x.attachments(ctx, r, body)
+	if err != nil {
+		return false, err
+	}
+	if len(x.plan.Referenced) > 0 && !x.item.Referenced {
+		x.collectRefs(body)
+	}
 	if block {
 		return true, x.files.blockLine(body)
 	}
@@ -267,7 +292,7 @@ func (x *itemRun) exportScan(ctx context.Context, cursor string) (string, bool, 
 		})
 	}
 	return x.scanShards(ctx, cursor, x.plan.Range, x.item.CompartmentOnly, minScanRows, func(r *bulk.Resource) (int64, error) {
-		ok, err := x.emit(r, false)
+		ok, err := x.emit(ctx, r, false)
 		if ok {
 			return 1, err
 		}
@@ -338,7 +363,7 @@ func (x *itemRun) compartment(ctx context.Context, patient string, types []strin
 		if err != nil || owner != patient {
 			return err // another patient's visit writes it, or nobody's
 		}
-		ok, err := x.emit(r, block)
+		ok, err := x.emit(ctx, r, block)
 		if ok {
 			n++
 		}
@@ -355,7 +380,7 @@ func (x *itemRun) block(ctx context.Context, patient string, r *bulk.Resource) (
 	x.files.beginBlock(blockHeader(patient))
 	var n int64
 	if r != nil && slices.Contains(x.plan.Types, "Patient") && x.rangeFor(patient).Contains(r.LastUpdated) {
-		ok, err := x.emit(r, true)
+		ok, err := x.emit(ctx, r, true)
 		if err != nil {
 			return n, err
 		}

@@ -212,8 +212,10 @@ func (s *Service) RetryAfter(j *bulk.Job) int {
 // or is a recorded file of a running one with allowPartialManifests, and
 // returns the job. Anything else is ENOTFOUND (R82).
 func (s *Service) FileJob(ctx context.Context, clientID, key string) (*bulk.Job, error) {
-	id, _, ok := strings.Cut(key, "/")
-	if !ok {
+	id, name, ok := strings.Cut(key, "/")
+	if !ok || strings.Contains(strings.TrimPrefix(name, AttachmentsPrefix), "/") {
+		// Files are <job>/<name> and <job>/attachments/<name>; other
+		// deeper keys (plan/, refs/) are the workflow's own.
 		return nil, bulk.Errorf(bulk.ENOTFOUND, "No such file.")
 	}
 	j, err := s.Job(ctx, clientID, id)

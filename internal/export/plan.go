@@ -25,6 +25,11 @@ type PlanOutput struct {
 	// Map's own output stays a small descriptor, not every child's.
 	ResultsPrefix  string `json:"resultsPrefix,omitempty"`
 	MaxConcurrency int    `json:"maxConcurrency"`
+	// Referenced is the index of the item that writes the referenced
+	// resources (bulk.Plan.Referenced), absent when there is none: the
+	// Map leaves it out, and the ExportReferenced state runs it once every
+	// other item is done.
+	Referenced *int `json:"referenced,omitempty"`
 }
 
 // ItemsKey is the key, in Service.ItemLists.Store, of the item list of a job
@@ -61,11 +66,15 @@ func (s *Service) Plan(ctx context.Context, jobID string) (out PlanOutput, err e
 		return out, err
 	}
 	s.plans.Store(jobID, p)
-	items := make([]int, len(p.Items))
-	for i := range p.Items {
-		items[i] = i
-	}
+	items := make([]int, 0, len(p.Items))
 	out = PlanOutput{MaxConcurrency: s.Config.MaxConcurrency}
+	for i, it := range p.Items {
+		if it.Referenced {
+			out.Referenced = &i
+			continue
+		}
+		items = append(items, i)
+	}
 	if len(items) <= s.Config.InlineItems {
 		out.Items = items
 	} else {
@@ -114,6 +123,17 @@ func (s *Service) cut(ctx context.Context, j *bulk.Job) (*bulk.Plan, error) {
 	}
 	organized := req.OrganizeBy != ""
 	compartmental := req.Level != bulk.LevelSystem || organized
+	var referenced []string
+	if req.Level != bulk.LevelSystem && !organized {
+		// Named types outside the compartment are the referenced ones
+		// (issue 15 item 3); unnamed ones are never added.
+		for _, t := range req.Types {
+			if !fhir.IsPatientExportType(t) && t != "Group" {
+				referenced = append(referenced, t)
+			}
+		}
+		slices.Sort(referenced)
+	}
 	if compartmental {
 		types = slices.DeleteFunc(slices.Clone(types), func(t string) bool { return !fhir.IsPatientExportType(t) })
 	}
@@ -221,6 +241,11 @@ func (s *Service) cut(ctx context.Context, j *bulk.Job) (*bulk.Plan, error) {
 		if len(deleted) > 0 && (!byPatient || len(patients) > 0) {
 			add(bulk.Item{Deleted: true, Types: deleted, Patients: patients})
 		}
+	}
+	if len(referenced) > 0 && len(p.Items) > 0 {
+		// Last, so that it runs after the items whose references it reads.
+		p.Referenced = referenced
+		add(bulk.Item{Referenced: true, Types: referenced})
 	}
 	return p, nil
 }

@@ -283,7 +283,7 @@ func (x *itemRun) writeProvenance(ctx context.Context, id string, block bool) (i
 	if r.LastUpdated.After(x.plan.Range.Until) {
 		return 0, nil // replaced after the export's upper bound
 	}
-	ok, err := x.emit(r, block)
+	ok, err := x.emit(ctx, r, block)
 	if ok {
 		return 1, err
 	}

@@ -61,8 +61,15 @@ func TestParseKickoffParameters(t *testing.T) {
 		{name: "allowPartialManifests not boolean", in: get(bulk.LevelSystem, "allowPartialManifests=yes"), wantErr: bulk.EINVALID},
 		{name: "lenient ignores and lists (R17, R20)", lenient: true,
 			in: get(bulk.LevelPatient, "_type=Patient,Nope,Organization&foo=1&_typeFilter=Observation%3F_count%3D1&includeAssociatedData=_x&_outputFormat=csv"),
-			want: bulk.ExportRequest{Level: bulk.LevelPatient, OutputFormat: fhir.NDJSON, Types: []string{"Patient"}, Lenient: true,
-				Ignored: []string{"_outputFormat", "_type \"Nope\"", "_type Organization", "_typeFilter", "Unknown parameter \"foo\"", "includeAssociatedData"}}},
+			want: bulk.ExportRequest{Level: bulk.LevelPatient, OutputFormat: fhir.NDJSON, Types: []string{"Patient", "Organization"}, Lenient: true,
+				Ignored: []string{"_outputFormat", "_type \"Nope\"", "_typeFilter", "Unknown parameter \"foo\"", "includeAssociatedData"}}},
+		// Issue 15 item 3: non-compartment types with a compartment type
+		// are the referenced resources; alone they are refused (1.4.4).
+		{name: "referenced types at Group level", in: get(bulk.LevelGroup, "_type=Encounter,Practitioner,Organization"),
+			want: bulk.ExportRequest{Level: bulk.LevelGroup, OutputFormat: fhir.NDJSON, Types: []string{"Encounter", "Practitioner", "Organization"}}},
+		{name: "only referenced types", in: get(bulk.LevelGroup, "_type=Practitioner,Organization"), wantErr: bulk.EUNSUPPORTED},
+		{name: "only referenced types, lenient", lenient: true, in: get(bulk.LevelPatient, "_type=Practitioner"), wantErr: bulk.EUNSUPPORTED},
+		{name: "Group at Patient level", in: get(bulk.LevelPatient, "_type=Patient,Group"), wantErr: bulk.EUNSUPPORTED},
 		{name: "lenient keeps _since strict", lenient: true, in: get(bulk.LevelSystem, "_since=x"), wantErr: bulk.EINVALID},
 		{name: "lenient with nothing left of _type", lenient: true, in: get(bulk.LevelSystem, "_type=Nope"), wantErr: bulk.EUNSUPPORTED},
 	}

@@ -51,6 +51,7 @@ type KickoffInput struct {
 	Query      url.Values
 	Body       []byte // POST Parameters resource, if any
 	RequestURL string // absolute kick-off URL, for the manifest's `request`
+	BaseURL    string // the server's base URL, for attachment URLs
 	// Lenient is `Prefer: handling=lenient`: unsupported or invalid
 	// parameters and values are ignored and listed in
 	// ExportRequest.Ignored instead of failing the request (requirements
@@ -76,7 +77,7 @@ type KickoffInput struct {
 // EINVALID or EUNSUPPORTED error naming the parameter; under in.Lenient the
 // ones that may be ignored are recorded in ExportRequest.Ignored instead.
 func ParseKickoff(in KickoffInput) (bulk.ExportRequest, error) {
-	req := bulk.ExportRequest{Level: in.Level, GroupID: in.GroupID, OutputFormat: NDJSON, RequestURL: in.RequestURL, Lenient: in.Lenient}
+	req := bulk.ExportRequest{Level: in.Level, GroupID: in.GroupID, OutputFormat: NDJSON, RequestURL: in.RequestURL, BaseURL: in.BaseURL, Lenient: in.Lenient}
 	params := make(map[string][]string) // name → values in order
 	var names []string
 	add := func(name, v string) {
@@ -184,13 +185,6 @@ func ParseKickoff(in KickoffInput) (bulk.ExportRequest, error) {
 						continue
 					case in.Level != bulk.LevelSystem && t == "Group":
 						if err := ignorable(bulk.Errorf(bulk.EUNSUPPORTED, "_type Group is not exported at Patient or Group level: a Group lists other patients.")); err != nil {
-							return req, err
-						}
-						continue
-					case in.Level != bulk.LevelSystem && !IsPatientCompartmentType(t):
-						// Patient and Group exports return Patient-compartment
-						// data (5.2, R18).
-						if err := ignorable(bulk.Errorf(bulk.EUNSUPPORTED, "_type %s is not in the Patient compartment; Patient and Group exports return compartment resources only.", t)); err != nil {
 							return req, err
 						}
 						continue
@@ -360,6 +354,16 @@ func ParseKickoff(in KickoffInput) (bulk.ExportRequest, error) {
 		}
 		req.Types = kept
 		req.OrganizeBy = organize
+	}
+	if in.Level != bulk.LevelSystem && organize == "" && len(req.Types) > 0 &&
+		!slices.ContainsFunc(req.Types, IsPatientExportType) {
+		// Types outside the Patient compartment are exported as the
+		// resources the compartment's resources reference (issue 15 item
+		// 3): alone they reference nothing (1.4.4: SHOULD reject).
+		if err := ignorable(bulk.Errorf(bulk.EUNSUPPORTED, "_type names only types outside the Patient compartment (%s); Patient and Group exports add those as the resources that exported compartment resources reference, so name at least one compartment type too (such as Patient or Encounter).", strings.Join(req.Types, ","))); err != nil {
+			return req, err
+		}
+		req.Types = nil
 	}
 	if typeGiven && len(req.Types) == 0 {
 		// Lenient handling ignored every value: exporting everything instead

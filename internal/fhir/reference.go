@@ -1,6 +1,9 @@
 package fhir
 
-import "strings"
+import (
+	"bytes"
+	"strings"
+)
 
 // ParseReference parses a literal reference (R4 references.html#literal) to a
 // resource of a known R4 type:
@@ -66,4 +69,45 @@ func IsID(s string) bool {
 		}
 	}
 	return true
+}
+
+// EachReference calls fn with the value of every "reference" element in a
+// JSON resource, at any depth (Reference.reference, in arrays, extensions
+// and contained resources alike). A JSON string cannot hold an unescaped
+// quote, so the bytes `"reference"` followed by a colon are always that key:
+// a byte scan finds them without decoding the resource. Values with escapes
+// are skipped: no literal reference needs one.
+func EachReference(body []byte, fn func(ref string)) {
+	const key = `"reference"`
+	for i := 0; ; {
+		j := bytes.Index(body[i:], []byte(key))
+		if j < 0 {
+			return
+		}
+		k := skipSpace(body, i+j+len(key))
+		i = i + j + len(key)
+		if k >= len(body) || body[k] != ':' {
+			continue
+		}
+		k = skipSpace(body, k+1)
+		if k >= len(body) || body[k] != '"' {
+			continue
+		}
+		end := bytes.IndexByte(body[k+1:], '"')
+		if end < 0 {
+			return
+		}
+		v := body[k+1 : k+1+end]
+		i = k + 1 + end
+		if bytes.IndexByte(v, '\\') < 0 {
+			fn(string(v))
+		}
+	}
+}
+
+func skipSpace(b []byte, i int) int {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i++
+	}
+	return i
 }

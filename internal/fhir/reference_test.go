@@ -1,6 +1,7 @@
 package fhir_test
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -66,5 +67,19 @@ func TestIsID(t *testing.T) {
 		if got := fhir.IsID(tc.in); got != tc.want {
 			t.Errorf("IsID(%q) = %v, want %v", tc.in, got, tc.want)
 		}
+	}
+}
+
+func TestEachReference(t *testing.T) {
+	body := `{"resourceType":"Encounter","subject":{"reference":"Patient/p1"},` +
+		`"participant":[{"individual":{"reference" : "Practitioner/d1"}},{"individual":{"display":"reference"}}],` +
+		`"text":{"div":"<div>\"reference\":\"Organization/fake\"</div>"},` +
+		`"extension":[{"url":"x","valueReference":{"reference":"Location/l1"}}],"reference":{"nested":1},` +
+		`"contained":[{"resourceType":"Basic","author":{"reference":"Organization/o\\u002f1"}}]}`
+	var got []string
+	fhir.EachReference([]byte(body), func(ref string) { got = append(got, ref) })
+	want := []string{"Patient/p1", "Practitioner/d1", "Location/l1"}
+	if !slices.Equal(got, want) {
+		t.Errorf("EachReference = %q, want %q", got, want)
 	}
 }
