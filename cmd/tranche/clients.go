@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -11,7 +12,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/tranchehq/tranche/internal/app"
+	"github.com/tranchehq/tranche/internal/admin"
 	"github.com/tranchehq/tranche/internal/auth"
 	"github.com/tranchehq/tranche/internal/bulk"
 	"github.com/tranchehq/tranche/internal/client"
@@ -30,8 +31,9 @@ Operators manage clients and their contracts here: the scopes a client may be
 granted, the Groups it may export ("*" for all), the resource types (all when
 not given), how many days back _since may reach (0: no limit) and its quotas.
 A client limited to some Groups exports only their members' data: Group and
-Patient level, never system level. The server must not be running on the
-same data dir.
+Patient level, never system level. While a server runs on the data dir,
+these commands go through it (its admin socket, DIR/admin.sock); --fhir
+then defaults to its base URL.
 `
 
 func clientsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -49,7 +51,7 @@ func clientsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		jwksURI := fs.String("jwks-uri", "", "URL of the client's JWKS (https)")
 		loopback := fs.Bool("allow-loopback-jwks", false, "allow a jwks-uri on loopback (local testing)")
 		genKey := fs.String("generate-key", "", "generate an ES384 key and write a client file here for `tranche export --client`")
-		base := fs.String("fhir", "http://127.0.0.1:8080", "FHIR base URL written into a generated client file")
+		base := fs.String("fhir", "http://127.0.0.1:8080", "FHIR base URL written into a generated client file; with the server running, its own unless given")
 		scope := fs.String("scope", "system/*.rs", "space-separated scopes the client may be granted")
 		groups := fs.String("groups", "*", `comma-separated Group ids the client may export ("*": all, "": none)`)
 		types := fs.String("types", "", "comma-separated resource types the client may export (default: all its scopes allow)")
@@ -104,17 +106,18 @@ func clientsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err != nil {
 			return err
 		}
-		db, err := app.OpenStore(cfg)
+		var c *bulk.Client
+		err = withOperations(ctx, cfg, false, func(ops admin.Operations, server *admin.Info) (err error) {
+			// The same validation as RFC 7591 registration: an operator's
+			// typo fails here, not at the client's first token request.
+			c, err = ops.AddClient(ctx, admin.AddClientRequest{Metadata: metadata, Defaults: defaults, AllowLoopbackJWKS: *loopback})
+			if server != nil && !flagSet(fs, "fhir") {
+				*base = server.BaseURL
+			}
+			return err
+		})
 		if err != nil {
 			return err
-		}
-		defer db.Close()
-		// The same validation as RFC 7591 registration: an operator's typo
-		// fails here, not at the client's first token request.
-		a := &auth.Authority{Clients: db.Clients(), Fetcher: &auth.JWKSFetcher{AllowLoopback: *loopback}}
-		c, _, err := a.Register(ctx, metadata, defaults)
-		if err != nil {
-			return errors.New(auth.AsOAuthError(err).Description)
 		}
 		if key != nil {
 			cf := &client.ClientFile{ClientID: c.ID, TokenURL: strings.TrimRight(*base, "/") + "/token",
@@ -138,24 +141,23 @@ func clientsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		if err := parse(fs, args[1:]); err != nil {
 			return err
 		}
-		db, err := app.OpenStore(cfg)
+		var cs []*bulk.Client
+		err := withOperations(ctx, cfg, true, func(ops admin.Operations, _ *admin.Info) (err error) {
+			cs, err = ops.ListClients(ctx)
+			return err
+		})
 		if err != nil {
 			return err
 		}
-		defer db.Close()
 		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tNAME\tKEYS\tSCOPES\tGROUPS\tTYPES\tMAX SINCE\tMAX EXPORTS\tMAX POLLS/MIN")
-		err = db.Clients().ListClients(ctx, func(c *bulk.Client) error {
+		for _, c := range cs {
 			keys := "jwks"
 			if c.JWKSURI != "" {
 				keys = c.JWKSURI
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Name, keys, strings.Join(c.Scopes, " "),
 				strings.Join(c.Groups, ","), orAll(c.Types), lookbackDays(c.MaxLookback), orDefault(c.MaxConcurrentExports), orDefault(c.MaxPollsPerMinute))
-			return nil
-		})
-		if err != nil {
-			return err
 		}
 		return tw.Flush()
 	case "remove":
@@ -166,13 +168,11 @@ func clientsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 			fmt.Fprint(stderr, clientsUsage)
 			return errUsage
 		}
-		db, err := app.OpenStore(cfg)
+		err := withOperations(ctx, cfg, false, func(ops admin.Operations, _ *admin.Info) error {
+			return ops.RemoveClient(ctx, fs.Arg(0))
+		})
 		if err != nil {
 			return err
-		}
-		defer db.Close()
-		if err := db.Clients().DeleteClient(ctx, fs.Arg(0)); err != nil {
-			return errors.New(bulk.ErrorMessage(err))
 		}
 		fmt.Fprintf(stdout, "Removed client %s: its tokens stop working at once.\n", fs.Arg(0))
 		return nil
@@ -207,6 +207,13 @@ func tokenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	fmt.Fprintln(stdout, tok)
 	return nil
+}
+
+// flagSet reports whether the command line set the flag name.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 func splitList(s string) []string {

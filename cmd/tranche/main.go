@@ -31,6 +31,7 @@ Usage:
   tranche export   [flags]          run a bulk export against any Bulk Data server and download it
   tranche register [flags]          register a client with a server (RFC 7591) and write a client file
   tranche clients  add|list|remove  manage registered clients and their contracts (operators)
+  tranche stats    [--json]         what the store holds: resources, Groups, deletions, size, jobs
   tranche token    --client FILE    print a fresh access token (for curl)
   tranche bench    [flags]          measure import, export and download (time, peak RSS)
   tranche version
@@ -69,6 +70,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = registerCmd(ctx, args[1:], stdout, stderr)
 	case "clients":
 		err = clientsCmd(ctx, args[1:], stdout, stderr)
+	case "stats":
+		err = statsCmd(ctx, args[1:], stdout, stderr)
 	case "token":
 		err = tokenCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":

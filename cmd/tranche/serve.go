@@ -13,8 +13,10 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/tranchehq/tranche/internal/admin"
 	"github.com/tranchehq/tranche/internal/app"
 	"github.com/tranchehq/tranche/internal/auth"
+	"github.com/tranchehq/tranche/internal/bulk"
 	"github.com/tranchehq/tranche/internal/client"
 	"github.com/tranchehq/tranche/internal/config"
 	"github.com/tranchehq/tranche/internal/generate"
@@ -63,21 +65,28 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	logger := newLogger(cfg, stderr)
 
-	if cfg.Demo {
-		if err := loadDemo(ctx, cfg, stdout, stderr); err != nil {
-			return err
-		}
+	// Another server on this data dir answers on its admin socket: say so
+	// at once, rather than after waiting for the store's lock.
+	if c, err := admin.Dial(ctx, cfg.DataDir); err == nil {
+		c.Close()
+		return fmt.Errorf("another tranche server (pid %d, at %s) is serving the data directory %s: stop it first, or give this one another --data",
+			c.Info.PID, c.Info.BaseURL, cfg.DataDir)
 	}
-	l, err := app.NewLocal(ctx, cfg, logger)
-	if err != nil {
-		return err
-	}
-	defer l.Close()
-
+	// The address first: a busy port fails before demo data is generated.
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return err
 	}
+	defer ln.Close()
+	l, err := app.NewLocal(ctx, cfg, logger)
+	if err != nil {
+		if bulk.ErrorCode(err) == bulk.ECONFLICT {
+			return errors.New(bulk.ErrorMessage(err)) // no call trace: the message says it all
+		}
+		return err
+	}
+	defer l.Close()
+
 	// ReadTimeout bounds a whole request, body included, so a slow-drip
 	// POST /token or kick-off holds a connection 30 s at most; no write
 	// timeout: a large download takes as long as it takes.
@@ -95,6 +104,33 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// this server's whatever Host a request names.
 		base = scheme + "://" + ln.Addr().String()
 		l.API.BaseURL = base
+	}
+
+	// The admin socket: tranche clients, import and stats go through this
+	// process while it holds the store. Up before the demo data, so they
+	// work while it loads.
+	l.Admin.Info = &admin.Info{Version: app.Version, BaseURL: base, PID: os.Getpid()}
+	aln, err := admin.Listen(cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("admin socket: %w", err)
+	}
+	actx, stopAdmin := context.WithCancel(context.WithoutCancel(ctx))
+	asrv := &http.Server{Handler: admin.Handler(l.Admin, logger), ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return actx }}
+	go func() { _ = asrv.Serve(aln) }()
+	// Before l.Close (deferred earlier, so run later): imports stop and
+	// the socket is gone before the store closes.
+	defer func() {
+		stopAdmin()
+		sctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		defer cancel()
+		_ = asrv.Shutdown(sctx)
+	}()
+
+	if cfg.Demo {
+		if err := loadDemo(ctx, l.DB.Resources(), cfg, stdout); err != nil {
+			return err
+		}
 	}
 	var clientFile string
 	if !cfg.Auth.Open && (cfg.Demo || *demoClientFlag) {
@@ -180,14 +216,9 @@ func demoClient(ctx context.Context, l *app.Local, cfg config.Config, base strin
 
 // loadDemo fills an empty store with generated data so a newcomer's first
 // export has something in it.
-func loadDemo(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) error {
-	db, err := app.OpenStore(cfg)
+func loadDemo(ctx context.Context, store bulk.ResourceStore, cfg config.Config, stdout io.Writer) error {
+	counts, err := store.Count(ctx)
 	if err != nil {
-		return err
-	}
-	counts, err := db.Resources().Count(ctx)
-	if err != nil {
-		db.Close()
 		return err
 	}
 	var total int64
@@ -195,24 +226,19 @@ func loadDemo(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) 
 		total += n
 	}
 	if total > 0 {
-		return db.Close()
+		return nil
 	}
 	dir, err := os.MkdirTemp("", "tranche-demo-")
 	if err != nil {
-		db.Close()
 		return err
 	}
 	defer os.RemoveAll(dir)
 	fmt.Fprintf(stdout, "Empty store: generating demo data (%d patients)...\n", cfg.DemoPatients)
 	opts := generate.Options{Patients: cfg.DemoPatients, Seed: 1, Base: time.Now().UTC().Truncate(time.Second)}
 	if _, err := generate.Dir(ctx, opts, filepath.Join(dir, "ndjson"), nil); err != nil {
-		db.Close()
 		return err
 	}
-	rep, err := importer.Import(ctx, db.Resources(), importer.Options{}, filepath.Join(dir, "ndjson"))
-	if cerr := db.Close(); err == nil {
-		err = cerr
-	}
+	rep, err := importer.Import(ctx, store, importer.Options{}, filepath.Join(dir, "ndjson"))
 	if err != nil {
 		return err
 	}

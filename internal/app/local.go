@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tranchehq/tranche/internal/admin"
 	"github.com/tranchehq/tranche/internal/api"
 	"github.com/tranchehq/tranche/internal/auth"
 	"github.com/tranchehq/tranche/internal/config"
@@ -36,7 +38,10 @@ type Local struct {
 	Workflow *workflow.Local
 	API      *api.Server
 	Handler  http.Handler
-	Logger   *slog.Logger
+	// Admin is what operators do to the data dir while the server runs:
+	// `tranche serve` serves it on the admin socket (admin.Handler).
+	Admin  *admin.Service
+	Logger *slog.Logger
 
 	stopPurge context.CancelFunc
 	purgeDone chan struct{}
@@ -49,6 +54,48 @@ func OpenStore(cfg config.Config) (*bolt.DB, error) {
 		return nil, fmt.Errorf("create data dir: %w", err)
 	}
 	return bolt.Open(filepath.Join(cfg.DataDir, "tranche.db"), bolt.Options{Shards: cfg.Shards, Timeout: time.Second})
+}
+
+// OpenAdmin opens the store in cfg.DataDir for an operator's command on a
+// stopped server: read-only (ENOTFOUND when there is no store) or for
+// writing. The caller closes the DB.
+func OpenAdmin(cfg config.Config, readOnly bool) (*admin.Service, *bolt.DB, error) {
+	var db *bolt.DB
+	var err error
+	if readOnly {
+		db, err = bolt.OpenReadOnly(filepath.Join(cfg.DataDir, bolt.FileName), time.Second)
+	} else {
+		db, err = OpenStore(cfg)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	files := filepath.Join(cfg.DataDir, "files")
+	return adminService(db, func() (int64, error) { return dirBytes(files) }), db, nil
+}
+
+func adminService(db *bolt.DB, fileBytes func() (int64, error)) *admin.Service {
+	return &admin.Service{Clients: db.Clients(), Resources: db.Resources(), Counts: db.Resources(), Jobs: db.Jobs(), FileBytes: fileBytes}
+}
+
+// dirBytes sums the sizes of the regular files under root (0 if there is
+// no root): fsobj.New would do it too, but also create root and remove
+// unfinished uploads, which is not a stopped server's reader's to do.
+func dirBytes(root string) (int64, error) {
+	var n int64
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if path == root && os.IsNotExist(err) {
+				return fs.SkipAll
+			}
+			return err
+		}
+		if fi, err := d.Info(); err == nil && fi.Mode().IsRegular() {
+			n += fi.Size()
+		}
+		return nil
+	})
+	return n, err
 }
 
 // NewLocal opens the data dir and builds the server. Unfinished jobs of an
@@ -93,7 +140,8 @@ func NewLocal(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Loc
 			return nil, err
 		}
 	}
-	l := &Local{DB: db, Objects: objs, Service: svc, Workflow: wf, API: srv, Handler: srv.Handler(), Logger: logger}
+	l := &Local{DB: db, Objects: objs, Service: svc, Workflow: wf, API: srv, Handler: srv.Handler(), Logger: logger,
+		Admin: adminService(db, func() (int64, error) { used, _ := objs.Usage(); return used, nil })}
 	if err := svc.Recover(ctx); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("resume unfinished exports: %w", err)

@@ -236,7 +236,30 @@ var (
 // Open opens the data file at path (by convention DIR/FileName), creating it
 // and its directory as needed. It returns ECONFLICT if another process holds
 // the file for longer than opts.Timeout.
-func Open(path string, opts Options) (_ *DB, err error) {
+func Open(path string, opts Options) (*DB, error) {
+	db, err := open(path, opts)
+	if errors.Is(err, bolterrors.ErrTimeout) {
+		return nil, errInUse(filepath.Dir(path), opts.Timeout, err)
+	}
+	return db, err
+}
+
+// errInUse is Open's ECONFLICT. Its text is the message alone: commands
+// print it as it is, and an operator has no use for a call trace here.
+func errInUse(dir string, timeout time.Duration, cause error) error {
+	if timeout <= 0 {
+		timeout = time.Second
+	}
+	return inUseError{bulk.Wrapf(cause, bulk.ECONFLICT,
+		"The data directory %s is in use by another tranche process (a running tranche serve, or an import): its lock was not released within %v.", dir, timeout)}
+}
+
+type inUseError struct{ e *bulk.Error }
+
+func (e inUseError) Error() string { return e.e.Message }
+func (e inUseError) Unwrap() error { return e.e }
+
+func open(path string, opts Options) (_ *DB, err error) {
 	defer bulk.Wrap(&err, "bolt.Open(%q)", path)
 	dir := filepath.Dir(path)
 	if opts.Shards == 0 {
@@ -267,11 +290,8 @@ func Open(path string, opts Options) (_ *DB, err error) {
 		// start and puts the whole file in the server's resident set.
 		FreelistType: bbolt.FreelistMapType,
 	})
-	if errors.Is(err, bolterrors.ErrTimeout) {
-		return nil, bulk.Wrapf(err, bulk.ECONFLICT,
-			"The data directory %s is in use by another tranche process (its lock was not released within %v).", dir, opts.Timeout)
-	} else if err != nil {
-		return nil, err
+	if err != nil {
+		return nil, err // a timeout becomes Open's ECONFLICT
 	}
 	db := &DB{bolt: b}
 	db.stats.release = db.releaseResident
