@@ -2,17 +2,17 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
-	"os"
 	"slices"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
-	"golang.org/x/term"
 
 	"github.com/tranchehq/tranche/internal/app"
+	"github.com/tranchehq/tranche/internal/bulk"
 	"github.com/tranchehq/tranche/internal/config"
 	"github.com/tranchehq/tranche/internal/generate"
 	"github.com/tranchehq/tranche/internal/importer"
@@ -25,10 +25,12 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	keep := fs.Bool("keep-last-updated", false, "keep each resource's own meta.lastUpdated (restoring a backup as it was) instead of the server's clock")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: tranche import [--data DIR] [--keep-last-updated] PATH...\n\n"+
-			"Loads NDJSON (.ndjson, .ndjson.gz), FHIR Bundles (.json, .json.gz) and directories of them.\n"+
-			"Each version gets meta.lastUpdated from the server's clock as it is stored, so the next\n"+
-			"`_since` export (tranche export --since-last) returns it; the file's own value is kept in\n"+
-			"meta.extension "+importer.SourceLastUpdatedURL+".")
+			"Loads NDJSON (.ndjson, .ndjson.gz), FHIR Bundles (.json, .json.gz) and directories of them,\n"+
+			"and Bulk Data exports: a manifest.json (as `tranche export` saves) imports the files it lists,\n"+
+			"from its directory or else from their URLs. Each version gets meta.lastUpdated from the\n"+
+			"server's clock as it is stored, so the next `_since` export (tranche export --since-last)\n"+
+			"returns it; the file's own value is kept in meta.extension "+importer.SourceLastUpdatedURL+".\n"+
+			"A resource the same as the one stored is left as it is: importing again is safe.")
 		fs.PrintDefaults()
 	}
 	if err := parse(fs, args); err != nil {
@@ -38,26 +40,35 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fs.Usage()
 		return errUsage
 	}
-	db, err := app.OpenStore(cfg)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	bar := newBar(stderr, "importing")
 	start := time.Now()
-	rep, err := importer.Import(ctx, db.Resources(), importer.Options{KeepLastUpdated: *keep, Progress: func(p importer.Progress) {
-		if bar != nil {
-			_ = bar.Set64(p.Resources)
+	// A running server holds the store: it imports, through its socket.
+	handled, rep, err := adminImport(ctx, cfg.DataDir, fs.Args(), *keep, stdout, stderr)
+	if !handled {
+		db, oerr := app.OpenStore(cfg)
+		if oerr != nil {
+			return oerr
 		}
-	}}, fs.Args()...)
-	if bar != nil {
-		_ = bar.Finish()
-		fmt.Fprintln(stderr)
+		defer db.Close()
+		prog := newImportProgress(stderr)
+		rep, err = importer.Import(ctx, db.Resources(), importer.Options{KeepLastUpdated: *keep, Progress: prog.update}, fs.Args()...)
+		prog.finish()
 	}
-	if err != nil {
-		return err
+	if err != nil && rep.Files == 0 && len(rep.Types) == 0 && ctx.Err() == nil {
+		return userError(err) // nothing was read: a path, say
 	}
 	printReport(stdout, rep)
+	switch {
+	case ctx.Err() != nil:
+		// Ctrl-C: say what is stored and how to go on, not "context canceled".
+		fmt.Fprintln(stdout, "Interrupted. The counts above were stored (committed) before the stop.\n"+
+			"Running the same import again is safe and finishes it: resources stored already are left\n"+
+			"as they are (counted unchanged) and deletions recorded already are not recorded again.")
+		return errors.New("interrupted; run the same import again to finish it")
+	case err != nil:
+		fmt.Fprintln(stdout, "Stopped by an error (below). The counts above were stored (committed); once it is fixed,\n"+
+			"running the same import again is safe and finishes it.")
+		return userError(err)
+	}
 	if *keep {
 		// The price of restoring as-is (R55): the clock did not stamp these.
 		fmt.Fprintln(stdout, "Kept each resource's own meta.lastUpdated (--keep-last-updated): exports _since an earlier\n"+
@@ -66,29 +77,62 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	fmt.Fprintf(stdout, "Took %s.\n", time.Since(start).Round(time.Millisecond))
 	if len(rep.Errors) > 0 {
-		return fmt.Errorf("%d bad lines were skipped (listed above); everything else was imported", len(rep.Errors))
+		return fmt.Errorf("%d bad lines or files were skipped (listed above); everything else was imported", len(rep.Errors))
 	}
 	return nil
 }
 
-// printReport prints an import summary: per type, then each bad line with
-// its file and line number.
-func printReport(w io.Writer, rep importer.Report) {
-	var total int64
-	for _, t := range slices.Sorted(maps.Keys(rep.Resources)) {
-		fmt.Fprintf(w, "  %-28s %9d\n", t, rep.Resources[t])
-		total += rep.Resources[t]
+// userError is err as a user should read it: an application error's
+// message alone (no call trace), anything else as it is.
+func userError(err error) error {
+	if c := bulk.ErrorCode(err); c != bulk.EINTERNAL && c != "" {
+		return errors.New(bulk.ErrorMessage(err))
 	}
-	fmt.Fprintf(w, "Imported %d resources from %d files", total, rep.Files)
-	if rep.Deleted > 0 {
-		fmt.Fprintf(w, ", %d deletions", rep.Deleted)
+	return err
+}
+
+// printReport prints an import summary: per type what was new, replaced,
+// unchanged and deleted, Groups whose members changed, skipped files, and
+// each bad line with its file and line number.
+func printReport(w io.Writer, rep importer.Report) {
+	types := slices.Sorted(maps.Keys(rep.Types))
+	width := len("type")
+	for _, t := range types {
+		width = max(width, len(t))
+	}
+	var tot importer.Counts
+	if len(types) > 0 {
+		fmt.Fprintf(w, "  %-*s %9s %9s %9s %9s\n", width, "type", "new", "replaced", "unchanged", "deleted")
+	}
+	for _, t := range types {
+		c := rep.Types[t]
+		fmt.Fprintf(w, "  %-*s %9d %9d %9d %9d\n", width, t, c.New, c.Replaced, c.Unchanged, c.Deleted)
+		tot.New, tot.Replaced, tot.Unchanged, tot.Deleted = tot.New+c.New, tot.Replaced+c.Replaced, tot.Unchanged+c.Unchanged, tot.Deleted+c.Deleted
+	}
+	fmt.Fprintf(w, "Imported %d resources from %d files: %d new, %d replaced, %d unchanged",
+		tot.New+tot.Replaced+tot.Unchanged, rep.Files, tot.New, tot.Replaced, tot.Unchanged)
+	if tot.Deleted > 0 {
+		fmt.Fprintf(w, "; %d deletions", tot.Deleted)
 	}
 	if rep.Unresolved > 0 {
-		fmt.Fprintf(w, ", %d urn:uuid references left unresolved", rep.Unresolved)
+		fmt.Fprintf(w, "; %d urn:uuid references left unresolved", rep.Unresolved)
 	}
 	fmt.Fprintln(w, ".")
+	if tot.Unchanged > 0 {
+		fmt.Fprintln(w, "  (unchanged: stored already as they are, so not written again and not in the next _since export)")
+	}
+	for _, g := range rep.GroupChanges {
+		fmt.Fprintf(w, "Warning: Group/%s replaced: %d → %d members (%d joined, %d left).\n", g.ID, g.Before, g.After, g.Joined, g.Left)
+	}
+	for _, s := range rep.Skipped {
+		fmt.Fprintf(w, "Skipped %s: %s.\n", s.File, s.Reason)
+	}
 	for _, e := range rep.Errors {
-		fmt.Fprintf(w, "  %s:%d: %s\n", e.File, e.Line, e.Message)
+		if e.Line > 0 {
+			fmt.Fprintf(w, "  %s:%d: %s\n", e.File, e.Line, e.Message)
+		} else {
+			fmt.Fprintf(w, "  %s: %s\n", e.File, e.Message)
+		}
 	}
 }
 
@@ -138,8 +182,7 @@ func generateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 // newBar returns a progress bar on a terminal, nil elsewhere (logs and CI
 // get the summary only).
 func newBar(w io.Writer, what string) *progressbar.ProgressBar {
-	f, ok := w.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
+	if !isTerminal(w) {
 		return nil
 	}
 	return progressbar.NewOptions64(-1,

@@ -21,6 +21,19 @@ type Resource struct {
 	// Members are the ids of the Patients a Group lists in Group.member (only
 	// for Type == "Group"), sorted and distinct.
 	Members []string
+	// Outcome, if not nil, is where ResourceSink.Put records what it did
+	// with the resource (SetOutcome). It is the caller's: stores do not keep
+	// it, and reads return nil. An opt-in pointer rather than a result of
+	// Put, so that wrappers of a store (tests gate Put) pass it on, and
+	// callers that compare what they put with what they read see no change.
+	Outcome *PutOutcome
+}
+
+// SetOutcome records o in *r.Outcome, if r has one.
+func (r *Resource) SetOutcome(o PutOutcome) {
+	if r.Outcome != nil {
+		*r.Outcome = o
+	}
 }
 
 // Member is a Patient member of a Group and when it joined.
@@ -149,6 +162,19 @@ type ResourceSink interface {
 	// Group it records when each member joined (Member.Since): members the
 	// live earlier version listed keep their time, the others get the new
 	// version's LastUpdated.
+	//
+	// A resource whose live version has the same content (SameContent) and
+	// the same Patients and Members is not written: the stored version keeps
+	// its LastUpdated and body, as FHIR servers do with a no-op update (HAPI
+	// FHIR; microsoft/fhir-server#2519). Otherwise importing the same data
+	// again would give every resource a new lastUpdated, and the next
+	// `_since` export would return all of it again as changed.
+	//
+	// Put records what it did with each resource in its Outcome (if set), a
+	// version earlier in rs counting as stored before a later one of the
+	// same resource. When it fails part-way, the resources it stored
+	// (committed) have their Outcome set and the others are left alone:
+	// callers that count zero them first.
 	Put(ctx context.Context, rs []*Resource) error
 	// Delete removes a resource and records a tombstone at time at, with the
 	// Patients of the version it removes (Tombstone.Patients). Deleting a
@@ -158,6 +184,31 @@ type ResourceSink interface {
 	// TypeOf returns the types under which id is stored, for resolving
 	// `urn:uuid:` references on import.
 	TypeOf(ctx context.Context, id string) ([]string, error)
+}
+
+// PutOutcome is what ResourceSink.Put did with one resource.
+type PutOutcome uint8
+
+const (
+	// PutNew stored a resource that had no live version (none, or deleted).
+	PutNew PutOutcome = iota + 1
+	// PutReplaced stored a new version in place of the live one.
+	PutReplaced
+	// PutUnchanged wrote nothing: the live version is the same (see Put).
+	PutUnchanged
+)
+
+// String names the outcome.
+func (o PutOutcome) String() string {
+	switch o {
+	case PutNew:
+		return "new"
+	case PutReplaced:
+		return "replaced"
+	case PutUnchanged:
+		return "unchanged"
+	}
+	return "none"
 }
 
 // ResourceStore is both ends, as the embedded and in-memory stores are.

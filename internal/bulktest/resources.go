@@ -4,6 +4,7 @@
 package bulktest
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -33,17 +34,32 @@ var farFuture = t0.AddDate(10, 0, 0)
 var all = bulk.Range{Until: farFuture}
 
 // res builds a resource with a body that names it, the way an importer would
-// store it.
+// store it. Its text names the version by its lastUpdated, so that each
+// lastUpdated is new content: Put does not write a version the same as
+// the live one (PutOutcome).
 func res(typ, id string, lastUpdated time.Time, patients ...string) *bulk.Resource {
 	slices.Sort(patients)
+	instant := lastUpdated.UTC().Format(time.RFC3339Nano)
 	return &bulk.Resource{
 		Type:        typ,
 		ID:          id,
 		LastUpdated: lastUpdated,
-		Body: fmt.Appendf(nil, `{"resourceType":%q,"id":%q,"meta":{"lastUpdated":%q}}`,
-			typ, id, lastUpdated.UTC().Format(time.RFC3339Nano)),
+		Body: fmt.Appendf(nil, `{"resourceType":%q,"id":%q,"meta":{"lastUpdated":%q},"text":{"status":"generated","div":"<div>version %s</div>"}}`,
+			typ, id, instant, instant),
 		Patients: slices.Compact(patients),
 	}
+}
+
+// restamp returns r as an import would store it again from an export of
+// it: the same text with a new meta.lastUpdated, and the lastUpdated the
+// export gave it kept in the source-last-updated extension.
+func restamp(r *bulk.Resource, lastUpdated time.Time) *bulk.Resource {
+	c := clone(r)
+	c.LastUpdated = lastUpdated
+	old := fmt.Sprintf(`"meta":{"lastUpdated":%q}`, r.LastUpdated.UTC().Format(time.RFC3339Nano))
+	c.Body = bytes.Replace(c.Body, []byte(old), fmt.Appendf(nil, `"meta":{"extension":[{"url":%q,"valueInstant":%q}],"lastUpdated":%q}`,
+		bulk.SourceLastUpdatedURL, r.LastUpdated.UTC().Format(time.RFC3339Nano), lastUpdated.UTC().Format(time.RFC3339Nano)), 1)
+	return c
 }
 
 // group builds a Group resource listing members. A Group is in its members'
@@ -185,6 +201,65 @@ func RunResourceStoreTests(t *testing.T, open func(t *testing.T) bulk.ResourceSt
 		if ok, err := s.IsGroupMember(ctx, "g1", "p1"); err != nil || ok {
 			t.Errorf("IsGroupMember(g1, p1) = %v, %v; want false after the Group dropped p1", ok, err)
 		}
+	})
+
+	t.Run("PutOutcome", func(t *testing.T) {
+		s := open(t)
+		v1 := res("Observation", "o1", at(1), "p1")
+		same := restamp(v1, at(2))
+		otherPatients := res("Observation", "o1", at(1), "p2") // same body, other index
+		v3 := res("Observation", "o1", at(3), "p2")
+		for _, step := range []struct {
+			name string
+			put  []*bulk.Resource
+			want []bulk.PutOutcome
+			// stored is the version Get returns after the step.
+			stored *bulk.Resource
+		}{
+			{"first", []*bulk.Resource{v1}, []bulk.PutOutcome{bulk.PutNew}, v1},
+			{"again", []*bulk.Resource{v1}, []bulk.PutOutcome{bulk.PutUnchanged}, v1},
+			{"restamped", []*bulk.Resource{same}, []bulk.PutOutcome{bulk.PutUnchanged}, v1},
+			{"other patients", []*bulk.Resource{otherPatients}, []bulk.PutOutcome{bulk.PutReplaced}, otherPatients},
+			{"changed, then restamped in one batch", []*bulk.Resource{v3, restamp(v3, at(4))}, []bulk.PutOutcome{bulk.PutReplaced, bulk.PutUnchanged}, v3},
+		} {
+			if got := putOutcomes(t, s, step.put...); !slices.Equal(got, step.want) {
+				t.Errorf("%s: Put outcomes = %v, want %v", step.name, got, step.want)
+			}
+			got, err := s.Get(ctx, "Observation", "o1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := gocmp.Diff(step.stored, got, resourceOpts); diff != "" {
+				t.Errorf("%s: Get mismatch (-want +got):\n%s", step.name, diff)
+			}
+			// Not written is not moved: one version, where it was.
+			if got := scanAll(t, s, "Observation", all, false); len(got) != 1 || !got[0].LastUpdated.Equal(step.stored.LastUpdated) {
+				t.Errorf("%s: Scan = %v, want the one version at %v", step.name, got, step.stored.LastUpdated)
+			}
+			checkCount(t, s, "Observation", 1)
+		}
+		if got := compartmentIDs(t, s, "p1", nil); len(got) != 0 {
+			t.Errorf("Compartment(p1) = %v, want none: o1 moved to p2", got)
+		}
+		if err := s.Delete(ctx, ref("Observation", "o1"), at(10)); err != nil {
+			t.Fatal(err)
+		}
+		if got := putOutcomes(t, s, v3); !slices.Equal(got, []bulk.PutOutcome{bulk.PutNew}) {
+			t.Errorf("Put after Delete outcomes = %v, want [new]", got)
+		}
+		checkTombstones(t, s, "Observation", all, nil)
+
+		// A Group stored again unchanged keeps its members' join times.
+		g := group("g1", at(1), "p1", "p2")
+		putOutcomes(t, s, g)
+		if got := putOutcomes(t, s, restamp(g, at(5))); !slices.Equal(got, []bulk.PutOutcome{bulk.PutUnchanged}) {
+			t.Errorf("Put of the same Group outcomes = %v, want [unchanged]", got)
+		}
+		checkMembership(t, s, "g1", []bulk.Member{{ID: "p1", Since: at(1)}, {ID: "p2", Since: at(1)}})
+		if got := putOutcomes(t, s, group("g1", at(6), "p2")); !slices.Equal(got, []bulk.PutOutcome{bulk.PutReplaced}) {
+			t.Errorf("Put of a Group with fewer members outcomes = %v, want [replaced]", got)
+		}
+		checkMembers(t, s, "g1", []string{"p2"})
 	})
 
 	t.Run("PutSameBatch", func(t *testing.T) {
@@ -744,15 +819,29 @@ func checkStops(t *testing.T, name string, read func(context.Context, bulk.Visit
 
 func mustPut(t *testing.T, s bulk.ResourceStore, rs ...*bulk.Resource) {
 	t.Helper()
-	// Put copies of rs so stores that kept the caller's slices would be
-	// caught by the tests comparing with fresh values.
+	putOutcomes(t, s, rs...)
+}
+
+// putOutcomes puts copies of rs (so stores that kept the caller's slices
+// would be caught by the tests comparing with fresh values) and returns
+// the Outcome Put set on each.
+func putOutcomes(t *testing.T, s bulk.ResourceStore, rs ...*bulk.Resource) []bulk.PutOutcome {
+	t.Helper()
 	cs := make([]*bulk.Resource, len(rs))
+	out := make([]bulk.PutOutcome, len(rs))
 	for i, r := range rs {
 		cs[i] = clone(r)
+		cs[i].Outcome = &out[i]
 	}
 	if err := s.Put(context.Background(), cs); err != nil {
 		t.Fatalf("Put(%d resources): %v", len(rs), err)
 	}
+	for i, c := range cs {
+		if out[i] == 0 {
+			t.Errorf("Put(%d resources) recorded no Outcome for %s/%s", len(rs), c.Type, c.ID)
+		}
+	}
+	return out
 }
 
 // scanShard returns the resources a scan visits, checking that they come in

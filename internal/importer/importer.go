@@ -1,18 +1,25 @@
-// Package importer loads FHIR data (NDJSON files, plain or gzipped, and
-// Bundles) into a bulk.ResourceStore: `tranche import`.
+// Package importer loads FHIR data (NDJSON files, plain or gzipped,
+// Bundles, and Bulk Data exports by their manifest.json) into a
+// bulk.ResourceStore: `tranche import`.
 //
 // Each resource is stored as compact JSON with meta.lastUpdated set by the
 // store's clock as it is stored (see Options.KeepLastUpdated), with its
-// Patient compartment and, for Groups, its member Patients. Bad
-// lines are reported and skipped; a store error stops the import. `urn:uuid:`
-// references are resolved to Type/id in a last pass, so that a resource may
-// reference one imported later in the same run.
+// Patient compartment and, for Groups, its member Patients. A resource the
+// same as the one stored is not stored again (bulk.ResourceSink.Put), so
+// importing the same data twice changes nothing, and an import cut short
+// is finished by running it again. Bad lines are reported and skipped; a
+// store error stops the import. `urn:uuid:` references are resolved to
+// Type/id in a last pass, so that a resource may reference one imported
+// later in the same run.
 package importer
 
 import (
 	"context"
 	"fmt"
+	"maps"
+	"net/http"
 	"regexp"
+	"slices"
 	"time"
 
 	"github.com/tranchehq/tranche/internal/bulk"
@@ -33,7 +40,9 @@ type Options struct {
 	// `_since` the previous transactionTime returns every version exactly
 	// once, imports in flight or not (R12, R55). A kept lastUpdated may lie
 	// at or before a transactionTime given out already: exports `_since`
-	// that time do not return the resource.
+	// that time do not return the resource. A resource the same as the
+	// stored one but for meta.lastUpdated is left as it is, stored
+	// lastUpdated and all (bulk.ResourceSink.Put).
 	KeepLastUpdated bool
 	// Clock stamps the versions stored: default the store's, when it is a
 	// bulk.Clock (every Tranche store is), else a clock of this import's.
@@ -41,40 +50,99 @@ type Options struct {
 	// BatchSize is the number of resources per store Put. Default 10000:
 	// the embedded store writes far fewer pages per resource in large batches.
 	BatchSize int
-	// Progress, if not nil, is called after each batch and each file, on
-	// Import's goroutine.
+	// Progress, if not nil, is called once the files are listed, after
+	// each batch and each file, and at the end, on Import's goroutine.
 	Progress func(p Progress)
+	// HTTPClient fetches the files a manifest lists that are not next to
+	// it (default http.DefaultClient). It sends no credentials of its own.
+	HTTPClient *http.Client
 }
 
 // Progress is how far an import has got.
 type Progress struct {
-	Files     int   // files read to the end
-	BytesRead int64 // bytes read from files, compressed as stored
-	Resources int64 // resources stored
+	Files      int `json:"files"`      // files read to the end
+	TotalFiles int `json:"totalFiles"` // files to read
+	// BytesRead counts bytes read from files, compressed as stored.
+	BytesRead int64 `json:"bytesRead"`
+	// TotalBytes is the size of the files to read, known up front
+	// (TotalBytes): short of remote files whose size their manifest does
+	// not give.
+	TotalBytes int64 `json:"totalBytes"`
+	// Resources counts the resources stored (committed), new, replaced or
+	// unchanged.
+	Resources int64 `json:"resources"`
+	// TotalResources is the resources to import when every file comes
+	// from a manifest that counts them, else 0.
+	TotalResources int64 `json:"totalResources,omitempty"`
+	// File is the file being read, if any.
+	File string `json:"file,omitempty"`
 }
 
 // LineError is a line that could not be imported. For a Bundle entry,
 // Message names the entry and Line is where the entry starts in a
-// pretty-printed file (the Bundle's line in NDJSON).
+// pretty-printed file (the Bundle's line in NDJSON). Line 0 is about the
+// whole file, which was skipped.
 type LineError struct {
-	File    string
-	Line    int // 1-based
-	Message string
+	File    string `json:"file"`
+	Line    int    `json:"line,omitempty"` // 1-based
+	Message string `json:"message"`
 }
 
-// Report is the outcome of an import.
+// SkippedFile is a file that was not imported on purpose, with why.
+type SkippedFile struct {
+	File   string `json:"file"`
+	Reason string `json:"reason"`
+}
+
+// Counts are what an import did with the resources of one type.
+type Counts struct {
+	// New counts resources that were not stored (or were deleted).
+	New int64 `json:"new"`
+	// Replaced counts new versions of stored resources, a resource listed
+	// twice counting twice.
+	Replaced int64 `json:"replaced"`
+	// Unchanged counts resources stored already as they are, which were
+	// not written again, and deletions of resources deleted already.
+	Unchanged int64 `json:"unchanged"`
+	// Deleted counts the deletions (DELETE entries) recorded.
+	Deleted int64 `json:"deleted"`
+}
+
+// GroupChange is a Group that an import replaced with another member
+// list: an import of generated data can shrink a Group users rely on.
+type GroupChange struct {
+	ID     string `json:"id"`
+	Before int    `json:"before"` // members before the import
+	After  int    `json:"after"`  // members after it
+	Joined int    `json:"joined"` // members the old list did not have
+	Left   int    `json:"left"`   // members the new list does not have
+}
+
+// Report is the outcome of an import, so far when it was cut short.
 type Report struct {
 	// Files is the number of files read.
-	Files int
-	// Resources counts the resources stored, per type.
-	Resources map[string]int64
-	// Deleted counts the DELETE entries of transaction and batch Bundles.
-	Deleted int64
-	// Errors lists the lines that were skipped, in input order.
-	Errors []LineError
+	Files int `json:"files"`
+	// Bytes is the number of bytes read.
+	Bytes int64 `json:"bytes"`
+	// Resources counts the resources imported per type: new, replaced or
+	// unchanged (Types says which).
+	Resources map[string]int64 `json:"resources"`
+	// Types counts what was done with each type's resources.
+	Types map[string]Counts `json:"types"`
+	// Deleted counts the deletions recorded (Counts.Deleted, all types).
+	Deleted int64 `json:"deleted"`
+	// Errors lists the lines and files that were skipped for a fault, in
+	// input order.
+	Errors []LineError `json:"errors,omitempty"`
+	// Skipped lists the files that were skipped on purpose: not FHIR, or
+	// an export's error files.
+	Skipped []SkippedFile `json:"skipped,omitempty"`
+	// GroupChanges lists the stored Groups whose member list the import
+	// changed, by id.
+	GroupChanges []GroupChange `json:"groupChanges,omitempty"`
 	// Unresolved counts the `urn:uuid:` references that name no stored
 	// resource (or more than one); they are left as they were.
-	Unresolved int64
+	Unresolved int64 `json:"unresolved"`
 }
 
 const (
@@ -90,9 +158,18 @@ const (
 // resources or Bundles; a .json file holds one resource or Bundle (Synthea
 // writes pretty-printed transaction Bundles), or else NDJSON.
 //
+// A Bulk Data manifest (a .json object with transactionTime and output,
+// as `tranche export` saves next to the files) imports the files it
+// lists, deletions first: each from the manifest's directory when it is
+// there, else fetched from its URL. A file both in the directory and in
+// its manifest is imported once. Error files (OperationOutcomes) and other
+// JSON that is not FHIR are skipped and listed in Report.Skipped.
+//
 // Bad lines are listed in the Report and skipped. Import returns an error
 // only for a path that cannot be read, a store error or ctx's end; what was
-// stored until then stays stored, and the Report says how much that was.
+// stored until then stays stored, and the Report says how much that was:
+// running the same import again finishes it, since what is stored already
+// is left as it is.
 //
 // Store writes run on a goroutine of their own, overlapping the parsing, and
 // the last pass reads the store while it writes: store must be safe for
@@ -105,9 +182,9 @@ func Import(ctx context.Context, store bulk.ResourceStore, opts Options, paths .
 	if opts.BatchSize <= 0 {
 		opts.BatchSize = defaultBatchSize
 	}
-	files, err := listFiles(paths)
+	files, skipped, err := listInputs(paths)
 	if err != nil {
-		return Report{Resources: map[string]int64{}}, err
+		return Report{Resources: map[string]int64{}, Types: map[string]Counts{}}, err
 	}
 	var sess bulk.ClockSession
 	if !opts.KeepLastUpdated {
@@ -120,7 +197,7 @@ func Import(ctx context.Context, store bulk.ResourceStore, opts Options, paths .
 			}
 		}
 		if sess, err = clock.Begin(ctx); err != nil {
-			return Report{Resources: map[string]int64{}}, err
+			return Report{Resources: map[string]int64{}, Types: map[string]Counts{}}, err
 		}
 		// After the writer is closed (below): its last write is stored.
 		defer func() {
@@ -141,15 +218,29 @@ func Import(ctx context.Context, store bulk.ResourceStore, opts Options, paths .
 		now:        now,
 		nowText:    now.Format(instantLayout),
 		inBatch:    map[bulk.Ref]int{},
-		batchTypes: map[string]int64{},
+		superseded: map[string]int64{},
 	}
+	im.report.Skipped = skipped
+	im.progress.TotalFiles = len(files)
+	im.progress.TotalBytes, im.progress.TotalResources = totals(files)
+	im.reportProgress()
 	err = im.run(files)
 	if cerr := im.w.close(); err == nil {
 		err = cerr
 	}
 	var stored int64
-	im.report.Resources, stored, im.report.Deleted = im.w.counts()
-	im.progress.Resources = stored
+	im.report.Types, stored = im.w.counts()
+	im.report.Resources = map[string]int64{}
+	for typ, c := range im.report.Types {
+		if n := c.New + c.Replaced + c.Unchanged; n > 0 {
+			im.report.Resources[typ] = n
+		}
+		im.report.Deleted += c.Deleted
+	}
+	// Read whatever ended the import: what was committed is the truth.
+	im.report.GroupChanges = im.groupChanges(context.WithoutCancel(ctx))
+	im.report.Bytes = im.progress.BytesRead
+	im.progress.Resources, im.progress.File = stored, ""
 	if im.opts.Progress != nil {
 		im.opts.Progress(im.progress)
 	}
@@ -157,9 +248,10 @@ func Import(ctx context.Context, store bulk.ResourceStore, opts Options, paths .
 }
 
 // run reads files, then resolves what references it can.
-func (im *importer) run(files []string) error {
+func (im *importer) run(files []input) error {
 	for _, f := range files {
-		if err := im.readFile(f); err != nil {
+		im.progress.File = f.name
+		if err := im.readInput(f); err != nil {
 			return err
 		}
 		im.report.Files++
@@ -193,7 +285,9 @@ type importer struct {
 	batchOffs  []int // where in each body the writer puts the stamp, or -1
 	batchBytes int
 	inBatch    map[bulk.Ref]int // index in batch, so a later version replaces an earlier one
-	batchTypes map[string]int64 // resources added per type, counted once stored
+	// superseded counts per type the resources a later version replaced
+	// in the batch: replaced, once the batch is stored.
+	superseded map[string]int64
 
 	// restoring is set while resolveDeferred stores resources again, which
 	// are not counted twice.
@@ -220,12 +314,22 @@ func (im *importer) lineError(l loc, format string, args ...any) {
 	im.report.Errors = append(im.report.Errors, LineError{File: l.file, Line: l.line, Message: msg})
 }
 
+// fileError reports a whole file skipped for a fault.
+func (im *importer) fileError(file, format string, args ...any) {
+	im.report.Errors = append(im.report.Errors, LineError{File: file, Message: fmt.Sprintf(format, args...)})
+}
+
+// skip notes a file skipped on purpose.
+func (im *importer) skip(file, reason string) {
+	im.report.Skipped = append(im.report.Skipped, SkippedFile{File: file, Reason: reason})
+}
+
 // add queues a resource for storing, flushing a full batch. off is where
 // its body holds the placeholder for the stamp (stampMeta), or -1.
 func (im *importer) add(r *bulk.Resource, off int) error {
 	ref := bulk.Ref{Type: r.Type, ID: r.ID}
-	im.batchTypes[r.Type]++
 	if i, ok := im.inBatch[ref]; ok {
+		im.superseded[r.Type]++
 		// The same id twice in one batch: the later one wins, as it would
 		// across batches, whatever order the store applies a batch in.
 		im.batchBytes += len(r.Body) - len(im.batch[i].Body)
@@ -250,17 +354,14 @@ func (im *importer) flush() error {
 	if len(im.batch) == 0 {
 		return nil
 	}
-	op := writeOp{put: im.batch, offs: im.batchOffs, counts: im.batchTypes}
-	if im.restoring {
-		op.counts = nil
-	}
+	op := writeOp{put: im.batch, offs: im.batchOffs, count: !im.restoring, superseded: im.superseded}
 	if err := im.w.send(op); err != nil {
 		return err
 	}
 	// The writer owns the batch now.
 	im.batch = make([]*bulk.Resource, 0, min(im.opts.BatchSize, defaultBatchSize))
 	im.batchOffs = make([]int, 0, cap(im.batch))
-	im.batchTypes = map[string]int64{}
+	im.superseded = map[string]int64{}
 	im.batchBytes = 0
 	clear(im.inBatch)
 	im.reportProgress()
@@ -270,7 +371,7 @@ func (im *importer) flush() error {
 // reportProgress tells opts.Progress how far the import has got.
 func (im *importer) reportProgress() {
 	if im.opts.Progress != nil {
-		_, im.progress.Resources, _ = im.w.counts()
+		_, im.progress.Resources = im.w.counts()
 		im.opts.Progress(im.progress)
 	}
 }
@@ -302,4 +403,34 @@ func parseInstant(s string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return t.UTC(), true
+}
+
+// groupChanges compares the member lists of the stored Groups the import
+// replaced with those they had before it.
+func (im *importer) groupChanges(ctx context.Context) []GroupChange {
+	var out []GroupChange
+	before := im.w.groupsBefore()
+	for _, id := range slices.Sorted(maps.Keys(before)) {
+		was := slices.Sorted(slices.Values(before[id]))
+		members, err := im.store.GroupMembers(ctx, id)
+		if err != nil {
+			continue // deleted later in the run (counted), or unreadable
+		}
+		now := slices.Sorted(slices.Values(members))
+		c := GroupChange{ID: id, Before: len(was), After: len(now)}
+		for _, m := range now {
+			if _, ok := slices.BinarySearch(was, m); !ok {
+				c.Joined++
+			}
+		}
+		for _, m := range was {
+			if _, ok := slices.BinarySearch(now, m); !ok {
+				c.Left++
+			}
+		}
+		if c.Joined+c.Left > 0 {
+			out = append(out, c)
+		}
+	}
+	return out
 }

@@ -5,9 +5,9 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"io/fs"
+	"net/http"
+	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/klauspost/compress/gzip"
@@ -23,46 +23,6 @@ const readBufferSize = 1 << 20
 // utf8BOM starts files written by some Windows tools; JSON has no place for
 // it (RFC 8259 section 8.1), so it is dropped.
 var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
-
-// listFiles expands paths into the files to read, before anything is
-// imported, so that a mistyped path fails the import up front.
-func listFiles(paths []string) ([]string, error) {
-	var files []string
-	for _, p := range paths {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return nil, bulk.Wrapf(err, bulk.EINVALID, "Cannot read %s.", p)
-		}
-		if !fi.IsDir() {
-			files = append(files, p)
-			continue
-		}
-		// WalkDir visits in lexical order, so imports are repeatable.
-		err = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				return err
-			}
-			if !isDataFile(path) {
-				return nil
-			}
-			if d.Type()&fs.ModeSymlink != 0 {
-				// Follow links to files; links to directories are not walked.
-				fi, err := os.Stat(path)
-				if err != nil || !fi.Mode().IsRegular() {
-					return nil
-				}
-			} else if !d.Type().IsRegular() {
-				return nil
-			}
-			files = append(files, path)
-			return nil
-		})
-		if err != nil {
-			return nil, bulk.Wrapf(err, bulk.EINVALID, "Cannot read %s.", p)
-		}
-	}
-	return files, nil
-}
 
 // isDataFile reports whether a file found in a directory is one to import.
 func isDataFile(path string) bool {
@@ -88,31 +48,89 @@ func (c countingReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// readFile imports one file. Only an open error or a store error is
-// returned; a file that breaks off (a truncated .gz) is a line error at the
-// line where it broke.
-func (im *importer) readFile(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return bulk.Wrapf(err, bulk.EINVALID, "Cannot read %s.", path)
+// readInput imports one file. Only a local file that cannot be opened or
+// a store error is returned; a file that breaks off (a truncated .gz), is
+// not what its name says or cannot be fetched is reported and skipped.
+func (im *importer) readInput(in input) error {
+	rc, err := im.open(in)
+	if err != nil || rc == nil {
+		return err
 	}
-	defer f.Close()
-	br := bufio.NewReaderSize(countingReader{f, &im.progress.BytesRead}, readBufferSize)
+	defer rc.Close()
+	br := bufio.NewReaderSize(countingReader{rc, &im.progress.BytesRead}, readBufferSize)
 	var r io.Reader = br
 	// Gzip is recognized by its magic number, whatever the file is called.
-	if magic, _ := br.Peek(2); len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b {
+	magic, _ := br.Peek(2)
+	switch {
+	case len(magic) == 2 && magic[0] == 0x1f && magic[1] == 0x8b:
 		zr, err := gzip.NewReader(br)
 		if err != nil {
-			im.lineError(loc{file: path, line: 1, entry: -1}, "gzip: %v", err)
+			im.lineError(loc{file: in.name, line: 1, entry: -1}, "gzip: %v", err)
 			return nil
 		}
 		defer zr.Close()
 		r = bufio.NewReaderSize(zr, readBufferSize)
+	case in.path != "" && len(magic) > 0 && strings.HasSuffix(strings.ToLower(in.path), ".gz"):
+		// Plain JSON under a .gz name is read as it is; anything else
+		// would only be "invalid JSON" line after line. Not for fetched
+		// files: HTTP clients decode Content-Encoding.
+		head, _ := br.Peek(16)
+		if first := bytes.TrimLeft(bytes.TrimPrefix(head, utf8BOM), " \t\r\n"); len(first) == 0 || (first[0] != '{' && first[0] != '[') {
+			im.fileError(in.name, "not gzip-compressed, though its name ends in .gz (it starts with %q): a download that failed, or a file renamed by mistake?", head)
+			return nil
+		}
 	}
-	if isDocumentFile(path) {
-		return im.readDocument(path, r)
+	if in.document {
+		return im.readDocument(in, r)
 	}
-	return im.readNDJSON(path, bufio.NewReaderSize(r, readBufferSize))
+	return im.readNDJSON(in.name, bufio.NewReaderSize(r, readBufferSize))
+}
+
+// open opens a local file, or fetches a remote one: nil, nil when the
+// fetch failed, which is reported.
+func (im *importer) open(in input) (io.ReadCloser, error) {
+	if in.path != "" {
+		f, err := os.Open(in.path)
+		if err != nil {
+			return nil, bulk.Errorf(bulk.EINVALID, "Cannot read %s: %v.", in.path, pathErr(err))
+		}
+		return f, nil
+	}
+	req, err := http.NewRequestWithContext(im.ctx, http.MethodGet, in.url, nil)
+	if err != nil {
+		im.fileError(in.name, "cannot fetch: %v", err)
+		return nil, nil
+	}
+	req.Header.Set("Accept", "application/fhir+ndjson")
+	hc := im.opts.HTTPClient
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	res, err := hc.Do(req)
+	if err != nil {
+		if cerr := im.ctx.Err(); cerr != nil {
+			return nil, cerr
+		}
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // the URL is named already, without its query
+		}
+		im.fileError(in.name, "cannot fetch: %v", err)
+		return nil, nil
+	}
+	if res.StatusCode != http.StatusOK {
+		res.Body.Close()
+		why := ""
+		switch res.StatusCode {
+		case http.StatusUnauthorized, http.StatusForbidden:
+			why = ": the server wants an access token; download the export with `tranche export` and import its directory"
+		case http.StatusNotFound, http.StatusGone:
+			why = ": export files expire; run the export again"
+		}
+		im.fileError(in.name, "cannot fetch: HTTP %d%s", res.StatusCode, why)
+		return nil, nil
+	}
+	return res.Body, nil
 }
 
 // readNDJSON imports a file line by line.
@@ -151,9 +169,10 @@ func (im *importer) readNDJSON(path string, r *bufio.Reader) error {
 }
 
 // readDocument imports a file that holds one JSON value: a resource or a
-// Bundle, often pretty-printed. A .json file that turns out to be NDJSON is
-// read as NDJSON.
-func (im *importer) readDocument(path string, r io.Reader) error {
+// Bundle, often pretty-printed, or a fetched manifest. A .json file that
+// turns out to be NDJSON is read as NDJSON.
+func (im *importer) readDocument(in input, r io.Reader) error {
+	path := in.name
 	data, err := io.ReadAll(r)
 	if err != nil {
 		im.lineError(loc{file: path, line: 1 + bytes.Count(data, []byte{'\n'}), entry: -1}, "read: %v", err)
@@ -167,6 +186,13 @@ func (im *importer) readDocument(path string, r io.Reader) error {
 	// Line numbers count from the start of the file.
 	at := loc{file: path, line: 1 + bytes.Count(data[:len(data)-len(bytes.TrimLeft(data, " \t\r\n"))], []byte{'\n'}), entry: -1}
 	if gjson.ValidBytes(doc) {
+		if doc[0] == '{' && !gjson.GetBytes(doc, "resourceType").Exists() {
+			if m := parseManifest(doc); m != nil && in.url != "" {
+				return im.readRemoteManifest(in, m) // local ones are listed up front
+			}
+			im.skip(path, "not FHIR: a JSON object without resourceType")
+			return nil
+		}
 		return im.document(at, doc, true)
 	}
 	if first, _, _ := bytes.Cut(doc, []byte{'\n'}); gjson.ValidBytes(first) {

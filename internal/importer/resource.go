@@ -39,14 +39,36 @@ func (im *importer) document(at loc, doc []byte, multiline bool) error {
 		return nil
 	}
 	if typ == "Bundle" {
-		switch bt := gjson.GetBytes(doc, "type").String(); bt {
+		switch bt := gjson.GetBytes(doc, "type"); bt.String() {
 		case "transaction", "batch", "collection":
-			return im.bundle(at, doc, bt, multiline)
+			return im.bundle(at, doc, bt.Str, multiline)
+		case "document", "message":
+			// Resources in their own right, stored as such.
+		default:
+			im.lineError(at, "%s", bundleTypeError(bt))
+			return nil
 		}
-		// Other Bundles (documents, messages, ...) are resources in their
-		// own right and are stored as such.
 	}
 	return im.resource(at, typ, "", compact(doc), nil)
+}
+
+// bundleTypeError says why a Bundle of type bt is not imported, and which
+// Bundles are. A searchset or history is what a FHIR server returns, not
+// data to load: storing it as one Bundle resource hid its entries.
+func bundleTypeError(bt gjson.Result) string {
+	what := "a Bundle without a type"
+	switch {
+	case bt.Type == gjson.String:
+		what = fmt.Sprintf("a %s Bundle", bt.Str)
+	case bt.Exists():
+		what = fmt.Sprintf("a Bundle of type %s", bt.Raw)
+	}
+	hint := ""
+	switch bt.String() {
+	case "searchset", "history":
+		hint = `; to import search results, save them as NDJSON or set "type":"collection"`
+	}
+	return what + " does not import: the entries of transaction, batch and collection Bundles import, and document and message Bundles are stored whole" + hint
 }
 
 // resourceType checks a resourceType value.

@@ -3,6 +3,8 @@ package importer
 import (
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
+
+	"github.com/tranchehq/tranche/internal/bulk"
 )
 
 // SourceLastUpdatedURL is the meta.extension in which an import keeps a
@@ -11,7 +13,7 @@ import (
 // gave, which `_since` no longer goes by. Importing again replaces it with
 // the lastUpdated of the file imported (a Tranche export's is the exporting
 // server's stamp).
-const SourceLastUpdatedURL = "https://tranche.dev/fhir/StructureDefinition/source-last-updated"
+const SourceLastUpdatedURL = bulk.SourceLastUpdatedURL
 
 // placeholder stands in for meta.lastUpdated until the writer stamps the
 // resource: an instant as long as every stamp (instantLayout in UTC), so the

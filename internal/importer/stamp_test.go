@@ -123,13 +123,17 @@ func TestImportStampsAreMonotonic(t *testing.T) {
 		t.Errorf("stamps of 5 resources in batches of 2 = %v, want %v", stamps, want)
 	}
 
-	// An export kicked off now, then the same file again with a clock that
-	// went back an hour.
+	// An export kicked off now, then a new version of the file with a
+	// clock that went back an hour.
 	kick, err := store.TransactionTime(context.Background(), now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stampedImport(t, store, importer.Options{Now: func() time.Time { return now.Add(-time.Hour) }}, path)
+	for i := range ls {
+		ls[i] = strings.Replace(ls[i], `"id"`, `"status":"final","id"`, 1)
+	}
+	path2 := writeFile(t, dir, "obs2.ndjson", lines(ls...))
+	stampedImport(t, store, importer.Options{Now: func() time.Time { return now.Add(-time.Hour) }}, path2)
 	for ref, r := range stored(t, store, "Observation") {
 		if !r.LastUpdated.After(kick) || !r.LastUpdated.After(first[ref].LastUpdated) {
 			t.Errorf("%s re-imported at %v, want after transactionTime %v and the version it replaced (%v)", ref.ID, r.LastUpdated, kick, first[ref].LastUpdated)

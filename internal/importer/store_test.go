@@ -10,7 +10,8 @@ import (
 )
 
 // fakeStore is an in-memory bulk.ResourceStore that implements what the
-// importer uses: Put, Delete, TypeOf, Get, Tombstones. The other ResourceSource methods
+// importer uses: Put (which leaves a resource the same as the stored one
+// alone), Delete, TypeOf, Get, GroupMembers, Tombstones. The other ResourceSource methods
 // are left to the embedded nil interface and panic if called.
 type fakeStore struct {
 	bulk.ResourceSource
@@ -40,9 +41,20 @@ func (s *fakeStore) Put(ctx context.Context, rs []*bulk.Resource) error {
 	}
 	s.puts++
 	for _, r := range rs {
+		ref := bulk.Ref{Type: r.Type, ID: r.ID}
+		switch old, ok := s.resources[ref]; {
+		case !ok:
+			r.SetOutcome(bulk.PutNew)
+		case slices.Equal(old.Patients, r.Patients) && slices.Equal(old.Members, r.Members) && bulk.SameContent(old.Body, r.Body):
+			r.SetOutcome(bulk.PutUnchanged)
+			continue
+		default:
+			r.SetOutcome(bulk.PutReplaced)
+		}
 		c := *r
 		c.Body = slices.Clone(r.Body)
-		s.resources[bulk.Ref{Type: r.Type, ID: r.ID}] = &c
+		c.Outcome = nil
+		s.resources[ref] = &c
 		s.tombstones = slices.DeleteFunc(s.tombstones, func(t bulk.Tombstone) bool { return t.Type == r.Type && t.ID == r.ID })
 		if !slices.Contains(s.types[r.ID], r.Type) {
 			s.types[r.ID] = append(s.types[r.ID], r.Type)
@@ -91,6 +103,16 @@ func (s *fakeStore) Get(ctx context.Context, typ, id string) (*bulk.Resource, er
 	}
 	c := *r
 	return &c, nil
+}
+
+func (s *fakeStore) GroupMembers(ctx context.Context, id string) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.resources[bulk.Ref{Type: "Group", ID: id}]
+	if !ok {
+		return nil, bulk.Errorf(bulk.ENOTFOUND, "Group/%s not found", id)
+	}
+	return slices.Clone(r.Members), nil
 }
 
 // counts returns the number of stored resources per type.

@@ -28,26 +28,35 @@ type writer struct {
 	failed atomic.Bool
 	err    error // the first error: written once, before failed is set
 
-	mu      sync.Mutex
-	stored  map[string]int64
-	total   int64
-	deleted int64
+	mu     sync.Mutex
+	byType map[string]*Counts
+	total  int64 // resources stored, for progress
 
 	// tombstones caches the store's deletions of each type the import
 	// touched (loaded on first use, then kept up to date by the import's
 	// own writes), so re-created resources can be recognized. Only the
 	// writer goroutine uses it.
 	tombstones map[string]map[string]time.Time
+	// groups holds the members that each stored Group the import writes
+	// had before it, read before its first Put (for GroupChanges); only the
+	// writer goroutine uses it until wait or close returns.
+	groups map[string][]string
+	// seenGroups are the Groups read for groups, stored or not.
+	seenGroups map[string]bool
 }
 
 // writeOp is one write: a Put, a Delete, or a sync point.
 type writeOp struct {
-	put    []*bulk.Resource
-	offs   []int            // where put[i]'s body takes the stamp, or -1
-	counts map[string]int64 // added to the totals once put; nil counts nothing
-	del    *bulk.Ref
-	at     time.Time
-	sync   chan struct{} // closed when every earlier op is done
+	put  []*bulk.Resource
+	offs []int // where put[i]'s body takes the stamp, or -1
+	// count says whether the outcomes count (not for the last pass's
+	// rewrites); superseded are replaced versions per type that the batch
+	// left out.
+	count      bool
+	superseded map[string]int64
+	del        *bulk.Ref
+	at         time.Time
+	sync       chan struct{} // closed when every earlier op is done
 }
 
 // writeQueue is the number of writes that may wait while one is applied;
@@ -62,9 +71,11 @@ func startWriter(ctx context.Context, store bulk.ResourceStore, now time.Time, s
 		sess:       sess,
 		wall:       wall,
 		tombstones: map[string]map[string]time.Time{},
+		groups:     map[string][]string{},
+		seenGroups: map[string]bool{},
 		ops:        make(chan writeOp, writeQueue),
 		done:       make(chan struct{}),
-		stored:     map[string]int64{},
+		byType:     map[string]*Counts{},
 	}
 	go w.run()
 	return w
@@ -80,25 +91,15 @@ func (w *writer) run() {
 		if w.failed.Load() {
 			continue
 		}
-		err := w.apply(&op)
-		if err != nil {
+		if err := w.apply(&op); err != nil {
 			w.err = err
 			w.failed.Store(true)
-			continue
 		}
-		w.mu.Lock()
-		if op.del != nil {
-			w.deleted++
-		}
-		for typ, n := range op.counts {
-			w.stored[typ] += n
-			w.total += n
-		}
-		w.mu.Unlock()
 	}
 }
 
-// apply stores op: a Delete or a Put.
+// apply stores op: a Delete or a Put, counting what was stored, even when
+// it fails part-way.
 func (w *writer) apply(op *writeOp) error {
 	if w.sess != nil {
 		// Stamped here, when every earlier write is stored: the clock
@@ -108,25 +109,106 @@ func (w *writer) apply(op *writeOp) error {
 		}
 	}
 	if op.del != nil {
-		if err := w.store.Delete(w.ctx, *op.del, op.at); err != nil {
-			return err
-		}
-		if ts := w.tombstones[op.del.Type]; ts != nil {
-			ts[op.del.ID] = op.at
-		}
-		return nil
+		return w.delete(op)
 	}
 	if err := w.recreate(op.put); err != nil {
 		return err
 	}
-	if err := w.store.Put(w.ctx, op.put); err != nil {
+	if err := w.readGroups(op.put); err != nil {
 		return err
 	}
-	for _, r := range op.put {
+	outcomes := make([]bulk.PutOutcome, len(op.put))
+	for i, r := range op.put {
+		r.Outcome = &outcomes[i]
+	}
+	err := w.store.Put(w.ctx, op.put)
+	w.mu.Lock()
+	for i, r := range op.put {
+		r.Outcome = nil
+		if outcomes[i] == 0 {
+			continue // not stored: Put failed first
+		}
 		delete(w.tombstones[r.Type], r.ID)
+		if !op.count {
+			continue
+		}
+		w.total++
+		c := w.countsOf(r.Type)
+		switch outcomes[i] {
+		case bulk.PutNew:
+			c.New++
+		case bulk.PutReplaced:
+			c.Replaced++
+		case bulk.PutUnchanged:
+			c.Unchanged++
+		}
+	}
+	if err == nil && op.count {
+		for typ, n := range op.superseded {
+			w.countsOf(typ).Replaced += n
+		}
+	}
+	w.mu.Unlock()
+	return err
+}
+
+// delete applies a deletion, unless the resource is deleted already:
+// deleting it again would move its tombstone to now, and `_since`
+// exports would list it again (as Put leaves a resource that is the same).
+func (w *writer) delete(op *writeOp) error {
+	ts, err := w.tombstonesOf(op.del.Type)
+	if err != nil {
+		return err
+	}
+	if _, gone := ts[op.del.ID]; gone {
+		w.mu.Lock()
+		w.countsOf(op.del.Type).Unchanged++
+		w.mu.Unlock()
+		return nil
+	}
+	if err := w.store.Delete(w.ctx, *op.del, op.at); err != nil {
+		return err
+	}
+	ts[op.del.ID] = op.at
+	w.mu.Lock()
+	w.countsOf(op.del.Type).Deleted++
+	w.mu.Unlock()
+	return nil
+}
+
+// countsOf returns typ's counts; w.mu is held.
+func (w *writer) countsOf(typ string) *Counts {
+	c := w.byType[typ]
+	if c == nil {
+		c = &Counts{}
+		w.byType[typ] = c
+	}
+	return c
+}
+
+// readGroups reads the members of the stored Groups in rs that the import
+// has not written yet: one read per Group, which are few.
+func (w *writer) readGroups(rs []*bulk.Resource) error {
+	for _, r := range rs {
+		if r.Type != "Group" || w.seenGroups[r.ID] {
+			continue
+		}
+		members, err := w.store.GroupMembers(w.ctx, r.ID)
+		switch {
+		case bulk.ErrorCode(err) == bulk.ENOTFOUND:
+		case err != nil:
+			return err
+		default:
+			w.groups[r.ID] = members
+		}
+		w.seenGroups[r.ID] = true
 	}
 	return nil
 }
+
+// groupsBefore returns the members the stored Groups had before the import
+// wrote them. Call it after wait or close.
+func (w *writer) groupsBefore() map[string][]string { return w.groups }
 
 // stamp takes the clock's next stamp for op: a deletion's time, or every
 // resource's meta.lastUpdated and LastUpdated, so the stored text and the
@@ -188,15 +270,16 @@ func (w *writer) close() error {
 	return w.err
 }
 
-// counts returns what was written so far.
-func (w *writer) counts() (stored map[string]int64, total, deleted int64) {
+// counts returns what was written so far: per type, and the resources
+// stored in all (the last pass's rewrites too).
+func (w *writer) counts() (types map[string]Counts, stored int64) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	stored = make(map[string]int64, len(w.stored))
-	for typ, n := range w.stored {
-		stored[typ] = n
+	types = make(map[string]Counts, len(w.byType))
+	for typ, c := range w.byType {
+		types[typ] = *c
 	}
-	return stored, w.total, w.deleted
+	return types, w.total
 }
 
 // recreate stamps re-created resources. A resource stored again after it
@@ -207,17 +290,9 @@ func (w *writer) counts() (stored map[string]int64, total, deleted int64) {
 // not in `deleted`, whose tombstone the Put clears (requirements 5.4).
 func (w *writer) recreate(rs []*bulk.Resource) error {
 	for _, r := range rs {
-		ts, ok := w.tombstones[r.Type]
-		if !ok {
-			ts = map[string]time.Time{}
-			err := w.store.Tombstones(w.ctx, r.Type, bulk.Range{Until: farFuture}, func(t bulk.Tombstone) error {
-				ts[t.ID] = t.DeletedAt
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-			w.tombstones[r.Type] = ts
+		ts, err := w.tombstonesOf(r.Type)
+		if err != nil {
+			return err
 		}
 		deletedAt, ok := ts[r.ID]
 		if !ok || !r.LastUpdated.Before(deletedAt) {
@@ -238,3 +313,20 @@ func (w *writer) recreate(rs []*bulk.Resource) error {
 
 // farFuture bounds a read of every tombstone.
 var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// tombstonesOf returns the cached deletions of typ, reading them first.
+func (w *writer) tombstonesOf(typ string) (map[string]time.Time, error) {
+	if ts, ok := w.tombstones[typ]; ok {
+		return ts, nil
+	}
+	ts := map[string]time.Time{}
+	err := w.store.Tombstones(w.ctx, typ, bulk.Range{Until: farFuture}, func(t bulk.Tombstone) error {
+		ts[t.ID] = t.DeletedAt
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	w.tombstones[typ] = ts
+	return ts, nil
+}

@@ -229,8 +229,9 @@ func (s *ResourceStore) List(ctx context.Context, typ string, afterID string, fn
 }
 
 // Put stores copies of rs, replacing earlier versions and clearing
-// tombstones. Returns EINVALID, storing nothing, if a resource lacks a type or
-// an id.
+// tombstones, and leaves a live version with the same content as it is
+// (bulk.ResourceSink). Returns EINVALID, storing nothing, if a resource
+// lacks a type or an id.
 func (s *ResourceStore) Put(ctx context.Context, rs []*bulk.Resource) error {
 	for _, r := range rs {
 		if err := checkResource(r); err != nil {
@@ -245,7 +246,18 @@ func (s *ResourceStore) Put(ctx context.Context, rs []*bulk.Resource) error {
 			byID = make(map[string]*bulk.Resource)
 			s.resources[r.Type] = byID
 		}
+		old, live := byID[r.ID]
+		switch {
+		case !live:
+			r.SetOutcome(bulk.PutNew)
+		case slices.Equal(old.Patients, r.Patients) && slices.Equal(old.Members, r.Members) && bulk.SameContent(old.Body, r.Body):
+			r.SetOutcome(bulk.PutUnchanged)
+			continue
+		default:
+			r.SetOutcome(bulk.PutReplaced)
+		}
 		c := cloneResource(r)
+		c.Outcome = nil
 		c.LastUpdated = c.LastUpdated.UTC()
 		if r.Type == "Group" {
 			was := map[string]time.Time{}

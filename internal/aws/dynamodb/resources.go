@@ -3,6 +3,8 @@ package dynamodb
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -109,6 +111,7 @@ const (
 	attrLU       = "lu"   // S: lastUpdated in luLayout
 	attrDel      = "del"  // S: tombstone sk of a deleted resource
 	attrToken    = "tok"  // S: write token of the _id item
+	attrDigest   = "dg"   // B: the live version's digest (versionDigest)
 	attrSince    = "since"
 	attrCount    = "n"
 )
@@ -506,6 +509,7 @@ type current struct {
 	patients []string
 	del      string // tombstone sk when deleted
 	token    string
+	digest   []byte // none in items written before digests were kept
 }
 
 func (s *ResourceStore) decodeCurrent(typ, id string, item map[string]types.AttributeValue) *current {
@@ -518,6 +522,7 @@ func (s *ResourceStore) decodeCurrent(typ, id string, item map[string]types.Attr
 	c.live = c.del == ""
 	c.lu, c.ref, c.token = getS(item, attrLU), getS(item, attrRef), getS(item, attrToken)
 	c.patients = getSS(item, attrPatients)
+	c.digest = getB(item, attrDigest)
 	return c
 }
 
@@ -720,16 +725,71 @@ func (s *ResourceStore) TypeOf(ctx context.Context, id string) (_ []string, err 
 
 // version is one resource of a Put with what it replaces.
 type version struct {
-	r      *bulk.Resource
-	lu     string
-	shard  int
-	ref    string    // spill key, if spilled
-	joined []joining // Groups: members with join times
-	old    *current
-	oldPts []string
+	// all are the versions of the resource in the Put, in order, with
+	// their digests; r is the one written, the last that is not the same
+	// as the one before it (see outcomes).
+	all     []*bulk.Resource
+	digests [][]byte
+	r       *bulk.Resource
+	lu      string
+	shard   int
+	ref     string    // spill key, if spilled
+	joined  []joining // Groups: members with join times
+	old     *current
+	oldPts  []string
+	// outcome is what Put does with each of all, given old.
+	outcome []bulk.PutOutcome
 	// contended is set once a commit of this resource lost to another
 	// writer: its index items are written again after its commit.
 	contended bool
+}
+
+// outcomes sets v.outcome, what Put does with each of v.all given v.old,
+// and returns the index of the version to write, or -1 if all are the
+// same as the live one (which are set as done).
+func (v *version) outcomes() int {
+	if v.outcome == nil {
+		v.outcome = make([]bulk.PutOutcome, len(v.all))
+	}
+	prev, last := []byte(nil), -1
+	if v.old.live {
+		prev = v.old.digest
+	}
+	for i, d := range v.digests {
+		switch {
+		case i == 0 && !v.old.live:
+			v.outcome[i] = bulk.PutNew
+		case prev != nil && bytes.Equal(d, prev):
+			v.outcome[i] = bulk.PutUnchanged
+		default:
+			v.outcome[i] = bulk.PutReplaced
+		}
+		if v.outcome[i] != bulk.PutUnchanged {
+			last = i
+		}
+		prev = d
+	}
+	if last < 0 {
+		for _, r := range v.all {
+			r.SetOutcome(bulk.PutUnchanged)
+		}
+	}
+	return last
+}
+
+// versionDigest identifies a version's content, Patients and Members
+// (bulk.SameContent): SHA-256 cut to 128 bits, as long as a UUID.
+func versionDigest(r *bulk.Resource) []byte {
+	h := sha256.New()
+	h.Write(bulk.AppendContent(nil, r.Body))
+	for _, ids := range [][]string{r.Patients, r.Members} {
+		h.Write(binary.AppendUvarint(nil, uint64(len(ids))))
+		for _, id := range ids {
+			h.Write(binary.AppendUvarint(nil, uint64(len(id))))
+			h.Write([]byte(id))
+		}
+	}
+	return h.Sum(nil)[:16]
 }
 
 type joining struct {
@@ -742,7 +802,10 @@ type joining struct {
 const maxPutAttempts = 30
 
 // Put stores resources: the last of several versions of one resource in rs
-// wins (Groups keep the join times of the earlier ones).
+// wins (Groups keep the join times of the earlier ones). A version the
+// same as the live one is not written (bulk.ResourceSink): the _id item
+// it reads anyway holds the live version's digest, so telling costs no
+// read.
 func (s *ResourceStore) Put(ctx context.Context, rs []*bulk.Resource) (err error) {
 	defer bulk.Wrap(&err, "dynamodb.ResourceStore.Put(%d resources)", len(rs))
 	for _, r := range rs {
@@ -756,25 +819,24 @@ func (s *ResourceStore) Put(ctx context.Context, rs []*bulk.Resource) (err error
 	if err := ctxErr(ctx); err != nil {
 		return err
 	}
-	// The last version of each resource, with every version of a Group
-	// kept for its members' join times.
+	// Every version of each resource, in order: the one written is the
+	// last that changes anything, and Groups keep the join times of the
+	// earlier ones.
 	type key struct{ typ, id string }
-	last := map[key]int{}
-	groupVersions := map[string][]*bulk.Resource{}
-	for i, r := range rs {
-		last[key{r.Type, r.ID}] = i
-		if r.Type == "Group" {
-			groupVersions[r.ID] = append(groupVersions[r.ID], r)
-		}
-	}
+	byKey := map[key]*version{}
 	var vs []*version
-	for i, r := range rs {
-		if last[key{r.Type, r.ID}] == i {
-			vs = append(vs, &version{r: r, lu: lu(r.LastUpdated), shard: s.shardOf(r.ID)})
+	for _, r := range rs {
+		v := byKey[key{r.Type, r.ID}]
+		if v == nil {
+			v = &version{shard: s.shardOf(r.ID)}
+			byKey[key{r.Type, r.ID}] = v
+			vs = append(vs, v)
 		}
+		v.all = append(v.all, r)
+		v.digests = append(v.digests, versionDigest(r))
 	}
 	for attempt := 1; len(vs) > 0; attempt++ {
-		lost, err := s.put(ctx, vs, groupVersions)
+		lost, err := s.put(ctx, vs)
 		if err != nil {
 			return err
 		}
@@ -826,22 +888,32 @@ func (s *ResourceStore) abandon(ctx context.Context, vs []*version) {
 
 // put writes vs once and returns the versions whose commit lost to a
 // concurrent writer.
-func (s *ResourceStore) put(ctx context.Context, vs []*version, groupVersions map[string][]*bulk.Resource) ([]*version, error) {
+func (s *ResourceStore) put(ctx context.Context, vs []*version) ([]*version, error) {
 	// Read what each replaces.
 	keys := make([]map[string]types.AttributeValue, len(vs))
 	byKey := make(map[string]*version, len(vs))
 	for i, v := range vs {
-		keys[i] = key2(idPK(v.r.Type), v.r.ID)
-		byKey[idPK(v.r.Type)+"|"+v.r.ID] = v
-		v.old = &current{typ: v.r.Type, id: v.r.ID}
+		r := v.all[0]
+		keys[i] = key2(idPK(r.Type), r.ID)
+		byKey[idPK(r.Type)+"|"+r.ID] = v
+		v.old = &current{typ: r.Type, id: r.ID}
 	}
 	if err := batchGet(ctx, s.api, s.table, keys, func(item map[string]types.AttributeValue) error {
 		v := byKey[getS(item, attrPK)+"|"+getS(item, attrSK)]
-		v.old = s.decodeCurrent(v.r.Type, v.r.ID, item)
+		v.old = s.decodeCurrent(v.old.typ, v.old.id, item)
 		return nil
 	}); err != nil {
 		return nil, err
 	}
+	// Versions the same as the live one are done: nothing to write.
+	vs = slices.DeleteFunc(slices.Clone(vs), func(v *version) bool {
+		last := v.outcomes()
+		if last < 0 {
+			return true
+		}
+		v.r, v.lu, v.ref = v.all[last], lu(v.all[last].LastUpdated), ""
+		return false
+	})
 	err := parallel(ctx, s.opts.Parallel, len(vs), func(i int) error {
 		v := vs[i]
 		pts, err := s.oldPatients(ctx, v.old)
@@ -850,7 +922,7 @@ func (s *ResourceStore) put(ctx context.Context, vs []*version, groupVersions ma
 		}
 		v.oldPts = pts
 		if v.r.Type == "Group" {
-			if err := s.joinTimes(ctx, v, groupVersions[v.r.ID]); err != nil {
+			if err := s.joinTimes(ctx, v, v.all[:slices.Index(v.all, v.r)+1]); err != nil {
 				return err
 			}
 		}
@@ -912,6 +984,7 @@ func (s *ResourceStore) put(ctx context.Context, vs []*version, groupVersions ma
 		v := vs[i]
 		item := map[string]types.AttributeValue{
 			attrPK: sv(idPK(v.r.Type)), attrSK: sv(v.r.ID), attrLU: sv(v.lu), attrToken: sv(randomID()),
+			attrDigest: b(v.digests[slices.Index(v.all, v.r)]),
 		}
 		if v.ref != "" {
 			item[attrRef] = sv(v.ref)
@@ -929,6 +1002,9 @@ func (s *ResourceStore) put(ctx context.Context, vs []*version, groupVersions ma
 			return translate(err, "commit failed")
 		}
 		won = append(won, v)
+		for i, r := range v.all {
+			r.SetOutcome(v.outcome[i])
+		}
 		return nil
 	})
 	if err != nil {

@@ -23,6 +23,7 @@ type writer struct {
 	pc, gm, counts *bbolt.Bucket
 	types          map[string]*typeBuckets
 	key            []byte // reused: bbolt copies keys
+	hdr            []byte // reused by sameVersion
 	arena          []byte // values: bbolt keeps them until commit
 }
 
@@ -78,25 +79,38 @@ func (w *writer) buckets(typ string) (*typeBuckets, error) {
 	return &tb, nil
 }
 
-func (w *writer) put(r *bulk.Resource) error {
+// put stores r unless its live version is the same (bulk.ResourceSink.Put):
+// that is told from the stored value that replacing reads anyway.
+func (w *writer) put(r *bulk.Resource) (bulk.PutOutcome, error) {
 	tb, err := w.buckets(r.Type)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	shard := shardOf(r.ID, w.shards)
 	nanos := r.LastUpdated.UnixNano()
+	outcome := bulk.PutNew
 	var joined map[string][]byte // a live Group's members → when they joined
 	switch old := tb.i.Get([]byte(r.ID)); {
 	case len(old) == 9 && old[0] == stateLive:
+		rk := appendResourceKey(nil, shard, readTime(old[1:]), r.ID)
+		v := tb.r.Get(rk)
+		if v == nil {
+			return 0, errCorrupt("index entry without resource " + r.Type + "/" + r.ID)
+		}
+		same, err := w.sameVersion(v, r)
+		if err != nil || same {
+			return bulk.PutUnchanged, err
+		}
+		outcome = bulk.PutReplaced
 		if r.Type == "Group" {
 			joined = w.memberSince(r.ID)
 		}
-		if err := w.unindex(tb, r.Type, r.ID, shard, readTime(old[1:])); err != nil {
-			return err
+		if err := w.unindexValue(tb, r.Type, r.ID, rk, v); err != nil {
+			return 0, err
 		}
 	case len(old) == 9 && old[0] == stateDeleted:
 		if err := tb.t.Delete(w.tombstoneKey(readTime(old[1:]), r.ID)); err != nil {
-			return err
+			return 0, err
 		}
 		fallthrough
 	default:
@@ -106,15 +120,15 @@ func (w *writer) put(r *bulk.Resource) error {
 	v := appendValue(w.alloc(valueLen(r))[:0], r)
 	w.key = appendResourceKey(w.key[:0], shard, nanos, r.ID)
 	if err := tb.r.Put(w.key, v); err != nil {
-		return err
+		return 0, err
 	}
 	if err := tb.i.Put([]byte(r.ID), w.indexValue(stateLive, nanos)); err != nil {
-		return err
+		return 0, err
 	}
 	ts := appendTime(w.alloc(8)[:0], nanos)
 	for _, p := range r.Patients {
 		if err := w.pc.Put(w.compartmentKey(p, r.Type, r.ID), ts); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	if r.Type == "Group" {
@@ -124,11 +138,22 @@ func (w *writer) put(r *bulk.Resource) error {
 				since = ts // joins now: at this version's lastUpdated
 			}
 			if err := w.gm.Put(w.memberKey(r.ID, m), since); err != nil {
-				return err
+				return 0, err
 			}
 		}
 	}
-	return nil
+	return outcome, nil
+}
+
+// sameVersion reports whether the stored value v holds r's Patients,
+// Members and content: its header is the one appendValue would write.
+func (w *writer) sameVersion(v []byte, r *bulk.Resource) (bool, error) {
+	hdr, err := walkHeader(v, nil)
+	if err != nil {
+		return false, err
+	}
+	w.hdr = appendValue(w.hdr[:0], &bulk.Resource{Patients: r.Patients, Members: r.Members})
+	return bytes.Equal(v[:hdr], w.hdr) && bulk.SameContent(v[hdr:], r.Body), nil
 }
 
 // memberSince reads the gm entries of a stored Group: member → when it
@@ -189,6 +214,11 @@ func (w *writer) unindex(tb *typeBuckets, typ, id string, shard int, nanos int64
 	if v == nil {
 		return errCorrupt("index entry without resource " + typ + "/" + id)
 	}
+	return w.unindexValue(tb, typ, id, rk, v)
+}
+
+// unindexValue is unindex with the value v at rk read already.
+func (w *writer) unindexValue(tb *typeBuckets, typ, id string, rk, v []byte) error {
 	var err error
 	_, herr := walkHeader(v, func(member bool, start, end int) {
 		if err != nil {
