@@ -15,7 +15,7 @@ func TestDependencyDirection(t *testing.T) {
 	const mod = "github.com/tranchehq/tranche/"
 	allowed := map[string][]string{
 		"internal/bulk": nil,
-		"internal/fhir": {mod + "internal/bulk", "github.com/tidwall/"},
+		"internal/fhir": {mod + "internal/bulk", mod + "internal/fhir/defs", "github.com/tidwall/"},
 		// search is pure domain logic on stored JSON (the _typeFilter and
 		// _elements engine), at the level of fhir.
 		"internal/search": {mod + "internal/bulk", mod + "internal/fhir", "github.com/tidwall/"},

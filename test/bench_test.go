@@ -14,6 +14,8 @@ import (
 	"github.com/tranchehq/tranche/internal/app"
 	"github.com/tranchehq/tranche/internal/bulk"
 	"github.com/tranchehq/tranche/internal/export"
+	"github.com/tranchehq/tranche/internal/fhir/defs"
+	"github.com/tranchehq/tranche/internal/generate"
 	"github.com/tranchehq/tranche/internal/local/fsobj"
 	"github.com/tranchehq/tranche/internal/workflow"
 )
@@ -28,7 +30,32 @@ func BenchmarkSystemExport(b *testing.B) {
 	if v, err := strconv.Atoi(os.Getenv("TRANCHE_BENCH_PATIENTS")); err == nil && v > 0 {
 		patients = v
 	}
-	src := generated(b, patients)
+	benchExport(b, generated(b, patients), bulk.ExportRequest{Level: bulk.LevelSystem})
+}
+
+// BenchmarkExportVersions is a Patient-level export of the same generated
+// cohort in each FHIR release, each in a store of its own (issue 17):
+//
+//	go test -run '^$' -bench ExportVersions ./test/
+func BenchmarkExportVersions(b *testing.B) {
+	patients := 300
+	if v, err := strconv.Atoi(os.Getenv("TRANCHE_BENCH_PATIENTS")); err == nil && v > 0 {
+		patients = v
+	}
+	for _, v := range defs.Versions() {
+		b.Run(string(v), func(b *testing.B) {
+			dir := filepath.Join(b.TempDir(), "gen")
+			if _, err := generate.Dir(context.Background(), generate.Options{Patients: patients, Seed: 7, Base: genBase, FHIRVersion: v}, dir, nil); err != nil {
+				b.Fatal(err)
+			}
+			benchExport(b, dir, bulk.ExportRequest{Level: bulk.LevelPatient})
+		})
+	}
+}
+
+// benchExport imports src into a store of its own and times exports of
+// req through the engine.
+func benchExport(b *testing.B, src string, req bulk.ExportRequest) {
 	cfg := testConfig(b)
 	cfg.Export = export.DefaultConfig()
 	importInto(b, cfg, importTime, src)
@@ -43,7 +70,12 @@ func BenchmarkSystemExport(b *testing.B) {
 		b.Fatal(err)
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	model, err := app.StoreModel(context.Background(), db.Resources(), "")
+	if err != nil {
+		b.Fatal(err)
+	}
 	svc := export.NewService(db.Jobs(), db.Resources(), objs, cfg.Export, logger)
+	svc.FHIR = model
 	wf, err := workflow.NewLocal(workflow.Steps{Svc: svc}, logger)
 	if err != nil {
 		b.Fatal(err)
@@ -54,7 +86,7 @@ func BenchmarkSystemExport(b *testing.B) {
 	var resources int64
 	b.ResetTimer()
 	for b.Loop() {
-		j, err := svc.Kickoff(ctx, "bench", bulk.ExportRequest{Level: bulk.LevelSystem})
+		j, err := svc.Kickoff(ctx, "bench", req)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -69,7 +69,7 @@ func operatorError(err error) error {
 // when no server answers: then open the store directly. It prints where
 // the import runs to stdout and the server's progress (a bar, on a
 // terminal) to stderr; the caller prints the report.
-func adminImport(ctx context.Context, dataDir string, paths []string, keepLastUpdated bool, stdout, stderr io.Writer) (handled bool, rep importer.Report, err error) {
+func adminImport(ctx context.Context, dataDir string, paths []string, keepLastUpdated bool, fhirVersion string, stdout, stderr io.Writer) (handled bool, rep importer.Report, err error) {
 	rep = importer.Report{Resources: map[string]int64{}}
 	c, err := admin.Dial(ctx, dataDir)
 	if errors.Is(err, admin.ErrNoServer) {
@@ -94,7 +94,7 @@ func adminImport(ctx context.Context, dataDir string, paths []string, keepLastUp
 	}
 	fmt.Fprintf(stdout, "Importing through the server running on %s (pid %d, %s).\n", dataDir, c.Info.PID, c.Info.BaseURL)
 	bar := newBar(stderr, "importing")
-	rep, err = c.Import(ctx, admin.ImportRequest{Paths: abs, KeepLastUpdated: keepLastUpdated}, func(p importer.Progress) {
+	rep, err = c.Import(ctx, admin.ImportRequest{Paths: abs, KeepLastUpdated: keepLastUpdated, FHIRVersion: fhirVersion}, func(p importer.Progress) {
 		if bar != nil {
 			_ = bar.Set64(p.Resources)
 		}

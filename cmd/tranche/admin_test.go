@@ -96,14 +96,14 @@ func TestOperatorCommands(t *testing.T) {
 		clients(t, base) // --fhir defaults to the running server's base URL
 
 		var out, errb bytes.Buffer
-		handled, rep, err := adminImport(context.Background(), data, []string{obs("live", 25)}, false, &out, &errb)
+		handled, rep, err := adminImport(context.Background(), data, []string{obs("live", 25)}, false, "", &out, &errb)
 		if !handled || err != nil || rep.Resources["Observation"] != 25 {
 			t.Fatalf("adminImport on a running server = %v %+v %v, want 25 Observations through the server", handled, rep, err)
 		}
 		if !strings.Contains(out.String(), "through the server") {
 			t.Errorf("adminImport does not say it went through the server:\n%s", out.String())
 		}
-		if handled, _, err := adminImport(context.Background(), data, []string{filepath.Join(data, "missing.ndjson")}, false, io.Discard, io.Discard); !handled || err == nil {
+		if handled, _, err := adminImport(context.Background(), data, []string{filepath.Join(data, "missing.ndjson")}, false, "", io.Discard, io.Discard); !handled || err == nil {
 			t.Errorf("adminImport of a missing file = %v %v, want it handled with an error", handled, err)
 		}
 
@@ -137,7 +137,7 @@ func TestOperatorCommands(t *testing.T) {
 			t.Errorf("stats on a stopped server:\n%s", text)
 		}
 		clients(t, "http://127.0.0.1:8080")
-		handled, _, err := adminImport(context.Background(), data, []string{obs("stopped", 2)}, false, io.Discard, io.Discard)
+		handled, _, err := adminImport(context.Background(), data, []string{obs("stopped", 2)}, false, "", io.Discard, io.Discard)
 		if handled || err != nil {
 			t.Errorf("adminImport on a stopped server = %v %v, want it left to the caller", handled, err)
 		}

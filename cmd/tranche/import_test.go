@@ -202,3 +202,34 @@ func TestImportInterrupted(t *testing.T) {
 		t.Errorf("import again after the interrupt = %d, want every resource new (none was stored)\n%s%s", code, got, errs)
 	}
 }
+
+// TestImportFHIRVersionFlag: `tranche generate --fhir-version` writes a
+// release's shapes, `tranche import` records it in a new store, and
+// `--fhir-version` naming another release, or another release's data, is
+// refused with both named and nothing written (issue 17).
+func TestImportFHIRVersionFlag(t *testing.T) {
+	ctx := context.Background()
+	cmd := func(ctx context.Context, args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		code := run(ctx, args, &out, &errb)
+		return code, out.String(), errb.String()
+	}
+	gen := filepath.Join(t.TempDir(), "dstu2")
+	if code, _, stderr := cmd(ctx, "generate", "--patients", "2", "--fhir-version", "dstu2", "--out", gen); code != 0 {
+		t.Fatalf("generate --fhir-version dstu2: exit %d: %s", code, stderr)
+	}
+	data := t.TempDir()
+	if code, out, stderr := cmd(ctx, "import", "--data", data, "--fhir-version", "r4", gen); code != 1 || !strings.Contains(out+stderr, "DSTU2") || !strings.Contains(out+stderr, "R4") {
+		t.Errorf("import --fhir-version r4 of DSTU2 data: exit %d, %s%s; want 1 naming both", code, out, stderr)
+	}
+	if code, _, stderr := cmd(ctx, "import", "--data", data, gen); code != 0 {
+		t.Fatalf("import of DSTU2 data: exit %d: %s", code, stderr)
+	}
+	code, out, _ := cmd(ctx, "stats", "--data", data)
+	if code != 0 || !strings.Contains(out, "DSTU2 (1.0.2)") {
+		t.Errorf("stats after a DSTU2 import: exit %d:\n%s", code, out)
+	}
+	if code, out, stderr := cmd(ctx, "import", "--data", data, "--fhir-version", "stu3", gen); code != 1 || !strings.Contains(out+stderr, "DSTU2") || !strings.Contains(out+stderr, "STU3") {
+		t.Errorf("import --fhir-version stu3 into the DSTU2 store: exit %d, %s%s; want 1 naming both", code, out, stderr)
+	}
+}

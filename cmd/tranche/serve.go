@@ -19,6 +19,7 @@ import (
 	"github.com/tranchehq/tranche/internal/bulk"
 	"github.com/tranchehq/tranche/internal/client"
 	"github.com/tranchehq/tranche/internal/config"
+	"github.com/tranchehq/tranche/internal/fhir"
 	"github.com/tranchehq/tranche/internal/generate"
 	"github.com/tranchehq/tranche/internal/importer"
 )
@@ -31,6 +32,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("serve", stderr)
 	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address HOST:PORT (port 0 picks a free port)")
 	storeFlags(fs, &cfg)
+	fs.StringVar(&cfg.FHIRVersion, "fhir-version", cfg.FHIRVersion, "FHIR release of a new store: dstu2, stu3, r4 or r5 (default r4; an existing store keeps its own, which this must match)")
 	fs.StringVar(&cfg.BaseURL, "base-url", cfg.BaseURL, "public FHIR base URL; required with --trust-proxy or TLS (default: http://ADDR)")
 	fs.BoolVar(&cfg.TrustProxy, "trust-proxy", cfg.TrustProxy, "behind a reverse proxy: honour X-Forwarded-Proto for logs and redirects (needs --base-url)")
 	fs.BoolVar(&cfg.LenientHeaders, "lenient-headers", cfg.LenientHeaders, "accept kick-offs without Accept or Prefer: respond-async (default: 400, as the IG's test suites expect)")
@@ -128,7 +130,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}()
 
 	if cfg.Demo {
-		if err := loadDemo(ctx, l.DB.Resources(), cfg, stdout); err != nil {
+		if err := loadDemo(ctx, l.DB.Resources(), cfg, l.API.FHIR, stdout); err != nil {
 			return err
 		}
 	}
@@ -216,7 +218,7 @@ func demoClient(ctx context.Context, l *app.Local, cfg config.Config, base strin
 
 // loadDemo fills an empty store with generated data so a newcomer's first
 // export has something in it.
-func loadDemo(ctx context.Context, store bulk.ResourceStore, cfg config.Config, stdout io.Writer) error {
+func loadDemo(ctx context.Context, store bulk.ResourceStore, cfg config.Config, model *fhir.Model, stdout io.Writer) error {
 	counts, err := store.Count(ctx)
 	if err != nil {
 		return err
@@ -233,12 +235,12 @@ func loadDemo(ctx context.Context, store bulk.ResourceStore, cfg config.Config, 
 		return err
 	}
 	defer os.RemoveAll(dir)
-	fmt.Fprintf(stdout, "Empty store: generating demo data (%d patients)...\n", cfg.DemoPatients)
-	opts := generate.Options{Patients: cfg.DemoPatients, Seed: 1, Base: time.Now().UTC().Truncate(time.Second)}
+	fmt.Fprintf(stdout, "Empty store: generating demo data (%d patients, FHIR %s)...\n", cfg.DemoPatients, model.Name)
+	opts := generate.Options{Patients: cfg.DemoPatients, Seed: 1, Base: time.Now().UTC().Truncate(time.Second), FHIRVersion: model.Version}
 	if _, err := generate.Dir(ctx, opts, filepath.Join(dir, "ndjson"), nil); err != nil {
 		return err
 	}
-	rep, err := importer.Import(ctx, store, importer.Options{}, filepath.Join(dir, "ndjson"))
+	rep, err := importer.Import(ctx, store, importer.Options{FHIR: model}, filepath.Join(dir, "ndjson"))
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,8 @@ import (
 	"github.com/tranchehq/tranche/internal/admin"
 	"github.com/tranchehq/tranche/internal/bulk"
 	"github.com/tranchehq/tranche/internal/config"
+	"github.com/tranchehq/tranche/internal/fhir"
+	"github.com/tranchehq/tranche/internal/fhir/defs"
 )
 
 // maxGroupRows is how many Groups the table lists; --json lists them all.
@@ -67,6 +69,11 @@ func printStats(w io.Writer, dataDir string, st *admin.Stats) {
 		fmt.Fprintf(tw, "Server\tnot running\n")
 	}
 	fmt.Fprintf(tw, "Store\t%s on disk; export files %s\n", sizeOf(st.Bytes), sizeOf(st.FileBytes))
+	release := "none yet (the first import records it)"
+	if m := fhir.ModelFor(defs.Version(st.FHIRVersion)); m != nil {
+		release = m.Name + " (" + m.FHIRVersion + ")"
+	}
+	fmt.Fprintf(tw, "FHIR release\t%s\n", release)
 	last := "never"
 	if !st.LastUpdated.IsZero() {
 		last = st.LastUpdated.Format(time.RFC3339Nano) + " (the latest lastUpdated stored)"

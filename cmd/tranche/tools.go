@@ -14,6 +14,8 @@ import (
 	"github.com/tranchehq/tranche/internal/app"
 	"github.com/tranchehq/tranche/internal/bulk"
 	"github.com/tranchehq/tranche/internal/config"
+	"github.com/tranchehq/tranche/internal/fhir"
+	"github.com/tranchehq/tranche/internal/fhir/defs"
 	"github.com/tranchehq/tranche/internal/generate"
 	"github.com/tranchehq/tranche/internal/importer"
 )
@@ -23,14 +25,17 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := newFlags("import", stderr)
 	storeFlags(fs, &cfg)
 	keep := fs.Bool("keep-last-updated", false, "keep each resource's own meta.lastUpdated (restoring a backup as it was) instead of the server's clock")
+	fs.StringVar(&cfg.FHIRVersion, "fhir-version", cfg.FHIRVersion, "FHIR release of the data: dstu2, stu3, r4 or r5 (default: the store's, or for a new store the data's)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: tranche import [--data DIR] [--keep-last-updated] PATH...\n\n"+
+		fmt.Fprintln(stderr, "Usage: tranche import [--data DIR] [--keep-last-updated] [--fhir-version V] PATH...\n\n"+
 			"Loads NDJSON (.ndjson, .ndjson.gz), FHIR Bundles (.json, .json.gz) and directories of them,\n"+
 			"and Bulk Data exports: a manifest.json (as `tranche export` saves) imports the files it lists,\n"+
 			"from its directory or else from their URLs. Each version gets meta.lastUpdated from the\n"+
 			"server's clock as it is stored, so the next `_since` export (tranche export --since-last)\n"+
 			"returns it; the file's own value is kept in meta.extension "+importer.SourceLastUpdatedURL+".\n"+
-			"A resource the same as the one stored is left as it is: importing again is safe.")
+			"A resource the same as the one stored is left as it is: importing again is safe.\n"+
+			"A store holds one FHIR release (DSTU2, STU3, R4 or R5), recorded by its first import;\n"+
+			"data of another release is refused before anything is written.")
 		fs.PrintDefaults()
 	}
 	if err := parse(fs, args); err != nil {
@@ -40,9 +45,17 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fs.Usage()
 		return errUsage
 	}
+	var model *fhir.Model
+	if cfg.FHIRVersion != "" {
+		v, err := defs.ParseVersion(cfg.FHIRVersion)
+		if err != nil {
+			return fmt.Errorf("--fhir-version: %w", err)
+		}
+		model = fhir.ModelFor(v)
+	}
 	start := time.Now()
 	// A running server holds the store: it imports, through its socket.
-	handled, rep, err := adminImport(ctx, cfg.DataDir, fs.Args(), *keep, stdout, stderr)
+	handled, rep, err := adminImport(ctx, cfg.DataDir, fs.Args(), *keep, cfg.FHIRVersion, stdout, stderr)
 	if !handled {
 		db, oerr := app.OpenStore(cfg)
 		if oerr != nil {
@@ -50,7 +63,7 @@ func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		defer db.Close()
 		prog := newImportProgress(stderr)
-		rep, err = importer.Import(ctx, db.Resources(), importer.Options{KeepLastUpdated: *keep, Progress: prog.update}, fs.Args()...)
+		rep, err = importer.Import(ctx, db.Resources(), importer.Options{KeepLastUpdated: *keep, Progress: prog.update, FHIR: model}, fs.Args()...)
 		prog.finish()
 	}
 	if err != nil && rep.Files == 0 && len(rep.Types) == 0 && ctx.Err() == nil {
@@ -142,11 +155,12 @@ func generateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	seed := fs.Int64("seed", 1, "random seed: the same seed writes the same bytes")
 	out := fs.String("out", "", "output directory (one NDJSON file per type)")
 	base := fs.String("base", "2026-01-01T00:00:00Z", "the instant the data is as of (meta.lastUpdated lies in the two years before)")
+	version := fs.String("fhir-version", "r4", "FHIR release whose resource shapes to write: dstu2, stu3, r4 or r5")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
 	if *out == "" || *patients < 1 || fs.NArg() > 0 {
-		fmt.Fprintln(stderr, "Usage: tranche generate --patients N [--seed S] --out DIR")
+		fmt.Fprintln(stderr, "Usage: tranche generate --patients N [--seed S] [--fhir-version dstu2|stu3|r4|r5] --out DIR")
 		return errUsage
 	}
 	b, err := time.Parse(time.RFC3339, *base)
@@ -154,9 +168,14 @@ func generateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		fmt.Fprintf(stderr, "tranche generate: --base %q is not an RFC 3339 instant\n", *base)
 		return errUsage
 	}
+	v, err := defs.ParseVersion(*version)
+	if err != nil {
+		fmt.Fprintf(stderr, "tranche generate: --fhir-version: %v\n", err)
+		return errUsage
+	}
 	bar := newBar(stderr, "generating")
 	start := time.Now()
-	st, err := generate.Dir(ctx, generate.Options{Patients: *patients, Seed: *seed, Base: b}, *out, func(n int64) {
+	st, err := generate.Dir(ctx, generate.Options{Patients: *patients, Seed: *seed, Base: b, FHIRVersion: v}, *out, func(n int64) {
 		if bar != nil {
 			_ = bar.Set64(n)
 		}
@@ -174,8 +193,8 @@ func generateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		total += st.Resources[t]
 	}
 	el := time.Since(start)
-	fmt.Fprintf(stdout, "Wrote %d resources (%.1f MB) to %s in %s (%.0f resources/s).\n",
-		total, float64(st.Bytes)/1e6, *out, el.Round(time.Millisecond), float64(total)/el.Seconds())
+	fmt.Fprintf(stdout, "Wrote %d FHIR %s resources (%s, %.1f MB) to %s in %s (%.0f resources/s).\n",
+		total, defs.For(v).FHIRVersion, v, float64(st.Bytes)/1e6, *out, el.Round(time.Millisecond), float64(total)/el.Seconds())
 	return nil
 }
 

@@ -14,6 +14,8 @@ import (
 
 	"github.com/tranchehq/tranche/internal/auth"
 	"github.com/tranchehq/tranche/internal/bulk"
+	"github.com/tranchehq/tranche/internal/fhir"
+	"github.com/tranchehq/tranche/internal/fhir/defs"
 	"github.com/tranchehq/tranche/internal/importer"
 )
 
@@ -56,6 +58,9 @@ type ImportRequest struct {
 	// Paths are absolute, or URLs ("scheme://...") left to the importer.
 	Paths           []string `json:"paths"`
 	KeepLastUpdated bool     `json:"keepLastUpdated,omitempty"`
+	// FHIRVersion, when set, is the release the operator says the data
+	// is: it must be the server's.
+	FHIRVersion string `json:"fhirVersion,omitempty"`
 }
 
 // Stats is `tranche stats`.
@@ -63,6 +68,9 @@ type Stats struct {
 	bulk.StoreStats
 	// Jobs counts the export jobs kept, by status.
 	Jobs map[bulk.Status]int `json:"jobs"`
+	// FHIRVersion is the release the store holds ("" before the first
+	// import).
+	FHIRVersion string `json:"fhirVersion,omitempty"`
 	// FileBytes is what the exports' output files hold on disk.
 	FileBytes int64 `json:"fileBytes"`
 	// Server is the server that answered, nil when the stats were read
@@ -87,6 +95,8 @@ type Service struct {
 	FileBytes func() (int64, error)
 	// Info, when set, is the running server's, reported with its stats.
 	Info *Info
+	// FHIR, when set, is the release imports must be (a running server's).
+	FHIR *fhir.Model
 }
 
 // AddClient implements Operations.
@@ -124,6 +134,11 @@ func (s *Service) Stats(ctx context.Context) (*Stats, error) {
 		return nil, err
 	}
 	out := &Stats{StoreStats: *st, Jobs: map[bulk.Status]int{}, Server: s.Info}
+	if vs, ok := s.Resources.(bulk.FHIRVersionStore); ok {
+		if out.FHIRVersion, err = vs.FHIRVersion(ctx); err != nil {
+			return nil, err
+		}
+	}
 	err = s.Jobs.ListJobs(ctx, func(j *bulk.Job) error {
 		out.Jobs[j.Status]++
 		return nil
@@ -150,5 +165,14 @@ func (s *Service) Import(ctx context.Context, req ImportRequest, progress func(i
 			return empty, bulk.Errorf(bulk.EINVALID, "The path %q is not absolute: the server does not share your working directory.", p)
 		}
 	}
-	return importer.Import(ctx, s.Resources, importer.Options{KeepLastUpdated: req.KeepLastUpdated, Progress: progress}, req.Paths...)
+	if req.FHIRVersion != "" && s.FHIR != nil {
+		v, err := defs.ParseVersion(req.FHIRVersion)
+		if err != nil {
+			return empty, bulk.Errorf(bulk.EINVALID, "%v", err)
+		}
+		if v != s.FHIR.Version {
+			return empty, bulk.VersionConflict(string(s.FHIR.Version), string(v))
+		}
+	}
+	return importer.Import(ctx, s.Resources, importer.Options{KeepLastUpdated: req.KeepLastUpdated, Progress: progress, FHIR: s.FHIR}, req.Paths...)
 }

@@ -36,6 +36,9 @@ const OpenClientID = "open"
 
 // Server serves the FHIR Bulk Data routes.
 type Server struct {
+	// FHIR is the store's release (nil: R4): which types kick-offs may name
+	// and what the CapabilityStatement declares (issue 17).
+	FHIR      *fhir.Model
 	Export    *export.Service
 	Resources bulk.ResourceSource
 	Objects   bulk.ObjectStore
@@ -115,6 +118,14 @@ func (s *Server) Handler() http.Handler {
 	})))
 }
 
+// model is the store's release.
+func (s *Server) model() *fhir.Model {
+	if s.FHIR != nil {
+		return s.FHIR
+	}
+	return fhir.R4Model()
+}
+
 func (s *Server) base(r *http.Request) string {
 	if s.BaseURL != "" {
 		return s.BaseURL
@@ -175,7 +186,7 @@ func (s *Server) kickoff(w http.ResponseWriter, r *http.Request) {
 	prefer := fhir.ParsePrefer(r.Header.Values("Prefer"))
 	in := fhir.KickoffInput{
 		Method: r.Method, Query: query, RequestURL: s.base(r) + r.URL.RequestURI(), BaseURL: s.base(r),
-		Lenient: prefer.Lenient, TypeFilter: search.Canonical, Element: search.CheckElement,
+		Lenient: prefer.Lenient, TypeFilter: search.Canonical, Element: search.CheckElement, Model: s.model(),
 		Now: s.Export.Now(),
 	}
 	switch {

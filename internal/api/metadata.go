@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/tranchehq/tranche/internal/fhir"
+	"github.com/tranchehq/tranche/internal/fhir/defs"
 	"github.com/tranchehq/tranche/internal/search"
 )
 
@@ -27,7 +28,7 @@ const (
 		"each in the manifest's error file; Prefer: respond-async, separate-export-status is supported. Scopes restricted by search " +
 		"parameters (system/Observation.rs?category=...) filter the export like a _typeFilter. " +
 		"Output: one resource type per NDJSON file (Patient blocks with organizeOutputBy); a file holds at most the configured number of " +
-		"resources or bytes (defaults 100,000 resources or 256 MiB). Patient and Group exports return the R4 Patient compartment of each " +
+		"resources or bytes (defaults 100,000 resources or 256 MiB). Patient and Group exports return the Patient compartment (of the store's FHIR release) of each " +
 		"patient, each resource once, and the Provenance whose target is in it, and no Groups (a Group's member list names other patients). " +
 		"A _type outside the Patient compartment (Practitioner, Organization, Location, Medication, ...) named with a compartment type adds, " +
 		"each once, the resources of that type the exported resources reference directly, whatever their lastUpdated and filtered by " +
@@ -107,24 +108,37 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
 				base + "/.well-known/smart-configuration.",
 		}
 	}
+	// The store's release (issue 17): DSTU2 calls the resource
+	// Conformance and has no instantiates; DSTU2 and STU3 require
+	// acceptUnknown. The rest of the statement keeps the R4 shape.
+	m := s.model()
+	resourceType, instantiates, acceptUnknown := "CapabilityStatement", []string{bulkCapability}, ""
+	switch m.Version {
+	case defs.DSTU2:
+		resourceType, instantiates, acceptUnknown = "Conformance", nil, "no"
+	case defs.STU3:
+		acceptUnknown = "no"
+	}
 	writeFHIR(w, http.StatusOK, struct {
 		ResourceType   string           `json:"resourceType"`
 		Status         string           `json:"status"`
 		Date           string           `json:"date"`
 		Publisher      string           `json:"publisher"`
 		Kind           string           `json:"kind"`
-		Instantiates   []string         `json:"instantiates"`
+		Instantiates   []string         `json:"instantiates,omitempty"`
 		Software       kv               `json:"software"`
 		Implementation kv               `json:"implementation"`
 		FHIRVersion    string           `json:"fhirVersion"`
+		AcceptUnknown  string           `json:"acceptUnknown,omitempty"`
 		Format         []string         `json:"format"`
 		Rest           []map[string]any `json:"rest"`
 	}{
-		ResourceType: "CapabilityStatement", Status: "active", Date: "2026-11-27", Publisher: "Tranche", Kind: "instance",
-		Instantiates:   []string{bulkCapability},
+		ResourceType: resourceType, Status: "active", Date: "2026-11-27", Publisher: "Tranche", Kind: "instance",
+		Instantiates:   instantiates,
 		Software:       kv{"name": "Tranche", "version": s.Version},
 		Implementation: kv{"description": "Tranche FHIR Bulk Data export server", "url": base},
-		FHIRVersion:    "4.0.1",
+		FHIRVersion:    m.FHIRVersion,
+		AcceptUnknown:  acceptUnknown,
 		Format:         []string{"application/fhir+json", "json"},
 		Rest:           []map[string]any{rest},
 	})

@@ -29,6 +29,8 @@ import (
 	"github.com/tranchehq/tranche/internal/bulk"
 	"github.com/tranchehq/tranche/internal/config"
 	"github.com/tranchehq/tranche/internal/export"
+	"github.com/tranchehq/tranche/internal/fhir"
+	"github.com/tranchehq/tranche/internal/fhir/defs"
 	"github.com/tranchehq/tranche/internal/workflow"
 )
 
@@ -38,7 +40,10 @@ import (
 // serves: Handler for the HTTP functions, Steps for the workflow tasks,
 // Importer for the S3-triggered import.
 type AWS struct {
-	SDK       aws.Config
+	SDK aws.Config
+	// FHIR is the stack's release (TRANCHE_FHIR_VERSION, the FhirVersion
+	// parameter; default R4).
+	FHIR      *fhir.Model
 	Jobs      *dynamodb.JobStore
 	Clients   *dynamodb.ClientStore
 	Replay    *dynamodb.ReplayCache
@@ -117,7 +122,20 @@ func NewAWS(ctx context.Context, cfg config.Config, ac config.AWS, logger *slog.
 	if err != nil {
 		return nil, err
 	}
+	// The stack's FHIR release is its FhirVersion parameter: read from
+	// the environment, not the table, so no cold start pays a read; the
+	// import function records it in the table and refuses other data.
+	fv := cfg.FHIRVersion
+	if fv == "" {
+		fv = string(defs.R4)
+	}
+	v, err := defs.ParseVersion(fv)
+	if err != nil {
+		return nil, err
+	}
+	a.FHIR = fhir.ModelFor(v)
 	a.Service = export.NewService(a.Jobs, a.Resources, a.Objects, cfg.Export, logger)
+	a.Service.FHIR = a.FHIR
 	a.Service.Clock = a.Resources // transactionTime from the store's clock (R55)
 	a.Service.ItemLists = export.ItemLists{Store: lists, Bucket: ac.Bucket, Prefix: ac.ExportsPrefix}
 	a.Service.Workflow = unconfiguredWorkflow{}
@@ -137,6 +155,7 @@ func NewAWS(ctx context.Context, cfg config.Config, ac config.AWS, logger *slog.
 // the registration token from Secrets Manager.
 func (a *AWS) Handler(ctx context.Context) (http.Handler, error) {
 	srv := &api.Server{
+		FHIR:   a.FHIR,
 		Export: a.Service, Resources: a.Resources, Objects: a.Objects,
 		BaseURL: a.cfg.BaseURL, TrustProxy: true, LenientHeaders: a.cfg.LenientHeaders, Logger: a.Logger, Version: Version,
 		// Files are downloaded from S3 with presigned URLs: a Lambda
@@ -215,6 +234,7 @@ func (a *AWS) Importer() (*handler.Importer, error) {
 	}
 	return &handler.Importer{
 		Store: a.Resources,
+		FHIR:  a.FHIR,
 		Fetch: func(ctx context.Context, key string) (io.ReadCloser, error) {
 			return s3.Get(ctx, a.s3, a.ac.Bucket, key)
 		},

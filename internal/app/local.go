@@ -121,7 +121,14 @@ func NewLocal(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Loc
 	objs.SetLimit(limit)
 	used, _ := objs.Usage()
 	logger.Info("output budget", "limit_bytes", limit, "used_bytes", used) // limit 0: unlimited
+	model, err := StoreModel(ctx, db.Resources(), cfg.FHIRVersion)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	logger.Info("store", "fhir", model.Name, "fhir_version", model.FHIRVersion)
 	svc := export.NewService(db.Jobs(), db.Resources(), objs, cfg.Export, logger)
+	svc.FHIR = model
 	svc.Clock = db.Resources() // transactionTime from the store's clock (R55)
 	svc.Space = objs
 	wf, err := workflow.NewLocal(workflow.Steps{Svc: svc}, logger)
@@ -131,6 +138,7 @@ func NewLocal(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Loc
 	}
 	svc.Workflow = wf
 	srv := &api.Server{
+		FHIR:   model,
 		Export: svc, Resources: db.Resources(), Objects: objs,
 		BaseURL: cfg.BaseURL, TrustProxy: cfg.TrustProxy, LenientHeaders: cfg.LenientHeaders, Logger: logger, Version: Version,
 	}
@@ -142,6 +150,7 @@ func NewLocal(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Loc
 	}
 	l := &Local{DB: db, Objects: objs, Service: svc, Workflow: wf, API: srv, Handler: srv.Handler(), Logger: logger,
 		Admin: adminService(db, func() (int64, error) { used, _ := objs.Usage(); return used, nil })}
+	l.Admin.FHIR = model // imports through the socket are of the server's release
 	if err := svc.Recover(ctx); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("resume unfinished exports: %w", err)

@@ -117,6 +117,29 @@ func RunResourceStoreTests(t *testing.T, open func(t *testing.T) bulk.ResourceSt
 		return s
 	}
 
+	t.Run("FHIRVersion", func(t *testing.T) {
+		// Issue 17: one store holds one FHIR release, recorded once.
+		vs, ok := open(t).(bulk.FHIRVersionStore)
+		if !ok {
+			t.Fatal("the store does not implement bulk.FHIRVersionStore")
+		}
+		if v, err := vs.FHIRVersion(ctx); err != nil || v != "" {
+			t.Fatalf("FHIRVersion() of a new store = %q, %v; want none", v, err)
+		}
+		for _, v := range []string{"stu3", "stu3"} { // recording it again is fine
+			if err := vs.SetFHIRVersion(ctx, v); err != nil {
+				t.Fatalf("SetFHIRVersion(%s): %v", v, err)
+			}
+		}
+		err := vs.SetFHIRVersion(ctx, "r4")
+		if bulk.ErrorCode(err) != bulk.ECONFLICT || !strings.Contains(bulk.ErrorMessage(err), "STU3") || !strings.Contains(bulk.ErrorMessage(err), "R4") {
+			t.Fatalf("SetFHIRVersion(r4) on an STU3 store = %v, want ECONFLICT naming both", err)
+		}
+		if v, err := vs.FHIRVersion(ctx); err != nil || v != "stu3" {
+			t.Fatalf("FHIRVersion() = %q, %v; want stu3", v, err)
+		}
+	})
+
 	t.Run("Shards", func(t *testing.T) {
 		if n := open(t).Shards(); n < 1 {
 			t.Fatalf("Shards() = %d, want ≥ 1", n)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tranchehq/tranche/internal/export"
+	"github.com/tranchehq/tranche/internal/fhir/defs"
 )
 
 // Config configures a Tranche process.
@@ -21,6 +22,11 @@ type Config struct {
 	Addr string
 	// DataDir holds the embedded store (tranche.db) and output files.
 	DataDir string
+	// FHIRVersion is the FHIR release of the store (dstu2, stu3, r4, r5; or
+	// 1.0.2, 3.0.2, 4.0.1, 5.0.0): recorded in a new store, checked against
+	// an existing one. Empty: the store's, or for a new one its first
+	// import's data's (R4 when that does not tell).
+	FHIRVersion string
 	// BaseURL is the public FHIR base URL; empty derives it per request.
 	BaseURL string
 	// TrustProxy honours X-Forwarded-Proto/Host when deriving the base URL.
@@ -121,6 +127,11 @@ func (c Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("data dir must be set"))
+	}
+	if c.FHIRVersion != "" {
+		if _, err := defs.ParseVersion(c.FHIRVersion); err != nil {
+			errs = append(errs, fmt.Errorf("FHIR version (TRANCHE_FHIR_VERSION, --fhir-version): %w", err))
+		}
 	}
 	if c.Shards < 1 || c.Shards > 256 {
 		errs = append(errs, fmt.Errorf("shards %d: want 1..256", c.Shards))
@@ -234,6 +245,7 @@ func FromEnv(c Config) (Config, error) {
 	num("TRANCHE_INLINE_ITEMS", &inline)
 	c.Export.InlineItems = int(inline)
 	str("TRANCHE_TLS_CERT", &c.Auth.TLSCert)
+	str("TRANCHE_FHIR_VERSION", &c.FHIRVersion)
 	str("TRANCHE_TLS_KEY", &c.Auth.TLSKey)
 	str("TRANCHE_REGISTRATION_TOKEN", &c.Auth.RegistrationToken)
 	return c, errors.Join(errs...)

@@ -128,14 +128,14 @@ func (s *Service) cut(ctx context.Context, j *bulk.Job) (*bulk.Plan, error) {
 		// Named types outside the compartment are the referenced ones
 		// (issue 15 item 3); unnamed ones are never added.
 		for _, t := range req.Types {
-			if !fhir.IsPatientExportType(t) && t != "Group" {
+			if !s.model().IsPatientExportType(t) && t != "Group" {
 				referenced = append(referenced, t)
 			}
 		}
 		slices.Sort(referenced)
 	}
 	if compartmental {
-		types = slices.DeleteFunc(slices.Clone(types), func(t string) bool { return !fhir.IsPatientExportType(t) })
+		types = slices.DeleteFunc(slices.Clone(types), func(t string) bool { return !s.model().IsPatientExportType(t) })
 	}
 	slices.Sort(types)
 

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tranchehq/tranche/internal/bulk"
+	"github.com/tranchehq/tranche/internal/fhir"
 )
 
 // Config is the slice of configuration the engine reads. Zero fields take
@@ -128,6 +129,9 @@ const LocalItemsBucket = "tranche-local"
 
 // Service runs exports over the ports.
 type Service struct {
+	// FHIR is the store's release (nil: R4): which types are in the Patient
+	// compartment (issue 17).
+	FHIR      *fhir.Model
 	Jobs      bulk.JobStore
 	Resources bulk.ResourceSource
 	Objects   bulk.ObjectStore
@@ -175,6 +179,14 @@ func RandomID() string {
 }
 
 func (s *Service) now() time.Time { return s.Now().UTC() }
+
+// model is the store's release.
+func (s *Service) model() *fhir.Model {
+	if s.FHIR != nil {
+		return s.FHIR
+	}
+	return fhir.R4Model()
+}
 
 // Kickoff validates what needs the store (the Group and `patient` values),
 // creates the job with its transactionTime fixed now, at the store's low

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/tranchehq/tranche/internal/fhir/defs"
 )
 
 // r4PatientCompartmentParams is the param list of every resource in the R4
@@ -85,21 +87,27 @@ var r4PatientCompartmentParams = map[string][]string{
 	"VisionPrescription":          {"patient"},
 }
 
+// TestPatientCompartmentTable pins the R4 compartment the generated
+// definitions give against the CompartmentDefinition's parameter list,
+// transcribed above.
 func TestPatientCompartmentTable(t *testing.T) {
 	got := map[string][]string{}
-	for typ, params := range patientCompartment {
-		if !IsResourceType(typ) {
-			t.Errorf("patientCompartment has unknown type %q", typ)
+	for _, typ := range defs.For(defs.R4).Types {
+		if typ.Compartment == nil {
+			continue
 		}
-		for _, p := range params {
-			got[typ] = append(got[typ], p.name)
-			if len(p.paths) == 0 {
-				t.Errorf("patientCompartment[%q] param %q has no path", typ, p.name)
+		if !IsResourceType(typ.Name) {
+			t.Errorf("the compartment has unknown type %q", typ.Name)
+		}
+		for _, p := range typ.Compartment {
+			got[typ.Name] = append(got[typ.Name], p.Name)
+			if len(p.Paths) == 0 {
+				t.Errorf("compartment %q param %q has no path", typ.Name, p.Name)
 			}
 		}
 	}
 	if diff := cmp.Diff(r4PatientCompartmentParams, got); diff != "" {
-		t.Errorf("patientCompartment params mismatch (-want +got):\n%s", diff)
+		t.Errorf("compartment params mismatch (-want +got):\n%s", diff)
 	}
 }
 
@@ -151,21 +159,25 @@ func nest(typ, path string, leaf any, arrays bool) []byte {
 // TestPatientCompartmentEveryPath checks that each path in the table is
 // walked, as a single element and across arrays.
 func TestPatientCompartmentEveryPath(t *testing.T) {
-	for typ, params := range patientCompartment {
-		for _, p := range params {
-			for _, path := range p.paths {
-				for _, arrays := range []bool{false, true} {
-					body := nest(typ, path, map[string]any{"reference": "Patient/p9"}, arrays)
-					want := []string{"p9"}
-					if typ == "Patient" {
-						want = []string{"p9", "r1"}
-					}
-					if diff := cmp.Diff(want, PatientCompartment(typ, "r1", body)); diff != "" {
-						t.Errorf("PatientCompartment(%s, r1, %s) mismatch (-want +got):\n%s", typ, body, diff)
-					}
-					body = nest(typ, path, map[string]any{"reference": "Practitioner/p9"}, arrays)
-					if got := PatientCompartment(typ, "r1", body); typ != "Patient" && got != nil {
-						t.Errorf("PatientCompartment(%s, r1, %s) = %q, want nil", typ, body, got)
+	for _, v := range defs.Versions() {
+		m := ModelFor(v)
+		for _, dt := range m.Defs().Types {
+			typ := dt.Name
+			for _, p := range dt.Compartment {
+				for _, path := range p.Paths {
+					for _, arrays := range []bool{false, true} {
+						body := nest(typ, path, map[string]any{"reference": "Patient/p9"}, arrays)
+						want := []string{"p9"}
+						if typ == "Patient" {
+							want = []string{"p9", "r1"}
+						}
+						if diff := cmp.Diff(want, m.PatientCompartment(typ, "r1", body)); diff != "" {
+							t.Errorf("%s PatientCompartment(%s, r1, %s) mismatch (-want +got):\n%s", m.Name, typ, body, diff)
+						}
+						body = nest(typ, path, map[string]any{"reference": "Practitioner/p9"}, arrays)
+						if got := m.PatientCompartment(typ, "r1", body); typ != "Patient" && got != nil {
+							t.Errorf("PatientCompartment(%s, r1, %s) = %q, want nil", typ, body, got)
+						}
 					}
 				}
 			}

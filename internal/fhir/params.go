@@ -52,6 +52,9 @@ type KickoffInput struct {
 	Body       []byte // POST Parameters resource, if any
 	RequestURL string // absolute kick-off URL, for the manifest's `request`
 	BaseURL    string // the server's base URL, for attachment URLs
+	// Model is the store's FHIR release (nil: R4): which types exist and
+	// which are in the Patient compartment.
+	Model *Model
 	// Lenient is `Prefer: handling=lenient`: unsupported or invalid
 	// parameters and values are ignored and listed in
 	// ExportRequest.Ignored instead of failing the request (requirements
@@ -78,6 +81,10 @@ type KickoffInput struct {
 // ones that may be ignored are recorded in ExportRequest.Ignored instead.
 func ParseKickoff(in KickoffInput) (bulk.ExportRequest, error) {
 	req := bulk.ExportRequest{Level: in.Level, GroupID: in.GroupID, OutputFormat: NDJSON, RequestURL: in.RequestURL, BaseURL: in.BaseURL, Lenient: in.Lenient}
+	m := in.Model
+	if m == nil {
+		m = R4Model()
+	}
 	params := make(map[string][]string) // name → values in order
 	var names []string
 	add := func(name, v string) {
@@ -178,8 +185,8 @@ func ParseKickoff(in KickoffInput) (bulk.ExportRequest, error) {
 					switch {
 					case t == "" || seenTypes[t]:
 						continue
-					case !IsResourceType(t):
-						if err := ignorable(bulk.Errorf(bulk.EUNSUPPORTED, "_type %q is not a FHIR R4 resource type.", clip(t))); err != nil {
+					case !m.IsResourceType(t):
+						if err := ignorable(bulk.Errorf(bulk.EUNSUPPORTED, "_type %q is not a FHIR %s resource type.", clip(t), m.Name)); err != nil {
 							return req, err
 						}
 						continue
@@ -301,7 +308,7 @@ func ParseKickoff(in KickoffInput) (bulk.ExportRequest, error) {
 			switch v := strings.TrimSpace(vals[0]); {
 			case v == "Patient":
 				organize = v
-			case IsResourceType(v):
+			case m.IsResourceType(v):
 				if err := ignorable(bulk.Errorf(bulk.EUNSUPPORTED, "organizeOutputBy %s is not supported; this server organizes output by Patient only.", v)); err != nil {
 					return req, err
 				}
@@ -346,7 +353,7 @@ func ParseKickoff(in KickoffInput) (bulk.ExportRequest, error) {
 		// types asked for at system level cannot be organized (R91).
 		kept := req.Types[:0:0]
 		for _, t := range req.Types {
-			if IsPatientExportType(t) {
+			if m.IsPatientExportType(t) {
 				kept = append(kept, t)
 			} else if err := ignorable(bulk.Errorf(bulk.EUNSUPPORTED, "_type %s is not in the Patient compartment, so it cannot be exported with organizeOutputBy=Patient.", t)); err != nil {
 				return req, err
@@ -356,7 +363,7 @@ func ParseKickoff(in KickoffInput) (bulk.ExportRequest, error) {
 		req.OrganizeBy = organize
 	}
 	if in.Level != bulk.LevelSystem && organize == "" && len(req.Types) > 0 &&
-		!slices.ContainsFunc(req.Types, IsPatientExportType) {
+		!slices.ContainsFunc(req.Types, m.IsPatientExportType) {
 		// Types outside the Patient compartment are exported as the
 		// resources the compartment's resources reference (issue 15 item
 		// 3): alone they reference nothing (1.4.4: SHOULD reject).
@@ -539,12 +546,7 @@ func AcceptsFHIRJSON(accept string) bool {
 // one would hand a client the ids of every other member, including patients
 // outside what it may see, and make a 10-patient export read each large
 // Group's member list.
-func IsPatientExportType(typ string) bool {
-	return typ != "Group" && IsPatientCompartmentType(typ)
-}
+func IsPatientExportType(typ string) bool { return R4Model().IsPatientExportType(typ) }
 
 // IsPatientCompartmentType reports whether typ is in the Patient compartment.
-func IsPatientCompartmentType(typ string) bool {
-	_, ok := slices.BinarySearch(PatientCompartmentTypes, typ)
-	return ok
-}
+func IsPatientCompartmentType(typ string) bool { return R4Model().IsPatientCompartmentType(typ) }

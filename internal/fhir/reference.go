@@ -6,7 +6,7 @@ import (
 )
 
 // ParseReference parses a literal reference (R4 references.html#literal) to a
-// resource of a known R4 type:
+// resource of a type known in any supported release:
 //
 //	Patient/123
 //	Patient/123/_history/4
@@ -50,7 +50,7 @@ func ParseReference(s string) (typ, id string, ok bool) {
 		}
 		p = p[j+1:]
 	}
-	if !IsID(id) || !IsResourceType(p) {
+	if !IsID(id) || !isAnyResourceType(p) {
 		return "", "", false
 	}
 	return p, id, true

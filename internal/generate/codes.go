@@ -33,6 +33,18 @@ var encounterClasses = [...]string{
 	classVR:   `{"system":"http://terminology.hl7.org/CodeSystem/v3-ActCode","code":"VR","display":"virtual"}`,
 }
 
+// encounterClassesDSTU2 are the classes as DSTU2's Encounter.class codes,
+// encounterClassesSTU3 as STU3's Codings.
+var (
+	encounterClassesDSTU2 = [...]string{classAMB: `"ambulatory"`, classEMER: `"emergency"`, classIMP: `"inpatient"`, classVR: `"virtual"`}
+	encounterClassesSTU3  = [...]string{
+		classAMB:  `{"system":"http://hl7.org/fhir/v3/ActCode","code":"AMB","display":"ambulatory"}`,
+		classEMER: `{"system":"http://hl7.org/fhir/v3/ActCode","code":"EMER","display":"emergency"}`,
+		classIMP:  `{"system":"http://hl7.org/fhir/v3/ActCode","code":"IMP","display":"inpatient encounter"}`,
+		classVR:   `{"system":"http://hl7.org/fhir/v3/ActCode","code":"VR","display":"virtual"}`,
+	}
+)
+
 // How many vital signs an encounter records.
 const (
 	vitalsNone = iota
@@ -343,8 +355,8 @@ type obsDef struct {
 	dec                 int
 	lab                 bool
 	cc                  string
-	head                string // `,"status":"final","category":[…],"code":{…}`
-	tail                string // valueQuantity after its value: `,"unit":…}`
+	head                [numVers]string // per release, `,"status":"final","category":[…],"code":{…}`
+	tail                string          // valueQuantity after its value: `,"unit":…}`
 }
 
 const (
@@ -513,6 +525,14 @@ var maritalStatuses = [...]string{
 	`{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-MaritalStatus","code":"W","display":"Widowed"}],"text":"Widowed"}`,
 }
 
+// maritalStatusesV3 are maritalStatuses with DSTU2's and STU3's system.
+var maritalStatusesV3 = [...]string{
+	`{"coding":[{"system":"http://hl7.org/fhir/v3/MaritalStatus","code":"S","display":"Never Married"}],"text":"Never Married"}`,
+	`{"coding":[{"system":"http://hl7.org/fhir/v3/MaritalStatus","code":"M","display":"Married"}],"text":"Married"}`,
+	`{"coding":[{"system":"http://hl7.org/fhir/v3/MaritalStatus","code":"D","display":"Divorced"}],"text":"Divorced"}`,
+	`{"coding":[{"system":"http://hl7.org/fhir/v3/MaritalStatus","code":"W","display":"Widowed"}],"text":"Widowed"}`,
+}
+
 var languages = [...]string{
 	`{"coding":[{"system":"urn:ietf:bcp:47","code":"en-US","display":"English (United States)"}],"text":"English"}`,
 	`{"coding":[{"system":"urn:ietf:bcp:47","code":"es","display":"Spanish"}],"text":"Spanish"}`,
@@ -557,7 +577,10 @@ func init() {
 		if o.lab {
 			cat = `"laboratory","display":"Laboratory"`
 		}
-		o.head = `,"status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":` + cat + `}]}],"code":` + o.cc
+		o.head[vR4] = `,"status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":` + cat + `}]}],"code":` + o.cc
+		o.head[vR5] = o.head[vR4]
+		o.head[vSTU3] = `,"status":"final","category":[{"coding":[{"system":"http://hl7.org/fhir/observation-category","code":` + cat + `}]}],"code":` + o.cc
+		o.head[vDSTU2] = `,"status":"final","category":{"coding":[{"system":"http://hl7.org/fhir/observation-category","code":` + cat + `}]},"code":` + o.cc // 0..1
 		o.tail = `,"unit":"` + o.unit + `","system":"` + sysUCUM + `","code":"` + o.unit + `"}`
 	}
 }

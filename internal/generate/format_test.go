@@ -104,13 +104,19 @@ func TestTablesNeedNoEscaping(t *testing.T) {
 		all = append(all, a.cc, `"`+a.category+`"`, `"`+a.criticality+`"`)
 	}
 	for _, o := range observations {
-		all = append(all, o.cc, "{"+o.head[1:]+"}", `{"value":1`+o.tail)
+		all = append(all, o.cc, `{"value":1`+o.tail)
+		for _, h := range o.head {
+			all = append(all, "{"+h[1:]+"}")
+		}
 	}
 	for _, p := range panels {
 		all = append(all, p.cc)
 	}
 	all = append(all, encounterClasses[:]...)
+	all = append(all, encounterClassesDSTU2[:]...)
+	all = append(all, encounterClassesSTU3[:]...)
 	all = append(all, maritalStatuses[:]...)
+	all = append(all, maritalStatusesV3[:]...)
 	all = append(all, languages[:]...)
 	for _, s := range append(append(append(append(append([]string{}, givenMale[:]...), givenFemale[:]...), families[:]...), streets[:]...), streetSuffixes[:]...) {
 		all = append(all, `"`+s+`"`)

@@ -1,5 +1,6 @@
-// Package generate writes deterministic, realistic synthetic FHIR R4 data as
-// NDJSON, one stream per resource type, for tests, demos and benchmarks.
+// Package generate writes deterministic, realistic synthetic FHIR data as
+// NDJSON, one stream per resource type, for tests, demos and benchmarks:
+// FHIR R4 by default, or DSTU2, STU3 or R5 (Options.FHIRVersion).
 //
 // The data imitates Synthea output: Patients with a few encounters a year,
 // each with vital signs and lab Observations (LOINC, UCUM units),
@@ -14,10 +15,49 @@
 // files whatever the number of CPUs (for a given version of this package and
 // of Go's math/rand/v2).
 //
+// # FHIR versions
+//
+// Options.FHIRVersion changes the shapes only: the same Options with another
+// version describe the same patients, encounters, codes, dates and ids, each
+// resource in the elements its release defines (R4's output is the
+// original, unchanged). Every clinical resource links to its Patient through
+// a path of that release's Patient CompartmentDefinition, so a Patient-level
+// export returns all of it. The differences, in short:
+//
+//   - DSTU2 (1.0.2): MedicationOrder (patient, prescriber, dateWritten)
+//     instead of MedicationRequest; no ExplanationOfBenefit (DSTU2's has no
+//     patient, nor anything to adjudicate); Encounter.patient and class as a
+//     code, indication for the reason; Condition.patient with clinical and
+//     verification status as codes, dateRecorded and asserter;
+//     AllergyIntolerance.substance and status; Immunization.date,
+//     wasNotGiven and reported; Claim with a type code, Coding diagnoses and
+//     items, coverage and no totals; Patient.careProvider; single
+//     Observation/DiagnosticReport categories; Practitioner.name a single
+//     HumanName, HumanName.family a list; Money as a Quantity; Groups without
+//     active; http://hl7.org/fhir/… code systems.
+//   - STU3 (3.0.2): context instead of encounter on Condition, Observation,
+//     DiagnosticReport, Procedure and MedicationRequest; status codes instead
+//     of CodeableConcepts on Condition and AllergyIntolerance (assertedDate,
+//     asserter); Encounter.diagnosis for the reason; MedicationRequest
+//     requester.agent and Dosage.doseQuantity; Immunization.date, notGiven
+//     and practitioner; Claim and ExplanationOfBenefit items by service and
+//     *LinkId, Claim.organization, EOB outcome CodeableConcept, single
+//     insurance, totalCost/totalBenefit; Money as a Quantity;
+//     DiagnosticReport performer.actor; http://hl7.org/fhir/… code systems.
+//   - R5 (5.0.0): Encounter class as CodeableConcepts, actualPeriod,
+//     participant.actor, reason.value and status "completed"; Condition and
+//     AllergyIntolerance participant instead of recorder (and a coded
+//     AllergyIntolerance.type); Procedure occurrencePeriod; MedicationRequest
+//     medication as a CodeableReference and Dosage.asNeeded; reason as
+//     CodeableReferences; Organization and Location contact
+//     (ExtendedContactDetail) instead of telecom/address; Group membership
+//     instead of actual.
+//
 // # Groups
 //
-// Every run writes these Groups (type person, actual true), whose members
-// are a deterministic sample of the patients:
+// Every run writes these Groups (type person, actual true; in R5
+// membership enumerated), whose members are a deterministic sample of the
+// patients:
 //
 //   - "group-10": 10 patients (all of them when Patients < 10); benchmarks
 //     use it as the small Group export.
@@ -36,13 +76,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/tranchehq/tranche/internal/fhir/defs"
 )
 
 // Options select what to generate. The zero value of each field except
@@ -61,6 +105,9 @@ type Options struct {
 	// MaxFileBytes, a new file of the same type is started (a single line
 	// larger than the limit gets a file of its own). 0 means one file per type.
 	MaxFileBytes int64
+	// FHIRVersion is the release whose resource shapes the run writes (see
+	// the package doc); the zero value means defs.R4.
+	FHIRVersion defs.Version
 }
 
 // DefaultBase is the Base used when Options.Base is zero.
@@ -68,7 +115,8 @@ var DefaultBase = time.Date(2025, time.January, 1, 0, 0, 0, 0, time.UTC)
 
 // Stats reports what a run wrote.
 type Stats struct {
-	// Resources counts resources by type; every type of Types is present.
+	// Resources counts resources by type; every type of TypesFor(the
+	// run's FHIRVersion) is present.
 	Resources map[string]int64
 	// Bytes is the total NDJSON size over all files.
 	Bytes int64
@@ -86,7 +134,9 @@ func (s Stats) Total() int64 {
 // ResourcesPerPatient is the average number of resources a run writes per
 // patient, including the patient's share of the Practitioner, Organization
 // and Location pools, so Patients = target/ResourcesPerPatient gives about
-// target resources (10,000 patients ≈ 1 M resources).
+// target resources (10,000 patients ≈ 1 M resources). That is an R4 run's
+// (STU3 and R5 write as many resources); DSTU2, without
+// ExplanationOfBenefit, writes about 8 % fewer.
 const ResourcesPerPatient = 100.0
 
 // GroupIdentifierSystem is the Group.identifier system of generated Groups.
@@ -130,8 +180,8 @@ var typeNames = [numTypes]string{
 	tGroup:                "Group",
 }
 
-// Types returns the resource types a run writes, in the order their files
-// are opened.
+// Types returns the resource types an R4 run (the default) writes, in the
+// order their files are opened; TypesFor gives them for any release.
 func Types() []string {
 	return append([]string(nil), typeNames[:]...)
 }
@@ -140,33 +190,46 @@ func Types() []string {
 // (e.g. Patient.ndjson). With MaxFileBytes set, further files of a type are
 // named <Type>.2.ndjson, <Type>.3.ndjson, …; the type is always the file
 // name up to its first dot. Existing files of those names are replaced, and
-// stale further parts (<Type>.<n>.ndjson) of an earlier run are removed.
+// stale further parts (<Type>.<n>.ndjson) of an earlier run are removed, as
+// are the files of types that another FHIRVersion writes and this one does
+// not (an R4 run's MedicationRequest.ndjson under a DSTU2 run), so the
+// directory holds one release's data.
 // progress (may be nil) is called now and then, on the calling goroutine,
 // with the number of resources written so far. On error, the files written
 // so far are left in place and Stats describes them.
 func Dir(ctx context.Context, opts Options, dir string, progress func(resources int64)) (Stats, error) {
+	p, err := newPlan(opts)
+	if err != nil {
+		return Stats{}, err
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return Stats{}, err
 	}
-	if err := removeParts(dir); err != nil {
+	if err := removeStale(dir, p.names); err != nil {
 		return Stats{}, err
 	}
-	s := newSink(opts.MaxFileBytes,
+	s := newSink(opts.MaxFileBytes, p.names,
 		func(t, part int) (io.Writer, error) {
-			name := typeNames[t] + ".ndjson"
+			name := p.names[t] + ".ndjson"
 			if part > 1 {
-				name = typeNames[t] + "." + strconv.Itoa(part) + ".ndjson"
+				name = p.names[t] + "." + strconv.Itoa(part) + ".ndjson"
 			}
 			return os.Create(filepath.Join(dir, name))
 		},
 		func(w io.Writer) error { return w.(*os.File).Close() })
-	return run(ctx, opts, s, progress)
+	return run(ctx, p, s, progress)
 }
 
-// removeParts deletes <Type>.<n>.ndjson files, so that a run cannot leave
-// rolled files of an earlier, bigger run beside its own.
-func removeParts(dir string) error {
-	for _, typ := range typeNames {
+// removeStale deletes <Type>.<n>.ndjson files, so that a run cannot leave
+// rolled files of an earlier, bigger run beside its own, and every file of
+// the types another release writes but this run (names) does not.
+func removeStale(dir string, names *[numTypes]string) error {
+	for _, typ := range allTypeNames() {
+		if !slices.Contains(names[:], typ) {
+			if err := os.Remove(filepath.Join(dir, typ+".ndjson")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+		}
 		matches, err := filepath.Glob(filepath.Join(dir, typ+".*.ndjson"))
 		if err != nil {
 			return err
@@ -189,19 +252,19 @@ func removeParts(dir string) error {
 // it (the previous writer of that type is then no longer used). Stream never
 // closes the writers. progress is as for Dir.
 func Stream(ctx context.Context, opts Options, open func(typ string) (io.Writer, error), progress func(resources int64)) (Stats, error) {
-	s := newSink(opts.MaxFileBytes,
-		func(t, _ int) (io.Writer, error) { return open(typeNames[t]) },
-		nil)
-	return run(ctx, opts, s, progress)
-}
-
-// run generates everything into s: the shared pools, the patients in
-// parallel batches written in order, then the Groups.
-func run(ctx context.Context, opts Options, s *sink, progress func(int64)) (st Stats, err error) {
 	p, err := newPlan(opts)
 	if err != nil {
 		return Stats{}, err
 	}
+	s := newSink(opts.MaxFileBytes, p.names,
+		func(t, _ int) (io.Writer, error) { return open(p.names[t]) },
+		nil)
+	return run(ctx, p, s, progress)
+}
+
+// run generates everything into s: the shared pools, the patients in
+// parallel batches written in order, then the Groups.
+func run(ctx context.Context, p *plan, s *sink, progress func(int64)) (st Stats, err error) {
 	defer func() {
 		if cerr := s.close(); err == nil {
 			err = cerr
@@ -254,6 +317,9 @@ func run(ctx context.Context, opts Options, s *sink, progress func(int64)) (st S
 
 // plan holds what every generator goroutine shares, read-only.
 type plan struct {
+	v      ver
+	names  *[numTypes]string // resource type of each type index; "" if not written
+	encKey string            // key of a clinical resource's Encounter: "encounter", STU3 "context"
 	n      int
 	seed   uint64
 	keys   idKeys
@@ -276,6 +342,10 @@ func newPlan(opts Options) (*plan, error) {
 	if opts.MaxFileBytes < 0 {
 		return nil, fmt.Errorf("generate: negative MaxFileBytes %d", opts.MaxFileBytes)
 	}
+	v, err := verOf(opts.FHIRVersion)
+	if err != nil {
+		return nil, err
+	}
 	base := opts.Base
 	if base.IsZero() {
 		base = DefaultBase
@@ -290,12 +360,18 @@ func newPlan(opts Options) (*plan, error) {
 		lo++
 	}
 	p := &plan{
-		n:    opts.Patients,
-		seed: uint64(opts.Seed),
-		keys: newIDKeys(uint64(opts.Seed)),
-		lo:   lo,
-		hi:   base.UnixMilli(),
-		pool: opts.Patients/20 + 5,
+		v:      v,
+		names:  &namesByVer[v],
+		encKey: "encounter",
+		n:      opts.Patients,
+		seed:   uint64(opts.Seed),
+		keys:   newIDKeys(uint64(opts.Seed)),
+		lo:     lo,
+		hi:     base.UnixMilli(),
+		pool:   opts.Patients/20 + 5,
+	}
+	if v == vSTU3 {
+		p.encKey = "context"
 	}
 	p.orgIDs = p.sharedIDs(tOrganization)
 	p.locIDs = p.sharedIDs(tLocation)
@@ -434,6 +510,7 @@ func (p *plan) eachBatch(parent context.Context, workers int, fn func(*batch) er
 // sink writes batches to per-type writers, rolling files at maxBytes.
 type sink struct {
 	maxBytes int64
+	names    *[numTypes]string // types named "" are not written
 	open     func(t, part int) (io.Writer, error)
 	release  func(io.Writer) error // closes a finished file; nil for Stream
 	files    [numTypes]sinkFile
@@ -451,12 +528,15 @@ type sinkFile struct {
 
 const bufSize = 256 << 10
 
-func newSink(maxBytes int64, open func(t, part int) (io.Writer, error), release func(io.Writer) error) *sink {
-	return &sink{maxBytes: maxBytes, open: open, release: release}
+func newSink(maxBytes int64, names *[numTypes]string, open func(t, part int) (io.Writer, error), release func(io.Writer) error) *sink {
+	return &sink{maxBytes: maxBytes, names: names, open: open, release: release}
 }
 
 func (s *sink) openAll() error {
 	for t := range s.files {
+		if s.names[t] == "" {
+			continue
+		}
 		if err := s.next(t); err != nil {
 			return err
 		}
@@ -514,7 +594,7 @@ func (s *sink) write(t int, p []byte) error {
 func (s *sink) writeBatch(b *batch) error {
 	for t := range numTypes {
 		data, ends := b.data[t], b.ends[t]
-		if len(ends) == 0 {
+		if len(ends) == 0 || s.names[t] == "" {
 			continue
 		}
 		if s.maxBytes == 0 {
@@ -579,7 +659,10 @@ func (s *sink) close() error {
 func (s *sink) stats() Stats {
 	st := Stats{Resources: make(map[string]int64, numTypes)}
 	for t := range s.files {
-		st.Resources[typeNames[t]] = s.files[t].resources
+		if s.names[t] == "" {
+			continue
+		}
+		st.Resources[s.names[t]] = s.files[t].resources
 		st.Bytes += s.files[t].bytes
 	}
 	return st

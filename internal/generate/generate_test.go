@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/tranchehq/tranche/internal/fhir/defs"
 	"github.com/tranchehq/tranche/internal/generate"
 )
 
@@ -126,11 +127,12 @@ type resource struct {
 	body    map[string]any
 }
 
-// decode parses every line of every type, checking what holds line by line.
-func decode(t *testing.T, p parts) []resource {
+// decode parses every line of each of types, checking what holds line by
+// line.
+func decode(t *testing.T, p parts, types []string) []resource {
 	t.Helper()
 	var all []resource
-	for _, typ := range generate.Types() {
+	for _, typ := range types {
 		data := p.joined(typ)
 		if len(data) > 0 && data[len(data)-1] != '\n' {
 			t.Errorf("%s output does not end with a newline", typ)
@@ -194,7 +196,7 @@ func field(body map[string]any, path ...string) any {
 func TestStream_Valid(t *testing.T) {
 	opts := generate.Options{Patients: 400, Seed: 42, Base: base}
 	p, st := stream(t, opts)
-	all := decode(t, p)
+	all := decode(t, p, generate.Types())
 
 	counts := map[string]int64{}
 	ids := map[string]bool{}     // "Type/id"
@@ -272,7 +274,7 @@ func TestStream_Valid(t *testing.T) {
 func TestStream_Shapes(t *testing.T) {
 	p, _ := stream(t, generate.Options{Patients: 100, Seed: 5, Base: base})
 	categories := map[string]int{}
-	for _, r := range decode(t, p) {
+	for _, r := range decode(t, p, generate.Types()) {
 		b := r.body
 		str := func(path ...string) string { s, _ := field(b, path...).(string); return s }
 		switch r.typ {
@@ -516,4 +518,23 @@ func BenchmarkStream(b *testing.B) {
 	}
 	b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "resources/s")
 	b.ReportMetric(float64(size)/1e6/b.Elapsed().Seconds(), "MB/s")
+}
+
+// BenchmarkStream_FHIRVersion is BenchmarkStream for each release.
+func BenchmarkStream_FHIRVersion(b *testing.B) {
+	for _, v := range defs.Versions() {
+		b.Run(string(v), func(b *testing.B) {
+			opts := generate.Options{Patients: 1000, Seed: 1, FHIRVersion: v}
+			discard := func(string) (io.Writer, error) { return io.Discard, nil }
+			var total int64
+			for b.Loop() {
+				st, err := generate.Stream(context.Background(), opts, discard, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				total += st.Total()
+			}
+			b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "resources/s")
+		})
+	}
 }

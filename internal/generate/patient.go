@@ -90,7 +90,7 @@ func (g *gen) lu(sec int64, maxDelayMs int64) int64 {
 }
 
 func (g *gen) begin(t int, rid *id, lastUpdated int64) []byte {
-	return appendHeader(g.out.data[t], t, rid, lastUpdated)
+	return g.p.header(g.out.data[t], t, rid, lastUpdated)
 }
 
 func (g *gen) finish(t int, b []byte) {
@@ -263,16 +263,31 @@ func (g *gen) hasChronic(def int) bool {
 
 func (g *gen) writePatient(earliest int64) {
 	r := g.r
+	v := g.p.v
+	// DSTU2 and STU3 name HL7's code systems http://hl7.org/fhir/v2/…,
+	// and DSTU2's HumanName.family is a list.
 	b := g.begin(tPatient, &g.pid, earliest+r.Int64N(g.p.hi-earliest+1))
-	b = append(b, `,"identifier":[{"type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0203","code":"MR","display":"Medical Record Number"}],"text":"Medical Record Number"},"system":"http://hospital.example.org/mrn","value":"`...)
-	b = append(b, g.pid[:]...)
-	b = append(b, `"},{"type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0203","code":"SS","display":"Social Security Number"}],"text":"Social Security Number"},"system":"http://hl7.org/fhir/sid/us-ssn","value":"999-`...)
+	if v == vDSTU2 || v == vSTU3 {
+		b = append(b, `,"identifier":[{"type":{"coding":[{"system":"http://hl7.org/fhir/v2/0203","code":"MR","display":"Medical Record Number"}],"text":"Medical Record Number"},"system":"http://hospital.example.org/mrn","value":"`...)
+		b = append(b, g.pid[:]...)
+		b = append(b, `"},{"type":{"coding":[{"system":"http://hl7.org/fhir/v2/0203","code":"SS","display":"Social Security Number"}],"text":"Social Security Number"},"system":"http://hl7.org/fhir/sid/us-ssn","value":"999-`...)
+	} else {
+		b = append(b, `,"identifier":[{"type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0203","code":"MR","display":"Medical Record Number"}],"text":"Medical Record Number"},"system":"http://hospital.example.org/mrn","value":"`...)
+		b = append(b, g.pid[:]...)
+		b = append(b, `"},{"type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0203","code":"SS","display":"Social Security Number"}],"text":"Social Security Number"},"system":"http://hl7.org/fhir/sid/us-ssn","value":"999-`...)
+	}
 	b = appendPadded(b, int64(r.IntN(100)), 2)
 	b = append(b, '-')
 	b = appendPadded(b, int64(r.IntN(10000)), 4)
-	b = append(b, `"}],"name":[{"use":"official","family":"`...)
-	b = append(b, families[r.IntN(len(families))]...)
-	b = append(b, `","given":["`...)
+	if v == vDSTU2 {
+		b = append(b, `"}],"name":[{"use":"official","family":["`...)
+		b = append(b, families[r.IntN(len(families))]...)
+		b = append(b, `"],"given":["`...)
+	} else {
+		b = append(b, `"}],"name":[{"use":"official","family":"`...)
+		b = append(b, families[r.IntN(len(families))]...)
+		b = append(b, `","given":["`...)
+	}
 	if g.female {
 		b = append(b, givenFemale[r.IntN(len(givenFemale))]...)
 	} else {
@@ -304,7 +319,11 @@ func (g *gen) writePatient(earliest int64) {
 	b = append(b, `","country":"US"}]`...)
 	if g.age >= 18 {
 		b = append(b, `,"maritalStatus":`...)
-		b = append(b, maritalStatuses[r.IntN(len(maritalStatuses))]...)
+		if v == vDSTU2 || v == vSTU3 {
+			b = append(b, maritalStatusesV3[r.IntN(len(maritalStatusesV3))]...)
+		} else {
+			b = append(b, maritalStatuses[r.IntN(len(maritalStatuses))]...)
+		}
 	}
 	b = append(b, `,"communication":[{"language":`...)
 	lang := 0
@@ -312,10 +331,14 @@ func (g *gen) writePatient(earliest int64) {
 		lang = 1 + r.IntN(len(languages)-1)
 	}
 	b = append(b, languages[lang]...)
-	b = append(b, `}],"generalPractitioner":[{"reference":"Practitioner/`...)
+	if v == vDSTU2 {
+		b = append(b, `}],"careProvider":[{"reference":"Practitioner/`...)
+	} else {
+		b = append(b, `}],"generalPractitioner":[{"reference":"Practitioner/`...)
+	}
 	b = append(b, g.p.pracIDs[g.home][:]...)
 	b = append(b, `"}]`...)
-	b = appendRef(b, "managingOrganization", tOrganization, &g.p.orgIDs[g.home])
+	b = g.p.ref(b, "managingOrganization", tOrganization, &g.p.orgIDs[g.home])
 	g.finish(tPatient, b)
 }
 
@@ -483,6 +506,18 @@ func (g *gen) condition(def int, cid *id, onset, abate int64) {
 		last = abate
 	}
 	b := g.begin(tCondition, cid, g.lu(last, 3_600_000))
+	if g.p.v == vDSTU2 || g.p.v == vSTU3 {
+		b = g.conditionPreR4(b, d, onset, abate, resolved)
+	} else {
+		b = g.conditionR4(b, d, onset, abate, resolved)
+	}
+	g.finish(tCondition, b)
+	g.diags = append(g.diags, *cid)
+	g.lines = append(g.lines, claimLine{cc: d.cc, diag: len(g.diags)})
+}
+
+// conditionR4 is the R4 and R5 Condition after its header.
+func (g *gen) conditionR4(b []byte, d *condDef, onset, abate int64, resolved bool) []byte {
 	if resolved {
 		b = append(b, `,"clinicalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/condition-clinical","code":"resolved"}]}`...)
 	} else {
@@ -496,8 +531,8 @@ func (g *gen) condition(def int, cid *id, onset, abate int64) {
 	}
 	b = append(b, `,"code":`...)
 	b = append(b, d.cc...)
-	b = appendRef(b, "subject", tPatient, &g.pid)
-	b = appendRef(b, "encounter", tEncounter, &g.eid)
+	b = g.p.ref(b, "subject", tPatient, &g.pid)
+	b = g.p.ref(b, "encounter", tEncounter, &g.eid)
 	b = append(b, `,"onsetDateTime":"`...)
 	b = appendDateTime(b, onset)
 	if resolved {
@@ -507,11 +542,10 @@ func (g *gen) condition(def int, cid *id, onset, abate int64) {
 	b = append(b, `","recordedDate":"`...)
 	b = appendDateTime(b, g.start)
 	b = append(b, '"')
-	b = appendRef(b, "recorder", tPractitioner, &g.p.pracIDs[g.org])
-	g.finish(tCondition, b)
-
-	g.diags = append(g.diags, *cid)
-	g.lines = append(g.lines, claimLine{cc: d.cc, diag: len(g.diags)})
+	if g.p.v == vR5 { // recorder became a participant
+		return g.appendAuthor(b)
+	}
+	return g.p.ref(b, "recorder", tPractitioner, &g.p.pracIDs[g.org])
 }
 
 // allergies appends the patient's allergies (one in five patients has some),
@@ -534,24 +568,54 @@ func (g *gen) allergies() {
 		d := &allergies[a]
 		aid := g.newID()
 		b := g.begin(tAllergyIntolerance, &aid, g.lu(g.end, 3_600_000))
-		b = append(b, `,"clinicalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical","code":"active"}]},"verificationStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/allergyintolerance-verification","code":"confirmed"}]},"type":"allergy","category":["`...)
-		b = append(b, d.category...)
-		b = append(b, `"],"criticality":"`...)
-		b = append(b, d.criticality...)
-		b = append(b, `","code":`...)
-		b = append(b, d.cc...)
-		b = appendRef(b, "patient", tPatient, &g.pid)
-		b = appendRef(b, "encounter", tEncounter, &g.eid)
-		b = append(b, `,"recordedDate":"`...)
-		b = appendDateTime(b, g.start)
-		b = append(b, '"')
-		b = appendRef(b, "recorder", tPractitioner, &g.p.pracIDs[g.org])
+		switch g.p.v {
+		case vDSTU2, vSTU3:
+			b = g.allergyPreR4(b, d)
+		case vR5: // type is a CodeableConcept, recorder a participant
+			b = append(b, `,"clinicalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical","code":"active"}]},"verificationStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/allergyintolerance-verification","code":"confirmed"}]},"type":{"coding":[{"system":"http://hl7.org/fhir/allergy-intolerance-type","code":"allergy","display":"Allergy"}]},"category":["`...)
+			b = append(b, d.category...)
+			b = append(b, `"],"criticality":"`...)
+			b = append(b, d.criticality...)
+			b = append(b, `","code":`...)
+			b = append(b, d.cc...)
+			b = g.p.ref(b, "patient", tPatient, &g.pid)
+			b = g.p.ref(b, "encounter", tEncounter, &g.eid)
+			b = append(b, `,"recordedDate":"`...)
+			b = appendDateTime(b, g.start)
+			b = append(b, '"')
+			b = g.appendAuthor(b)
+		default:
+			b = g.allergyR4(b, d)
+		}
 		g.finish(tAllergyIntolerance, b)
 		if d.criticality == "high" && d.category != "medication" && g.chance(0.5) {
 			g.medication(medEpinephrine, true)
 		}
 	}
 	g.reason = reason
+}
+
+func (g *gen) allergyR4(b []byte, d *allergyDef) []byte {
+	b = append(b, `,"clinicalStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical","code":"active"}]},"verificationStatus":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/allergyintolerance-verification","code":"confirmed"}]},"type":"allergy","category":["`...)
+	b = append(b, d.category...)
+	b = append(b, `"],"criticality":"`...)
+	b = append(b, d.criticality...)
+	b = append(b, `","code":`...)
+	b = append(b, d.cc...)
+	b = g.p.ref(b, "patient", tPatient, &g.pid)
+	b = g.p.ref(b, "encounter", tEncounter, &g.eid)
+	b = append(b, `,"recordedDate":"`...)
+	b = appendDateTime(b, g.start)
+	b = append(b, '"')
+	return g.p.ref(b, "recorder", tPractitioner, &g.p.pracIDs[g.org])
+}
+
+// appendAuthor appends R5's participant that replaced recorder: the
+// encounter's practitioner as author.
+func (g *gen) appendAuthor(b []byte) []byte {
+	b = append(b, `,"participant":[{"function":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/provenance-participant-type","code":"author","display":"Author"}]},"actor":{"reference":"Practitioner/`...)
+	b = append(b, g.p.pracIDs[g.org][:]...)
+	return append(b, `"}}]`...)
 }
 
 // vitals appends the vital-sign Observations taken at the encounter.
@@ -638,17 +702,32 @@ func (g *gen) panel(pn int, drawn int64) {
 	rid := g.newID()
 	issuedMs := issued*1000 + g.r.Int64N(1000)
 	b := g.begin(tDiagnosticReport, &rid, min(max(issuedMs, g.p.lo), g.p.hi))
-	b = append(b, `,"status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0074","code":"LAB","display":"Laboratory"}]}],"code":`...)
+	if g.p.v == vDSTU2 || g.p.v == vSTU3 { // category is 0..1
+		b = append(b, `,"status":"final","category":{"coding":[{"system":"http://hl7.org/fhir/v2/0074","code":"LAB","display":"Laboratory"}]},"code":`...)
+	} else {
+		b = append(b, `,"status":"final","category":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0074","code":"LAB","display":"Laboratory"}]}],"code":`...)
+	}
 	b = append(b, pd.cc...)
-	b = appendRef(b, "subject", tPatient, &g.pid)
-	b = appendRef(b, "encounter", tEncounter, &g.eid)
+	b = g.p.ref(b, "subject", tPatient, &g.pid)
+	b = g.p.ref(b, g.p.encKey, tEncounter, &g.eid)
 	b = append(b, `,"effectiveDateTime":"`...)
 	b = appendDateTime(b, drawn)
 	b = append(b, `","issued":"`...)
 	b = appendInstant(b, issuedMs)
-	b = append(b, `","performer":[{"reference":"Organization/`...)
-	b = append(b, g.p.orgIDs[g.org][:]...)
-	b = append(b, `"}],"result":[`...)
+	switch g.p.v {
+	case vDSTU2: // performer is 1..1
+		b = append(b, `","performer":{"reference":"Organization/`...)
+		b = append(b, g.p.orgIDs[g.org][:]...)
+		b = append(b, `"},"result":[`...)
+	case vSTU3: // performer is a BackboneElement
+		b = append(b, `","performer":[{"actor":{"reference":"Organization/`...)
+		b = append(b, g.p.orgIDs[g.org][:]...)
+		b = append(b, `"}}],"result":[`...)
+	default:
+		b = append(b, `","performer":[{"reference":"Organization/`...)
+		b = append(b, g.p.orgIDs[g.org][:]...)
+		b = append(b, `"}],"result":[`...)
+	}
 	for i, res := range g.results {
 		if i > 0 {
 			b = append(b, ',')
@@ -677,9 +756,9 @@ func (g *gen) obsStart(o int, oid *id, at, issued int64) []byte {
 	}
 	issuedMs := issued*1000 + g.r.Int64N(1000)
 	b := g.begin(tObservation, oid, min(max(issuedMs+g.r.Int64N(60_000), g.p.lo), g.p.hi))
-	b = append(b, observations[o].head...)
-	b = appendRef(b, "subject", tPatient, &g.pid)
-	b = appendRef(b, "encounter", tEncounter, &g.eid)
+	b = append(b, observations[o].head[g.p.v]...)
+	b = g.p.ref(b, "subject", tPatient, &g.pid)
+	b = g.p.ref(b, g.p.encKey, tEncounter, &g.eid)
 	b = append(b, `,"effectiveDateTime":"`...)
 	b = appendDateTime(b, at)
 	b = append(b, `","issued":"`...)
@@ -787,20 +866,22 @@ func (g *gen) procedure(pr int) {
 	b := g.begin(tProcedure, &pid, g.lu(to, 7_200_000))
 	b = append(b, `,"status":"completed","code":`...)
 	b = append(b, d.cc...)
-	b = appendRef(b, "subject", tPatient, &g.pid)
-	b = appendRef(b, "encounter", tEncounter, &g.eid)
-	b = append(b, `,"performedPeriod":{"start":"`...)
+	b = g.p.ref(b, "subject", tPatient, &g.pid)
+	b = g.p.ref(b, g.p.encKey, tEncounter, &g.eid)
+	if g.p.v == vR5 {
+		b = append(b, `,"occurrencePeriod":{"start":"`...)
+	} else {
+		b = append(b, `,"performedPeriod":{"start":"`...)
+	}
 	b = appendDateTime(b, from)
 	b = append(b, `","end":"`...)
 	b = appendDateTime(b, to)
 	b = append(b, `"},"performer":[{"actor":{"reference":"Practitioner/`...)
 	b = append(b, g.p.pracIDs[g.org][:]...)
 	b = append(b, `"}}]`...)
-	b = appendRef(b, "location", tLocation, &g.p.locIDs[g.org])
+	b = g.p.ref(b, "location", tLocation, &g.p.locIDs[g.org])
 	if g.reason != nil {
-		b = append(b, `,"reasonReference":[{"reference":"Condition/`...)
-		b = append(b, g.reason[:]...)
-		b = append(b, `"}]`...)
+		b = g.appendReason(b)
 	}
 	g.finish(tProcedure, b)
 	switch pr {
@@ -860,33 +941,72 @@ func (g *gen) medication(m int, chronic bool) {
 		status = "completed"
 	}
 	b := g.begin(tMedicationRequest, &mid, g.lu(authored, 600_000))
+	switch g.p.v {
+	case vDSTU2:
+		b = g.medicationOrder(b, d, status, authored, chronic)
+	case vSTU3:
+		b = g.medicationRequestSTU3(b, d, status, authored, chronic)
+	default:
+		b = g.medicationRequest(b, d, status, authored, chronic)
+	}
+	g.finish(tMedicationRequest, b)
+	g.medIDs = append(g.medIDs, mid)
+	g.lines = append(g.lines, claimLine{cc: d.cc, cents: g.jitter(d.cents)})
+}
+
+// medicationRequest is the R4 and R5 MedicationRequest after its header.
+func (g *gen) medicationRequest(b []byte, d *medDef, status string, authored int64, chronic bool) []byte {
+	r5 := g.p.v == vR5
 	b = append(b, `,"status":"`...)
 	b = append(b, status...)
-	b = append(b, `","intent":"order","medicationCodeableConcept":`...)
-	b = append(b, d.cc...)
-	b = appendRef(b, "subject", tPatient, &g.pid)
-	b = appendRef(b, "encounter", tEncounter, &g.eid)
+	if r5 { // medication is a CodeableReference
+		b = append(b, `","intent":"order","medication":{"concept":`...)
+		b = append(b, d.cc...)
+		b = append(b, '}')
+	} else {
+		b = append(b, `","intent":"order","medicationCodeableConcept":`...)
+		b = append(b, d.cc...)
+	}
+	b = g.p.ref(b, "subject", tPatient, &g.pid)
+	b = g.p.ref(b, "encounter", tEncounter, &g.eid)
 	b = append(b, `,"authoredOn":"`...)
 	b = appendDateTime(b, authored)
 	b = append(b, '"')
-	b = appendRef(b, "requester", tPractitioner, &g.p.pracIDs[g.org])
+	b = g.p.ref(b, "requester", tPractitioner, &g.p.pracIDs[g.org])
 	if g.reason != nil {
-		b = append(b, `,"reasonReference":[{"reference":"Condition/`...)
-		b = append(b, g.reason[:]...)
-		b = append(b, `"}]`...)
+		b = g.appendReason(b)
 	}
 	b = append(b, `,"dosageInstruction":[{"sequence":1,"timing":{"repeat":{"frequency":`...)
 	b = strconv.AppendInt(b, int64(d.perDay), 10)
-	b = append(b, `,"period":1,"periodUnit":"d"}},"asNeededBoolean":`...)
+	if r5 { // asNeeded[x] became asNeeded and asNeededFor
+		b = append(b, `,"period":1,"periodUnit":"d"}},"asNeeded":`...)
+	} else {
+		b = append(b, `,"period":1,"periodUnit":"d"}},"asNeededBoolean":`...)
+	}
 	if chronic {
 		b = append(b, "false"...)
 	} else {
 		b = append(b, "true"...)
 	}
-	b = append(b, `,"doseAndRate":[{"doseQuantity":{"value":1}}]}]`...)
-	g.finish(tMedicationRequest, b)
-	g.medIDs = append(g.medIDs, mid)
-	g.lines = append(g.lines, claimLine{cc: d.cc, cents: g.jitter(d.cents)})
+	return append(b, `,"doseAndRate":[{"doseQuantity":{"value":1}}]}]`...)
+}
+
+// appendReason appends the reason of a Procedure or a medication order:
+// the Condition g.reason, as the release spells it.
+func (g *gen) appendReason(b []byte) []byte {
+	switch g.p.v {
+	case vDSTU2: // reason[x], 0..1
+		b = append(b, `,"reasonReference":{"reference":"Condition/`...)
+		b = append(b, g.reason[:]...)
+		return append(b, `"}`...)
+	case vR5: // a CodeableReference
+		b = append(b, `,"reason":[{"reference":{"reference":"Condition/`...)
+		b = append(b, g.reason[:]...)
+		return append(b, `"}}]`...)
+	}
+	b = append(b, `,"reasonReference":[{"reference":"Condition/`...)
+	b = append(b, g.reason[:]...)
+	return append(b, `"}]`...)
 }
 
 // immunizations appends the age-appropriate vaccines given at a wellness
@@ -900,45 +1020,77 @@ func (g *gen) immunizations() {
 		iid := g.newID()
 		at := g.start + int64(5+g.r.IntN(20))*60
 		b := g.begin(tImmunization, &iid, g.lu(at, 3_600_000))
-		b = append(b, `,"status":"completed","vaccineCode":`...)
-		b = append(b, d.cc...)
-		b = appendRef(b, "patient", tPatient, &g.pid)
-		b = appendRef(b, "encounter", tEncounter, &g.eid)
-		b = append(b, `,"occurrenceDateTime":"`...)
-		b = appendDateTime(b, at)
-		b = append(b, `","primarySource":true`...)
-		b = appendRef(b, "location", tLocation, &g.p.locIDs[g.org])
-		b = append(b, `,"performer":[{"actor":{"reference":"Practitioner/`...)
-		b = append(b, g.p.pracIDs[g.org][:]...)
-		b = append(b, `"}}]`...)
+		if g.p.v == vDSTU2 || g.p.v == vSTU3 {
+			b = g.immunizationPreR4(b, d, at)
+		} else {
+			b = g.immunizationR4(b, d, at)
+		}
 		g.finish(tImmunization, b)
 		g.lines = append(g.lines, claimLine{cc: d.cc, cents: g.jitter(14052)})
 	}
 }
 
+// immunizationR4 is the R4 and R5 Immunization after its header.
+func (g *gen) immunizationR4(b []byte, d *vaxDef, at int64) []byte {
+	b = append(b, `,"status":"completed","vaccineCode":`...)
+	b = append(b, d.cc...)
+	b = g.p.ref(b, "patient", tPatient, &g.pid)
+	b = g.p.ref(b, "encounter", tEncounter, &g.eid)
+	b = append(b, `,"occurrenceDateTime":"`...)
+	b = appendDateTime(b, at)
+	b = append(b, `","primarySource":true`...)
+	b = g.p.ref(b, "location", tLocation, &g.p.locIDs[g.org])
+	b = append(b, `,"performer":[{"actor":{"reference":"Practitioner/`...)
+	b = append(b, g.p.pracIDs[g.org][:]...)
+	return append(b, `"}}]`...)
+}
+
 func (g *gen) writeEncounter(k *encKind) {
 	b := g.begin(tEncounter, &g.eid, g.lu(g.end, 1_800_000))
-	b = append(b, `,"status":"finished","class":`...)
-	b = append(b, encounterClasses[k.class]...)
-	b = append(b, `,"type":[`...)
+	if g.p.v == vDSTU2 || g.p.v == vSTU3 {
+		g.finish(tEncounter, g.encounterPreR4(b, k))
+		return
+	}
+	r5 := g.p.v == vR5
+	if r5 { // class is a list of CodeableConcepts; status codes changed
+		b = append(b, `,"status":"completed","class":[{"coding":[`...)
+		b = append(b, encounterClasses[k.class]...)
+		b = append(b, `]}],"type":[`...)
+	} else {
+		b = append(b, `,"status":"finished","class":`...)
+		b = append(b, encounterClasses[k.class]...)
+		b = append(b, `,"type":[`...)
+	}
 	b = append(b, k.cc...)
 	b = append(b, ']')
-	b = appendRef(b, "subject", tPatient, &g.pid)
+	b = g.p.ref(b, "subject", tPatient, &g.pid)
 	b = append(b, `,"participant":[{"type":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v3-ParticipationType","code":"PPRF","display":"primary performer"}],"text":"primary performer"}],"period":`...)
 	b = g.appendPeriod(b)
-	b = append(b, `,"individual":{"reference":"Practitioner/`...)
-	b = append(b, g.p.pracIDs[g.org][:]...)
-	b = append(b, `"}}],"period":`...)
+	if r5 { // individual became actor, period actualPeriod
+		b = append(b, `,"actor":{"reference":"Practitioner/`...)
+		b = append(b, g.p.pracIDs[g.org][:]...)
+		b = append(b, `"}}],"actualPeriod":`...)
+	} else {
+		b = append(b, `,"individual":{"reference":"Practitioner/`...)
+		b = append(b, g.p.pracIDs[g.org][:]...)
+		b = append(b, `"}}],"period":`...)
+	}
 	b = g.appendPeriod(b)
 	if g.reason != nil {
-		b = append(b, `,"reasonReference":[{"reference":"Condition/`...)
-		b = append(b, g.reason[:]...)
-		b = append(b, `"}]`...)
+		if r5 { // reason.value is a CodeableReference
+			b = append(b, `,"reason":[{"value":[{"reference":{"reference":"Condition/`...)
+			b = append(b, g.reason[:]...)
+			b = append(b, `"}}]}]`...)
+		} else {
+			b = append(b, `,"reasonReference":[{"reference":"Condition/`...)
+			b = append(b, g.reason[:]...)
+			b = append(b, `"}]`...)
+		}
 	}
 	b = append(b, `,"location":[{"location":{"reference":"Location/`...)
 	b = append(b, g.p.locIDs[g.org][:]...)
 	b = append(b, `"}}]`...)
-	b = appendRef(b, "serviceProvider", tOrganization, &g.p.orgIDs[g.org])
+	b = g.p.ref(b, "serviceProvider", tOrganization, &g.p.orgIDs[g.org])
 	g.finish(tEncounter, b)
 }
 
@@ -975,35 +1127,30 @@ func (g *gen) claimTotal() int64 {
 func (g *gen) writeClaim(k *encKind, cid *id) {
 	created := g.end + int64(g.r.IntN(3600))
 	b := g.begin(tClaim, cid, g.lu(created, 600_000))
+	switch g.p.v {
+	case vDSTU2:
+		g.finish(tClaim, g.claimDSTU2(b, k, created))
+		return
+	case vSTU3:
+		g.finish(tClaim, g.claimSTU3(b, k, created))
+		return
+	}
 	b = append(b, `,"status":"active","type":`...)
 	b = append(b, claimType(k)...)
 	b = append(b, `,"use":"claim"`...)
-	b = appendRef(b, "patient", tPatient, &g.pid)
+	b = g.p.ref(b, "patient", tPatient, &g.pid)
 	b = append(b, `,"billablePeriod":`...)
 	b = g.appendPeriod(b)
 	b = append(b, `,"created":"`...)
 	b = appendDateTime(b, created)
 	b = append(b, '"')
-	b = appendRef(b, "provider", tOrganization, &g.p.orgIDs[g.org])
+	b = g.p.ref(b, "provider", tOrganization, &g.p.orgIDs[g.org])
 	b = append(b, `,"priority":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/processpriority","code":"normal"}]}`...)
 	if len(g.medIDs) > 0 {
-		b = appendRef(b, "prescription", tMedicationRequest, &g.medIDs[0])
+		b = g.p.ref(b, "prescription", tMedicationRequest, &g.medIDs[0])
 	}
 	b = g.appendDiagnoses(b)
-	if len(g.procIDs) > 0 {
-		b = append(b, `,"procedure":[`...)
-		for i := range g.procIDs {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, `{"sequence":`...)
-			b = strconv.AppendInt(b, int64(i+1), 10)
-			b = append(b, `,"procedureReference":{"reference":"Procedure/`...)
-			b = append(b, g.procIDs[i][:]...)
-			b = append(b, `"}}`...)
-		}
-		b = append(b, ']')
-	}
+	b = g.appendProcedures(b)
 	b = append(b, `,"insurance":[{"sequence":1,"focal":true,"coverage":{"display":"`...)
 	b = append(b, g.payer...)
 	b = append(b, `"}}],"item":[`...)
@@ -1021,6 +1168,24 @@ func (g *gen) writeClaim(k *encKind, cid *id) {
 	b = append(b, `],"total":`...)
 	b = appendMoney(b, g.claimTotal())
 	g.finish(tClaim, b)
+}
+
+func (g *gen) appendProcedures(b []byte) []byte {
+	if len(g.procIDs) == 0 {
+		return b
+	}
+	b = append(b, `,"procedure":[`...)
+	for i := range g.procIDs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"sequence":`...)
+		b = strconv.AppendInt(b, int64(i+1), 10)
+		b = append(b, `,"procedureReference":{"reference":"Procedure/`...)
+		b = append(b, g.procIDs[i][:]...)
+		b = append(b, `"}}`...)
+	}
+	return append(b, ']')
 }
 
 func (g *gen) appendDiagnoses(b []byte) []byte {
@@ -1073,13 +1238,22 @@ func (g *gen) writeEOB(k *encKind, cid, eid *id) {
 		covered = 0
 	}
 	created := g.end + int64(1+g.r.IntN(5))*day/2
-	b := g.begin(tExplanationOfBenefit, eid, g.lu(created, 3_600_000))
+	lastUpdated := g.lu(created, 3_600_000)
+	switch g.p.v {
+	case vDSTU2: // none, but the same draws keep later ids and values as in R4
+		return
+	case vSTU3:
+		b := g.begin(tExplanationOfBenefit, eid, lastUpdated)
+		g.finish(tExplanationOfBenefit, g.eobSTU3(b, k, cid, covered, created))
+		return
+	}
+	b := g.begin(tExplanationOfBenefit, eid, lastUpdated)
 	b = append(b, `,"identifier":[{"system":"https://bluebutton.cms.gov/resources/variables/clm_id","value":"`...)
 	b = append(b, cid[:]...)
 	b = append(b, `"}],"status":"active","type":`...)
 	b = append(b, claimType(k)...)
 	b = append(b, `,"use":"claim"`...)
-	b = appendRef(b, "patient", tPatient, &g.pid)
+	b = g.p.ref(b, "patient", tPatient, &g.pid)
 	b = append(b, `,"billablePeriod":`...)
 	b = g.appendPeriod(b)
 	b = append(b, `,"created":"`...)
@@ -1087,8 +1261,8 @@ func (g *gen) writeEOB(k *encKind, cid, eid *id) {
 	b = append(b, `","insurer":{"display":"`...)
 	b = append(b, g.payer...)
 	b = append(b, `"}`...)
-	b = appendRef(b, "provider", tPractitioner, &g.p.pracIDs[g.org])
-	b = appendRef(b, "claim", tClaim, cid)
+	b = g.p.ref(b, "provider", tPractitioner, &g.p.pracIDs[g.org])
+	b = g.p.ref(b, "claim", tClaim, cid)
 	b = append(b, `,"outcome":"complete","careTeam":[{"sequence":1,"provider":{"reference":"Practitioner/`...)
 	b = append(b, g.p.pracIDs[g.org][:]...)
 	b = append(b, `"},"role":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/claimcareteamrole","code":"primary","display":"Primary provider"}]}}]`...)
@@ -1103,7 +1277,7 @@ func (g *gen) writeEOB(k *encKind, cid, eid *id) {
 		b = g.appendItemStart(b, i, l)
 		b = append(b, `,"servicedPeriod":`...)
 		b = g.appendPeriod(b)
-		b = appendRef(b, "locationReference", tLocation, &g.p.locIDs[g.org])
+		b = g.p.ref(b, "locationReference", tLocation, &g.p.locIDs[g.org])
 		if l.cents > 0 {
 			b = append(b, `,"net":`...)
 			b = appendMoney(b, l.cents)

@@ -76,10 +76,10 @@ func appendAddress(b []byte, s *site) []byte {
 	return append(b, `","country":"US"}`...)
 }
 
-// appendHeader opens a resource: resourceType, id and meta.lastUpdated.
-func appendHeader(b []byte, t int, rid *id, lastUpdated int64) []byte {
+// header opens a resource of type t: resourceType, id and meta.lastUpdated.
+func (p *plan) header(b []byte, t int, rid *id, lastUpdated int64) []byte {
 	b = append(b, `{"resourceType":"`...)
-	b = append(b, typeNames[t]...)
+	b = append(b, p.names[t]...)
 	b = append(b, `","id":"`...)
 	b = append(b, rid[:]...)
 	b = append(b, `","meta":{"lastUpdated":"`...)
@@ -87,12 +87,12 @@ func appendHeader(b []byte, t int, rid *id, lastUpdated int64) []byte {
 	return append(b, `"}`...)
 }
 
-// appendRef appends `,"key":{"reference":"Type/id"}`.
-func appendRef(b []byte, key string, t int, rid *id) []byte {
+// ref appends `,"key":{"reference":"Type/id"}` for a resource of type t.
+func (p *plan) ref(b []byte, key string, t int, rid *id) []byte {
 	b = append(b, `,"`...)
 	b = append(b, key...)
 	b = append(b, `":{"reference":"`...)
-	b = append(b, typeNames[t]...)
+	b = append(b, p.names[t]...)
 	b = append(b, '/')
 	b = append(b, rid[:]...)
 	return append(b, `"}`...)
@@ -106,30 +106,51 @@ func (p *plan) shared(b *batch, t, start, end int) {
 		s := p.site(i)
 		switch t {
 		case tOrganization:
-			out = appendHeader(out, t, &p.orgIDs[i], s.updated)
+			out = p.header(out, t, &p.orgIDs[i], s.updated)
 			out = append(out, `,"identifier":[{"system":"http://hl7.org/fhir/sid/us-npi","value":"1`...)
 			out = appendPadded(out, int64(i), 9)
-			out = append(out, `"}],"active":true,"type":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/organization-type","code":"prov","display":"Healthcare Provider"}],"text":"Healthcare Provider"}],"name":"`...)
+			switch p.v {
+			case vDSTU2: // type is 0..1
+				out = append(out, `"}],"active":true,"type":{"coding":[{"system":"http://hl7.org/fhir/organization-type","code":"prov","display":"Healthcare Provider"}],"text":"Healthcare Provider"},"name":"`...)
+			case vSTU3:
+				out = append(out, `"}],"active":true,"type":[{"coding":[{"system":"http://hl7.org/fhir/organization-type","code":"prov","display":"Healthcare Provider"}],"text":"Healthcare Provider"}],"name":"`...)
+			default:
+				out = append(out, `"}],"active":true,"type":[{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/organization-type","code":"prov","display":"Healthcare Provider"}],"text":"Healthcare Provider"}],"name":"`...)
+			}
 			out = append(out, s.name...)
+			if p.v == vR5 { // telecom and address moved into contact
+				out = append(out, `","contact":[{"telecom":[{"system":"phone","value":"508-555-`...)
+				out = appendPadded(out, int64(s.phone), 4)
+				out = append(out, `"}],"address":`...)
+				out = appendAddress(out, &s)
+				out = append(out, "}]"...)
+				break
+			}
 			out = append(out, `","telecom":[{"system":"phone","value":"508-555-`...)
 			out = appendPadded(out, int64(s.phone), 4)
 			out = append(out, `"}],"address":[`...)
 			out = appendAddress(out, &s)
 			out = append(out, ']')
 		case tLocation:
-			out = appendHeader(out, t, &p.locIDs[i], s.locUpdated)
+			out = p.header(out, t, &p.locIDs[i], s.locUpdated)
 			out = append(out, `,"status":"active","name":"`...)
 			out = append(out, s.name...)
-			out = append(out, `","mode":"instance","telecom":[{"system":"phone","value":"508-555-`...)
-			out = appendPadded(out, int64(s.phone), 4)
-			out = append(out, `"}],"address":`...)
+			if p.v == vR5 { // telecom moved into contact
+				out = append(out, `","mode":"instance","contact":[{"telecom":[{"system":"phone","value":"508-555-`...)
+				out = appendPadded(out, int64(s.phone), 4)
+				out = append(out, `"}]}],"address":`...)
+			} else {
+				out = append(out, `","mode":"instance","telecom":[{"system":"phone","value":"508-555-`...)
+				out = appendPadded(out, int64(s.phone), 4)
+				out = append(out, `"}],"address":`...)
+			}
 			out = appendAddress(out, &s)
 			out = append(out, `,"position":{"longitude":`...)
 			out = appendFixed(out, s.lonE6, 6)
 			out = append(out, `,"latitude":`...)
 			out = appendFixed(out, s.latE6, 6)
 			out = append(out, '}')
-			out = appendRef(out, "managingOrganization", tOrganization, &p.orgIDs[i])
+			out = p.ref(out, "managingOrganization", tOrganization, &p.orgIDs[i])
 		case tPractitioner:
 			r := p.rng(streamPractitioner, uint64(i))
 			female := r.IntN(2) == 0
@@ -138,14 +159,22 @@ func (p *plan) shared(b *batch, t, start, end int) {
 				given = givenFemale[r.IntN(len(givenFemale))]
 			}
 			family := families[r.IntN(len(families))]
-			out = appendHeader(out, t, &p.pracIDs[i], p.lastUpdated(r))
+			out = p.header(out, t, &p.pracIDs[i], p.lastUpdated(r))
 			out = append(out, `,"identifier":[{"system":"http://hl7.org/fhir/sid/us-npi","value":"2`...)
 			out = appendPadded(out, int64(i), 9)
-			out = append(out, `"}],"active":true,"name":[{"family":"`...)
-			out = append(out, family...)
-			out = append(out, `","given":["`...)
-			out = append(out, given...)
-			out = append(out, `"],"prefix":["Dr."]}],"telecom":[{"system":"email","value":"`...)
+			if p.v == vDSTU2 { // name is 0..1, HumanName.family 0..*
+				out = append(out, `"}],"active":true,"name":{"family":["`...)
+				out = append(out, family...)
+				out = append(out, `"],"given":["`...)
+				out = append(out, given...)
+				out = append(out, `"],"prefix":["Dr."]},"telecom":[{"system":"email","value":"`...)
+			} else {
+				out = append(out, `"}],"active":true,"name":[{"family":"`...)
+				out = append(out, family...)
+				out = append(out, `","given":["`...)
+				out = append(out, given...)
+				out = append(out, `"],"prefix":["Dr."]}],"telecom":[{"system":"email","value":"`...)
+			}
 			out = append(out, given...)
 			out = append(out, '.')
 			out = append(out, family...)
@@ -216,7 +245,14 @@ func (p *plan) groups(s *sink) error {
 		head = appendInstant(head, updated)
 		head = append(head, `"},"identifier":[{"system":"`+GroupIdentifierSystem+`","value":"`...)
 		head = append(head, gid...)
-		head = append(head, `"}],"active":true,"type":"person","actual":true,"name":"`...)
+		switch p.v {
+		case vDSTU2: // no active
+			head = append(head, `"}],"type":"person","actual":true,"name":"`...)
+		case vR5: // membership replaces actual
+			head = append(head, `"}],"active":true,"type":"person","membership":"enumerated","name":"`...)
+		default:
+			head = append(head, `"}],"active":true,"type":"person","actual":true,"name":"`...)
+		}
 		head = append(head, g.name...)
 		head = append(head, `","quantity":`...)
 		head = strconv.AppendInt(head, int64(g.size), 10)

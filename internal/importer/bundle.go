@@ -116,7 +116,7 @@ func (im *importer) entry(at loc, e gjson.Result) (en entry, ok bool) {
 		im.lineError(at, "no resource")
 		return en, false
 	}
-	typ, msg := resourceType(res.Get("resourceType"))
+	typ, msg := resourceType(im.model, res.Get("resourceType"))
 	if msg != "" {
 		im.lineError(at, "%s", msg)
 		return en, false

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/tranchehq/tranche/internal/bulk"
+	"github.com/tranchehq/tranche/internal/fhir"
 )
 
 // Options configure an import.
@@ -50,6 +51,10 @@ type Options struct {
 	// BatchSize is the number of resources per store Put. Default 10000:
 	// the embedded store writes far fewer pages per resource in large batches.
 	BatchSize int
+	// FHIR is the release to import as (nil: the store's, or for a store
+	// that records none, the data's; see version.go). Data of another
+	// release is refused before anything is written.
+	FHIR *fhir.Model
 	// Progress, if not nil, is called once the files are listed, after
 	// each batch and each file, and at the end, on Import's goroutine.
 	Progress func(p Progress)
@@ -186,6 +191,10 @@ func Import(ctx context.Context, store bulk.ResourceStore, opts Options, paths .
 	if err != nil {
 		return Report{Resources: map[string]int64{}, Types: map[string]Counts{}}, err
 	}
+	model, err := resolveModel(ctx, store, opts, files)
+	if err != nil {
+		return Report{Resources: map[string]int64{}, Types: map[string]Counts{}}, err
+	}
 	var sess bulk.ClockSession
 	if !opts.KeepLastUpdated {
 		clock := opts.Clock
@@ -212,6 +221,7 @@ func Import(ctx context.Context, store bulk.ResourceStore, opts Options, paths .
 	now := opts.Now().UTC().Truncate(time.Millisecond)
 	im := &importer{
 		ctx:        ctx,
+		model:      model,
 		store:      store,
 		w:          startWriter(ctx, store, now, sess, opts.Now),
 		opts:       opts,
@@ -272,6 +282,7 @@ func (im *importer) run(files []input) error {
 // goroutine; only the writer's run on another.
 type importer struct {
 	ctx     context.Context
+	model   *fhir.Model // the store's release
 	store   bulk.ResourceStore
 	w       *writer
 	opts    Options

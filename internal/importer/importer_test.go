@@ -243,7 +243,7 @@ func TestImportTransactionBundle(t *testing.T) {
 		Resources: map[string]int64{"Patient": 1, "Observation": 1, "Encounter": 1, "Procedure": 1},
 		Deleted:   1,
 		Errors: []importer.LineError{
-			{File: bundle, Line: 34, Message: `Bundle.entry[4]: unknown resourceType "Nonsense"`},
+			{File: bundle, Line: 34, Message: `Bundle.entry[4]: unknown resourceType "Nonsense" (this store holds FHIR R4)`},
 			{File: bundle, Line: 39, Message: `Bundle.entry[5]: DELETE of "Patient?identifier=x": only Type/id deletes are supported`},
 		},
 		Unresolved: 1, // the performer
@@ -363,7 +363,7 @@ func TestImportBadLines(t *testing.T) {
 		Errors: []importer.LineError{
 			{path, 2, "invalid JSON"},
 			{path, 4, "no resourceType"},
-			{path, 5, `unknown resourceType "Foo"`},
+			{path, 5, `unknown resourceType "Foo" (this store holds FHIR R4)`},
 			{path, 6, "Patient without id"},
 			{path, 7, `invalid id "a b"`},
 			{path, 8, `meta.lastUpdated "2020-02-30T00:00:00Z" is not a FHIR instant`},

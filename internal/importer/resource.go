@@ -33,7 +33,7 @@ func (im *importer) document(at loc, doc []byte, multiline bool) error {
 		im.lineError(at, "not a JSON object")
 		return nil
 	}
-	typ, msg := resourceType(gjson.GetBytes(doc, "resourceType"))
+	typ, msg := resourceType(im.model, gjson.GetBytes(doc, "resourceType"))
 	if msg != "" {
 		im.lineError(at, "%s", msg)
 		return nil
@@ -72,14 +72,14 @@ func bundleTypeError(bt gjson.Result) string {
 }
 
 // resourceType checks a resourceType value.
-func resourceType(v gjson.Result) (typ, msg string) {
+func resourceType(m *fhir.Model, v gjson.Result) (typ, msg string) {
 	switch {
 	case !v.Exists():
 		return "", "no resourceType"
 	case v.Type != gjson.String:
 		return "", fmt.Sprintf("resourceType %s is not a string", v.Raw)
-	case !fhir.IsResourceType(v.Str):
-		return "", fmt.Sprintf("unknown resourceType %q", v.Str)
+	case !m.IsResourceType(v.Str):
+		return "", fmt.Sprintf("unknown resourceType %q (this store holds FHIR %s)", v.Str, m.Name)
 	}
 	return v.Str, ""
 }
@@ -132,7 +132,7 @@ func (im *importer) resource(at loc, typ, id string, body []byte, urns map[strin
 			return nil
 		}
 		// LastUpdated is the writer's to set, with the stamp.
-		return im.add(newResource(typ, id, time.Time{}, body), off)
+		return im.add(newResource(im.model, typ, id, time.Time{}, body), off)
 	}
 
 	var lastUpdated time.Time
@@ -159,7 +159,7 @@ func (im *importer) resource(at loc, typ, id string, body []byte, urns map[strin
 		lastUpdated = t
 	}
 	body, _ = im.resolveURNs(typ, id, body, urns)
-	return im.add(newResource(typ, id, lastUpdated, body), -1)
+	return im.add(newResource(im.model, typ, id, lastUpdated, body), -1)
 }
 
 // resolveURNs rewrites the `urn:uuid:` references of body that urns
@@ -181,13 +181,13 @@ func (im *importer) resolveURNs(typ, id string, body []byte, urns map[string]str
 }
 
 // newResource fills in what the indexes need.
-func newResource(typ, id string, lastUpdated time.Time, body []byte) *bulk.Resource {
+func newResource(m *fhir.Model, typ, id string, lastUpdated time.Time, body []byte) *bulk.Resource {
 	r := &bulk.Resource{
 		Type:        typ,
 		ID:          id,
 		LastUpdated: lastUpdated,
 		Body:        body,
-		Patients:    fhir.PatientCompartment(typ, id, body),
+		Patients:    m.PatientCompartment(typ, id, body),
 	}
 	if typ == "Group" {
 		r.Members = fhir.GroupMembers(body)

@@ -115,7 +115,7 @@ func (im *importer) resolveDeferred() error {
 		}
 		// Stored again: a new version, which the clock stamps anew (or,
 		// with KeepLastUpdated, keeps r's lastUpdated).
-		if err := im.add(newResource(r.Type, r.ID, r.LastUpdated, body), -1); err != nil {
+		if err := im.add(newResource(im.model, r.Type, r.ID, r.LastUpdated, body), -1); err != nil {
 			return err
 		}
 	}

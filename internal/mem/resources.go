@@ -31,6 +31,8 @@ type ResourceStore struct {
 	joined     map[string]map[string]time.Time      // Group id → member → Member.Since
 
 	clock bulk.LocalClock // the store's clock for lastUpdated (bulk.Clock)
+
+	fhirVersion string // bulk.FHIRVersionStore
 }
 
 // NewResourceStore returns an empty store that splits each type into shards

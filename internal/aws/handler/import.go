@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/tranchehq/tranche/internal/bulk"
+	"github.com/tranchehq/tranche/internal/fhir"
 	"github.com/tranchehq/tranche/internal/importer"
 )
 
@@ -42,6 +43,8 @@ type Importer struct {
 	// TempDir holds downloads (default os.TempDir(): /tmp on Lambda).
 	TempDir string
 	Logger  *slog.Logger
+	// FHIR is the stack's release: imports of other data are refused.
+	FHIR *fhir.Model
 	// Now is the wall clock the import stamps from (importer.Options.Now):
 	// the store's clock sets each version's meta.lastUpdated at Now or
 	// later, as it is stored, keeping the file's value in meta.extension,
@@ -101,7 +104,7 @@ func (im *Importer) importObject(ctx context.Context, key string) (err error) {
 	if err := im.download(ctx, key, local); err != nil {
 		return err
 	}
-	rep, ierr := importer.Import(ctx, im.Store, importer.Options{Now: im.Now}, local)
+	rep, ierr := importer.Import(ctx, im.Store, importer.Options{Now: im.Now, FHIR: im.FHIR}, local)
 	report := Report{
 		Source: key, Started: started, Finished: time.Now().UTC(),
 		Resources: rep.Resources, Deleted: rep.Deleted, Errors: len(rep.Errors), Unresolved: rep.Unresolved,
