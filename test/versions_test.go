@@ -111,6 +111,23 @@ func TestFHIRVersions(t *testing.T) {
 					t.Errorf("Group export mismatch (-want +got):\n%s", diff)
 				}
 			})
+			t.Run("typeFilter", func(t *testing.T) {
+				// The release's own SearchParameters (issue 17 item 2).
+				s.t = t
+				var want []string
+				for key, r := range in {
+					if r.typ == "Patient" && r.body["gender"] == "female" {
+						want = append(want, key)
+					}
+				}
+				sort.Strings(want)
+				if len(want) == 0 {
+					t.Fatal("no female patient generated")
+				}
+				if diff := cmp.Diff(want, export(t, "/Patient/$export?_type=Patient&_typeFilter=Patient%3Fgender%3Dfemale")); diff != "" {
+					t.Errorf("_typeFilter export mismatch (-want +got):\n%s", diff)
+				}
+			})
 			t.Run("another release is refused", func(t *testing.T) {
 				s.t = t
 				other := defs.R4

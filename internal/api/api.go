@@ -118,6 +118,9 @@ func (s *Server) Handler() http.Handler {
 	})))
 }
 
+// engine is the _typeFilter and _elements engine of the store's release.
+func (s *Server) engine() *search.Engine { return search.For(s.model().Version) }
+
 // model is the store's release.
 func (s *Server) model() *fhir.Model {
 	if s.FHIR != nil {
@@ -186,7 +189,7 @@ func (s *Server) kickoff(w http.ResponseWriter, r *http.Request) {
 	prefer := fhir.ParsePrefer(r.Header.Values("Prefer"))
 	in := fhir.KickoffInput{
 		Method: r.Method, Query: query, RequestURL: s.base(r) + r.URL.RequestURI(), BaseURL: s.base(r),
-		Lenient: prefer.Lenient, TypeFilter: search.Canonical, Element: search.CheckElement, Model: s.model(),
+		Lenient: prefer.Lenient, TypeFilter: s.engine().Canonical, Element: s.engine().CheckElement, Model: s.model(),
 		Now: s.Export.Now(),
 	}
 	switch {

@@ -51,7 +51,7 @@ const (
 // extension.
 func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
 	base := s.base(r)
-	supported := search.Supported()
+	supported := s.engine().Supported()
 	resources := make([]map[string]any, 0, len(fhir.ResourceTypes))
 	for _, t := range fhir.ResourceTypes {
 		res := map[string]any{"type": t}

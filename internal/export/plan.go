@@ -232,7 +232,7 @@ func (s *Service) cut(ctx context.Context, j *bulk.Job) (*bulk.Plan, error) {
 		// that do not know their compartments are left out there.
 		// Tombstones record no contents, so types the client's scopes
 		// restrict by search parameters list none.
-		sp, err := newSpec(&req)
+		sp, err := newSpec(&req, s.engine())
 		if err != nil {
 			return nil, err
 		}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/tranchehq/tranche/internal/bulk"
 	"github.com/tranchehq/tranche/internal/fhir"
+	"github.com/tranchehq/tranche/internal/search"
 )
 
 // Config is the slice of configuration the engine reads. Zero fields take
@@ -179,6 +180,9 @@ func RandomID() string {
 }
 
 func (s *Service) now() time.Time { return s.Now().UTC() }
+
+// engine is the _typeFilter and _elements engine of the store's release.
+func (s *Service) engine() *search.Engine { return search.For(s.model().Version) }
 
 // model is the store's release.
 func (s *Service) model() *fhir.Model {
@@ -475,7 +479,7 @@ func (s *Service) spec(j *bulk.Job) (*spec, error) {
 	if sp, ok := s.specs.Load(j.ID); ok {
 		return sp.(*spec), nil
 	}
-	sp, err := newSpec(&j.Request)
+	sp, err := newSpec(&j.Request, s.engine())
 	if err != nil {
 		return nil, err
 	}

@@ -18,6 +18,7 @@ type spec struct {
 
 	mu       sync.Mutex
 	compiled map[string][]*search.Filter // type → restriction filters; absent: not compiled yet
+	eng      *search.Engine              // the store's release's
 }
 
 // unrestricted is the compiled restriction of a type that has none.
@@ -25,18 +26,18 @@ var unrestricted []*search.Filter
 
 // newSpec compiles a job's request. The queries were validated at kick-off,
 // so an error here means the stored job is corrupt.
-func newSpec(req *bulk.ExportRequest) (*spec, error) {
-	sp := &spec{restrict: req.Restrictions, compiled: map[string][]*search.Filter{}}
+func newSpec(req *bulk.ExportRequest, eng *search.Engine) (*spec, error) {
+	sp := &spec{eng: eng, restrict: req.Restrictions, compiled: map[string][]*search.Filter{}}
 	sp.filters = search.Set{}
 	for _, q := range req.TypeFilters {
-		f, err := search.Parse(q)
+		f, err := eng.Parse(q)
 		if err != nil {
 			return nil, err
 		}
 		sp.filters[f.Type()] = append(sp.filters[f.Type()], f)
 	}
 	var err error
-	if sp.elements, err = search.ParseElements(req.Elements); err != nil {
+	if sp.elements, err = eng.ParseElements(req.Elements); err != nil {
 		return nil, err
 	}
 	return sp, nil
@@ -87,7 +88,7 @@ func (sp *spec) restriction(typ string) []*search.Filter {
 	if len(qs) > 0 {
 		fs = make([]*search.Filter, len(qs))
 		for i, q := range qs {
-			fs[i], _ = search.Parse(typ + "?" + q)
+			fs[i], _ = sp.eng.Parse(typ + "?" + q)
 		}
 	}
 	sp.compiled[typ] = fs

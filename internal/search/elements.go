@@ -3,12 +3,12 @@ package search
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"strings"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
 	"github.com/tranchehq/tranche/internal/bulk"
-	"github.com/tranchehq/tranche/internal/fhir"
 )
 
 // subsettedTag is the meta.tag a subsetted resource gains (1.4.5, R21), so
@@ -38,9 +38,11 @@ type keepSet struct {
 // bare "element", which applies to every type (R22). Only top-level
 // elements are allowed; a choice element is named by its base name
 // ("effective", or "effective[x]") or by one variant ("effectiveDateTime").
-// Returns EINVALID for a nested path, an unknown resource type or a
-// malformed element name.
-func ParseElements(values []string) (Elements, error) {
+// What Subset keeps besides (mandatory elements) and which elements are
+// choices are the engine's release's. Returns EINVALID for a nested path, a
+// type that is not a resource type of the release or a malformed element
+// name.
+func (e *Engine) ParseElements(values []string) (Elements, error) {
 	var all []string
 	byType := make(map[string][]string)
 	for _, v := range values {
@@ -56,8 +58,8 @@ func ParseElements(values []string) (Elements, error) {
 			switch {
 			case strings.Contains(elem, ".") || (typed && isElementName(typ)):
 				return Elements{}, bulk.Errorf(bulk.EINVALID, "_elements %s is a nested path; only top-level elements such as Patient.name are allowed.", quote(item))
-			case typed && !fhir.IsResourceType(typ):
-				return Elements{}, bulk.Errorf(bulk.EINVALID, "_elements %s: %s is not a FHIR R4 resource type.", quote(item), quote(typ))
+			case typed && !e.defs.IsResourceType(typ):
+				return Elements{}, bulk.Errorf(bulk.EINVALID, "_elements %s: %s is not a FHIR %s resource type.", quote(item), quote(typ), e.name)
 			case !isElementName(elem):
 				return Elements{}, bulk.Errorf(bulk.EINVALID, "_elements %s is not an element name such as Patient.id or id.", quote(item))
 			}
@@ -71,29 +73,34 @@ func ParseElements(values []string) (Elements, error) {
 	if len(all) == 0 && len(byType) == 0 {
 		return Elements{}, nil
 	}
-	e := Elements{sets: make(map[string]*keepSet)}
-	for _, typ := range fhir.ResourceTypes {
+	out := Elements{sets: make(map[string]*keepSet)}
+	for _, typ := range e.defs.ResourceTypes() {
 		if len(all) == 0 && len(byType[typ]) == 0 {
 			continue
 		}
 		ks := &keepSet{names: map[string]bool{"resourceType": true, "id": true, "meta": true}}
-		for _, list := range [][]string{mandatory[typ], all, byType[typ]} {
+		for _, list := range [][]string{e.defs.Mandatory(typ), all, byType[typ]} {
 			for _, name := range list {
-				ks.add(typ, name)
+				ks.add(e.choices[typ], name)
 			}
 		}
-		e.sets[typ] = ks
+		out.sets[typ] = ks
 	}
-	return e, nil
+	return out, nil
 }
 
-func (ks *keepSet) add(typ, name string) {
+// ParseElements is ParseElements of the R4 engine.
+func ParseElements(values []string) (Elements, error) { return r4().ParseElements(values) }
+
+// add keeps name, an element of a type whose top-level choice elements are
+// choices (by base name).
+func (ks *keepSet) add(choices []string, name string) {
 	base, isChoice := strings.CutSuffix(name, "[x]")
-	if !isChoice && contains(topLevelChoices[typ], base) {
+	if !isChoice && slices.Contains(choices, base) {
 		isChoice = true
 	}
 	if isChoice {
-		if !contains(ks.choices, base) {
+		if !slices.Contains(ks.choices, base) {
 			ks.choices = append(ks.choices, base)
 		}
 		return
@@ -131,8 +138,8 @@ func isElementName(s string) bool {
 
 // Subset returns body with only the listed top-level elements for its type,
 // plus resourceType, id, meta and the type's mandatory elements (those with
-// min ≥ 1 in the R4 StructureDefinition), in their original order, and with
-// meta.tag gaining the SUBSETTED code of
+// min ≥ 1 in the release's StructureDefinition), in their original order,
+// and with meta.tag gaining the SUBSETTED code of
 // http://terminology.hl7.org/CodeSystem/v3-ObservationValue (1.4.5, 5.6,
 // R21). The output is compact JSON in a new slice. If the list does
 // not apply to typ (no bare element and none for typ), or body is not a

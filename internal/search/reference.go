@@ -17,9 +17,12 @@ type refValue struct {
 }
 
 // parseRef parses a reference search value; typ is the :[type] modifier, if
-// any. ok is false for a value that is none of the accepted forms.
-func parseRef(raw, typ string) (refValue, bool) {
-	if t, id, ok := fhir.ParseReference(raw); ok {
+// any, and isType tells the resource types of the engine's release: a
+// Type/id of another release's type is none of the accepted forms, and an
+// absolute URL ending in one is compared literally. ok is false for a value
+// that is none of the accepted forms.
+func parseRef(raw, typ string, isType func(string) bool) (refValue, bool) {
+	if t, id, ok := fhir.ParseReference(raw); ok && isType(t) {
 		if typ != "" && t != typ {
 			return refValue{}, false
 		}

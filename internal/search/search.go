@@ -5,12 +5,20 @@
 //
 // _typeFilter (requirements 1.4.7, R26–R31): Parse compiles one single-type
 // FHIR search query, such as "Observation?status=final&date=ge2024-01", into
-// a Filter; ParseAll groups the values of the parameter into a Set. The
-// search parameters come from a table of R4 SearchParameter definitions
-// (params.go), whose FHIRPath expressions are compiled into JSON paths.
+// a Filter; ParseAll groups the values of the parameter into a Set.
 //
 // _elements (requirements 1.4.5, 5.6, R21, R22): ParseElements and
 // Elements.Subset.
+//
+// Each store speaks one FHIR release (issue 17), and so does each Engine:
+// For(v) returns the engine of release v, whose resource types, search
+// parameters (with the element paths their SearchParameter definitions
+// select), mandatory elements and choice elements come from that release's
+// definitions in internal/fhir/defs. Every type has all its parameters of
+// type token, date, reference, string, uri or quantity whose expression
+// selects element paths. Values are matched by the rules of R4
+// search.html, whatever the release. The package-level functions are those
+// of the R4 engine.
 package search
 
 import (
@@ -21,7 +29,6 @@ import (
 
 	"github.com/tidwall/gjson"
 	"github.com/tranchehq/tranche/internal/bulk"
-	"github.com/tranchehq/tranche/internal/fhir"
 )
 
 // resultParams are the search result parameters (R4 search.html#return)
@@ -123,15 +130,17 @@ func (c *clause) match(root gjson.Result) bool {
 // and "\," is a literal comma; repeated and different parameters are
 // AND-ed; parameters with an empty value are ignored (R4 search.html).
 //
-// Returns EINVALID when the query has no "?", a type that is not an R4
-// resource type, a system or compartment context ("?code=x",
+// Returns EINVALID when the query has no "?", a type that is not a resource
+// type of the engine's release, a system or compartment context ("?code=x",
 // "Patient/1/Observation?…"), a result parameter (_include, _revinclude,
 // _sort, _count, _elements, _summary, _total, _contained, _containedType) or
 // _type, or a value that cannot be parsed for its parameter's type. Returns
-// EUNSUPPORTED for an unknown or unsupported parameter, modifier, prefix (ap)
-// or chained parameter. Every message names the offending parameter (R29,
-// R30).
-func Parse(query string) (*Filter, error) {
+// EUNSUPPORTED for a parameter that the release does not define for the
+// type or that the engine does not serve (composite, special and number
+// parameters, those whose expression selects no element path, phonetic,
+// near, _in), and for an unsupported modifier, prefix (ap) or chained
+// parameter. Every message names the offending parameter (R29, R30).
+func (e *Engine) Parse(query string) (*Filter, error) {
 	typ, q, ok := strings.Cut(query, "?")
 	switch {
 	case !ok:
@@ -140,8 +149,8 @@ func Parse(query string) (*Filter, error) {
 		return nil, bulk.Errorf(bulk.EINVALID, "_typeFilter %s has no resource type: system-wide queries are not allowed, only single-type ones such as Observation?status=final.", quote(query))
 	case strings.Contains(typ, "/"):
 		return nil, bulk.Errorf(bulk.EINVALID, "_typeFilter %s has a compartment or base-URL context: only single-type queries such as Observation?status=final are allowed.", quote(query))
-	case !fhir.IsResourceType(typ):
-		return nil, bulk.Errorf(bulk.EINVALID, "_typeFilter %s: %s is not a FHIR R4 resource type.", quote(query), quote(typ))
+	case !e.defs.IsResourceType(typ):
+		return nil, bulk.Errorf(bulk.EINVALID, "_typeFilter %s: %s is not a FHIR %s resource type.", quote(query), quote(typ), e.name)
 	}
 	f := &Filter{typ: typ}
 	var canon []string
@@ -158,7 +167,7 @@ func Parse(query string) (*Filter, error) {
 		if err != nil {
 			return nil, bulk.Errorf(bulk.EINVALID, "_typeFilter %s: the value of parameter %s is not properly percent-encoded.", quote(query), quote(name))
 		}
-		c, err := compileClause(typ, name, value, query)
+		c, err := e.compileClause(typ, name, value, query)
 		if err != nil {
 			return nil, err
 		}
@@ -172,7 +181,7 @@ func Parse(query string) (*Filter, error) {
 }
 
 // compileClause compiles one name=value; it returns nil for an empty value.
-func compileClause(typ, name, value, query string) (*clause, error) {
+func (e *Engine) compileClause(typ, name, value, query string) (*clause, error) {
 	base, mod, hasMod := strings.Cut(name, ":")
 	switch {
 	case base == "":
@@ -186,7 +195,7 @@ func compileClause(typ, name, value, query string) (*clause, error) {
 	case strings.Contains(base, ".") || (hasMod && strings.Contains(mod, ".")):
 		return nil, bulk.Errorf(bulk.EUNSUPPORTED, "_typeFilter %s: the chained parameter %s is not supported.", quote(query), quote(name))
 	}
-	p := lookup(typ, base)
+	p := e.lookup(typ, base)
 	if p == nil {
 		return nil, bulk.Errorf(bulk.EUNSUPPORTED, "_typeFilter %s: the search parameter %s is not supported for %s.", quote(query), quote(base), typ)
 	}
@@ -200,7 +209,7 @@ func compileClause(typ, name, value, query string) (*clause, error) {
 	case mod == "text" && p.Type == "token":
 	case (mod == "exact" || mod == "contains") && p.Type == "string":
 	case (mod == "below" || mod == "above") && p.Type == "uri":
-	case p.Type == "reference" && fhir.IsResourceType(mod):
+	case p.Type == "reference" && e.defs.IsResourceType(mod):
 		refType = mod
 	default:
 		return nil, bulk.Errorf(bulk.EUNSUPPORTED, "_typeFilter %s: the modifier :%s of parameter %s is not supported.", quote(query), mod, quote(base))
@@ -262,7 +271,7 @@ func compileClause(typ, name, value, query string) (*clause, error) {
 			}
 			m = u
 		case "reference":
-			r, ok := parseRef(unescape(it), refType)
+			r, ok := parseRef(unescape(it), refType, e.defs.IsResourceType)
 			if !ok {
 				return nil, invalid(it, "use Type/id, an id or an absolute URL")
 			}
@@ -335,10 +344,10 @@ type Set map[string][]*Filter
 // comma inside a query (an OR of values) stays in it; a query that is still
 // encoded (its "?" is "%3F") is then percent-decoded (R31). Repeated values
 // are joined (R27). Errors are those of Parse.
-func ParseAll(values []string) (Set, error) {
+func (e *Engine) ParseAll(values []string) (Set, error) {
 	s := make(Set)
 	for _, v := range values {
-		fs, err := parseValue(v)
+		fs, err := e.parseValue(v)
 		if err != nil {
 			return nil, err
 		}
@@ -350,7 +359,7 @@ func ParseAll(values []string) (Set, error) {
 }
 
 // parseValue parses one _typeFilter value: a query, or a v2 list of them.
-func parseValue(v string) ([]*Filter, error) {
+func (e *Engine) parseValue(v string) ([]*Filter, error) {
 	var out []*Filter
 	for _, q := range splitQueries(v) {
 		if i := strings.IndexByte(q, '?'); i < 0 && hasEncodedQuery(q) {
@@ -360,7 +369,7 @@ func parseValue(v string) ([]*Filter, error) {
 			}
 			q = dq
 		}
-		f, err := Parse(q)
+		f, err := e.Parse(q)
 		if err != nil {
 			return nil, err
 		}
@@ -444,8 +453,8 @@ func (s Set) Match(typ string, body []byte) bool {
 // the canonical form of Filter.String, in order. It is the kick-off
 // parser's _typeFilter hook (fhir.KickoffInput.TypeFilter). Errors are
 // those of Parse.
-func Canonical(value string) ([]string, error) {
-	fs, err := parseValue(value)
+func (e *Engine) Canonical(value string) ([]string, error) {
+	fs, err := e.parseValue(value)
 	if err != nil {
 		return nil, err
 	}
@@ -458,7 +467,19 @@ func Canonical(value string) ([]string, error) {
 
 // CheckElement validates one _elements entry as ParseElements does. It is
 // the kick-off parser's _elements hook (fhir.KickoffInput.Element).
-func CheckElement(entry string) error {
-	_, err := ParseElements([]string{entry})
+func (e *Engine) CheckElement(entry string) error {
+	_, err := e.ParseElements([]string{entry})
 	return err
 }
+
+// Parse is Parse of the R4 engine.
+func Parse(query string) (*Filter, error) { return r4().Parse(query) }
+
+// ParseAll is ParseAll of the R4 engine.
+func ParseAll(values []string) (Set, error) { return r4().ParseAll(values) }
+
+// Canonical is Canonical of the R4 engine.
+func Canonical(value string) ([]string, error) { return r4().Canonical(value) }
+
+// CheckElement is CheckElement of the R4 engine.
+func CheckElement(entry string) error { return r4().CheckElement(entry) }

@@ -370,7 +370,9 @@ func TestParse_Errors(t *testing.T) {
 		{"Observation?_type=Patient", bulk.EINVALID, "_type"},
 		{"Observation?foo=x", bulk.EUNSUPPORTED, `"foo"`},
 		{"Observation?status=final&foo=", bulk.EUNSUPPORTED, `"foo"`},
-		{"Basic?code=x", bulk.EUNSUPPORTED, `"code"`},
+		{"Bundle?composition=Composition/1", bulk.EUNSUPPORTED, `"composition"`}, // Bundle.entry[0].resource is not a path
+		{"Location?near=42.25|-83.69|10|km", bulk.EUNSUPPORTED, `"near"`},
+		{"Observation?patient=MedicationOrder/1", bulk.EINVALID, `"patient"`}, // a DSTU2 type
 		{"Observation?code-value-quantity=x$1", bulk.EUNSUPPORTED, "code-value-quantity"},
 		{"Patient?phonetic=x", bulk.EUNSUPPORTED, "phonetic"},
 		{"Patient?deceased=true", bulk.EUNSUPPORTED, "deceased"},
@@ -560,7 +562,25 @@ func TestSupported(t *testing.T) {
 		{Name: "_source", Type: "uri", Definition: "http://hl7.org/fhir/SearchParameter/Resource-source"},
 		{Name: "_tag", Type: "token", Definition: "http://hl7.org/fhir/SearchParameter/Resource-tag"},
 	}
-	if diff := cmp.Diff(common, sup["Basic"]); diff != "" {
+	for typ, params := range sup {
+		for _, c := range common {
+			if !slices.Contains(params, c) {
+				t.Errorf("Supported()[%s] lacks %+v", typ, c)
+			}
+		}
+	}
+	// Every type has its own parameters, not only the types of the
+	// hand-typed table that the generated definitions replaced.
+	basic := append(slices.Clone(common),
+		search.Param{Name: "author", Type: "reference", Definition: "http://hl7.org/fhir/SearchParameter/Basic-author"},
+		search.Param{Name: "code", Type: "token", Definition: "http://hl7.org/fhir/SearchParameter/Basic-code"},
+		search.Param{Name: "created", Type: "date", Definition: "http://hl7.org/fhir/SearchParameter/Basic-created"},
+		search.Param{Name: "identifier", Type: "token", Definition: "http://hl7.org/fhir/SearchParameter/Basic-identifier"},
+		search.Param{Name: "patient", Type: "reference", Definition: "http://hl7.org/fhir/SearchParameter/Basic-patient"},
+		search.Param{Name: "subject", Type: "reference", Definition: "http://hl7.org/fhir/SearchParameter/Basic-subject"},
+	)
+	slices.SortFunc(basic, func(a, b search.Param) int { return strings.Compare(a.Name, b.Name) })
+	if diff := cmp.Diff(basic, sup["Basic"]); diff != "" {
 		t.Errorf("Supported()[Basic] (-want +got):\n%s", diff)
 	}
 	obs := sup["Observation"]

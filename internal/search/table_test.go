@@ -1,48 +1,175 @@
 package search
 
 import (
+	"bufio"
+	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/tranchehq/tranche/internal/fhir"
+	"github.com/tranchehq/tranche/internal/fhir/defs"
 )
 
-func TestRegistry(t *testing.T) {
-	r, err := buildRegistry()
-	if err != nil {
-		t.Fatalf("buildRegistry() error: %v", err)
-	}
-	for _, typ := range supportedTypes {
-		if !fhir.IsResourceType(typ) {
-			t.Errorf("supported type %q is not a resource type", typ)
-		}
-		// Every supported type has type-specific parameters besides the
-		// six common ones.
-		if got := len(r[typ]); got <= 6 {
-			t.Errorf("%s has %d parameters, want more than the common six", typ, got)
-		}
-	}
-	for _, typ := range fhir.ResourceTypes {
-		for _, name := range []string{"_id", "_lastUpdated", "_tag", "_profile", "_security", "_source"} {
-			if r[typ][name] == nil {
-				t.Errorf("%s has no %s", typ, name)
+// TestEngine checks every release's engine: all its parameters compiled,
+// every type has the common parameters, and none of the unservable ones
+// is listed.
+func TestEngine(t *testing.T) {
+	for _, v := range defs.Versions() {
+		t.Run(string(v), func(t *testing.T) {
+			e := For(v)
+			if e == nil || e.Version() != v {
+				t.Fatalf("For(%s) = %v", v, e)
 			}
-		}
+			if For(v) != e {
+				t.Errorf("For(%s) builds a new engine each call", v)
+			}
+			for _, p := range e.problems {
+				t.Errorf("left out: %s", p)
+			}
+			d := defs.For(v)
+			if got, want := len(e.params), len(d.Types); got != want {
+				t.Errorf("%d types have parameters, want every one of the %d", got, want)
+			}
+			common := []string{"_id", "_lastUpdated", "_profile", "_security", "_tag"}
+			if v != defs.DSTU2 && v != defs.STU3 {
+				common = append(common, "_source") // new in R4
+			}
+			n := 0
+			for _, typ := range d.ResourceTypes() {
+				for _, name := range common {
+					if e.lookup(typ, name) == nil {
+						t.Errorf("%s has no %s", typ, name)
+					}
+				}
+				for name, p := range e.params[typ] {
+					n++
+					if unservable[name] != "" {
+						t.Errorf("%s lists the unservable %s", typ, name)
+					}
+					if len(p.paths) == 0 {
+						t.Errorf("%s %s has no paths", typ, name)
+					}
+					sp := d.SearchParam(typ, name)
+					if sp == nil || p.Definition != sp.URL() || p.Type != sp.Type {
+						t.Errorf("%s %s = %+v, not the definition %+v", typ, name, p.Param, sp)
+					}
+				}
+			}
+			t.Logf("%d types, %d type/parameter pairs", len(e.params), n)
+		})
 	}
-	for _, d := range definitions {
-		if !strings.HasSuffix(d.id, d.code) && !strings.HasPrefix(d.id, "clinical-") &&
-			!strings.HasPrefix(d.id, "individual-") && !strings.HasPrefix(d.id, "medications-") &&
-			!strings.HasPrefix(d.id, "Resource-") {
-			t.Errorf("definition %s: id does not end in its code %q", d.id, d.code)
-		}
+	if For("r6") != nil {
+		t.Error("For(r6) is not nil")
 	}
 }
 
-// TestCompiledPaths pins how expressions become JSON paths: choice
-// variants, casts, where(resolve() is T) and where(system=…).
+// dumpParam renders a compiled parameter as the lines of
+// testdata/r4-params.golden: type, name, parameter type, definition, then
+// its paths (keys of each step joined by "/", the variants of a step by
+// ",", then the target and the where filter).
+func dumpParam(typ string, p *param) string {
+	var alts []string
+	for _, pa := range p.paths {
+		all, whereAt := pa.flat()
+		var steps []string
+		for _, s := range all {
+			steps = append(steps, strings.Join(s.keys, ","))
+		}
+		a := strings.Join(steps, "/")
+		if pa.target != "" {
+			a += " target=" + pa.target
+		}
+		if pa.whereKey != "" {
+			a += fmt.Sprintf(" where@%d:%s=%s", whereAt, pa.whereKey, pa.whereValue)
+		}
+		alts = append(alts, a)
+	}
+	return fmt.Sprintf("%s %s %s %s | %s", typ, p.Name, p.Type, p.Definition, strings.Join(alts, "; "))
+}
+
+// readGolden returns the lines of a testdata file, without # comments.
+func readGolden(t *testing.T, name string) []string {
+	t.Helper()
+	f, err := os.Open("testdata/" + name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var lines []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if l := sc.Text(); l != "" && !strings.HasPrefix(l, "#") {
+			lines = append(lines, l)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return lines
+}
+
+// TestR4HandTyped proves that the R4 engine, built from the generated
+// definitions, serves every parameter that the hand-typed R4 table did
+// (params.go until issue 17) with the same type, definition and compiled
+// paths, and keeps for _elements the same mandatory and choice elements
+// (mandatory.go). testdata/r4-*.golden are those tables, compiled and
+// written out by the old code before it was removed. The types the table
+// covered have exactly the parameters they had; the others gained theirs.
+func TestR4HandTyped(t *testing.T) {
+	e := For(defs.R4)
+	golden := readGolden(t, "r4-params.golden")
+	got := make(map[string]string) // "type name" → dump
+	for typ, params := range e.params {
+		for name, p := range params {
+			got[typ+" "+name] = dumpParam(typ, p)
+		}
+	}
+	byType := make(map[string]int)
+	for _, line := range golden {
+		f := strings.Fields(line)
+		key := f[0] + " " + f[1]
+		byType[f[0]]++
+		if got[key] != line {
+			t.Errorf("R4 %s:\n got %q\nwant %q", key, got[key], line)
+		}
+	}
+	covered := 0
+	for typ, n := range byType {
+		if n > 6 { // more than the common six
+			covered++
+			if len(e.params[typ]) != n {
+				var extra []string
+				for name := range e.params[typ] {
+					if !slices.Contains(golden, got[typ+" "+name]) {
+						extra = append(extra, name)
+					}
+				}
+				t.Errorf("R4 %s has %d parameters, the hand-typed table %d; new: %q", typ, len(e.params[typ]), n, extra)
+			}
+		}
+	}
+	if covered != 25 {
+		t.Errorf("the hand-typed table covered %d types beyond the common parameters, want 25", covered)
+	}
+	t.Logf("%d hand-typed pairs, %d now", len(golden), len(got))
+
+	var elems []string
+	for _, typ := range defs.For(defs.R4).ResourceTypes() {
+		c := slices.Clone(e.choices[typ])
+		slices.Sort(c) // the hand-typed MedicationDispense list was not in definition order
+		elems = append(elems, fmt.Sprintf("%s | %s | %s", typ, strings.Join(defs.For(defs.R4).Mandatory(typ), " "), strings.Join(c, " ")))
+	}
+	if diff := cmp.Diff(readGolden(t, "r4-elements.golden"), elems); diff != "" {
+		t.Errorf("R4 mandatory elements and top-level choices (-hand-typed +now):\n%s", diff)
+	}
+}
+
+// TestCompiledPaths pins how definitions' paths become JSON paths: choice
+// variants, narrowed casts, where(resolve() is T), where(system=…) and a
+// where filter part way along the path, per release.
 func TestCompiledPaths(t *testing.T) {
 	type compiled struct {
 		Keys   [][]string
@@ -50,67 +177,86 @@ func TestCompiledPaths(t *testing.T) {
 		Where  string
 	}
 	for _, tc := range []struct {
+		v         defs.Version
 		typ, name string
 		want      []compiled
 	}{
-		{"Observation", "date", []compiled{{Keys: [][]string{{"effectiveDateTime", "effectivePeriod", "effectiveTiming", "effectiveInstant"}}}}},
-		{"Observation", "patient", []compiled{{Keys: [][]string{{"subject"}}, Target: "Patient"}}},
-		{"Observation", "value-string", []compiled{
+		{defs.R4, "Observation", "date", []compiled{{Keys: [][]string{{"effectiveDateTime", "effectivePeriod", "effectiveTiming", "effectiveInstant"}}}}},
+		{defs.R4, "Observation", "patient", []compiled{{Keys: [][]string{{"subject"}}, Target: "Patient"}}},
+		{defs.R4, "Observation", "value-string", []compiled{
 			{Keys: [][]string{{"valueString"}}},
 			{Keys: [][]string{{"valueCodeableConcept"}, {"text"}}},
 		}},
-		{"Observation", "combo-code", []compiled{{Keys: [][]string{{"code"}}}, {Keys: [][]string{{"component"}, {"code"}}}}},
-		{"Condition", "onset-date", []compiled{{Keys: [][]string{{"onsetDateTime"}}}, {Keys: [][]string{{"onsetPeriod"}}}}},
-		{"Condition", "code", []compiled{{Keys: [][]string{{"code"}}}}},
-		{"AllergyIntolerance", "code", []compiled{{Keys: [][]string{{"code"}}}, {Keys: [][]string{{"reaction"}, {"substance"}}}}},
-		{"MedicationRequest", "code", []compiled{{Keys: [][]string{{"medicationCodeableConcept"}}}}},
-		{"MedicationRequest", "medication", []compiled{{Keys: [][]string{{"medicationReference"}}}}},
-		{"Patient", "email", []compiled{{Keys: [][]string{{"telecom"}}, Where: "system=email"}}},
-		{"Patient", "_lastUpdated", []compiled{{Keys: [][]string{{"meta"}, {"lastUpdated"}}}}},
-		{"Encounter", "practitioner", []compiled{{Keys: [][]string{{"participant"}, {"individual"}}, Target: "Practitioner"}}},
-		{"DocumentReference", "identifier", []compiled{{Keys: [][]string{{"masterIdentifier"}}}, {Keys: [][]string{{"identifier"}}}}},
-		{"Procedure", "date", []compiled{{Keys: [][]string{{"performedDateTime", "performedPeriod", "performedString", "performedAge", "performedRange"}}}}},
+		{defs.R4, "Observation", "combo-code", []compiled{{Keys: [][]string{{"code"}}}, {Keys: [][]string{{"component"}, {"code"}}}}},
+		{defs.R4, "Condition", "onset-date", []compiled{{Keys: [][]string{{"onsetDateTime"}}}, {Keys: [][]string{{"onsetPeriod"}}}}},
+		{defs.R4, "Condition", "code", []compiled{{Keys: [][]string{{"code"}}}}},
+		{defs.R4, "AllergyIntolerance", "code", []compiled{{Keys: [][]string{{"code"}}}, {Keys: [][]string{{"reaction"}, {"substance"}}}}},
+		{defs.R4, "MedicationRequest", "code", []compiled{{Keys: [][]string{{"medicationCodeableConcept"}}}}},
+		{defs.R4, "MedicationRequest", "medication", []compiled{{Keys: [][]string{{"medicationReference"}}}}},
+		{defs.R4, "Patient", "email", []compiled{{Keys: [][]string{{"telecom"}}, Where: "1:system=email"}}},
+		{defs.R4, "Patient", "_lastUpdated", []compiled{{Keys: [][]string{{"meta"}, {"lastUpdated"}}}}},
+		{defs.R4, "Encounter", "practitioner", []compiled{{Keys: [][]string{{"participant"}, {"individual"}}, Target: "Practitioner"}}},
+		{defs.R4, "DocumentReference", "identifier", []compiled{{Keys: [][]string{{"masterIdentifier"}}}, {Keys: [][]string{{"identifier"}}}}},
+		{defs.R4, "Procedure", "date", []compiled{{Keys: [][]string{{"performedDateTime", "performedPeriod", "performedString", "performedAge", "performedRange"}}}}},
+		{defs.R4, "PlanDefinition", "composed-of", []compiled{{Keys: [][]string{{"relatedArtifact"}, {"resource"}}, Where: "1:type=composed-of"}}},
+		{defs.DSTU2, "Observation", "date", []compiled{{Keys: [][]string{{"effectiveDateTime"}}}, {Keys: [][]string{{"effectivePeriod"}}}}},
+		{defs.DSTU2, "MedicationOrder", "patient", []compiled{{Keys: [][]string{{"patient"}}}}},
+		{defs.DSTU2, "Patient", "email", []compiled{{Keys: [][]string{{"telecom"}}, Where: "1:system=email"}}},
+		{defs.STU3, "Condition", "clinical-status", []compiled{{Keys: [][]string{{"clinicalStatus"}}}}},
+		{defs.STU3, "Observation", "date", []compiled{{Keys: [][]string{{"effectiveDateTime", "effectivePeriod"}}}}},
+		{defs.R5, "MedicationStatement", "code", []compiled{{Keys: [][]string{{"medication"}, {"concept"}}}}},
+		{defs.R5, "MedicationStatement", "subject", []compiled{{Keys: [][]string{{"subject"}}}}},
 	} {
-		p := lookup(tc.typ, tc.name)
+		p := For(tc.v).lookup(tc.typ, tc.name)
 		if p == nil {
-			t.Errorf("lookup(%s, %s) = nil", tc.typ, tc.name)
+			t.Errorf("%s lookup(%s, %s) = nil", tc.v, tc.typ, tc.name)
 			continue
 		}
 		var got []compiled
 		for _, pa := range p.paths {
 			c := compiled{Target: pa.target}
+			all, whereAt := pa.flat()
 			if pa.whereKey != "" {
-				c.Where = pa.whereKey + "=" + pa.whereValue
+				c.Where = fmt.Sprintf("%d:%s=%s", whereAt, pa.whereKey, pa.whereValue)
 			}
-			for _, s := range pa.steps {
+			for _, s := range all {
 				c.Keys = append(c.Keys, s.keys)
 			}
 			got = append(got, c)
 		}
 		if diff := cmp.Diff(tc.want, got); diff != "" {
-			t.Errorf("%s %s paths (-want +got):\n%s", tc.typ, tc.name, diff)
+			t.Errorf("%s %s %s paths (-want +got):\n%s", tc.v, tc.typ, tc.name, diff)
 		}
 	}
 }
 
-func TestCompileErrors(t *testing.T) {
-	for _, expr := range []string{
-		"Observation.code.exists()",
-		"(Observation.code as CodeableConcept)", // not a choice element
-		"(Observation.value as Money)",          // no such variant
-		"(Observation.value)",
-		"Observation.subject.where(resolve() is Patient).reference",
-		"Observation",
-		"Observation.value.as(Quantity).as(Quantity)",
+func TestCompilePath_Errors(t *testing.T) {
+	typ := &defs.Type{Name: "Observation", Choices: []defs.Choice{
+		{Path: "value[x]", Types: []string{"Quantity", "string"}},
+		{Path: "odd[x]", Types: []string{"http://hl7.org/fhirpath/System.String"}},
+	}}
+	if p, err := compilePath(typ, defs.Path{Path: "component.code"}); err != nil || len(p.steps) != 2 || p.rest != nil {
+		t.Fatalf("compilePath(component.code) = %+v, %v", p, err)
+	}
+	for _, p := range []defs.Path{
+		{Path: "code[x]"},            // not a choice element
+		{Path: "component.value[x]"}, // nor is this one
+		{Path: "odd[x]"},             // a variant that is no JSON key
+		{Path: "a..b"},
+		{Path: ""},
+		{Path: "value[y]"},
+		{Path: "telecom", WhereKey: "system", WhereValue: "email"},
+		{Path: "telecom", WhereAt: "telecom"},
+		{Path: "relatedArtifact.resource", WhereAt: "related", WhereKey: "type", WhereValue: "x"},
 	} {
-		if _, err := compileExpr(expr, "Observation"); err == nil {
-			t.Errorf("compileExpr(%q) succeeded, want an error", expr)
+		if _, err := compilePath(typ, p); err == nil {
+			t.Errorf("compilePath(%+v) succeeded, want an error", p)
 		}
 	}
 }
 
 // TestBriefParameters checks that the parameters bulk export users filter
-// by are in the table (issue 5, item 1).
+// by are served for R4 (issue 5, item 1).
 func TestBriefParameters(t *testing.T) {
 	want := map[string][]string{
 		"Patient":                  {"name", "family", "given", "gender", "birthdate", "address", "address-city", "identifier", "_id"},
@@ -139,45 +285,35 @@ func TestBriefParameters(t *testing.T) {
 		"MedicationStatement":      {"effective", "status", "code", "patient"},
 		"ServiceRequest":           {"authored", "occurrence", "code", "status", "patient"},
 	}
+	e := For(defs.R4)
 	for typ, names := range want {
 		for _, n := range names {
-			if lookup(typ, n) == nil {
+			if e.lookup(typ, n) == nil {
 				t.Errorf("%s has no parameter %s", typ, n)
 			}
 		}
 	}
 }
 
-func TestMandatory(t *testing.T) {
-	var types []string
-	for typ, elems := range mandatory {
-		types = append(types, typ)
-		for _, e := range elems {
-			if !isElementName(e) {
-				t.Errorf("mandatory[%s]: %q is not an element name", typ, e)
+// TestElementTables checks each release's _elements tables: mandatory
+// elements are element names, a mandatory choice is a top-level choice.
+func TestElementTables(t *testing.T) {
+	for _, v := range defs.Versions() {
+		e, d := For(v), defs.For(v)
+		for _, typ := range d.ResourceTypes() {
+			for _, m := range d.Mandatory(typ) {
+				if !isElementName(m) {
+					t.Errorf("%s %s: mandatory %q is not an element name", v, typ, m)
+				}
+				if base, ok := strings.CutSuffix(m, "[x]"); ok && !slices.Contains(e.choices[typ], base) {
+					t.Errorf("%s %s: mandatory %s is not a top-level choice", v, typ, m)
+				}
 			}
-			if base, ok := strings.CutSuffix(e, "[x]"); ok && !slices.Contains(topLevelChoices[typ], base) {
-				t.Errorf("mandatory[%s]: %s is not in topLevelChoices", typ, e)
+			for _, c := range e.choices[typ] {
+				if !isElementName(c) {
+					t.Errorf("%s %s: choice %q is not an element name", v, typ, c)
+				}
 			}
-		}
-	}
-	slices.Sort(types)
-	if diff := cmp.Diff(fhir.ResourceTypes, types); diff != "" {
-		t.Errorf("mandatory types differ from fhir.ResourceTypes (-want +got):\n%s", diff)
-	}
-	for typ, choices := range topLevelChoices {
-		if !fhir.IsResourceType(typ) {
-			t.Errorf("topLevelChoices: %q is not a resource type", typ)
-		}
-		for _, c := range choices {
-			if !isElementName(c) {
-				t.Errorf("topLevelChoices[%s]: %q is not an element name", typ, c)
-			}
-		}
-	}
-	for elem := range choiceTypes {
-		if root := altRoot(elem); !slices.Contains(supportedTypes, root) {
-			t.Errorf("choiceTypes: %s is not under a supported type", elem)
 		}
 	}
 }
@@ -253,5 +389,17 @@ func TestFold(t *testing.T) {
 		if got := fold(in); got != want {
 			t.Errorf("fold(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// BenchmarkNewEngine measures what For costs on a release's first use.
+func BenchmarkNewEngine(b *testing.B) {
+	for _, v := range defs.Versions() {
+		b.Run(string(v), func(b *testing.B) {
+			b.ReportAllocs()
+			for i := 0; i < b.N; i++ {
+				newEngine(defs.For(v))
+			}
+		})
 	}
 }
