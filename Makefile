@@ -1,4 +1,6 @@
 # Tranche: the two commands a newcomer needs are `make run` and `make test`.
+# bash for `set -o pipefail`: go test's status survives testsum's pipe.
+SHELL     := /bin/bash
 GO        ?= go
 DATA      ?= .tranche
 ADDR      ?= 127.0.0.1:8080
@@ -8,7 +10,21 @@ ASL_DIR   := .cache/asl-validator
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -s -w -X github.com/tranchehq/tranche/internal/app.Version=$(VERSION)
 
-.PHONY: all build run test unit lint fmt-check vet asl-validate fuzz bench bench-short bench-1m clean
+# The tests' output goes through testsum (internal/testenv/cmd/testsum): a
+# line per package, the whole output of whatever failed, a line saying what
+# is still running after 30 s of quiet, and at the end the skipped tests
+# and their reasons. GOTESTFLAGS goes to go test (e.g. GOTESTFLAGS='-run
+# TestExport'); TESTSUM_FLAGS=-v prints every line as go test -v does.
+TESTSUM       := $(CURDIR)/.cache/bin/testsum
+GOTESTFLAGS   ?=
+TESTSUM_FLAGS ?=
+# The longest-running test packages, started first so that they do not
+# finish last alone (go test starts packages in the order it is given).
+SLOW_TEST_PKGS := ./internal/app ./internal/aws/dynamodb ./test
+# Every package but the AWS ones (aws.mk's AWS_TEST_PKGS).
+UNIT_PKGS = $(shell $(GO) list ./... | grep -v -e '/internal/aws/' -e '/internal/app$$' -e '/infra$$' -e '/functions/')
+
+.PHONY: all build run test unit testsum lint fmt-check vet asl-validate fuzz bench bench-short bench-1m clean
 
 all: build
 
@@ -18,29 +34,41 @@ build: ## the single local binary
 run: build ## the local server with demo data (an empty --data dir gets generated demo data)
 	./$(BIN) serve --addr $(ADDR) --data $(DATA)
 
-test: lint asl-validate unit test-aws ## everything CI runs
+# Everything CI runs: lint, the ASL check, then one go test of every
+# package (aws.mk's test-go: dynalite, aws-lambda-rie and the Lambda
+# bootstraps are installed or built first, each saying so).
+test: TEST_PKGS = $(SLOW_TEST_PKGS) ./...
+test: lint asl-validate test-go ## everything CI runs
 
-# Every package but the AWS ones, which test-aws runs with dynalite and the
-# Lambda emulator (under CI=true their suites fail without them).
-unit:
-	$(GO) test -count=1 $$($(GO) list ./... | grep -v -e '/internal/aws/' -e '/internal/app$$' -e '/infra$$' -e '/functions/')
+# Every package but the AWS ones, which need dynalite and the Lambda
+# emulator (test-aws; under CI=true their suites fail without them).
+unit: testsum
+	@echo "unit: go test of every package but the AWS ones"
+	@set -o pipefail; $(GO) test -json -count=1 $(GOTESTFLAGS) $(UNIT_PKGS) | $(TESTSUM) $(TESTSUM_FLAGS)
+
+testsum:
+	@$(GO) build -o $(TESTSUM) ./internal/testenv/cmd/testsum
 
 lint: fmt-check vet
 
 fmt-check:
+	@echo "lint: gofmt -l"
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 vet:
-	$(GO) vet ./...
+	@echo "lint: go vet ./... (compiles every package: minutes on an empty build cache)"
+	@$(GO) vet ./...
 
 # Validates the full ASL syntax (our runner executes a subset of it). Needs
 # npm; without it the check is skipped with a message (fails under CI=true).
 asl-validate:
 	@if command -v npm >/dev/null 2>&1; then \
 	  if [ ! -x $(ASL_DIR)/node_modules/.bin/asl-validator ]; then \
-	    npm install --silent --no-audit --no-fund --prefix $(ASL_DIR) asl-validator@$(ASL_VALIDATOR_VERSION) >/dev/null; \
+	    echo "asl-validate: installing asl-validator@$(ASL_VALIDATOR_VERSION) from npm into $(ASL_DIR)"; \
+	    npm install --silent --no-audit --no-fund --prefix $(ASL_DIR) asl-validator@$(ASL_VALIDATOR_VERSION) >/dev/null || exit 1; \
 	  fi; \
+	  echo "asl-validate: statemachines/export.asl.json"; \
 	  $(ASL_DIR)/node_modules/.bin/asl-validator --json-path statemachines/export.asl.json; \
 	elif [ "$$CI" = true ]; then echo "asl-validate: CI=true and npm not found: the full ASL syntax check cannot run"; exit 1; \
 	else echo "asl-validate: npm not found, SKIPPING the full ASL syntax check"; fi

@@ -4,7 +4,10 @@
 #                           infra/dynalite/package-lock.json) and gofakes3 in-process,
 #                           and the Lambda bench: the real bootstraps (built for the
 #                           host) under aws-lambda-rie (pinned below, in .cache/bin)
+#   make test-go            the same setup for TEST_PKGS (default every package):
+#                           what `make test` runs after lint
 #   make lambda-rie         installs that aws-lambda-rie
+#   make lambda-host        the bootstraps for this machine, as the bench runs them
 #   make build-lambdas      every function's bootstrap under bin/lambda/, with sizes
 #   sam build               runs `make build-<LogicalId>` per function (BuildMethod: makefile)
 #   make localstack-deploy  / localstack-test: the same stack on LocalStack (samlocal,
@@ -23,10 +26,16 @@ LAMBDAS      := $(notdir $(patsubst %/,%,$(dir $(wildcard functions/*/main.go)))
 RIE_MODULE   := github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie
 RIE_VERSION  := v0.0.0-20261030222936-bef5c4ba774d
 RIE          := $(CURDIR)/.cache/bin/aws-lambda-rie
-# Where the bench builds the functions for the host (a cache: relinked each run).
-LAMBDA_HOST_DIR := $(CURDIR)/.cache/lambda-host
+# Where the bench's bootstraps are built for the host, and how: the flags
+# must equal awstest.HostBuildFlags (internal/aws/awstest/rie.go; a test
+# checks), so the bench finds them up to date. go build relinks only a
+# bootstrap whose inputs changed; no -ldflags -X VERSION here, which would
+# relink all of them whenever `git describe --dirty` changes.
+LAMBDA_HOST_DIR   := $(CURDIR)/.cache/lambda-host
+LAMBDA_HOST_FLAGS := -tags lambda.norpc -ldflags '-s -w'
+TEST_PKGS ?= ./...
 
-.PHONY: test-aws dynalite lambda-rie build-lambdas localstack-deploy localstack-test
+.PHONY: test-aws test-go dynalite lambda-rie lambda-host build-lambdas localstack-deploy localstack-test
 
 # SAM's makefile build: `sam build` runs `make build-KickoffFunction` with
 # ARTIFACTS_DIR set; the function's code is functions/<lowercased id>/.
@@ -41,9 +50,12 @@ build-lambdas: ## every function as SAM builds it (linux/arm64), with its size
 	done
 
 # dynalite at the version the lockfile pins; reinstalled when the lockfile
-# changes.
+# changes. Without npm it says so and does nothing (test-go decides what
+# that means).
 dynalite:
-	@if ! cmp -s infra/dynalite/package-lock.json $(DYNALITE_DIR)/package-lock.json || [ ! -f $(DYNALITE_DIR)/node_modules/dynalite/cli.js ]; then \
+	@if ! command -v npm >/dev/null 2>&1; then echo "dynalite: npm not found"; exit 0; fi; \
+	if ! cmp -s infra/dynalite/package-lock.json $(DYNALITE_DIR)/package-lock.json || [ ! -f $(DYNALITE_DIR)/node_modules/dynalite/cli.js ]; then \
+	  echo "dynalite: installing it from npm (infra/dynalite/package-lock.json) into $(DYNALITE_DIR)"; \
 	  mkdir -p $(DYNALITE_DIR) && cp infra/dynalite/package.json infra/dynalite/package-lock.json $(DYNALITE_DIR)/ && \
 	  npm ci --silent --no-audit --no-fund --prefix $(DYNALITE_DIR) >/dev/null; \
 	fi
@@ -54,23 +66,37 @@ lambda-rie:
 	  mkdir -p $(dir $(RIE)) && GOBIN=$(dir $(RIE)) $(GO) install $(RIE_MODULE)@$(RIE_VERSION); \
 	fi
 
-# Starts dynalite on a free port, waits until it accepts connections (polling,
-# at most 10 s), runs the AWS tests with TRANCHE_DYNAMODB_ENDPOINT, and stops it
-# whatever happens. Without node/npm the DynamoDB tests skip with a message
-# (under CI=true the target fails instead).
-# TRANCHE_RIE runs the Lambda bench (internal/app/rie_test.go) under the
-# pinned emulator.
-test-aws: export TRANCHE_RIE = $(RIE)
-test-aws: export TRANCHE_LAMBDA_DIR = $(LAMBDA_HOST_DIR)
-test-aws: lambda-rie
-	@if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then \
-	  if [ "$$CI" = true ]; then echo "test-aws: CI=true and node/npm not found: dynalite cannot run, so the DynamoDB adapter tests would test nothing"; exit 1; fi; \
-	  echo "test-aws: node/npm not found: the DynamoDB adapter tests will SKIP"; \
-	  $(GO) test -count=1 $(AWS_TEST_PKGS); exit $$?; \
-	fi; \
-	if ! cmp -s infra/dynalite/package-lock.json $(DYNALITE_DIR)/package-lock.json || [ ! -f $(DYNALITE_DIR)/node_modules/dynalite/cli.js ]; then \
-	  mkdir -p $(DYNALITE_DIR) && cp infra/dynalite/package.json infra/dynalite/package-lock.json $(DYNALITE_DIR)/ && \
-	  npm ci --silent --no-audit --no-fund --prefix $(DYNALITE_DIR) >/dev/null || exit 1; \
+# Every function's bootstrap for this machine in one go build (it links
+# them in parallel and skips those already up to date), for the Lambda
+# bench (internal/app/rie_test.go) to run under aws-lambda-rie.
+lambda-host:
+	@echo "lambda-host: building $(words $(LAMBDAS)) Lambda bootstraps for $$($(GO) env GOOS)/$$($(GO) env GOARCH) into $(LAMBDA_HOST_DIR) (unchanged ones are not relinked)"
+	@mkdir -p $(LAMBDA_HOST_DIR) && start=$$(date +%s) && \
+	$(GO) build $(LAMBDA_HOST_FLAGS) -o $(LAMBDA_HOST_DIR)/ ./functions/... && \
+	echo "lambda-host: done in $$(( $$(date +%s) - start ))s"
+
+test-aws: TEST_PKGS = $(AWS_TEST_PKGS)
+test-aws: test-go
+
+# test-go starts dynalite on a free port, waits until it accepts
+# connections (polling, at most 10 s), runs one go test of TEST_PKGS with
+# TRANCHE_DYNAMODB_ENDPOINT through testsum, and stops dynalite whatever
+# happens. TRANCHE_RIE and TRANCHE_LAMBDA_DIR run the Lambda bench
+# (internal/app/rie_test.go) under the pinned emulator with the bootstraps
+# lambda-host built. Without node/npm the DynamoDB tests skip with a
+# message (under CI=true the target fails instead).
+test-go: export TRANCHE_RIE = $(RIE)
+test-go: export TRANCHE_LAMBDA_DIR = $(LAMBDA_HOST_DIR)
+test-go: lambda-rie dynalite lambda-host testsum
+	@set -o pipefail; \
+	gotest() { \
+	  echo "test: go test of $$($(GO) list $(TEST_PKGS) | wc -l) packages ($(if $(GOTESTFLAGS),$(GOTESTFLAGS); ,)builds the test binaries first: minutes on an empty build cache)"; \
+	  $(GO) test -json -count=1 $(GOTESTFLAGS) $(TEST_PKGS) | $(TESTSUM) $(TESTSUM_FLAGS); \
+	}; \
+	if ! command -v npm >/dev/null 2>&1 || ! command -v node >/dev/null 2>&1; then \
+	  if [ "$$CI" = true ]; then echo "test: CI=true and node/npm not found: dynalite cannot run, so the DynamoDB adapter tests would test nothing"; exit 1; fi; \
+	  echo "test: node/npm not found: the DynamoDB adapter tests will SKIP"; \
+	  gotest; exit $$?; \
 	fi; \
 	port=$$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'); \
 	node $(DYNALITE_DIR)/node_modules/dynalite/cli.js --host 127.0.0.1 --port $$port \
@@ -81,9 +107,9 @@ test-aws: lambda-rie
 	  kill -0 $$pid 2>/dev/null || break; \
 	  sleep 0.1; \
 	done; \
-	if [ -z "$$ready" ]; then echo "test-aws: dynalite did not start:"; cat $(DYNALITE_DIR)/dynalite.log; exit 1; fi; \
-	echo "test-aws: dynalite on 127.0.0.1:$$port"; \
-	TRANCHE_DYNAMODB_ENDPOINT=http://127.0.0.1:$$port $(GO) test -count=1 $(AWS_TEST_PKGS)
+	if [ -z "$$ready" ]; then echo "test: dynalite did not start:"; cat $(DYNALITE_DIR)/dynalite.log; exit 1; fi; \
+	echo "test: dynalite on 127.0.0.1:$$port"; \
+	TRANCHE_DYNAMODB_ENDPOINT=http://127.0.0.1:$$port gotest
 
 # LocalStack (not run in CI: it needs Docker). The stack's HTTP API is API
 # Gateway v2, which LocalStack serves only in its paid plans (docs/aws.md):

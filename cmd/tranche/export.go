@@ -7,12 +7,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -83,7 +86,7 @@ func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	resume := fs.String("resume", "", "resume the export with this status URL (no new kick-off)")
 	cancelOnInterrupt := fs.Bool("cancel-on-interrupt", false, "on Ctrl-C, cancel the export on the server (DELETE)")
 	keep := fs.Bool("keep", false, "leave the downloaded export on the server (default: release it with DELETE)")
-	if err := parse(fs, args); err != nil {
+	if err := parseFlags(fs, args, stderr, exportUsage); err != nil {
 		return err
 	}
 	usage := func(format string, a ...any) error {
@@ -91,11 +94,12 @@ func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return errUsage
 	}
 	if fs.NArg() > 0 {
-		return usage("unexpected argument %q", fs.Arg(0))
+		return usage("unexpected argument %q (every option is a flag: run 'tranche export -h')", fs.Arg(0))
 	}
 	auth, base, err := exportAuth(authFlags{
 		fhir: *fhirBase, client: *clientPath, key: *keyPath, clientID: *clientID, kid: *kid,
 		tokenURL: *tokenURL, scope: *scope, token: *token,
+		note: func(format string, a ...any) { fmt.Fprintf(stderr, "tranche export: "+format+"\n", a...) },
 	})
 	if ue := (usageErr{}); errors.As(err, &ue) {
 		return usage("%s", ue.msg)
@@ -139,6 +143,12 @@ func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	case *parallel < 1:
 		return usage("--parallel must be at least 1")
 	}
+	// Before anything is sent: a kick-off whose files cannot be saved
+	// would leave an export running on the server for nothing.
+	cleanOut, err := checkOut(*out)
+	if err != nil {
+		return usage("%v; no export was started", err)
+	}
 
 	tty := isTerminal(stderr)
 	ui := newExportUI(stderr, tty)
@@ -157,6 +167,7 @@ func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	sum, err := exp.Run(ctx)
 	ui.stop()
 	if err != nil {
+		cleanOut()
 		return err
 	}
 	printSummary(stdout, sum)
@@ -165,6 +176,22 @@ func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 
 type authFlags struct {
 	fhir, client, key, clientID, kid, tokenURL, scope, token string
+	// note, if set, is told what the flags override in the client file.
+	note func(format string, a ...any)
+}
+
+// sameBase reports whether two FHIR base URLs name the same server and
+// path (scheme and host in any case, a trailing slash or not).
+func sameBase(a, b string) bool {
+	norm := func(s string) string {
+		u, err := url.Parse(strings.TrimRight(s, "/"))
+		if err != nil {
+			return s
+		}
+		u.Scheme, u.Host = strings.ToLower(u.Scheme), strings.ToLower(u.Host)
+		return u.String()
+	}
+	return norm(a) == norm(b)
 }
 
 // exportAuth builds the TokenSource and FHIR base from the flags. Usage
@@ -187,14 +214,25 @@ func exportAuth(f authFlags) (client.TokenSource, string, error) {
 		if err != nil {
 			return nil, "", err
 		}
+		// --fhir wins over the file's fhir_base_url, and then the file's
+		// token_url (the other server's) is not used either: the token
+		// endpoint is discovered from --fhir unless --token-url names it.
+		otherServer := base != "" && cf.FHIRBaseURL != "" && !sameBase(base, cf.FHIRBaseURL)
 		if base == "" {
 			base = cf.FHIRBaseURL
 		}
 		if bs.ClientID == "" {
 			bs.ClientID = cf.ClientID
 		}
-		if bs.TokenURL == "" {
+		if bs.TokenURL == "" && !otherServer {
 			bs.TokenURL = cf.TokenURL
+		}
+		if otherServer && f.note != nil {
+			what := "its token_url is not used: the token endpoint comes from " + strings.TrimRight(base, "/") + "/.well-known/smart-configuration"
+			if f.tokenURL != "" {
+				what = "the token endpoint is --token-url " + f.tokenURL
+			}
+			f.note("--fhir %s overrides the client file's fhir_base_url %s; %s", base, cf.FHIRBaseURL, what)
 		}
 		if bs.Scope == "" {
 			bs.Scope = cf.Scope
@@ -234,6 +272,185 @@ func exportAuth(f authFlags) (client.TokenSource, string, error) {
 	}
 	bs.FHIRBase = base
 	return bs, base, nil
+}
+
+// checkOut makes sure the export root out can be written: it creates it
+// if missing and writes and removes a file there. The error names --out
+// and why. cleanOut removes the directories checkOut created, if they are
+// still empty (for a failed export).
+func checkOut(out string) (cleanOut func(), err error) {
+	if out == "" {
+		out = "export"
+	}
+	// The directories MkdirAll will create, deepest first.
+	var created []string
+	for d := filepath.Clean(out); ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(d); err == nil || !errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		created = append(created, d)
+		if filepath.Dir(d) == d {
+			break
+		}
+	}
+	cleanOut = func() {
+		for _, d := range created {
+			if os.Remove(d) != nil {
+				return
+			}
+		}
+	}
+	why := func(err error) error {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			return fmt.Errorf("%s %s: %w", pe.Op, pe.Path, pe.Err)
+		}
+		return err
+	}
+	if st, err := os.Stat(out); err == nil && !st.IsDir() {
+		return func() {}, fmt.Errorf("--out %s is a file: give a directory to download the export into", out)
+	}
+	if err := os.MkdirAll(out, 0o750); err != nil {
+		cleanOut()
+		return func() {}, fmt.Errorf("--out %s: cannot create the directory (%v)", out, why(err))
+	}
+	f, err := os.CreateTemp(out, ".tranche-write-check-*")
+	if err != nil {
+		cleanOut()
+		return func() {}, fmt.Errorf("--out %s: cannot write files there (%v)", out, why(err))
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return cleanOut, nil
+}
+
+// parseFlags parses args. A mistake is one line naming the flag and what
+// it accepts, then the command's synopsis (the first line of help) and
+// where the rest is, instead of every flag's help; -h and --help print the
+// whole help. It returns nil, flag.ErrHelp (exit 0) or errUsage (exit 2).
+func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer, help string) error {
+	full := fs.Usage
+	if full == nil {
+		full = func() {
+			fmt.Fprintf(fs.Output(), "Usage of %s:\n", fs.Name())
+			fs.PrintDefaults()
+		}
+	}
+	out := fs.Output()
+	fs.Usage = func() {}
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	fs.SetOutput(out)
+	fs.Usage = full
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, flag.ErrHelp):
+		full()
+		return err
+	}
+	synopsis, _, _ := strings.Cut(help, "\n")
+	fmt.Fprintf(stderr, "%s: %s\n%s\nRun '%s -h' for every flag.\n", fs.Name(), explainFlagError(fs, err), synopsis, fs.Name())
+	return errUsage
+}
+
+var (
+	flagUndefined = regexp.MustCompile(`^flag provided but not defined: -+(.+)$`)
+	flagNoValue   = regexp.MustCompile(`^flag needs an argument: -+(.+)$`)
+	flagBadValue  = regexp.MustCompile(`^invalid (?:boolean )?value ("(?:[^"\\]|\\.)*") for (?:flag )?-+([^:]+): (.*)$`)
+)
+
+// explainFlagError rewrites the flag package's error as the mistake and
+// what would be right: an unknown flag with the nearest known one, a
+// missing value with what the flag takes, an invalid value with what is
+// accepted.
+func explainFlagError(fs *flag.FlagSet, err error) string {
+	msg := err.Error()
+	if m := flagUndefined.FindStringSubmatch(msg); m != nil {
+		s := fmt.Sprintf("unknown flag --%s", m[1])
+		if near := nearestFlag(fs, m[1]); near != "" {
+			s += fmt.Sprintf(" (did you mean --%s?)", near)
+		}
+		return s
+	}
+	if m := flagNoValue.FindStringSubmatch(msg); m != nil {
+		if f := fs.Lookup(m[1]); f != nil {
+			_, usage := flag.UnquoteUsage(f)
+			return fmt.Sprintf("--%s needs a value: %s", m[1], usage)
+		}
+		return fmt.Sprintf("--%s needs a value", m[1])
+	}
+	if m := flagBadValue.FindStringSubmatch(msg); m != nil {
+		name, value, cause := m[2], m[1], m[3]
+		want := cause
+		if f := fs.Lookup(name); f != nil {
+			if g, ok := f.Value.(flag.Getter); ok {
+				switch g.Get().(type) {
+				case bool:
+					want = "want true or false"
+				case int, int64, uint, uint64:
+					want = "want a whole number"
+				case float64:
+					want = "want a number"
+				case time.Duration:
+					want = "want a duration such as 90s, 5m or 1h30m"
+				}
+				if cause == "value out of range" {
+					want = cause + ": " + want
+				}
+			}
+			_, usage := flag.UnquoteUsage(f)
+			want += " (" + usage + ")"
+		}
+		return fmt.Sprintf("--%s %s: %s", name, value, want)
+	}
+	return msg
+}
+
+// nearestFlag is the defined flag closest to name (one edit away, two for
+// names of five letters or more, or name a prefix of it), or "".
+func nearestFlag(fs *flag.FlagSet, name string) string {
+	best, bestD := "", 2
+	if len(name) >= 5 {
+		bestD = 3
+	}
+	fs.VisitAll(func(f *flag.Flag) {
+		d := editDistance(strings.ToLower(name), f.Name)
+		if strings.HasPrefix(f.Name, name) && len(name) >= 3 {
+			d = min(d, 1)
+		}
+		if d < bestD {
+			best, bestD = f.Name, d
+		}
+	})
+	return best
+}
+
+// editDistance counts the insertions, deletions, substitutions and
+// swaps of neighbours that turn a into b (optimal string alignment).
+func editDistance(a, b string) int {
+	rows := make([][]int, len(a)+1)
+	for i := range rows {
+		rows[i] = make([]int, len(b)+1)
+		rows[i][0] = i
+	}
+	for j := range rows[0] {
+		rows[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d := min(rows[i-1][j]+1, rows[i][j-1]+1, rows[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d = min(d, rows[i-2][j-2]+1)
+			}
+			rows[i][j] = d
+		}
+	}
+	return rows[len(a)][len(b)]
 }
 
 // usageErr is a command-line mistake; errors.Is(err, errUsage) holds.
@@ -500,7 +717,7 @@ func registerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	outClient := fs.String("out-client", "client.json", "client file to write")
 	name := fs.String("name", "tranche export", "client_name")
 	scope := fs.String("scope", "system/*.read", "scope to register")
-	if err := parse(fs, args); err != nil {
+	if err := parseFlags(fs, args, stderr, registerUsage); err != nil {
 		return err
 	}
 	usage := func(format string, a ...any) error {

@@ -429,3 +429,146 @@ func TestExportReleaseFails(t *testing.T) {
 		t.Errorf("summary:\n%s", stdout.String())
 	}
 }
+
+// countingServer answers every request with 500 and counts them.
+func countingServer(t *testing.T) (*httptest.Server, *int) {
+	t.Helper()
+	var mu sync.Mutex
+	n := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		n++
+		mu.Unlock()
+		w.WriteHeader(http.StatusInternalServerError)
+	}))
+	t.Cleanup(srv.Close)
+	return srv, &n
+}
+
+// TestExportOutNotWritable: an --out that cannot hold the files is a
+// usage error naming --out, before any request reaches the server.
+func TestExportOutNotWritable(t *testing.T) {
+	srv, requests := countingServer(t)
+	file := filepath.Join(t.TempDir(), "a-file")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		out  string
+		want string
+	}{
+		{file, "--out " + file + " is a file: give a directory"},
+		{filepath.Join(file, "sub"), "--out " + filepath.Join(file, "sub") + ": cannot create the directory (mkdir " + file + ": not a directory)"},
+	} {
+		for _, extra := range [][]string{nil, {"--resume", srv.URL + "/status/1"}, {"--since-last"}} {
+			var stderr bytes.Buffer
+			args := append([]string{"--fhir", srv.URL, "--out", tc.out}, extra...)
+			err := exportCmd(context.Background(), args, io.Discard, &stderr)
+			if !errors.Is(err, errUsage) {
+				t.Errorf("export %q = %v, want a usage error (exit 2)", args, err)
+			}
+			if !strings.Contains(stderr.String(), tc.want) || !strings.Contains(stderr.String(), "no export was started") {
+				t.Errorf("export %q: stderr = %q, want %q and that no export was started", args, stderr.String(), tc.want)
+			}
+		}
+	}
+	if *requests != 0 {
+		t.Errorf("the server got %d requests, want none", *requests)
+	}
+}
+
+// TestExportFailedRemovesNewOut: a failed export leaves no empty --out
+// directories it created behind; an --out that existed stays.
+func TestExportFailedRemovesNewOut(t *testing.T) {
+	fastPolls(t)
+	srv, requests := countingServer(t)
+	root := t.TempDir()
+	out := filepath.Join(root, "new", "export")
+	if err := exportCmd(context.Background(), []string{"--fhir", srv.URL, "--out", out}, io.Discard, io.Discard); err == nil || errors.Is(err, errUsage) {
+		t.Fatalf("export against a failing server = %v, want a failure (exit 1)", err)
+	}
+	if *requests == 0 {
+		t.Fatalf("no kick-off reached the server")
+	}
+	if _, err := os.Stat(filepath.Join(root, "new")); !os.IsNotExist(err) {
+		t.Errorf("the failed export left %s behind (%v)", filepath.Join(root, "new"), err)
+	}
+	if err := exportCmd(context.Background(), []string{"--fhir", srv.URL, "--out", root}, io.Discard, io.Discard); err == nil {
+		t.Fatal("export against a failing server succeeded")
+	}
+	if _, err := os.Stat(root); err != nil {
+		t.Errorf("a failed export removed the --out that existed: %v", err)
+	}
+}
+
+// TestExportFHIROverridesClientFile: --fhir given explicitly wins over the
+// client file's fhir_base_url, and the file's token_url (which belongs to
+// that other server) is not used: the token endpoint is discovered from
+// --fhir, unless --token-url names one.
+func TestExportFHIROverridesClientFile(t *testing.T) {
+	fastPolls(t)
+	s := newSMARTServer(t)
+	dir := t.TempDir()
+	clientFile, keyFile := filepath.Join(dir, "client.json"), filepath.Join(dir, "key.jwk")
+	if err := registerCmd(context.Background(), []string{"--fhir", s.URL + "/fhir", "--initial-token", "init",
+		"--generate-key", keyFile, "--out-client", clientFile}, io.Discard, io.Discard); err != nil {
+		t.Fatalf("register = %v", err)
+	}
+	cf, err := client.LoadClientFile(clientFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The same client, its file written for a server that is gone.
+	cf.FHIRBaseURL, cf.TokenURL = "http://127.0.0.1:1/fhir", "http://127.0.0.1:1/auth/token"
+	moved := filepath.Join(dir, "moved.json")
+	if err := cf.Save(moved); err != nil {
+		t.Fatal(err)
+	}
+	for i, tc := range []struct {
+		extra    []string
+		wantNote string
+	}{
+		{[]string{"--fhir", s.URL + "/fhir"}, "its token_url is not used: the token endpoint comes from " + s.URL + "/fhir/.well-known/smart-configuration"},
+		{[]string{"--fhir", s.URL + "/fhir/", "--token-url", s.URL + "/auth/token"}, "the token endpoint is --token-url " + s.URL + "/auth/token"},
+	} {
+		var stdout, stderr bytes.Buffer
+		args := append([]string{"--client", moved, "--level", "patient", "--out", filepath.Join(dir, fmt.Sprint("out", i))}, tc.extra...)
+		if err := exportCmd(context.Background(), args, &stdout, &stderr); err != nil {
+			t.Fatalf("export %q = %v (token endpoint saw: %v)\n%s", args, err, s.fails, stderr.String())
+		}
+		if want := "--fhir " + tc.extra[1] + " overrides the client file's fhir_base_url http://127.0.0.1:1/fhir; " + tc.wantNote; !strings.Contains(stderr.String(), want) {
+			t.Errorf("export %q: stderr lacks %q:\n%s", args, want, stderr.String())
+		}
+		if !strings.Contains(stdout.String(), "Exported 1 resources") {
+			t.Errorf("export %q summary:\n%s", args, stdout.String())
+		}
+	}
+	// --fhir naming the file's own server (a trailing slash, another
+	// case) is no override: nothing to say, the file's token_url is used.
+	var stderr bytes.Buffer
+	args := []string{"--client", clientFile, "--fhir", strings.ToUpper(s.URL[:4]) + s.URL[4:] + "/fhir/", "--level", "patient", "--out", filepath.Join(dir, "out-same")}
+	if err := exportCmd(context.Background(), args, io.Discard, &stderr); err != nil {
+		t.Fatalf("export %q = %v\n%s", args, err, stderr.String())
+	}
+	if strings.Contains(stderr.String(), "overrides") {
+		t.Errorf("export %q with the file's own base URL notes an override:\n%s", args, stderr.String())
+	}
+}
+
+func TestSameBase(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		want bool
+	}{
+		{"http://h/fhir", "http://h/fhir", true},
+		{"http://h/fhir/", "http://h/fhir", true},
+		{"HTTP://H:8080/fhir", "http://h:8080/fhir", true},
+		{"http://h/fhir", "http://h/FHIR", false},
+		{"http://h:8080/fhir", "http://h:9090/fhir", false},
+		{"https://h/fhir", "http://h/fhir", false},
+	} {
+		if got := sameBase(tc.a, tc.b); got != tc.want {
+			t.Errorf("sameBase(%q, %q) = %v, want %v", tc.a, tc.b, got, tc.want)
+		}
+	}
+}

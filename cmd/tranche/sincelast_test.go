@@ -6,9 +6,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -106,5 +109,57 @@ func TestImportThenSinceLast(t *testing.T) {
 	_, clientFile, _ = serveData(t, data)
 	if got := export(clientFile); !strings.Contains(got, "Exported 0 resources") {
 		t.Errorf("export --since-last after --keep-last-updated of resources last updated in 2020, want none:\n%s", got)
+	}
+}
+
+// TestSinceLastWithoutEarlierExport: --since-last into an --out with no
+// earlier export (none there yet, or not even the directory) is a full
+// export with a notice saying so, not an error; the next one sends the
+// first one's transactionTime as _since.
+func TestSinceLastWithoutEarlierExport(t *testing.T) {
+	fastPolls(t)
+	var mu sync.Mutex
+	var kickoffs []string
+	var srv *httptest.Server
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "$export"):
+			mu.Lock()
+			kickoffs = append(kickoffs, r.URL.RawQuery)
+			mu.Unlock()
+			w.Header().Set("Content-Location", srv.URL+"/status/1")
+			w.WriteHeader(http.StatusAccepted)
+		case r.Method == http.MethodGet && r.URL.Path == "/status/1":
+			fmt.Fprintf(w, `{"transactionTime":"2026-05-05T00:00:00Z","request":%q,"requiresAccessToken":false,"output":[{"type":"Patient","url":%q,"count":1}],"error":[]}`, srv.URL+"/$export", srv.URL+"/file")
+		case r.Method == http.MethodGet && r.URL.Path == "/file":
+			fmt.Fprintln(w, `{"resourceType":"Patient","id":"p"}`)
+		default: // DELETE: released
+			w.WriteHeader(http.StatusAccepted)
+		}
+	}))
+	defer srv.Close()
+	out := filepath.Join(t.TempDir(), "not", "yet")
+	var stdout, stderr bytes.Buffer
+	args := []string{"--fhir", srv.URL, "--out", out, "--since-last"}
+	if err := exportCmd(context.Background(), args, &stdout, &stderr); err != nil {
+		t.Fatalf("export --since-last with no earlier export = %v, want a full export\n%s", err, stderr.String())
+	}
+	if want := "no earlier export in " + out + ": exporting everything"; !strings.Contains(stderr.String(), want) {
+		t.Errorf("stderr lacks the notice %q:\n%s", want, stderr.String())
+	}
+	if strings.Contains(stdout.String(), "since ") {
+		t.Errorf("a full export's summary shows a since:\n%s", stdout.String())
+	}
+	stderr.Reset()
+	if err := exportCmd(context.Background(), args, io.Discard, &stderr); err != nil {
+		t.Fatalf("second export --since-last = %v\n%s", err, stderr.String())
+	}
+	if strings.Contains(stderr.String(), "no earlier export") {
+		t.Errorf("the second export says there is no earlier one:\n%s", stderr.String())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(kickoffs) != 2 || strings.Contains(kickoffs[0], "_since") || !strings.Contains(kickoffs[1], "_since=2026-05-05T00%3A00%3A00Z") {
+		t.Errorf("kick-off queries = %q, want none with _since, then _since=2026-05-05T00:00:00Z", kickoffs)
 	}
 }

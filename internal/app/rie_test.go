@@ -149,10 +149,14 @@ func newRIEBench(t *testing.T) *rieBench {
 	})
 	b.sfn.SetS3(smS3)
 
+	// Where aws.mk's lambda-host target built them (TRANCHE_LAMBDA_DIR),
+	// else the same cache in the checkout: unchanged bootstraps are not
+	// relinked.
 	dir := os.Getenv("TRANCHE_LAMBDA_DIR")
 	if dir == "" {
-		dir = t.TempDir()
-	} else if abs, err := filepath.Abs(dir); err == nil {
+		dir = filepath.Join(repoRoot, ".cache", "lambda-host")
+	}
+	if abs, err := filepath.Abs(dir); err == nil {
 		dir = abs
 	}
 	start := time.Now()
@@ -509,7 +513,29 @@ func (b *rieBench) report(t *testing.T) {
 		}
 		lines = append(lines, line)
 	}
-	t.Logf("functions (host build: -tags lambda.norpc -trimpath -ldflags '-s -w'), under aws-lambda-rie %s:\n%s", awstest.RIEVersion, strings.Join(lines, "\n"))
+	t.Logf("functions (host build: go build %s), under aws-lambda-rie %s:\n%s", strings.Join(awstest.HostBuildFlags, " "), awstest.RIEVersion, strings.Join(lines, "\n"))
+}
+
+// TestLambdaHostFlags: aws.mk's lambda-host target builds the bootstraps
+// with awstest.HostBuildFlags before the tests, so the bench relinks
+// nothing; different flags would relink (or recompile) every one of them.
+func TestLambdaHostFlags(t *testing.T) {
+	raw, err := os.ReadFile(filepath.Join(repoRoot, "aws.mk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^LAMBDA_HOST_FLAGS\s*:=\s*(.*)$`).FindSubmatch(raw)
+	if m == nil {
+		t.Fatal("aws.mk has no LAMBDA_HOST_FLAGS := line")
+	}
+	// The make value is shell words: single quotes group.
+	var got []string
+	for _, w := range regexp.MustCompile(`'[^']*'|\S+`).FindAllString(string(m[1]), -1) {
+		got = append(got, strings.Trim(w, "'"))
+	}
+	if diff := cmp.Diff(awstest.HostBuildFlags, got); diff != "" {
+		t.Errorf("aws.mk LAMBDA_HOST_FLAGS and awstest.HostBuildFlags differ (-awstest +aws.mk):\n%s", diff)
+	}
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }

@@ -60,11 +60,32 @@ func FindRIE(tb testing.TB) string {
 	return p
 }
 
+// HostBuildFlags are the `go build` flags of the host bootstraps. aws.mk's
+// lambda-host target builds with the same flags (LAMBDA_HOST_FLAGS) before
+// the tests run, so BuildFunctions finds every binary up to date and
+// relinks nothing. They differ from the Lambda build's on purpose: no
+// -trimpath and no CGO_ENABLED=0, which would compile every package
+// (the AWS SDK included) a second time instead of reusing what go vet and
+// go test compiled; the bench runs the bootstraps on this machine, where
+// neither matters.
+var HostBuildFlags = []string{"-tags", "lambda.norpc", "-ldflags", "-s -w"}
+
+var (
+	builtMu sync.Mutex
+	built   = map[string]map[string]string{} // dir → name → binary
+)
+
 // BuildFunctions builds every functions/<name> of the module at root for
-// this machine, as aws.mk builds them for Lambda but for the host's OS and
-// architecture, with one `go build` into dir, and returns name → binary.
+// this machine into dir, with one `go build` of all of them
+// (HostBuildFlags), and returns name → binary. go build relinks only the
+// binaries whose inputs changed, and a process builds each dir once.
 func BuildFunctions(tb testing.TB, root, dir string) map[string]string {
 	tb.Helper()
+	builtMu.Lock()
+	defer builtMu.Unlock()
+	if bins, ok := built[dir]; ok {
+		return bins
+	}
 	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
 	if _, err := os.Stat(goBin); err != nil {
 		if goBin, err = exec.LookPath("go"); err != nil {
@@ -74,9 +95,10 @@ func BuildFunctions(tb testing.TB, root, dir string) map[string]string {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		tb.Fatal(err)
 	}
-	cmd := exec.Command(goBin, "build", "-tags", "lambda.norpc", "-trimpath", "-ldflags", "-s -w", "-o", dir+string(filepath.Separator), "./functions/...")
+	args := append(append([]string{"build"}, HostBuildFlags...), "-o", dir+string(filepath.Separator), "./functions/...")
+	cmd := exec.Command(goBin, args...)
 	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+runtime.GOOS, "GOARCH="+runtime.GOARCH)
+	cmd.Env = append(os.Environ(), "GOOS="+runtime.GOOS, "GOARCH="+runtime.GOARCH)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		tb.Fatalf("building the functions: %v\n%s", err, out)
 	}
@@ -93,6 +115,7 @@ func BuildFunctions(tb testing.TB, root, dir string) map[string]string {
 		}
 		bins[name] = p
 	}
+	built[dir] = bins
 	return bins
 }
 
