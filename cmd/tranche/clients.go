@@ -41,6 +41,11 @@ func clientsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprint(stderr, clientsUsage)
 		return errUsage
 	}
+	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, clientsUsage)
+		return flag.ErrHelp
+	}
 	cfg := config.Default()
 	fs := newFlags("clients "+args[0], stderr)
 	storeFlags(fs, &cfg)
