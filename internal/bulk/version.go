@@ -1,6 +1,9 @@
 package bulk
 
-import "context"
+import (
+	"context"
+	"strings"
+)
 
 // FHIRVersionStore records the one FHIR release a store holds (issue 17):
 // chosen when the store is created, or by its first import. Stores of every
@@ -16,15 +19,5 @@ type FHIRVersionStore interface {
 
 // VersionConflict is SetFHIRVersion's ECONFLICT.
 func VersionConflict(stored, asked string) error {
-	return Errorf(ECONFLICT, "This store holds FHIR %s data; it cannot take %s data (one store holds one FHIR release: use another data directory).", upper(stored), upper(asked))
-}
-
-func upper(v string) string {
-	b := []byte(v)
-	for i, c := range b {
-		if 'a' <= c && c <= 'z' {
-			b[i] = c - 'a' + 'A'
-		}
-	}
-	return string(b)
+	return Errorf(ECONFLICT, "This store holds FHIR %s data; it cannot take %s data (one store holds one FHIR release: use another data directory).", strings.ToUpper(stored), strings.ToUpper(asked))
 }
