@@ -361,27 +361,37 @@ func (a *Authority) grant(scope string, client *bulk.Client) ([]Scope, error) {
 			return nil, ErrInvalidScope.WithDescription("The scope %q has a search restriction this server cannot enforce: %s", clip(s.String()), bulk.ErrorMessage(err))
 		}
 	}
-	// A read-only server: write permissions (v1 .write, v2 c, u, d) are
-	// never granted. A request for only them is invalid_scope; a mixed
-	// one is narrowed to its read part (RFC 6749 §3.3).
+	// A read-only server but for Bulk Cohort Groups: write permissions
+	// (v1 .write, v2 c, u, d) are granted only on Group (GrantablePerms).
+	// A request for only other writes is invalid_scope; a mixed one is
+	// narrowed to its grantable part (RFC 6749 §3.3).
 	readable := requested[:0:0]
 	for _, r := range requested {
-		if r.Perms = intersectPerms(r.Perms, "rs"); r.Perms != "" {
+		if r.Perms = GrantablePerms(r); r.Perms != "" {
 			r.V1 = r.V1 && hasV1Spelling(r.Perms)
 			readable = append(readable, r)
 		}
 	}
 	if len(readable) == 0 {
-		return nil, ErrInvalidScope.WithDescription("This server grants read access only (system/Type.rs or system/Type.read); the requested scopes ask for writes only.")
+		return nil, ErrInvalidScope.WithDescription("This server grants read access only (system/Type.rs or system/Type.read), and writes only of cohort Groups (system/Group.cud or system/Group.write); the requested scopes ask for other writes only.")
 	}
 	allowed := clientScopes(client)
 	granted := GrantScopes(readable, allowed)
 	if len(granted) == 0 {
 		return nil, ErrInvalidScope.WithDescription("None of the requested scopes is allowed for this client; it may request %q.", FormatScopes(allowed))
 	}
-	for i := range granted {
-		// The client's own scopes may be wider (registered with writes).
-		granted[i].Perms = intersectPerms(granted[i].Perms, "rs")
+	kept := granted[:0]
+	for _, g := range granted {
+		// The client's own scopes may be wider (registered with writes),
+		// and an overlap may carry a restriction no write may have.
+		if g.Perms = GrantablePerms(g); g.Perms != "" {
+			g.V1 = g.V1 && hasV1Spelling(g.Perms)
+			kept = append(kept, g)
+		}
+	}
+	granted = kept
+	if len(granted) == 0 {
+		return nil, ErrInvalidScope.WithDescription("None of the requested scopes is allowed for this client; it may request %q.", FormatScopes(allowed))
 	}
 	return granted, nil
 }

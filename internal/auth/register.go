@@ -17,8 +17,9 @@ const MaxMetadataBytes = 64 << 10
 
 // DefaultMaxScopes are the scopes a dynamically registered client may hold
 // when RegistrationDefaults.MaxScopes is empty: read and search of every
-// type, all that an export needs.
-var DefaultMaxScopes = []string{"system/*.rs"}
+// type, all that an export needs, and the Bulk Cohort Group writes
+// (requirements 5.9; a token carries them only when asked for).
+var DefaultMaxScopes = []string{"system/*.rs", "system/" + WriteType + ".cud"}
 
 // RegistrationDefaults is the contract a dynamically registered client
 // gets: the operator's policy, not the client's wish.

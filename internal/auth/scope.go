@@ -110,6 +110,42 @@ func (s Scope) Allows(resourceType string) bool {
 		strings.Contains(s.Perms, "r") && strings.Contains(s.Perms, "s")
 }
 
+// Permits reports whether the scope grants permission perm (one of the
+// letters of "cruds") on resourceType without a search restriction. A
+// restricted scope permits reads only through the export's filters, and
+// never a write.
+func (s Scope) Permits(resourceType string, perm byte) bool {
+	return (s.Type == "*" || s.Type == resourceType) && s.Query == "" && strings.IndexByte(s.Perms, perm) >= 0
+}
+
+// Permits reports whether any of scopes permits perm on resourceType
+// (Scope.Permits).
+func Permits(scopes []Scope, resourceType string, perm byte) bool {
+	for _, s := range scopes {
+		if s.Permits(resourceType, perm) {
+			return true
+		}
+	}
+	return false
+}
+
+// WriteType is the one resource type this server writes: clients create,
+// refresh and delete Bulk Cohort Groups (requirements 5.9, 6.8: "Bulk
+// Cohort needs system/Group.cud to create or manage").
+const WriteType = "Group"
+
+// GrantablePerms returns the permissions of a scope this server may grant:
+// read and search of any type, and create, update and delete only of
+// WriteType, named as such (system/Group.cud or system/Group.write, not
+// system/*.cud) and unrestricted. Every other write permission is narrowed
+// away.
+func GrantablePerms(s Scope) string {
+	if s.Type == WriteType && s.Query == "" {
+		return intersectPerms(s.Perms, permOrder)
+	}
+	return intersectPerms(s.Perms, "rs")
+}
+
 // Covers reports whether s grants everything o does: the same type or *,
 // every permission of o, and no restriction that o lacks.
 func (s Scope) Covers(o Scope) bool {

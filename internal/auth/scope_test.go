@@ -1,6 +1,8 @@
 package auth_test
 
 import (
+	"context"
+	"strings"
 	"testing"
 
 	gocmp "github.com/google/go-cmp/cmp"
@@ -145,6 +147,120 @@ func TestScopeCheckQuery(t *testing.T) {
 			t.Errorf("ParseScope(%q).CheckQuery() = %v, want ok %v", tc.scope, err, tc.ok)
 		} else if err != nil && bulk.ErrorMessage(err) == "Internal error." {
 			t.Errorf("ParseScope(%q).CheckQuery() = %v, want a client-safe message", tc.scope, err)
+		}
+	}
+}
+
+// TestGrantablePerms: this server writes only Bulk Cohort Groups
+// (requirements 5.9, 6.8): create, update and delete are grantable on
+// system/Group only, named as such and unrestricted; every other scope
+// keeps its read part.
+func TestGrantablePerms(t *testing.T) {
+	for _, tc := range []struct{ scope, want string }{
+		{"system/Group.cud", "cud"},
+		{"system/Group.write", "cud"},
+		{"system/Group.cruds", "cruds"},
+		{"system/Group.*", "cruds"},
+		{"system/Group.rs", "rs"},
+		{"system/Group.c", "c"},
+		{"system/Group.cruds?name=x", "rs"}, // a restricted write is no write
+		{"system/*.cud", ""},
+		{"system/*.write", ""},
+		{"system/*.cruds", "rs"},
+		{"system/Patient.cud", ""},
+		{"system/Observation.write", ""},
+		{"system/Observation.cruds", "rs"},
+	} {
+		s, err := auth.ParseScope(tc.scope)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := auth.GrantablePerms(s); got != tc.want {
+			t.Errorf("GrantablePerms(%q) = %q, want %q", tc.scope, got, tc.want)
+		}
+	}
+}
+
+func TestScopePermits(t *testing.T) {
+	for _, tc := range []struct {
+		scopes string
+		perm   byte
+		want   bool
+	}{
+		{"system/Group.cud", 'c', true},
+		{"system/Group.write", 'd', true},
+		{"system/Group.rs", 'c', false},
+		{"system/*.rs system/Group.d", 'd', true},
+		{"system/*.rs system/Group.d", 'c', false},
+		{"system/Group.cruds?name=x", 'c', false},
+		{"system/Observation.cud", 'c', false},
+	} {
+		scopes, err := auth.ParseScopes(tc.scopes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := auth.Permits(scopes, "Group", tc.perm); got != tc.want {
+			t.Errorf("Permits(%q, Group, %c) = %v, want %v", tc.scopes, tc.perm, got, tc.want)
+		}
+	}
+}
+
+// TestTokenGrantsGroupWritesOnly: the token endpoint grants Group writes
+// (system/Group.cud, system/Group.write) to a client registered with them,
+// and still narrows away or refuses every other write, whatever the
+// client's registration allows.
+func TestTokenGrantsGroupWritesOnly(t *testing.T) {
+	ctx := context.Background()
+	h := newHarness(t)
+	h.addClient(t, &bulk.Client{ID: "rw", JWKS: jwks(jwk(ecKey, "e1")), Scopes: []string{"system/*.cruds"}})
+	h.addClient(t, &bulk.Client{ID: "ro", JWKS: jwks(jwk(ecKey, "e1")), Scopes: []string{"system/*.rs"}})
+	h.addClient(t, &bulk.Client{ID: "gw", JWKS: jwks(jwk(ecKey, "e1")), Scopes: []string{"system/*.rs", "system/Group.cud"}})
+	h.addClient(t, &bulk.Client{ID: "rg", JWKS: jwks(jwk(ecKey, "e1")), Scopes: []string{"system/Group.cruds?_id=g1"}})
+	for _, tc := range []struct{ client, scope, want, err string }{
+		{client: "rw", scope: "system/*.rs system/Group.cud", want: "system/*.rs system/Group.cud"},
+		{client: "rw", scope: "system/Group.write system/*.read", want: "system/Group.write system/*.read"},
+		{client: "rw", scope: "system/Group.*", want: "system/Group.*"},
+		{client: "rw", scope: "system/*.cruds", want: "system/*.rs"},
+		{client: "rw", scope: "system/Patient.cud system/Group.cud", want: "system/Group.cud"},
+		{client: "rw", scope: "system/Observation.write system/Group.rs", want: "system/Group.rs"},
+		{client: "rw", scope: "system/*.cud", err: "invalid_scope"},
+		{client: "rw", scope: "system/*.write", err: "invalid_scope"},
+		{client: "gw", scope: "system/Group.cud system/*.rs", want: "system/Group.cud system/*.rs"},
+		{client: "gw", scope: "system/*.cruds", want: "system/*.rs"}, // writes are asked for by name
+		// A client registered read-only gets no write, on Group either.
+		{client: "ro", scope: "system/Group.cud", err: "invalid_scope"},
+		{client: "ro", scope: "system/Group.cruds", want: "system/Group.rs"},
+		// A restricted registration narrows a write to a restricted read.
+		{client: "rg", scope: "system/Group.cud", err: "invalid_scope"},
+		{client: "rg", scope: "system/Group.cruds", want: "system/Group.rs?_id=g1"},
+	} {
+		res, err := h.a.Token(ctx, form(sign("ES384", ecKey, header("ES384", "e1"), h.claims(tc.client)), tc.scope), tokenURL)
+		if tc.err != "" {
+			wantOAuth(t, err, tc.err)
+			continue
+		}
+		if err != nil {
+			t.Errorf("Token(%s, %q): %v", tc.client, tc.scope, err)
+			continue
+		}
+		if res.Scope != tc.want {
+			t.Errorf("Token(%s, %q) scope = %q, want %q", tc.client, tc.scope, res.Scope, tc.want)
+		}
+		// The access token carries what was granted, and only that.
+		g, err := h.a.Verify(ctx, res.AccessToken)
+		if err != nil {
+			t.Fatalf("Verify: %v", err)
+		}
+		writes := auth.Permits(g.Scopes, "Group", 'c')
+		if want := strings.Contains(tc.want, "Group.cud") || strings.Contains(tc.want, "Group.write") || strings.Contains(tc.want, "Group.*"); writes != want {
+			t.Errorf("Token(%s, %q): Group create = %v, want %v", tc.client, tc.scope, writes, want)
+		}
+		for _, typ := range []string{"Patient", "Observation", "Condition"} {
+			for _, p := range []byte("cud") {
+				if auth.Permits(g.Scopes, typ, p) {
+					t.Errorf("Token(%s, %q) grants %c on %s", tc.client, tc.scope, p, typ)
+				}
+			}
 		}
 	}
 }
