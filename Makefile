@@ -68,8 +68,10 @@ asl-validate:
 	    echo "asl-validate: installing asl-validator@$(ASL_VALIDATOR_VERSION) from npm into $(ASL_DIR)"; \
 	    npm install --silent --no-audit --no-fund --prefix $(ASL_DIR) asl-validator@$(ASL_VALIDATOR_VERSION) >/dev/null || exit 1; \
 	  fi; \
-	  echo "asl-validate: statemachines/export.asl.json"; \
-	  $(ASL_DIR)/node_modules/.bin/asl-validator --json-path statemachines/export.asl.json; \
+	  for def in statemachines/*.asl.json; do \
+	    echo "asl-validate: $$def"; \
+	    $(ASL_DIR)/node_modules/.bin/asl-validator --json-path $$def || exit 1; \
+	  done; \
 	elif [ "$$CI" = true ]; then echo "asl-validate: CI=true and npm not found: the full ASL syntax check cannot run"; exit 1; \
 	else echo "asl-validate: npm not found, SKIPPING the full ASL syntax check"; fi
 

@@ -10,6 +10,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -75,28 +76,45 @@ func get(v any, path ...string) any {
 	return v
 }
 
-// TestStateMachine: every ${...} of the definition has a substitution naming
-// a function of the template, and every substitution is used.
+// TestStateMachine: each state machine is deployed from the file the local
+// runner executes, every ${...} of its definition has a substitution naming
+// a function of the template that the machine may invoke, and every
+// substitution is used.
 func TestStateMachine(t *testing.T) {
 	tpl := load(t)
-	machines := tpl.ofType("AWS::Serverless::StateMachine")
-	if len(machines) != 1 {
-		t.Fatalf("state machines = %v, want one", machines)
+	defs := map[string]struct {
+		file string
+		def  []byte
+	}{
+		"ExportStateMachine": {"statemachines/export.asl.json", statemachines.Export},
+		"CohortStateMachine": {"statemachines/cohort.asl.json", statemachines.Cohort},
 	}
-	sm := tpl.Resources[machines[0]]
-	if uri := get(sm, "Properties", "DefinitionUri"); uri != "statemachines/export.asl.json" {
-		t.Errorf("DefinitionUri = %v, want statemachines/export.asl.json (the file the local runner executes)", uri)
+	machines := tpl.ofType("AWS::Serverless::StateMachine")
+	if want := slices.Sorted(maps.Keys(defs)); !slices.Equal(machines, want) {
+		t.Fatalf("state machines = %v, want %v", machines, want)
+	}
+	for _, name := range machines {
+		t.Run(name, func(t *testing.T) {
+			checkStateMachine(t, tpl, name, defs[name].file, defs[name].def)
+		})
+	}
+}
+
+func checkStateMachine(t *testing.T, tpl *template, name, file string, def []byte) {
+	sm := tpl.Resources[name]
+	if uri := get(sm, "Properties", "DefinitionUri"); uri != file {
+		t.Errorf("DefinitionUri = %v, want %s (the file the local runner executes)", uri, file)
 	}
 	subs, _ := get(sm, "Properties", "DefinitionSubstitutions").(map[string]any)
 	used := map[string]bool{}
-	for _, m := range regexp.MustCompile(`\$\{([A-Za-z0-9]+)\}`).FindAllStringSubmatch(string(statemachines.Export), -1) {
+	for _, m := range regexp.MustCompile(`\$\{([A-Za-z0-9]+)\}`).FindAllStringSubmatch(string(def), -1) {
 		used[m[1]] = true
 	}
 	if len(used) == 0 {
 		t.Fatal("the definition has no ${...} substitutions")
 	}
 	// No ARN of the definition names a partition: they take the stack's.
-	if strings.Contains(string(statemachines.Export), "arn:aws:") {
+	if strings.Contains(string(def), "arn:aws:") {
 		t.Error("the definition has an arn:aws: ARN; use arn:${Partition}: (a DefinitionSubstitution of AWS::Partition)")
 	}
 	for name := range used {

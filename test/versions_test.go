@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -146,6 +147,43 @@ func TestFHIRVersions(t *testing.T) {
 				}
 				if diff := cmp.Diff(all, export(t, "/$export")); diff != "" {
 					t.Errorf("after the refused import, the store changed (-want +got):\n%s", diff)
+				}
+			})
+			t.Run("cohort", func(t *testing.T) {
+				// A member-filter on Condition selects by the release's
+				// own Condition parameters and Patient compartment
+				// (DSTU2: Condition.patient; later: subject).
+				s.t = t
+				codes := map[string]map[string]bool{} // code → patients
+				for key, r := range in {
+					if r.typ != "Condition" {
+						continue
+					}
+					coding, _ := r.body["code"].(map[string]any)["coding"].([]any)
+					for _, c := range coding {
+						code, _ := c.(map[string]any)["code"].(string)
+						for _, p := range owners[key] {
+							if codes[code] == nil {
+								codes[code] = map[string]bool{}
+							}
+							codes[code][p] = true
+						}
+					}
+				}
+				best := ""
+				for code, ps := range codes {
+					if best == "" || len(ps) > len(codes[best]) || len(ps) == len(codes[best]) && code < best {
+						best = code
+					}
+				}
+				if best == "" {
+					t.Fatal("no Condition with a code generated")
+				}
+				want := slices.Sorted(maps.Keys(codes[best]))
+				cs := s.cohortClient(cohortScope, "*")
+				id := cs.createCohort(cohortBody("by code", []string{"Condition?code=" + best}))
+				if _, members := cs.readCohort(id); !slices.Equal(members, want) {
+					t.Errorf("cohort Condition?code=%s members %v, want %v", best, members, want)
 				}
 			})
 		})

@@ -101,6 +101,43 @@ func TestServeDemo(t *testing.T) {
 	if code := run(ctx, []string{"export", "--client", clientFile, "--out", t.TempDir(), "--level", "group:group-10"}, &out, &stderr); code != 0 {
 		t.Errorf("tranche export --client demo-client.json = %d\n%s\n%s", code, out.String(), stderr.String())
 	}
+	// The README's cohort example: the demo client may ask for Group
+	// writes, create a cohort, and export it with the same command.
+	var cohortTok bytes.Buffer
+	if code := run(ctx, []string{"token", "--client", clientFile, "--scope", "system/*.rs system/Group.cud"}, &cohortTok, &stderr); code != 0 {
+		t.Fatalf("tranche token --scope with Group.cud = %d: %s", code, stderr.String())
+	}
+	body := `{"resourceType":"Group","type":"person","actual":false,"name":"women","modifierExtension":[{"url":"http://hl7.org/fhir/uv/bulkdata/StructureDefinition/member-filter","valueExpression":{"language":"application/x-fhir-query","expression":"Patient?gender=female"}}]}`
+	req, _ = http.NewRequest("POST", base+"/Group", strings.NewReader(body))
+	for k, v := range map[string]string{"Authorization": "Bearer " + strings.TrimSpace(cohortTok.String()), "Prefer": "respond-async",
+		"Accept": "application/fhir+json", "Content-Type": "application/fhir+json"} {
+		req.Header.Set(k, v)
+	}
+	if res, err = http.DefaultClient.Do(req); err != nil || res.StatusCode != http.StatusAccepted {
+		t.Fatalf("POST /Group = %v %v, want 202", res, err)
+	}
+	res.Body.Close()
+	id := strings.TrimPrefix(res.Header.Get("Content-Location"), base+"/cohorts/")
+	for deadline := time.Now().Add(time.Minute); ; {
+		req, _ := http.NewRequest("GET", base+"/cohorts/"+id, nil)
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(cohortTok.String()))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode == http.StatusOK {
+			break
+		}
+		if res.StatusCode != http.StatusAccepted || time.Now().After(deadline) {
+			t.Fatalf("cohort status = %d", res.StatusCode)
+		}
+		time.Sleep(5 * time.Millisecond) // poll interval
+	}
+	out.Reset()
+	if code := run(ctx, []string{"export", "--client", clientFile, "--out", t.TempDir(), "--level", "group:" + id}, &out, &stderr); code != 0 {
+		t.Errorf("tranche export --level group:<cohort> = %d\n%s\n%s", code, out.String(), stderr.String())
+	}
 	cancel()
 	if code := <-done; code != 0 {
 		t.Errorf("serve exit = %d, want 0; stderr: %s", code, stderr.String())

@@ -201,7 +201,7 @@ func demoClient(ctx context.Context, l *app.Local, cfg config.Config, base strin
 	if err != nil {
 		return "", err
 	}
-	md, _ := json.Marshal(map[string]any{"client_name": "Tranche demo client", "scope": "system/*.rs",
+	md, _ := json.Marshal(map[string]any{"client_name": "Tranche demo client", "scope": "system/*.rs system/Group.cud",
 		"jwks": map[string]any{"keys": []client.JWK{key.PublicJWK()}}})
 	c, _, err := l.API.Authz.Authority.Register(ctx, md, auth.RegistrationDefaults{Groups: []string{"*"}})
 	if err != nil {

@@ -29,6 +29,9 @@ import (
 type Principal struct {
 	ClientID string
 	Grant    *auth.Grant
+	// cached is set when Grant came from the verified-token cache: its
+	// contract may be up to verifiedFor old (withGroup).
+	cached bool
 }
 
 // OpenClientID owns every job when the server runs without authorization.
@@ -79,6 +82,8 @@ type Server struct {
 	LenientHeaders bool
 	// MaxBodyBytes bounds POST bodies.
 	MaxBodyBytes int64
+	// Cohorts, when set, serves the Bulk Cohort API (cohort.go).
+	Cohorts CohortService
 }
 
 // Handler returns the routes wrapped in logging and panic recovery.
@@ -95,6 +100,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /files/{key...}", s.file)
 	mux.HandleFunc("GET /Group", s.searchGroups)
 	mux.HandleFunc("GET /Group/{id}", s.readGroup)
+	if s.Cohorts != nil {
+		s.cohortRoutes(mux)
+	}
 	if s.Authz != nil {
 		mux.HandleFunc("GET /.well-known/smart-configuration", s.smartConfiguration)
 		mux.HandleFunc("POST /token", s.token)
@@ -216,6 +224,9 @@ func (s *Server) kickoff(w http.ResponseWriter, r *http.Request) {
 	req, err := fhir.ParseKickoff(in)
 	if err == nil {
 		req.SeparateStatus = prefer.SeparateExportStatus
+		if req.Level == bulk.LevelGroup {
+			p = s.withGroup(r, p, req.GroupID)
+		}
 		err = s.authorizeKickoff(r, p, &req)
 	}
 	if err == nil && !s.LenientHeaders {

@@ -159,7 +159,7 @@ func (a *Authz) authenticate(r *http.Request) (*Principal, error) {
 	}
 	now := time.Now()
 	if g := a.verified.get(tok, now); g != nil {
-		return &Principal{ClientID: g.ClientID, Grant: g}, nil
+		return &Principal{ClientID: g.ClientID, Grant: g, cached: true}, nil
 	}
 	g, err := a.Authority.Verify(r.Context(), tok)
 	if err != nil {
@@ -167,6 +167,25 @@ func (a *Authz) authenticate(r *http.Request) (*Principal, error) {
 	}
 	a.verified.put(tok, g, now)
 	return &Principal{ClientID: g.ClientID, Grant: g}, nil
+}
+
+// withGroup returns p, or, when p's cached contract does not include
+// Group id, p verified again with the contract as stored now: a client's
+// new cohort (ContractClients) is its Group at once on every instance, not
+// after verifiedFor. Only a refusal pays for the read; the fresh grant
+// replaces the cached one.
+func (s *Server) withGroup(r *http.Request, p *Principal, id string) *Principal {
+	c := contractGroups(p)
+	if s.Authz == nil || !p.cached || c == nil || c.AllowsGroup(id) {
+		return p
+	}
+	tok, _ := bearerToken(r)
+	g, err := s.Authz.Authority.Verify(r.Context(), tok)
+	if err != nil {
+		return p // the cached grant's answer stands
+	}
+	s.Authz.verified.put(tok, g, time.Now())
+	return &Principal{ClientID: g.ClientID, Grant: g}
 }
 
 // verifiedTokens remembers access tokens verified in the last

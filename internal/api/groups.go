@@ -19,6 +19,7 @@ func (s *Server) readGroup(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.Logger, err)
 		return
 	}
+	p = s.withGroup(r, p, r.PathValue("id"))
 	if c := contractGroups(p); c != nil && !c.AllowsGroup(r.PathValue("id")) {
 		writeError(w, r, s.Logger, bulk.Errorf(bulk.EFORBIDDEN, "This client's contract does not include Group/%s.", r.PathValue("id")))
 		return

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"slices"
 
+	"github.com/tranchehq/tranche/internal/bulk"
 	"github.com/tranchehq/tranche/internal/fhir"
 	"github.com/tranchehq/tranche/internal/fhir/defs"
 	"github.com/tranchehq/tranche/internal/search"
@@ -71,6 +72,12 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
 				}
 			}
 			res["operation"] = []map[string]string{{"name": "export", "definition": opGroupExport}}
+			if s.Cohorts != nil {
+				// Bulk Cohort (requirements 5.9, R121).
+				res["supportedProfile"] = []string{bulk.CohortProfile}
+				res["interaction"] = []map[string]string{{"code": "read"}, {"code": "search-type"}, {"code": "create"}, {"code": "delete"}}
+				res["documentation"] = cohortDocumentation
+			}
 		}
 		if len(params) > 0 {
 			res["searchParam"] = params

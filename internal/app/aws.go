@@ -168,6 +168,7 @@ func (a *AWS) Handler(ctx context.Context) (http.Handler, error) {
 		// of the body in the Lambda's response (about 4,000 presigned
 		// URLs); a larger manifest lists /files URLs (about 40,000 fit).
 		MaxPresignedManifestBytes: 4 << 20,
+		Cohorts:                   a.CohortService(),
 	}
 	if !a.cfg.Auth.Open {
 		authz, err := a.authz(ctx)
@@ -197,7 +198,7 @@ func (a *AWS) authz(ctx context.Context) (*api.Authz, error) {
 	}
 	return &api.Authz{
 		Authority: &auth.Authority{
-			Clients: a.Clients, Replay: a.Replay, Signer: signer,
+			Clients: a.contractClients(), Replay: a.Replay, Signer: signer,
 			Fetcher:       &auth.JWKSFetcher{},
 			TokenLifetime: a.cfg.Auth.TokenLifetime,
 		},

@@ -42,6 +42,8 @@ type Local struct {
 	// `tranche serve` serves it on the admin socket (admin.Handler).
 	Admin  *admin.Service
 	Logger *slog.Logger
+	// Cohorts is the Bulk Cohort API (cohort.go).
+	Cohorts *LocalCohorts
 
 	stopPurge context.CancelFunc
 	purgeDone chan struct{}
@@ -137,18 +139,25 @@ func NewLocal(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Loc
 		return nil, err
 	}
 	svc.Workflow = wf
+	cohorts, err := startLocalCohorts(ctx, db, model, !cfg.Auth.Open, logger)
+	if err != nil {
+		wf.Close()
+		db.Close()
+		return nil, err
+	}
 	srv := &api.Server{
 		FHIR:   model,
-		Export: svc, Resources: db.Resources(), Objects: objs,
+		Export: svc, Resources: db.Resources(), Objects: objs, Cohorts: cohorts.Service,
 		BaseURL: cfg.BaseURL, TrustProxy: cfg.TrustProxy, LenientHeaders: cfg.LenientHeaders, Logger: logger, Version: Version,
 	}
 	if !cfg.Auth.Open {
 		if srv.Authz, err = localAuthz(cfg, db); err != nil {
+			cohorts.Close()
 			db.Close()
 			return nil, err
 		}
 	}
-	l := &Local{DB: db, Objects: objs, Service: svc, Workflow: wf, API: srv, Handler: srv.Handler(), Logger: logger,
+	l := &Local{DB: db, Objects: objs, Service: svc, Workflow: wf, Cohorts: cohorts, API: srv, Handler: srv.Handler(), Logger: logger,
 		Admin: adminService(db, func() (int64, error) { used, _ := objs.Usage(); return used, nil })}
 	l.Admin.FHIR = model // imports through the socket are of the server's release
 	if err := svc.Recover(ctx); err != nil {
@@ -179,7 +188,7 @@ func localAuthz(cfg config.Config, db *bolt.DB) (*api.Authz, error) {
 	}
 	return &api.Authz{
 		Authority: &auth.Authority{
-			Clients: db.Clients(), Replay: db.Replay(time.Now), Signer: signer,
+			Clients: contractClients(db), Replay: db.Replay(time.Now), Signer: signer,
 			Fetcher:       &auth.JWKSFetcher{AllowLoopback: cfg.Auth.AllowLoopbackJWKS},
 			TokenLifetime: cfg.Auth.TokenLifetime,
 		},
@@ -241,6 +250,7 @@ func (l *Local) Close() error {
 		l.stopPurge()
 		<-l.purgeDone
 	}
+	l.Cohorts.Close()
 	l.Workflow.Close()
 	return l.DB.Close()
 }
