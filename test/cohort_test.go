@@ -549,6 +549,32 @@ func TestCohortContract(t *testing.T) {
 			t.Errorf("another client: %s %s = %d %s, want %d", tc.method, tc.path, res.Status, res.Body, tc.status)
 		}
 	}
+	// A client allowed every Group: another client's cohort is as unknown
+	// as a Group that does not exist (its filters and members are that
+	// client's), by read, search and export.
+	everyone := srv.cohortClient(cohortScope, "*")
+	for _, tc := range []struct {
+		method, path string
+		status       int
+	}{
+		{"GET", "/Group/" + id, http.StatusNotFound},
+		{"GET", "/Group/" + id + "/$export", http.StatusNotFound},
+		{"GET", "/cohorts/" + id, http.StatusNotFound},
+	} {
+		if res := everyone.do(tc.method, tc.path, nil, "Prefer", "respond-async"); res.Status != tc.status {
+			t.Errorf("a client with every Group: %s %s = %d %s, want %d", tc.method, tc.path, res.Status, res.Body, tc.status)
+		}
+	}
+	if res := everyone.do("GET", "/Group?name=women", nil); res.Status != http.StatusOK || strings.Contains(string(res.Body), id) {
+		t.Errorf("a client with every Group: GET /Group?name=women = %d, lists another client's cohort %s: %s", res.Status, id, res.Body)
+	}
+	everyone.t = t
+	own := everyone.createCohort(cohortBody("mine", []string{"Patient?gender=female"}))
+	m = everyone.wait(everyone.kickoff("GET", "/$export?_type=Group", nil))
+	exported := keys(t, everyone.download(m.Output, false))
+	if slices.Contains(exported, "Group/"+id) || slices.Contains(exported, "Group/"+id2) || !slices.Contains(exported, "Group/"+own) || !slices.Contains(exported, "Group/"+g) {
+		t.Errorf("system export of Groups by a client with every Group = %v: want its own cohort %s and Group %s, not another client's cohorts %s %s", exported, own, g, id, id2)
+	}
 	// Its own search finds its cohorts and its Group, nothing else.
 	res := lim.do("GET", "/Group", nil)
 	var b struct {

@@ -203,7 +203,8 @@ func demoClient(ctx context.Context, l *app.Local, cfg config.Config, base strin
 	}
 	md, _ := json.Marshal(map[string]any{"client_name": "Tranche demo client", "scope": "system/*.rs system/Group.cud",
 		"jwks": map[string]any{"keys": []client.JWK{key.PublicJWK()}}})
-	c, _, err := l.API.Authz.Authority.Register(ctx, md, auth.RegistrationDefaults{Groups: []string{"*"}})
+	// The demo client may also create cohorts (README "Cohorts").
+	c, _, err := l.API.Authz.Authority.Register(ctx, md, auth.RegistrationDefaults{Groups: []string{"*"}, MaxScopes: []string{"system/*.rs", "system/Group.cud"}})
 	if err != nil {
 		return "", err
 	}

@@ -229,6 +229,13 @@ func (s *Server) kickoff(w http.ResponseWriter, r *http.Request) {
 		}
 		err = s.authorizeKickoff(r, p, &req)
 	}
+	if err == nil && req.Level == bulk.LevelGroup && s.Cohorts != nil {
+		// Another client's cohort is as unknown as a Group that is not
+		// stored (the service answers for those).
+		if g, gerr := s.Resources.Get(r.Context(), "Group", req.GroupID); gerr == nil {
+			err = s.visibleGroup(r.Context(), p, g)
+		}
+	}
 	if err == nil && !s.LenientHeaders {
 		err = kickoffHeaders(r, prefer)
 	}

@@ -1,7 +1,9 @@
 package api
 
 import (
+	"context"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/tidwall/gjson"
@@ -25,6 +27,9 @@ func (s *Server) readGroup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	g, err := s.Resources.Get(r.Context(), "Group", r.PathValue("id"))
+	if err == nil {
+		err = s.visibleGroup(r.Context(), p, g)
+	}
 	if err != nil {
 		if bulk.ErrorCode(err) == bulk.ENOTFOUND {
 			err = bulk.Errorf(bulk.ENOTFOUND, "Group/%s is not known to this server.", r.PathValue("id"))
@@ -53,6 +58,7 @@ func (s *Server) searchGroups(w http.ResponseWriter, r *http.Request) {
 	if c := contractGroups(p); c != nil {
 		filters = append(filters, func(_ []byte, id string) bool { return c.AllowsGroup(id) })
 	}
+
 	for name, vals := range q {
 		base, mod, _ := strings.Cut(name, ":")
 		var match func(body []byte, id, v string) bool
@@ -85,6 +91,7 @@ func (s *Server) searchGroups(w http.ResponseWriter, r *http.Request) {
 		Search   map[string]string `json:"search"`
 	}
 	var entries []entry
+	var cohorts []string // checked after the listing: maybe other clients'
 	base := s.base(r)
 	err = s.Resources.List(r.Context(), "Group", "", func(g *bulk.Resource, _ bulk.Cursor) error {
 		for _, f := range filters {
@@ -92,9 +99,21 @@ func (s *Server) searchGroups(w http.ResponseWriter, r *http.Request) {
 				return nil
 			}
 		}
+		if s.Cohorts != nil && isCohort(g.Body) {
+			cohorts = append(cohorts, g.ID)
+		}
 		entries = append(entries, entry{FullURL: base + "/Group/" + g.ID, Resource: append(rawJSON(nil), g.Body...), Search: map[string]string{"mode": "match"}})
 		return nil
 	})
+	for _, id := range cohorts {
+		if err != nil {
+			break
+		}
+		var hidden bool
+		if hidden, err = s.foreignCohort(r.Context(), p, id); hidden {
+			entries = slices.DeleteFunc(entries, func(e entry) bool { return e.FullURL == base+"/Group/"+id })
+		}
+	}
 	if err != nil {
 		writeError(w, r, s.Logger, err)
 		return
@@ -109,6 +128,41 @@ func (s *Server) searchGroups(w http.ResponseWriter, r *http.Request) {
 		Link         []map[string]string `json:"link"`
 		Entry        []entry             `json:"entry"`
 	}{"Bundle", "searchset", len(entries), []map[string]string{{"relation": "self", "url": base + r.URL.RequestURI()}}, entries})
+}
+
+// isCohort reports whether a Group body is a Bulk Cohort Group (its
+// profile, which the cohort service sets).
+func isCohort(body []byte) bool {
+	for _, p := range gjson.GetBytes(body, "meta.profile").Array() {
+		if p.String() == bulk.CohortProfile {
+			return true
+		}
+	}
+	return false
+}
+
+// foreignCohort reports whether cohort Group id is another client's: a
+// cohort is its creator's alone to read, search and export (its
+// member-filters and members say which patients have what; requirements
+// 5.9), even for a client allowed every Group.
+func (s *Server) foreignCohort(ctx context.Context, p *Principal, id string) (bool, error) {
+	_, err := s.Cohorts.Get(ctx, p.ClientID, id)
+	if bulk.ErrorCode(err) == bulk.ENOTFOUND {
+		return true, nil
+	}
+	return false, err
+}
+
+// visibleGroup returns ENOTFOUND for another client's cohort Group g, as
+// for a Group that does not exist.
+func (s *Server) visibleGroup(ctx context.Context, p *Principal, g *bulk.Resource) error {
+	if s.Cohorts == nil || !isCohort(g.Body) {
+		return nil
+	}
+	if hidden, err := s.foreignCohort(ctx, p, g.ID); err != nil || !hidden {
+		return err
+	}
+	return bulk.Errorf(bulk.ENOTFOUND, "Group/%s is not known to this server.", g.ID)
 }
 
 // rawJSON embeds stored bytes in a response without re-encoding them.

@@ -27,6 +27,7 @@ import (
 	"github.com/tranchehq/tranche/internal/aws/secrets"
 	"github.com/tranchehq/tranche/internal/aws/sfn"
 	"github.com/tranchehq/tranche/internal/bulk"
+	"github.com/tranchehq/tranche/internal/cohort"
 	"github.com/tranchehq/tranche/internal/config"
 	"github.com/tranchehq/tranche/internal/export"
 	"github.com/tranchehq/tranche/internal/fhir"
@@ -136,6 +137,7 @@ func NewAWS(ctx context.Context, cfg config.Config, ac config.AWS, logger *slog.
 	a.FHIR = fhir.ModelFor(v)
 	a.Service = export.NewService(a.Jobs, a.Resources, a.Objects, cfg.Export, logger)
 	a.Service.FHIR = a.FHIR
+	a.Service.ForeignGroups = cohort.ForeignGroups(a.cohortStore())
 	a.Service.Clock = a.Resources // transactionTime from the store's clock (R55)
 	a.Service.ItemLists = export.ItemLists{Store: lists, Bucket: ac.Bucket, Prefix: ac.ExportsPrefix}
 	a.Service.Workflow = unconfiguredWorkflow{}

@@ -40,8 +40,10 @@ const (
 )
 
 // cohortStall is how long a requested run may stay unfinished before the
-// refresh schedule starts it again (a start lost to a crash).
-const cohortStall = 30 * time.Minute
+// refresh schedule starts it again (a start lost to a crash): longer than
+// a run can last on AWS (Run's 7 attempts of up to 15 minutes, with
+// backoff), so a run still executing is never restarted beside itself.
+const cohortStall = 2 * time.Hour
 
 // LocalCohorts is the local server's Bulk Cohort API: the service, the
 // in-process runner of statemachines/cohort.asl.json, and a loop that
@@ -110,7 +112,7 @@ func (c *LocalCohorts) Close() {
 // contractClients is the client store the local authorization server
 // reads: contracts with each client's own cohorts (cohort.ContractClients).
 func contractClients(db *bolt.DB) bulk.ClientStore {
-	return cohort.ContractClients{ClientStore: db.Clients(), Cohorts: db.Cohorts()}
+	return cohort.ContractClients{ClientStore: db.Clients(), Cohorts: db.Cohorts(), Groups: db.Resources()}
 }
 
 // cohortStore is the Bulk Cohort definitions in the Resources table.
@@ -148,7 +150,7 @@ func (a *AWS) CohortRefresh(ctx context.Context) (map[string]int, error) {
 // each client's own cohorts.
 func (a *AWS) contractClients() bulk.ClientStore {
 	if os.Getenv(envCohortContracts) == "true" {
-		return cohort.ContractClients{ClientStore: a.Clients, Cohorts: a.cohortStore()}
+		return cohort.ContractClients{ClientStore: a.Clients, Cohorts: a.cohortStore(), Groups: a.Resources}
 	}
 	return a.Clients
 }

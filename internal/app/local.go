@@ -19,6 +19,7 @@ import (
 	"github.com/tranchehq/tranche/internal/admin"
 	"github.com/tranchehq/tranche/internal/api"
 	"github.com/tranchehq/tranche/internal/auth"
+	"github.com/tranchehq/tranche/internal/cohort"
 	"github.com/tranchehq/tranche/internal/config"
 	"github.com/tranchehq/tranche/internal/export"
 	"github.com/tranchehq/tranche/internal/local/bolt"
@@ -131,6 +132,7 @@ func NewLocal(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Loc
 	logger.Info("store", "fhir", model.Name, "fhir_version", model.FHIRVersion)
 	svc := export.NewService(db.Jobs(), db.Resources(), objs, cfg.Export, logger)
 	svc.FHIR = model
+	svc.ForeignGroups = cohort.ForeignGroups(db.Cohorts())
 	svc.Clock = db.Resources() // transactionTime from the store's clock (R55)
 	svc.Space = objs
 	wf, err := workflow.NewLocal(workflow.Steps{Svc: svc}, logger)

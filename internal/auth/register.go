@@ -17,9 +17,10 @@ const MaxMetadataBytes = 64 << 10
 
 // DefaultMaxScopes are the scopes a dynamically registered client may hold
 // when RegistrationDefaults.MaxScopes is empty: read and search of every
-// type, all that an export needs, and the Bulk Cohort Group writes
-// (requirements 5.9; a token carries them only when asked for).
-var DefaultMaxScopes = []string{"system/*.rs", "system/" + WriteType + ".cud"}
+// type, all that an export needs. Creating cohorts (system/Group.cud)
+// costs the server evaluations, so the operator grants it
+// (`tranche clients add --scope`).
+var DefaultMaxScopes = []string{"system/*.rs"}
 
 // RegistrationDefaults is the contract a dynamically registered client
 // gets: the operator's policy, not the client's wish.

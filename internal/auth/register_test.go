@@ -171,7 +171,7 @@ func TestRegisterInvalid(t *testing.T) {
 		{"ScopeMalformed", metadata(map[string]any{"jwks": jwks(ec), "scope": "system/*.rs patient/*.read"}), `"patient/*.read" is not a valid`},
 		{"ScopeWithResultParameter", metadata(map[string]any{"jwks": jwks(ec), "scope": "system/Observation.rs?_sort=date"}), "cannot enforce"},
 		{"WildcardScopeWithTypeParameter", metadata(map[string]any{"jwks": jwks(ec), "scope": "system/*.rs?category=laboratory"}), "every type has"},
-		{"ScopeNotAllowed", metadata(map[string]any{"jwks": jwks(ec), "scope": "system/Patient.cud"}), "None of the requested scopes"},
+		{"ScopeNotAllowed", metadata(map[string]any{"jwks": jwks(ec), "scope": "system/*.cud"}), "None of the requested scopes"},
 		{"ClientNameNotString", metadata(map[string]any{"jwks": jwks(ec), "client_name": 7}), "client_name member has the wrong type"},
 		{"ClientURIRelative", metadata(map[string]any{"jwks": jwks(ec), "client_uri": "/about"}), "client_uri"},
 	} {

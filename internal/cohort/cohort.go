@@ -176,6 +176,10 @@ func (s *Service) Create(ctx context.Context, req bulk.CohortRequest) (*bulk.Coh
 	}
 	s.logger().Info("cohort accepted", "cohort", c.ID, "client", c.Owner, "filters", len(filters), "refresh", c.RefreshEvery)
 	if err := s.start(ctx, c); err != nil {
+		// The client gets an error and no id: leave no cohort behind to
+		// count against its limit or run later (a run that did start
+		// finds none and does nothing).
+		_ = s.Cohorts.DeleteCohort(context.WithoutCancel(ctx), c.Owner, c.ID)
 		return nil, err
 	}
 	return c, nil
@@ -275,7 +279,10 @@ func (s *Service) update(ctx context.Context, owner, id string, change func(*bul
 func (s *Service) Run(ctx context.Context, run bulk.CohortRun) error {
 	c, err := s.Cohorts.GetCohort(ctx, run.Owner, run.CohortID)
 	if bulk.ErrorCode(err) == bulk.ENOTFOUND {
-		return nil
+		// Deleted: a Group an earlier run wrote after the deletion's run
+		// removed it (or a crash between a deletion's two steps) must not
+		// outlive its definition. Removing it is idempotent.
+		return s.removeGroup(ctx, run.CohortID)
 	} else if err != nil {
 		return err
 	}
@@ -343,9 +350,24 @@ func (s *Service) evaluate(ctx context.Context, c *bulk.Cohort) error {
 	if cr.AsOf, err = s.Clock.TransactionTime(ctx, s.now()); err != nil {
 		return err
 	}
+	if contract != nil && contract.MaxLookback > 0 {
+		// A filter must not select by data older than the client may
+		// export (the contract's look-back, requirements 1.6).
+		cr.Since = cr.AsOf.Add(-contract.MaxLookback)
+	}
 	members, st, err := s.evaluator().Members(ctx, cr)
 	if err != nil {
 		return err
+	}
+	// A newer request may have come while this one computed (a deletion,
+	// or a restart of a run thought lost): its run writes what is asked
+	// now, and this one must not write over it.
+	if cur, err := s.Cohorts.GetCohort(ctx, c.Owner, c.ID); bulk.ErrorCode(err) == bulk.ENOTFOUND {
+		return nil
+	} else if err != nil {
+		return err
+	} else if cur.Generation != c.Generation || cur.Status != bulk.CohortPending {
+		return nil
 	}
 	if err := s.writeGroup(ctx, c, members, cr.AsOf); err != nil {
 		return err

@@ -297,6 +297,8 @@ func TestCohortDefinitionErrors(t *testing.T) {
 		{"PractitionerMember", cohortGroup("x", []string{"Patient?gender=male"}, "Practitioner/d1"), bulk.EUNSUPPORTED, "Practitioner"},
 		{"OtherServer", cohortGroup("x", []string{"Patient?gender=male"}, "https://elsewhere.example/Patient/p1"), bulk.EINVALID, "not on this server"},
 		{"UnknownGroup", cohortGroup("x", []string{"Patient?gender=male"}, "Group/nope"), bulk.EINVALID, "Group/nope"},
+		{"OnlyInactiveMembers", strings.Replace(cohortGroup("x", []string{"Patient?gender=female"}, "Patient/p1"), `{"reference":"Patient/p1"}`, `{"reference":"Patient/p1"},"inactive":true`, 1), bulk.EINVALID, "inactive"},
+		{"TooLarge", edit(`"name":"x"`, `"name":"x","text":{"status":"generated","div":"`+strings.Repeat("x", cohort.MaxDefinitionBytes)+`"}`), bulk.EINVALID, "at most"},
 		{"RefreshTooOften", edit(`"type":"person"`, `"type":"person","extension":[{"url":"`+bulk.RefreshIntervalURL+`","valueDuration":{"value":1,"code":"min"}}]`), bulk.EINVALID, "shorter"},
 		{"RefreshNoUnit", edit(`"type":"person"`, `"type":"person","extension":[{"url":"`+bulk.RefreshIntervalURL+`","valueDuration":{"value":1}}]`), bulk.EINVALID, "valueDuration"},
 	} {
@@ -387,7 +389,7 @@ func TestCohortContract(t *testing.T) {
 		t.Errorf("members of an unlimited client's cohort (-want +got):\n%s", diff)
 	}
 
-	cc := cohort.ContractClients{ClientStore: f.clients, Cohorts: f.cohorts}
+	cc := cohort.ContractClients{ClientStore: f.clients, Cohorts: f.cohorts, Groups: f.store}
 	groups := func(id string) []string {
 		cl, err := cc.GetClient(ctx, id)
 		if err != nil {
@@ -430,6 +432,23 @@ func TestCohortContract(t *testing.T) {
 	f.wait(t)
 	if diff := cmp.Diff([]string{"p4"}, f.members(t, c2.ID)); diff != "" {
 		t.Errorf("c2 members after its refresh within g2 (-want +got):\n%s", diff)
+	}
+	// g2 loses p6: c (p4 p6) would still export p6, so it is out of the
+	// contract until computed again.
+	f.clock.Add(time.Minute)
+	f.put(t, f.clock.Now(), group("g2", "p4", "p5"))
+	if diff := cmp.Diff([]string{"g2"}, groups("lim")); diff != "" {
+		t.Errorf("lim's Groups after g2 changed (-want +got):\n%s", diff)
+	}
+	if _, err := f.svc.Refresh(ctx, "lim", c.ID); err != nil {
+		t.Fatal(err)
+	}
+	f.wait(t)
+	if diff := cmp.Diff([]string{"p4"}, f.members(t, c.ID)); diff != "" {
+		t.Errorf("members after g2 changed and a refresh (-want +got):\n%s", diff)
+	}
+	if !slices.Contains(groups("lim"), c.ID) {
+		t.Errorf("lim's Groups after the refresh lack its cohort %s", c.ID)
 	}
 }
 
@@ -636,4 +655,83 @@ func TestCohortLimitPerClient(t *testing.T) {
 		t.Fatal(r.err)
 	}
 	f.create(t, "c1", body)
+}
+
+// hookSource calls during the first Scan, mid-evaluation.
+type hookSource struct {
+	bulk.ResourceSource
+	once   sync.Once
+	during func()
+}
+
+func (h *hookSource) Scan(ctx context.Context, req bulk.ScanRequest, fn bulk.Visit) error {
+	h.once.Do(h.during)
+	return h.ResourceSource.Scan(ctx, req, fn)
+}
+
+type startNothing struct{}
+
+func (startNothing) StartCohort(context.Context, bulk.CohortRun) error { return nil }
+
+// TestCohortRunSuperseded: a run whose cohort got a newer request while it
+// computed (a restart of a run thought lost, a deletion) writes no Group
+// over what the newer run writes; and a run of a deleted cohort removes a
+// Group left behind, so no Group outlives its definition.
+func TestCohortRunSuperseded(t *testing.T) {
+	f := newFixture(t)
+	f.addClient(t, "c1", "*")
+	seed(t, f)
+	ctx := context.Background()
+	svc := *f.svc
+	svc.Workflow = startNothing{}
+	c, err := svc.Create(ctx, bulk.CohortRequest{Owner: "c1", Body: []byte(cohortGroup("x", []string{"Patient?gender=female"}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc.Evaluator.Source = &hookSource{ResourceSource: f.store, during: func() {
+		cur, err := f.cohorts.GetCohort(ctx, "c1", c.ID)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		cur.Generation++ // RefreshDue restarting it
+		if err := f.cohorts.UpdateCohort(ctx, cur); err != nil {
+			t.Error(err)
+		}
+	}}
+	if err := svc.Run(ctx, bulk.CohortRun{Owner: "c1", CohortID: c.ID, Generation: c.Generation}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.Get(ctx, "Group", c.ID); bulk.ErrorCode(err) != bulk.ENOTFOUND {
+		t.Errorf("superseded run wrote Group/%s (%v)", c.ID, err)
+	}
+
+	// A Group whose definition is gone (a late write, or a crash
+	// between a deletion's steps) goes with the next run of that cohort.
+	done := f.create(t, "c1", cohortGroup("y", []string{"Patient?gender=female"}))
+	if err := f.cohorts.DeleteCohort(ctx, "c1", done.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.svc.Run(ctx, bulk.CohortRun{Owner: "c1", CohortID: done.ID, Generation: done.Generation + 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.store.Get(ctx, "Group", done.ID); bulk.ErrorCode(err) != bulk.ENOTFOUND {
+		t.Errorf("Group/%s outlived its definition (%v)", done.ID, err)
+	}
+}
+
+// TestCohortLookback: a client whose contract limits exports to the last N
+// days cannot select patients by older data (requirements 1.6).
+func TestCohortLookback(t *testing.T) {
+	f := newFixture(t)
+	if err := f.clients.CreateClient(context.Background(), &bulk.Client{ID: "c1", Groups: []string{"*"},
+		Scopes: []string{"system/*.rs", "system/Group.cud"}, MaxLookback: 30 * 24 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	seed(t, f) // an hour old
+	f.put(t, t0.Add(-90*24*time.Hour), condition("old", "p8", "44054006", "2020-01-01"))
+	c := f.create(t, "c1", cohortGroup("diabetes", []string{"Condition?code=http://snomed.info/sct|44054006"}))
+	if got, want := f.members(t, c.ID), []string{"p0", "p1", "p2", "p3", "p4", "p5"}; !slices.Equal(got, want) {
+		t.Errorf("members %v, want %v (p8's Condition is older than the look-back)", got, want)
+	}
 }

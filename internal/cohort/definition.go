@@ -24,6 +24,9 @@ type definition struct {
 	refreshEvery time.Duration
 }
 
+// MaxDefinitionBytes bounds a posted cohort Group.
+const MaxDefinitionBytes = 256 << 10
+
 // serverSet are the Group members the server writes on the stored Group:
 // whatever a client posts under them is dropped.
 var serverSet = []string{"id", "meta", "member", "quantity", "actual"}
@@ -38,6 +41,11 @@ var serverSet = []string{"id", "meta", "member", "quantity", "actual"}
 // Errors are EINVALID, or EUNSUPPORTED for valid input this server does
 // not support, with client-safe messages naming what is wrong.
 func parseDefinition(body []byte, base string, minRefresh time.Duration, model *fhir.Model) (*definition, error) {
+	if len(body) > MaxDefinitionBytes {
+		// The definition is stored whole, in one DynamoDB item on AWS
+		// (400 KB at most).
+		return nil, bulk.Errorf(bulk.EINVALID, "The Group is %d bytes; a cohort definition may have at most %d. Bound a large cohort by a Group rather than by listing its members.", len(body), MaxDefinitionBytes)
+	}
 	var g map[string]json.RawMessage
 	if err := json.Unmarshal(body, &g); err != nil || g == nil {
 		return nil, bulk.Errorf(bulk.EINVALID, "The request body is not a JSON Group resource.")
@@ -110,6 +118,11 @@ func parseDefinition(body []byte, base string, minRefresh time.Duration, model *
 		}
 	}
 	d.patients, d.groups = sortedSet(d.patients), sortedSet(d.groups)
+	if len(members) > 0 && len(d.patients)+len(d.groups) == 0 {
+		// Members bound the cohort; inactive ones bound it to no one,
+		// which is not an unbounded cohort.
+		return nil, bulk.Errorf(bulk.EINVALID, "Every Group.member is inactive, so the cohort would have no members; give active members or none.")
+	}
 	if actual != (len(members) > 0) {
 		return nil, bulk.Errorf(bulk.EINVALID, "Group.actual must be true exactly when member entries are given (bulk-cohort-group); it is %v with %d members.", actual, len(members))
 	}

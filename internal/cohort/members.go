@@ -29,7 +29,9 @@ type Criteria struct {
 	// the contract's Groups, intersected): only they are considered.
 	Candidates map[string]bool
 	// AsOf is the snapshot time: resources stored later are not read.
-	AsOf time.Time
+	// Since, when set, is the contract's look-back: resources last
+	// updated at or before it count as absent.
+	AsOf, Since time.Time
 }
 
 // Stats say what an evaluation read, for tests and benchmarks.
@@ -85,7 +87,7 @@ func (e *Evaluator) Members(ctx context.Context, cr Criteria) ([]string, *Stats,
 		}
 		pre := e.prefilter(f)
 		match := func(r *bulk.Resource) bool {
-			if r.LastUpdated.After(cr.AsOf) || !pre(r.Body) || !f.Match(r.Body) {
+			if !(bulk.Range{Since: cr.Since, Until: cr.AsOf}).Contains(r.LastUpdated) || !pre(r.Body) || !f.Match(r.Body) {
 				return false
 			}
 			if restrict == nil {
@@ -102,7 +104,7 @@ func (e *Evaluator) Members(ctx context.Context, cr Criteria) ([]string, *Stats,
 		if cands != nil && e.byCompartment(len(cands), counts[f.Type()]) {
 			matched, err = e.compartments(ctx, f.Type(), cands, match, st)
 		} else {
-			matched, err = e.scan(ctx, f.Type(), cr.AsOf, cands, match, st)
+			matched, err = e.scan(ctx, f.Type(), bulk.Range{Since: cr.Since, Until: cr.AsOf}, cands, match, st)
 		}
 		if err != nil {
 			return nil, nil, err
@@ -148,9 +150,9 @@ func (e *Evaluator) patientsOf(r *bulk.Resource) []string {
 	return e.model().PatientCompartment(r.Type, r.ID, r.Body)
 }
 
-// scan reads every shard of typ up to asOf and returns the patients of the
+// scan reads every shard of typ in rng and returns the patients of the
 // matching resources (within cands, when set).
-func (e *Evaluator) scan(ctx context.Context, typ string, asOf time.Time, cands map[string]bool, match func(*bulk.Resource) bool, st *Stats) (map[string]bool, error) {
+func (e *Evaluator) scan(ctx context.Context, typ string, rng bulk.Range, cands map[string]bool, match func(*bulk.Resource) bool, st *Stats) (map[string]bool, error) {
 	shards := e.Source.Shards()
 	var mu sync.Mutex
 	out := map[string]bool{}
@@ -158,7 +160,7 @@ func (e *Evaluator) scan(ctx context.Context, typ string, asOf time.Time, cands 
 	err := forEach(ctx, e.parallel(), shards, func(ctx context.Context, shard int) error {
 		local := map[string]bool{}
 		var n int64
-		err := e.Source.Scan(ctx, bulk.ScanRequest{Type: typ, Shard: shard, Range: bulk.Range{Until: asOf}, CompartmentOnly: typ != "Patient"},
+		err := e.Source.Scan(ctx, bulk.ScanRequest{Type: typ, Shard: shard, Range: rng, CompartmentOnly: typ != "Patient"},
 			func(r *bulk.Resource, _ bulk.Cursor) error {
 				n++
 				if !match(r) {

@@ -181,6 +181,9 @@ type itemRun struct {
 	// budgetEnd and end are when the call stops (see itemDeadlines and
 	// stop).
 	budgetEnd, end time.Time
+	// foreign are other clients' cohort Groups (Service.ForeignGroups),
+	// read at the first Group this call meets.
+	foreign map[string]bool
 }
 
 // stop reports whether the call should checkpoint now, having passed
@@ -201,6 +204,21 @@ func (x *itemRun) stop(passed, floor int) bool {
 func (x *itemRun) emit(ctx context.Context, r *bulk.Resource, block bool) (bool, error) {
 	if !x.spec.match(r.Type, r.Body) {
 		return false, nil
+	}
+	if r.Type == "Group" && x.s.ForeignGroups != nil {
+		if x.foreign == nil {
+			f, err := x.s.ForeignGroups(ctx, x.job.ClientID)
+			if err != nil {
+				return false, err
+			}
+			if f == nil {
+				f = map[string]bool{}
+			}
+			x.foreign = f
+		}
+		if x.foreign[r.ID] {
+			return false, nil
+		}
 	}
 	body := x.spec.body(r.Type, r.Body)
 	body, err := x.attachments(ctx, r, body)

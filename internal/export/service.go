@@ -144,6 +144,10 @@ type Service struct {
 	Clock bulk.Clock
 	// ItemLists defaults to Objects, as the bucket LocalItemsBucket.
 	ItemLists ItemLists
+	// ForeignGroups, when set, returns the ids of the Bulk Cohort Groups
+	// of clients other than clientID: an export leaves them out (a
+	// cohort is its creator's; requirements 5.9).
+	ForeignGroups func(ctx context.Context, clientID string) (map[string]bool, error)
 	// Workflow is set after construction: its steps call back into the
 	// service.
 	Workflow bulk.Workflow
