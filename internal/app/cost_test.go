@@ -21,10 +21,12 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	s3sdk "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/tranchehq/tranche/internal/app"
 	"github.com/tranchehq/tranche/internal/aws/awstest"
 	"github.com/tranchehq/tranche/internal/aws/handler"
+	"github.com/tranchehq/tranche/internal/bulk"
 	"github.com/tranchehq/tranche/internal/client"
 	"github.com/tranchehq/tranche/internal/generate"
 	"github.com/tranchehq/tranche/internal/workflow/asl"
@@ -35,7 +37,8 @@ import (
 // DynamoDB requests and the capacity units DynamoDB charges for them (the
 // emulator computes them from item sizes as DynamoDB does), the S3
 // requests, the Lambda invocations and state transitions of each step, and
-// the steps' time. docs/aws-cost.md turns these figures into dollars.
+// the steps' time, for a system, a Patient and Group exports (one per
+// Group of the data). docs/aws-cost.md turns these figures into dollars.
 // Opt-in (TRANCHE_COST=1): it imports synthea-100 into dynalite when
 // ../shared is present (minutes), generated data otherwise.
 //
@@ -61,6 +64,10 @@ func TestServerlessCost(t *testing.T) {
 		dataset = "generated, 100 patients"
 		files = []string{generated(t, 100)}
 	}
+	// Groups last: the import function runs once per file, and a Group's
+	// urn:uuid members resolve only to Patients stored before it.
+	isGroup := func(f string) bool { return strings.HasPrefix(filepath.Base(f), "Group.") }
+	files = append(slices.DeleteFunc(slices.Clone(files), isGroup), slices.DeleteFunc(slices.Clone(files), func(f string) bool { return !isGroup(f) })...)
 	meter.reset()
 	start := time.Now()
 	b.loadFiles(t, files...)
@@ -70,14 +77,19 @@ func TestServerlessCost(t *testing.T) {
 	t.Logf("dataset %s: %d resources, imported in %v", dataset, total, time.Since(start).Round(time.Millisecond))
 	report := map[string]any{"dataset": dataset, "resources": total, "import": imported.perResource(total)}
 
+	compartmentTypes := slices.DeleteFunc(slices.Clone(types), func(s string) bool {
+		return s == "Practitioner" || s == "Organization" || s == "Location" || s == "PractitionerRole" || s == "Medication" || s == "Device"
+	})
 	for _, tc := range []struct {
 		name string
-		req  client.Request
+		reqs []client.Request
 	}{
-		{"system", client.Request{Level: client.LevelSystem, Types: types}},
-		{"patient", client.Request{Level: client.LevelPatient, Types: slices.DeleteFunc(slices.Clone(types), func(s string) bool {
-			return s == "Practitioner" || s == "Organization" || s == "Location" || s == "PractitionerRole" || s == "Medication" || s == "Device"
-		})}},
+		{"system", []client.Request{{Level: client.LevelSystem, Types: types}}},
+		{"patient", []client.Request{{Level: client.LevelPatient, Types: compartmentTypes}}},
+		// Every Group of the data, one export each (synthea-100's eight
+		// payer Groups hold each of its patients once): the cost of
+		// reading members' compartments, next to the scans above.
+		{"group", b.groupRequests(t, compartmentTypes)},
 	} {
 		meter.reset()
 		steps.reset()
@@ -85,13 +97,22 @@ func TestServerlessCost(t *testing.T) {
 		bytes0 := b.exportedBytes(t)
 		cpu0 := cpuTime()
 		start := time.Now()
-		got := b.export(t, tc.req)
+		var n int64
+		for _, req := range tc.reqs {
+			got := b.export(t, req)
+			if req.Level == client.LevelGroup {
+				if diff := cmp.Diff(b.expected(t, req.Level, req.GroupID, req.Types), got); diff != "" {
+					t.Errorf("Group/%s export mismatch (-want +got):\n%s", req.GroupID, diff)
+				}
+			}
+			n += int64(len(got))
+		}
 		wall := time.Since(start)
 		cpu := cpuTime() - cpu0
 		ddb := meter.snapshot()
 		s3 := s3Counts(b.s3.Requests()[s3Before:])
-		n := int64(len(got))
 		out := map[string]any{
+			"exports":           len(tc.reqs),
 			"resources":         n,
 			"wall_ms":           wall.Milliseconds(),
 			"go_cpu_ms":         cpu.Milliseconds(),
@@ -105,12 +126,39 @@ func TestServerlessCost(t *testing.T) {
 		raw, _ := json.MarshalIndent(out, "", "  ")
 		t.Logf("%s export: %s", tc.name, raw)
 	}
+	ratio := readUnitsPerResource(report["group"]) / readUnitsPerResource(report["system"])
+	t.Logf("read units per resource: Group exports %.3f, system export %.3f (%.2fx)",
+		readUnitsPerResource(report["group"]), readUnitsPerResource(report["system"]), ratio)
 	if path := os.Getenv("TRANCHE_COST_OUT"); path != "" {
 		raw, _ := json.MarshalIndent(report, "", "  ")
 		if err := os.WriteFile(path, raw, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
+}
+
+// readUnitsPerResource is the figure of one export's report.
+func readUnitsPerResource(report any) float64 {
+	ddb, _ := report.(map[string]any)["dynamodb"].(map[string]any)
+	f, _ := ddb["read_units_per_resource"].(float64)
+	return f
+}
+
+// groupRequests is a Group export of types for each of the reference
+// store's Groups with members.
+func (b *bench) groupRequests(t *testing.T, types []string) []client.Request {
+	t.Helper()
+	var reqs []client.Request
+	err := b.oracle.List(context.Background(), "Group", "", func(r *bulk.Resource, _ bulk.Cursor) error {
+		if len(r.Members) > 0 {
+			reqs = append(reqs, client.Request{Level: client.LevelGroup, GroupID: r.ID, Types: types})
+		}
+		return nil
+	})
+	if err != nil || len(reqs) == 0 {
+		t.Fatalf("the data has %d Groups with members (%v): the Group export needs one", len(reqs), err)
+	}
+	return reqs
 }
 
 func generated(t *testing.T, patients int) string {

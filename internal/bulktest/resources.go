@@ -764,6 +764,104 @@ func RunResourceStoreTests(t *testing.T, open func(t *testing.T) bulk.ResourceSt
 		})
 	})
 
+	t.Run("AcrossShards", func(t *testing.T) {
+		// Issue 12: a store may split the keys that every write of a type
+		// or a Group shares by shard, as it splits scans; its reads merge
+		// them. Enough ids that every shard holds some, put out of order.
+		s := open(t)
+		const nObs, nMembers = 120, 300
+		var rs []*bulk.Resource
+		var obs []string
+		for i := range nObs {
+			id := fmt.Sprintf("x%03d", (i*37)%nObs)
+			obs = append(obs, id)
+			rs = append(rs, res("Observation", id, at(i%5), fmt.Sprintf("m%03d", i%7)))
+		}
+		slices.Sort(obs)
+		var members []bulk.Member
+		var ids []string
+		for i := range nMembers {
+			id := fmt.Sprintf("m%03d", (i*113)%nMembers)
+			ids = append(ids, id)
+		}
+		rs = append(rs, group("big", at(1), ids...))
+		slices.Sort(ids)
+		for _, id := range ids {
+			members = append(members, bulk.Member{ID: id, Since: at(1)})
+		}
+		for start := 0; start < len(rs); start += 50 {
+			mustPut(t, s, rs[start:min(start+50, len(rs))]...)
+		}
+
+		// List: id order across shards, each once, resumable anywhere.
+		if diff := gocmp.Diff(obs, listIDs(t, s, "Observation", "")); diff != "" {
+			t.Errorf("List(Observation) mismatch (-want +got):\n%s", diff)
+		}
+		for k := 0; k < nObs; k += 17 {
+			if diff := gocmp.Diff(obs[k+1:], listIDs(t, s, "Observation", obs[k]), cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("List(Observation, after %s) mismatch (-want +got):\n%s", obs[k], diff)
+			}
+		}
+		// A Group of N members reads back N, each once, in id order.
+		checkMembership(t, s, "big", members)
+		got, err := s.GroupMembers(ctx, "big")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.Sort(got); !slices.Equal(got, ids) {
+			t.Errorf("GroupMembers(big) = %d ids, want the %d members once each", len(got), len(ids))
+		}
+		for _, id := range append(slices.Clone(ids[:20]), ids[nMembers-20:]...) {
+			if ok, err := s.IsGroupMember(ctx, "big", id); err != nil || !ok {
+				t.Errorf("IsGroupMember(big, %s) = %v, %v; want true", id, ok, err)
+			}
+		}
+		if ok, err := s.IsGroupMember(ctx, "big", "m9999"); err != nil || ok {
+			t.Errorf("IsGroupMember(big, m9999) = %v, %v; want false", ok, err)
+		}
+		// The Group is in each member's compartment (many compartments).
+		if got := compartmentIDs(t, s, ids[nMembers/2], nil); !slices.Contains(got, "Group/big") {
+			t.Errorf("Compartment(%s) = %v, want Group/big in it", ids[nMembers/2], got)
+		}
+		checkCount(t, s, "Observation", nObs)
+		checkCount(t, s, "Group", 1)
+
+		// Half the members leave: the other half stays, each once.
+		var kept []string
+		var keptMembers []bulk.Member
+		for i, id := range ids {
+			if i%2 == 0 {
+				kept = append(kept, id)
+				keptMembers = append(keptMembers, bulk.Member{ID: id, Since: at(1)})
+			}
+		}
+		mustPut(t, s, group("big", at(2), kept...))
+		checkMembership(t, s, "big", keptMembers)
+		if ok, err := s.IsGroupMember(ctx, "big", ids[1]); err != nil || ok {
+			t.Errorf("IsGroupMember(big, %s) after it left = %v, %v; want false", ids[1], ok, err)
+		}
+
+		// Tombstones: (deletedAt, id) order across shards, each once.
+		var want []bulk.Tombstone
+		for i, id := range obs[:60] {
+			when := at(100 + (i*7)%3)
+			if err := s.Delete(ctx, ref("Observation", id), when); err != nil {
+				t.Fatal(err)
+			}
+			k := slices.IndexFunc(rs, func(r *bulk.Resource) bool { return r.Type == "Observation" && r.ID == id })
+			want = append(want, tomb("Observation", id, when, rs[k].Patients...))
+		}
+		slices.SortFunc(want, func(a, b bulk.Tombstone) int {
+			return cmp.Or(a.DeletedAt.Compare(b.DeletedAt), strings.Compare(a.ID, b.ID))
+		})
+		checkTombstones(t, s, "Observation", all, want)
+		checkTombstones(t, s, "Observation", bulk.Range{Since: at(100), Until: at(101)}, filterTombs(want, bulk.Range{Since: at(100), Until: at(101)}))
+		if diff := gocmp.Diff(obs[60:], listIDs(t, s, "Observation", "")); diff != "" {
+			t.Errorf("List(Observation) after deleting 60 mismatch (-want +got):\n%s", diff)
+		}
+		checkCount(t, s, "Observation", nObs-60)
+	})
+
 	t.Run("Concurrent", func(t *testing.T) {
 		s := open(t)
 		var wg sync.WaitGroup
@@ -1017,6 +1115,17 @@ func checkTombstones(t *testing.T, s bulk.ResourceSource, typ string, rng bulk.R
 }
 
 func ref(typ, id string) bulk.Ref { return bulk.Ref{Type: typ, ID: id} }
+
+// filterTombs returns the tombstones of ts in rng, in order.
+func filterTombs(ts []bulk.Tombstone, rng bulk.Range) []bulk.Tombstone {
+	var out []bulk.Tombstone
+	for _, t := range ts {
+		if rng.Contains(t.DeletedAt) {
+			out = append(out, t)
+		}
+	}
+	return out
+}
 
 // tomb is a tombstone as a store reports it, with the compartments the
 // deleted resource was in.

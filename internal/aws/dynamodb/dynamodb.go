@@ -16,6 +16,7 @@ package dynamodb
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -261,23 +262,26 @@ const (
 )
 
 // batchWrite writes reqs to table in requests of 25, resending unprocessed
-// items with backoff. A batch must not name one key twice.
+// items, and whole requests refused for throttling, after a throttled
+// backoff (throttle). A batch must not name one key twice.
 func batchWrite(ctx context.Context, api API, table string, reqs []types.WriteRequest) error {
 	for start := 0; start < len(reqs); start += maxBatchWrite {
 		pending := map[string][]types.WriteRequest{table: reqs[start:min(start+maxBatchWrite, len(reqs))]}
-		for attempt := 0; len(pending[table]) > 0; attempt++ {
-			if attempt > 0 {
-				if err := backoff(ctx, attempt); err != nil {
-					return err
+		var th throttle
+		for len(pending[table]) > 0 {
+			out, err := api.BatchWriteItem(ctx, &ddb.BatchWriteItemInput{RequestItems: pending})
+			switch {
+			case isThrottled(err):
+			case err != nil:
+				return translate(err, "batch write failed")
+			default:
+				pending = out.UnprocessedItems
+				if len(pending[table]) == 0 {
+					continue
 				}
 			}
-			out, err := api.BatchWriteItem(ctx, &ddb.BatchWriteItemInput{RequestItems: pending})
-			if err != nil {
-				return translate(err, "batch write failed")
-			}
-			pending = out.UnprocessedItems
-			if attempt > 20 && len(pending[table]) > 0 {
-				return bulk.Errorf(bulk.ETRANSIENT, "The database is busy; try again later.")
+			if err := th.wait(ctx); err != nil {
+				return err
 			}
 		}
 	}
@@ -285,33 +289,101 @@ func batchWrite(ctx context.Context, api API, table string, reqs []types.WriteRe
 }
 
 // batchGet reads keys from table (strongly consistent), in requests of 100,
-// resending unprocessed keys, and calls fn with each item found, in no
-// particular order.
+// resending unprocessed keys (and throttled requests) after a throttled
+// backoff, and calls fn with each item found, in no particular order.
 func batchGet(ctx context.Context, api API, table string, keys []map[string]types.AttributeValue, fn func(map[string]types.AttributeValue) error) error {
 	for start := 0; start < len(keys); start += maxBatchGet {
 		pending := map[string]types.KeysAndAttributes{table: {Keys: keys[start:min(start+maxBatchGet, len(keys))], ConsistentRead: aws.Bool(true)}}
-		for attempt := 0; len(pending[table].Keys) > 0; attempt++ {
-			if attempt > 0 {
-				if err := backoff(ctx, attempt); err != nil {
-					return err
-				}
-			}
+		var th throttle
+		for len(pending[table].Keys) > 0 {
 			out, err := api.BatchGetItem(ctx, &ddb.BatchGetItemInput{RequestItems: pending})
-			if err != nil {
+			switch {
+			case isThrottled(err):
+			case err != nil:
 				return translate(err, "batch get failed")
-			}
-			for _, item := range out.Responses[table] {
-				if err := fn(item); err != nil {
-					return err
+			default:
+				for _, item := range out.Responses[table] {
+					if err := fn(item); err != nil {
+						return err
+					}
+				}
+				pending = out.UnprocessedKeys
+				if len(pending[table].Keys) == 0 {
+					continue
 				}
 			}
-			pending = out.UnprocessedKeys
-			if attempt > 20 && len(pending[table].Keys) > 0 {
-				return bulk.Errorf(bulk.ETRANSIENT, "The database is busy; try again later.")
+			if err := th.wait(ctx); err != nil {
+				return err
 			}
 		}
 	}
 	return nil
+}
+
+// throttle paces the retries of one batch request that DynamoDB throttles
+// (unprocessed items, or the whole request refused when none could be
+// processed). AWS asks for exponential backoff there
+// (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchWriteItem.html),
+// and the SDK's own retries (three attempts, and a retry quota that runs
+// dry under sustained throttling) are for blips, not for a table that a
+// large import keeps at its throughput. So the waits grow from
+// throttleBase to throttleCap with full jitter (writers that were
+// throttled together spread out), for as long as the caller's context
+// allows: a Lambda's runs until its deadline, then the batch fails
+// ETRANSIENT and the import is retried (imports are idempotent). Without a
+// deadline it gives up after maxThrottled.
+type throttle struct {
+	attempt int
+	since   time.Time
+}
+
+var (
+	throttleBase = 25 * time.Millisecond
+	throttleCap  = 5 * time.Second
+)
+
+// maxThrottled bounds the retries of one batch when the context has no
+// deadline: as long as a Lambda may run.
+const maxThrottled = 15 * time.Minute
+
+// wait sleeps before the next attempt, or returns ETRANSIENT when that
+// would pass the deadline.
+func (th *throttle) wait(ctx context.Context) error {
+	now := time.Now()
+	if th.attempt == 0 {
+		th.since = now
+	}
+	th.attempt++
+	d := time.Duration(rand.Int64N(int64(min(throttleBase<<min(th.attempt-1, 20), throttleCap)) + 1))
+	deadline, ok := ctx.Deadline()
+	if !ok {
+		deadline = th.since.Add(maxThrottled)
+	}
+	if now.Add(d).After(deadline) {
+		return bulk.Errorf(bulk.ETRANSIENT, "The database is busy; try again later.")
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return bulk.Wrapf(ctx.Err(), bulk.ETRANSIENT, "Request cancelled.")
+	case <-t.C:
+		return nil
+	}
+}
+
+// isThrottled reports whether err is DynamoDB refusing a request for
+// throughput (after the SDK's own retries).
+func isThrottled(err error) bool {
+	var api smithy.APIError
+	if !errors.As(err, &api) {
+		return false
+	}
+	switch api.ErrorCode() {
+	case "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded":
+		return true
+	}
+	return false
 }
 
 // backoff waits before retry attempt (1-based): 25 ms doubling to 1.6 s.

@@ -2,6 +2,7 @@ package dynamodb
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
@@ -34,20 +35,27 @@ var _ bulk.ResourceStore = (*ResourceStore)(nil)
 //	                    pointer), its Patients and Members. Scans are key
 //	                    ranges of one shard; shard = FNV-1a(id) mod Shards,
 //	                    as in the embedded store.
-//	_id/{type}          sk {id}                the current version: its
+//	_id/{type}#{shard}  sk {id}                the current version: its
 //	                    lastUpdated, Patients, spill pointer and a write
 //	                    token; or, once deleted, its tombstone's key. List
-//	                    reads it in id order.
+//	                    reads the shards merged in id order.
 //	_types/{id}         sk {type}              TypeOf.
 //	Patient/{id}        sk {type}#{id}         compartment index items, with
-//	                    the resource's lastUpdated to find its item.
-//	_members/{group}    sk {patient}           Group membership, with the
-//	                    time the member joined.
-//	_deleted/{type}     sk {deletedAt}#{id}    tombstones, with the deleted
-//	                    version's Patients (none in items written before
-//	                    tombstones kept them: unknown).
-//	_count              sk {type}#{shard}      live resources, for planning.
+//	                    the resource's lastUpdated to find its item, and a
+//	                    deflated copy of the body when small (inline.go).
+//	_members/{group}#{shard}  sk {patient}     Group membership, with the
+//	                    time the member joined; shard of the patient.
+//	_deleted/{type}#{shard}   sk {deletedAt}#{id}  tombstones, with the
+//	                    deleted version's Patients (none in items written
+//	                    before tombstones kept them: unknown).
+//	_count#{shard}      sk {type}#{shard}      live resources, for planning.
 //	_clock, _imports                           the lastUpdated clock (clock.go).
+//	_meta               sk layout, fhirVersion  the layout (layout.go) and
+//	                    FHIR release (version.go).
+//
+// The keys with a #{shard} suffix are those every write of a type or
+// Group would otherwise share (layout 2, layout.go); tables written before
+// have them without it (layout 1) and keep working.
 //
 // Bodies (with Patients and Members) larger than SpillBytes are stored in
 // Bodies, an ObjectStore, and the items keep a pointer: items stay under
@@ -65,6 +73,9 @@ type ResourceStore struct {
 	table  string
 	shards int
 	opts   ResourceOptions
+
+	layoutMu sync.Mutex
+	lay      layout // zero until read (layout.go)
 }
 
 // ResourceOptions configure a ResourceStore.
@@ -80,8 +91,15 @@ type ResourceOptions struct {
 	// holds transactionTime back (default DefaultImportLease): it must
 	// outlast the longest write, and only a crashed import's lapses.
 	ImportLease time.Duration
-	// Now is the wall clock of lease times (default time.Now).
+	// Now is the wall clock of lease times and of Settle (default
+	// time.Now).
 	Now func() time.Time
+	// Settle is how long after a write this store assumes every
+	// eventually consistent read reflects it (default DefaultSettle);
+	// scans read eventually consistent pages only once their export's
+	// kick-off is older (settle.go). Negative: every read strongly
+	// consistent.
+	Settle time.Duration
 }
 
 // DefaultSpillBytes is ResourceOptions.SpillBytes' default: above it an S3
@@ -136,27 +154,34 @@ func (s *ResourceStore) scanPK(typ string, shard int) string {
 	return fmt.Sprintf("%s#%03d", typ, shard)
 }
 func scanSK(lastUpdated, id string) string { return lastUpdated + "#" + id }
-func idPK(typ string) string               { return "_id/" + typ }
 func typesPK(id string) string             { return "_types/" + id }
 func compartmentPK(patient string) string  { return "Patient/" + patient }
-func membersPK(group string) string        { return "_members/" + group }
-func deletedPK(typ string) string          { return "_deleted/" + typ }
 
+// countPK is the counters' partition (layout 1), or the prefix of theirs.
 const countPK = "_count"
 
 // Count returns the live resources per type from the counters.
 func (s *ResourceStore) Count(ctx context.Context) (_ map[string]int64, err error) {
 	defer bulk.Wrap(&err, "dynamodb.ResourceStore.Count")
+	l, err := s.layout(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	var mu sync.Mutex
 	counts := map[string]int64{}
-	err = queryAll(ctx, s.api, &ddb.QueryInput{
-		TableName:                 aws.String(s.table),
-		KeyConditionExpression:    aws.String("pk = :pk"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": sv(countPK)},
-		ConsistentRead:            aws.Bool(true),
-	}, func(item map[string]types.AttributeValue) error {
-		typ, _, _ := strings.Cut(getS(item, attrSK), "#")
-		counts[typ] += getN(item, attrCount)
-		return nil
+	err = parallel(ctx, s.opts.Parallel, l.parts(), func(part int) error {
+		return queryAll(ctx, s.api, &ddb.QueryInput{
+			TableName:                 aws.String(s.table),
+			KeyConditionExpression:    aws.String("pk = :pk"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":pk": sv(l.countPK(part))},
+			ConsistentRead:            aws.Bool(true),
+		}, func(item map[string]types.AttributeValue) error {
+			typ, _, _ := strings.Cut(getS(item, attrSK), "#")
+			mu.Lock()
+			counts[typ] += getN(item, attrCount)
+			mu.Unlock()
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, err
@@ -185,7 +210,10 @@ func keyRange(rng bulk.Range) (lo, hi string, ok bool) {
 // Scan visits a shard's resources in (lastUpdated, id) order after the
 // cursor, which is the sort key of the last resource visited. A
 // CompartmentOnly scan reads every row of the range and passes those in no
-// compartment to req.Skipped, if set.
+// compartment to req.Skipped, if set. Pages are strongly consistent until
+// nothing can be missed without (settle.go): that holds for a range that
+// ends at or before a transactionTime of the store's clock, as exports'
+// and cohorts' do.
 func (s *ResourceStore) Scan(ctx context.Context, req bulk.ScanRequest, fn bulk.Visit) (err error) {
 	defer bulk.Wrap(&err, "dynamodb.ResourceStore.Scan(%s, shard %d)", req.Type, req.Shard)
 	if req.Shard < 0 || req.Shard >= s.shards {
@@ -203,7 +231,6 @@ func (s *ResourceStore) Scan(ctx context.Context, req bulk.ScanRequest, fn bulk.
 		TableName:                 aws.String(s.table),
 		KeyConditionExpression:    aws.String("pk = :pk AND sk BETWEEN :lo AND :hi"),
 		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": sv(pk), ":lo": sv(lo), ":hi": sv(hi)},
-		ConsistentRead:            aws.Bool(true),
 	}
 	if c := string(req.Cursor); c != "" {
 		if c >= hi {
@@ -224,7 +251,16 @@ func (s *ResourceStore) Scan(ctx context.Context, req bulk.ScanRequest, fn bulk.
 		win, spilled = win[:0], 0
 		return err
 	}
-	err = queryAll(ctx, s.api, in, func(item map[string]types.AttributeValue) error {
+	cons := &consistency{s: s}
+	err = allPages(ctx, "query failed", in.ExclusiveStartKey, func(start map[string]types.AttributeValue) ([]map[string]types.AttributeValue, map[string]types.AttributeValue, error) {
+		in.ExclusiveStartKey = start
+		in.ConsistentRead = aws.Bool(cons.strong(ctx))
+		out, err := s.api.Query(ctx, in)
+		if err != nil {
+			return nil, nil, err
+		}
+		return out.Items, out.LastEvaluatedKey, nil
+	}, func(item map[string]types.AttributeValue) error {
 		if err := ctxErr(ctx); err != nil {
 			return err
 		}
@@ -257,9 +293,19 @@ type entry struct {
 	item   map[string]types.AttributeValue
 	cursor bulk.Cursor
 	skip   bool
+	// inline: item is a compartment item with a copy of the body.
+	inline bool
 }
 
-func (e *entry) spilled() bool { return !e.skip && getS(e.item, attrRef) != "" }
+func (e *entry) spilled() bool { return !e.skip && !e.inline && getS(e.item, attrRef) != "" }
+
+// decode builds the resource of e, whose spilled body (if any) is sp.
+func (e *entry) decode(sp *spill) (*bulk.Resource, error) {
+	if e.inline {
+		return decodeInline(e.typ, e.item)
+	}
+	return decodeItem(e.typ, e.item, sp)
+}
 
 // visitEntries decodes es and visits them in order (or passes them to
 // skipped). The spilled bodies among them are read opts.Parallel at a
@@ -303,7 +349,7 @@ func (s *ResourceStore) visitEntries(ctx context.Context, es []entry, skipped fu
 				}
 				continue
 			}
-			r, err := decodeItem(e.typ, e.item, spills[i])
+			r, err := e.decode(spills[i])
 			if err != nil {
 				return err
 			}
@@ -422,7 +468,8 @@ func spillKey(typ, id, lastUpdated string) string {
 }
 
 // Compartment visits the resources of the types (all when empty) in a
-// Patient's compartment, by type and id.
+// Patient's compartment, by type and id: from the copies its index items
+// carry, or for those without one from their scan items (inline.go).
 func (s *ResourceStore) Compartment(ctx context.Context, patientID string, typs []string, fn bulk.Visit) (err error) {
 	defer bulk.Wrap(&err, "dynamodb.ResourceStore.Compartment(%s)", patientID)
 	if err := ctxErr(ctx); err != nil {
@@ -452,7 +499,11 @@ func (s *ResourceStore) Compartment(ctx context.Context, patientID string, typs 
 		var refs []scanRef
 		err := queryAll(ctx, s.api, in, func(item map[string]types.AttributeValue) error {
 			typ, id, _ := strings.Cut(getS(item, attrSK), "#")
-			refs = append(refs, scanRef{typ: typ, id: id, lu: getS(item, attrLU)})
+			r := scanRef{typ: typ, id: id, lu: getS(item, attrLU)}
+			if _, ok := item[attrInline]; ok {
+				r.copy = item
+			}
+			refs = append(refs, r)
 			return nil
 		})
 		if err != nil {
@@ -465,38 +516,52 @@ func (s *ResourceStore) Compartment(ctx context.Context, patientID string, typs 
 	return nil
 }
 
-// scanRef points at a resource's scan item.
-type scanRef struct{ typ, id, lu string }
+// scanRef points at a resource's scan item, unless it holds a compartment
+// item with a copy of the resource (copy), which is read instead.
+type scanRef struct {
+	typ, id, lu string
+	copy        map[string]types.AttributeValue
+}
 
 // visitRefs reads the scan items of refs in batches and visits them in the
 // order of refs (spilled bodies read concurrently, see visitEntries),
-// skipping any that a concurrent Put or Delete removed.
+// skipping any that a concurrent Put or Delete removed; refs with a copy
+// are visited from it.
 func (s *ResourceStore) visitRefs(ctx context.Context, refs []scanRef, fn bulk.Visit) error {
 	for start := 0; start < len(refs); start += maxBatchGet {
-		page := refs[start:min(start+maxBatchGet, len(refs))]
-		keys := make([]map[string]types.AttributeValue, len(page))
-		for i, r := range page {
-			keys[i] = key2(s.scanPK(r.typ, s.shardOf(r.id)), scanSK(r.lu, r.id))
-		}
-		found := make(map[string]map[string]types.AttributeValue, len(page))
-		err := batchGet(ctx, s.api, s.table, keys, func(item map[string]types.AttributeValue) error {
-			found[getS(item, attrPK)+"|"+getS(item, attrSK)] = item
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-		es := make([]entry, 0, len(page))
-		for i, r := range page {
-			if item, ok := found[getS(keys[i], attrPK)+"|"+getS(keys[i], attrSK)]; ok {
-				es = append(es, entry{typ: r.typ, item: item, cursor: bulk.Cursor(r.typ + "/" + r.id)})
-			}
-		}
-		if err := s.visitEntries(ctx, es, nil, fn); err != nil {
+		if err := s.visitRefsPage(ctx, refs[start:min(start+maxBatchGet, len(refs))], fn); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// visitRefsPage is visitRefs for at most maxBatchGet refs.
+func (s *ResourceStore) visitRefsPage(ctx context.Context, page []scanRef, fn bulk.Visit) error {
+	var keys []map[string]types.AttributeValue
+	for _, r := range page {
+		if r.copy == nil {
+			keys = append(keys, key2(s.scanPK(r.typ, s.shardOf(r.id)), scanSK(r.lu, r.id)))
+		}
+	}
+	found := make(map[string]map[string]types.AttributeValue, len(keys))
+	err := batchGet(ctx, s.api, s.table, keys, func(item map[string]types.AttributeValue) error {
+		found[getS(item, attrPK)+"|"+getS(item, attrSK)] = item
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	es := make([]entry, 0, len(page))
+	for _, r := range page {
+		cursor := bulk.Cursor(r.typ + "/" + r.id)
+		if r.copy != nil {
+			es = append(es, entry{typ: r.typ, item: r.copy, cursor: cursor, inline: true})
+		} else if item, ok := found[s.scanPK(r.typ, s.shardOf(r.id))+"|"+scanSK(r.lu, r.id)]; ok {
+			es = append(es, entry{typ: r.typ, item: item, cursor: cursor})
+		}
+	}
+	return s.visitEntries(ctx, es, nil, fn)
 }
 
 // current is a resource's _id item.
@@ -526,8 +591,8 @@ func (s *ResourceStore) decodeCurrent(typ, id string, item map[string]types.Attr
 	return c
 }
 
-func (s *ResourceStore) getCurrent(ctx context.Context, typ, id string) (*current, error) {
-	out, err := s.api.GetItem(ctx, &ddb.GetItemInput{TableName: aws.String(s.table), Key: key2(idPK(typ), id), ConsistentRead: aws.Bool(true)})
+func (s *ResourceStore) getCurrent(ctx context.Context, l layout, typ, id string) (*current, error) {
+	out, err := s.api.GetItem(ctx, &ddb.GetItemInput{TableName: aws.String(s.table), Key: key2(l.idPK(typ, s.shardOf(id)), id), ConsistentRead: aws.Bool(true)})
 	if err != nil {
 		return nil, translate(err, "get resource failed")
 	}
@@ -558,7 +623,11 @@ func (s *ResourceStore) Get(ctx context.Context, typ, id string) (_ *bulk.Resour
 	if typ == "" || id == "" {
 		return nil, notFound
 	}
-	c, err := s.getCurrent(ctx, typ, id)
+	l, err := s.layout(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.getCurrent(ctx, l, typ, id)
 	if err != nil {
 		return nil, err
 	}
@@ -598,29 +667,45 @@ func (s *ResourceStore) GroupMembership(ctx context.Context, groupID string) (_ 
 	if groupID == "" {
 		return nil, bulk.Errorf(bulk.ENOTFOUND, "Group/%s not found.", groupID)
 	}
-	c, err := s.getCurrent(ctx, "Group", groupID)
+	l, err := s.layout(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	c, err := s.getCurrent(ctx, l, "Group", groupID)
 	if err != nil {
 		return nil, err
 	}
 	if !c.live {
 		return nil, bulk.Errorf(bulk.ENOTFOUND, "Group/%s not found.", groupID)
 	}
-	return s.membership(ctx, groupID)
+	return s.membership(ctx, l, groupID)
 }
 
-func (s *ResourceStore) membership(ctx context.Context, groupID string) ([]bulk.Member, error) {
-	ms := []bulk.Member{}
-	err := queryAll(ctx, s.api, &ddb.QueryInput{
-		TableName:                 aws.String(s.table),
-		KeyConditionExpression:    aws.String("pk = :pk"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": sv(membersPK(groupID))},
-		ConsistentRead:            aws.Bool(true),
-	}, func(item map[string]types.AttributeValue) error {
-		since, _ := parseLU(getS(item, attrSince))
-		ms = append(ms, bulk.Member{ID: getS(item, attrSK), Since: since})
-		return nil
+// membership reads a Group's membership items, every shard at once, and
+// returns them in id order.
+func (s *ResourceStore) membership(ctx context.Context, l layout, groupID string) ([]bulk.Member, error) {
+	shards := make([][]bulk.Member, l.parts())
+	err := parallel(ctx, s.opts.Parallel, len(shards), func(part int) error {
+		return queryAll(ctx, s.api, &ddb.QueryInput{
+			TableName:                 aws.String(s.table),
+			KeyConditionExpression:    aws.String("pk = :pk"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":pk": sv(l.membersPK(groupID, part))},
+			ConsistentRead:            aws.Bool(true),
+		}, func(item map[string]types.AttributeValue) error {
+			since, _ := parseLU(getS(item, attrSince))
+			shards[part] = append(shards[part], bulk.Member{ID: getS(item, attrSK), Since: since})
+			return nil
+		})
 	})
-	return ms, err
+	if err != nil {
+		return nil, err
+	}
+	ms := slices.Concat(shards...)
+	if ms == nil {
+		ms = []bulk.Member{}
+	}
+	slices.SortFunc(ms, func(a, b bulk.Member) int { return strings.Compare(a.ID, b.ID) })
+	return ms, nil
 }
 
 // IsGroupMember reports whether patientID is a member of the Group; an
@@ -630,8 +715,12 @@ func (s *ResourceStore) IsGroupMember(ctx context.Context, groupID, patientID st
 	if groupID == "" || patientID == "" {
 		return false, nil
 	}
+	l, err := s.layout(ctx, false)
+	if err != nil {
+		return false, err
+	}
 	out, err := s.api.GetItem(ctx, &ddb.GetItemInput{
-		TableName: aws.String(s.table), Key: key2(membersPK(groupID), patientID), ConsistentRead: aws.Bool(true),
+		TableName: aws.String(s.table), Key: key2(l.membersPK(groupID, s.shardOf(patientID)), patientID), ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
 		return false, translate(err, "get member failed")
@@ -640,19 +729,27 @@ func (s *ResourceStore) IsGroupMember(ctx context.Context, groupID, patientID st
 }
 
 // Tombstones visits deletions of typ in rng in (deletedAt, id) order, with
-// the Patients each tombstone item holds.
+// the Patients each tombstone item holds: the shards' key ranges merged.
 func (s *ResourceStore) Tombstones(ctx context.Context, typ string, rng bulk.Range, fn func(bulk.Tombstone) error) (err error) {
 	defer bulk.Wrap(&err, "dynamodb.ResourceStore.Tombstones(%s)", typ)
 	lo, hi, ok := keyRange(rng)
 	if !ok || typ == "" {
 		return nil
 	}
-	return stopped(queryAll(ctx, s.api, &ddb.QueryInput{
-		TableName:                 aws.String(s.table),
-		KeyConditionExpression:    aws.String("pk = :pk AND sk BETWEEN :lo AND :hi"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": sv(deletedPK(typ)), ":lo": sv(lo), ":hi": sv(hi)},
-		ConsistentRead:            aws.Bool(true),
-	}, func(item map[string]types.AttributeValue) error {
+	l, err := s.layout(ctx, false)
+	if err != nil {
+		return err
+	}
+	ins := make([]*ddb.QueryInput, l.parts())
+	for part := range ins {
+		ins[part] = &ddb.QueryInput{
+			TableName:                 aws.String(s.table),
+			KeyConditionExpression:    aws.String("pk = :pk AND sk BETWEEN :lo AND :hi"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":pk": sv(l.deletedPK(typ, part)), ":lo": sv(lo), ":hi": sv(hi)},
+			ConsistentRead:            aws.Bool(true),
+		}
+	}
+	return stopped(s.mergeQueries(ctx, ins, func(item map[string]types.AttributeValue) error {
 		at, id, _ := strings.Cut(getS(item, attrSK), "#")
 		t, err := parseLU(at)
 		if err != nil {
@@ -662,7 +759,12 @@ func (s *ResourceStore) Tombstones(ctx context.Context, typ string, rng bulk.Ran
 	}))
 }
 
-// List visits the live resources of typ in id order after afterID.
+// listPage is the page size of each shard's Query in List: a reader that
+// stops after a few (`GET /Group`) does not pay for a megabyte per shard.
+const listPage = 250
+
+// List visits the live resources of typ in id order after afterID: the
+// shards of its _id key merged.
 func (s *ResourceStore) List(ctx context.Context, typ string, afterID string, fn bulk.Visit) (err error) {
 	defer bulk.Wrap(&err, "dynamodb.ResourceStore.List(%s, %q)", typ, afterID)
 	if err := ctxErr(ctx); err != nil {
@@ -671,15 +773,24 @@ func (s *ResourceStore) List(ctx context.Context, typ string, afterID string, fn
 	if typ == "" {
 		return nil
 	}
-	in := &ddb.QueryInput{
-		TableName:                 aws.String(s.table),
-		KeyConditionExpression:    aws.String("pk = :pk"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": sv(idPK(typ))},
-		ConsistentRead:            aws.Bool(true),
+	l, err := s.layout(ctx, false)
+	if err != nil {
+		return err
 	}
-	if afterID != "" {
-		in.KeyConditionExpression = aws.String("pk = :pk AND sk > :a")
-		in.ExpressionAttributeValues[":a"] = sv(afterID)
+	ins := make([]*ddb.QueryInput, l.parts())
+	for part := range ins {
+		in := &ddb.QueryInput{
+			TableName:                 aws.String(s.table),
+			KeyConditionExpression:    aws.String("pk = :pk"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{":pk": sv(l.idPK(typ, part))},
+			ConsistentRead:            aws.Bool(true),
+			Limit:                     aws.Int32(listPage),
+		}
+		if afterID != "" {
+			in.KeyConditionExpression = aws.String("pk = :pk AND sk > :a")
+			in.ExpressionAttributeValues[":a"] = sv(afterID)
+		}
+		ins[part] = in
 	}
 	var refs []scanRef
 	flush := func() error {
@@ -687,7 +798,7 @@ func (s *ResourceStore) List(ctx context.Context, typ string, afterID string, fn
 		refs = refs[:0]
 		return err
 	}
-	err = queryAll(ctx, s.api, in, func(item map[string]types.AttributeValue) error {
+	err = s.mergeQueries(ctx, ins, func(item map[string]types.AttributeValue) error {
 		c := s.decodeCurrent(typ, getS(item, attrSK), item)
 		if !c.live {
 			return nil
@@ -734,6 +845,7 @@ type version struct {
 	lu      string
 	shard   int
 	ref     string    // spill key, if spilled
+	inline  []byte    // the compartment items' copy of the body (inline.go)
 	joined  []joining // Groups: members with join times
 	old     *current
 	oldPts  []string
@@ -819,6 +931,10 @@ func (s *ResourceStore) Put(ctx context.Context, rs []*bulk.Resource) (err error
 	if err := ctxErr(ctx); err != nil {
 		return err
 	}
+	l, err := s.layout(ctx, true)
+	if err != nil {
+		return err
+	}
 	// Every version of each resource, in order: the one written is the
 	// last that changes anything, and Groups keep the join times of the
 	// earlier ones.
@@ -836,12 +952,12 @@ func (s *ResourceStore) Put(ctx context.Context, rs []*bulk.Resource) (err error
 		v.digests = append(v.digests, versionDigest(r))
 	}
 	for attempt := 1; len(vs) > 0; attempt++ {
-		lost, err := s.put(ctx, vs)
+		lost, err := s.put(ctx, l, vs)
 		if err != nil {
 			return err
 		}
 		if len(lost) > 0 && attempt >= maxPutAttempts {
-			s.abandon(ctx, lost)
+			s.abandon(ctx, l, lost)
 			return bulk.Errorf(bulk.ETRANSIENT, "%s/%s is being written concurrently; try again.", lost[0].r.Type, lost[0].r.ID)
 		}
 		for _, v := range lost {
@@ -863,20 +979,35 @@ func (s *ResourceStore) Put(ctx context.Context, rs []*bulk.Resource) (err error
 	return nil
 }
 
-// abandon undoes what a Put that gave up wrote for vs: its scan items, and
-// the compartment pointers it may have taken from the version that won.
-func (s *ResourceStore) abandon(ctx context.Context, vs []*version) {
+// abandon undoes what a Put that gave up wrote for vs: its scan items, its
+// compartment items where the version that won is not (they may carry a
+// copy of the lost version, which readers would take for stored), and the
+// compartment items it may have taken from the version that won
+// (pointers: the winner's copy is not at hand).
+func (s *ResourceStore) abandon(ctx context.Context, l layout, vs []*version) {
 	var reqs []types.WriteRequest
 	for _, v := range vs {
-		c, err := s.getCurrent(ctx, v.r.Type, v.r.ID)
+		c, err := s.getCurrent(ctx, l, v.r.Type, v.r.ID)
 		if err != nil {
 			continue
 		}
+		var winners []string // the compartments of the live version
+		if c.live {
+			if winners, err = s.oldPatients(ctx, c); err != nil {
+				continue
+			}
+		}
 		if !c.live || c.lu != v.lu {
 			reqs = append(reqs, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: key2(s.scanPK(v.r.Type, v.shard), scanSK(v.lu, v.r.ID))}})
+			won := idSet(winners)
+			for _, p := range slices.Compact(slices.Sorted(slices.Values(v.r.Patients))) {
+				if !won[p] {
+					reqs = append(reqs, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: key2(compartmentPK(p), v.r.Type+"#"+v.r.ID)}})
+				}
+			}
 		}
 		if c.live {
-			for _, p := range c.patients {
+			for _, p := range slices.Compact(slices.Sorted(slices.Values(winners))) {
 				reqs = append(reqs, types.WriteRequest{PutRequest: &types.PutRequest{Item: map[string]types.AttributeValue{
 					attrPK: sv(compartmentPK(p)), attrSK: sv(v.r.Type + "#" + v.r.ID), attrLU: sv(c.lu),
 				}}})
@@ -886,16 +1017,27 @@ func (s *ResourceStore) abandon(ctx context.Context, vs []*version) {
 	_ = s.writeParallel(ctx, reqs)
 }
 
+// idSet is ids as a set: membership tests of Groups with a million members
+// stay linear.
+func idSet(ids []string) map[string]bool {
+	set := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		set[id] = true
+	}
+	return set
+}
+
 // put writes vs once and returns the versions whose commit lost to a
 // concurrent writer.
-func (s *ResourceStore) put(ctx context.Context, vs []*version) ([]*version, error) {
+func (s *ResourceStore) put(ctx context.Context, l layout, vs []*version) ([]*version, error) {
 	// Read what each replaces.
 	keys := make([]map[string]types.AttributeValue, len(vs))
 	byKey := make(map[string]*version, len(vs))
 	for i, v := range vs {
 		r := v.all[0]
-		keys[i] = key2(idPK(r.Type), r.ID)
-		byKey[idPK(r.Type)+"|"+r.ID] = v
+		pk := l.idPK(r.Type, v.shard)
+		keys[i] = key2(pk, r.ID)
+		byKey[pk+"|"+r.ID] = v
 		v.old = &current{typ: r.Type, id: r.ID}
 	}
 	if err := batchGet(ctx, s.api, s.table, keys, func(item map[string]types.AttributeValue) error {
@@ -922,7 +1064,7 @@ func (s *ResourceStore) put(ctx context.Context, vs []*version) ([]*version, err
 		}
 		v.oldPts = pts
 		if v.r.Type == "Group" {
-			if err := s.joinTimes(ctx, v, v.all[:slices.Index(v.all, v.r)+1]); err != nil {
+			if err := s.joinTimes(ctx, l, v, v.all[:slices.Index(v.all, v.r)+1]); err != nil {
 				return err
 			}
 		}
@@ -932,6 +1074,7 @@ func (s *ResourceStore) put(ctx context.Context, vs []*version) ([]*version, err
 				return err
 			}
 		}
+		v.inline = inlineCopy(v.r, v.ref != "")
 		return nil
 	})
 	if err != nil {
@@ -962,10 +1105,10 @@ func (s *ResourceStore) put(ctx context.Context, vs []*version) ([]*version, err
 		}
 		put(item)
 		for _, p := range slices.Compact(slices.Sorted(slices.Values(r.Patients))) {
-			put(map[string]types.AttributeValue{attrPK: sv(compartmentPK(p)), attrSK: sv(r.Type + "#" + r.ID), attrLU: sv(v.lu)})
+			put(compartmentItem(p, v))
 		}
 		for _, m := range v.joined {
-			put(map[string]types.AttributeValue{attrPK: sv(membersPK(r.ID)), attrSK: sv(m.id), attrSince: sv(m.since)})
+			put(map[string]types.AttributeValue{attrPK: sv(l.membersPK(r.ID, s.shardOf(m.id))), attrSK: sv(m.id), attrSince: sv(m.since)})
 		}
 		if !v.old.live {
 			put(map[string]types.AttributeValue{attrPK: sv(typesPK(r.ID)), attrSK: sv(r.Type)})
@@ -983,7 +1126,7 @@ func (s *ResourceStore) put(ctx context.Context, vs []*version) ([]*version, err
 	err = parallel(ctx, s.opts.Parallel, len(vs), func(i int) error {
 		v := vs[i]
 		item := map[string]types.AttributeValue{
-			attrPK: sv(idPK(v.r.Type)), attrSK: sv(v.r.ID), attrLU: sv(v.lu), attrToken: sv(randomID()),
+			attrPK: sv(l.idPK(v.r.Type, v.shard)), attrSK: sv(v.r.ID), attrLU: sv(v.lu), attrToken: sv(randomID()),
 			attrDigest: b(v.digests[slices.Index(v.all, v.r)]),
 		}
 		if v.ref != "" {
@@ -1017,14 +1160,14 @@ func (s *ResourceStore) put(ctx context.Context, vs []*version) ([]*version, err
 	del := func(pk, sk string) {
 		dels = append(dels, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: key2(pk, sk)}})
 	}
-	counts := map[string]int64{}
+	counts := map[counter]int64{}
 	for _, v := range won {
 		r, old := v.r, v.old
 		if old.del != "" {
-			del(deletedPK(r.Type), old.del)
+			del(l.deletedPK(r.Type, v.shard), old.del)
 		}
 		if !old.live {
-			counts[s.scanPK(r.Type, v.shard)]++
+			counts[counter{r.Type, v.shard}]++
 			continue
 		}
 		if old.lu != v.lu {
@@ -1033,9 +1176,12 @@ func (s *ResourceStore) put(ctx context.Context, vs []*version) ([]*version, err
 		if old.ref != "" && old.ref != v.ref {
 			spills = append(spills, old.ref)
 		}
-		for _, p := range v.oldPts {
-			if !slices.Contains(r.Patients, p) {
-				del(compartmentPK(p), r.Type+"#"+r.ID)
+		if len(v.oldPts) > 0 {
+			now := idSet(r.Patients)
+			for _, p := range slices.Compact(slices.Sorted(slices.Values(v.oldPts))) {
+				if !now[p] {
+					del(compartmentPK(p), r.Type+"#"+r.ID)
+				}
 			}
 		}
 	}
@@ -1044,9 +1190,7 @@ func (s *ResourceStore) put(ctx context.Context, vs []*version) ([]*version, err
 	for _, v := range won {
 		if v.contended {
 			for _, p := range slices.Compact(slices.Sorted(slices.Values(v.r.Patients))) {
-				dels = append(dels, types.WriteRequest{PutRequest: &types.PutRequest{Item: map[string]types.AttributeValue{
-					attrPK: sv(compartmentPK(p)), attrSK: sv(v.r.Type + "#" + v.r.ID), attrLU: sv(v.lu),
-				}}})
+				dels = append(dels, types.WriteRequest{PutRequest: &types.PutRequest{Item: compartmentItem(p, v)}})
 			}
 		}
 	}
@@ -1055,13 +1199,13 @@ func (s *ResourceStore) put(ctx context.Context, vs []*version) ([]*version, err
 	}
 	for _, v := range won {
 		if v.r.Type == "Group" && v.old.live {
-			if err := s.dropMembers(ctx, v.r.ID, v.r.Members); err != nil {
+			if err := s.dropMembers(ctx, l, v.r.ID, v.r.Members); err != nil {
 				return nil, err
 			}
 		}
 	}
 	s.deleteSpills(ctx, spills)
-	if err := s.count(ctx, counts); err != nil {
+	if err := s.count(ctx, l, counts); err != nil {
 		return nil, err
 	}
 	return lost, nil
@@ -1083,10 +1227,10 @@ func (s *ResourceStore) commit(ctx context.Context, item map[string]types.Attrib
 // joinTimes sets v.joined: the members of the new version of a Group with
 // their join times. Members the live stored version lists keep theirs;
 // versions earlier in the same Put count as stored in turn.
-func (s *ResourceStore) joinTimes(ctx context.Context, v *version, versions []*bulk.Resource) error {
+func (s *ResourceStore) joinTimes(ctx context.Context, l layout, v *version, versions []*bulk.Resource) error {
 	was := map[string]string{}
 	if v.old.live {
-		ms, err := s.membership(ctx, v.r.ID)
+		ms, err := s.membership(ctx, l, v.r.ID)
 		if err != nil {
 			return err
 		}
@@ -1113,15 +1257,16 @@ func (s *ResourceStore) joinTimes(ctx context.Context, v *version, versions []*b
 }
 
 // dropMembers deletes a Group's membership items for patients not in keep.
-func (s *ResourceStore) dropMembers(ctx context.Context, groupID string, keep []string) error {
-	ms, err := s.membership(ctx, groupID)
+func (s *ResourceStore) dropMembers(ctx context.Context, l layout, groupID string, keep []string) error {
+	ms, err := s.membership(ctx, l, groupID)
 	if err != nil {
 		return err
 	}
+	kept := idSet(keep)
 	var dels []types.WriteRequest
 	for _, m := range ms {
-		if !slices.Contains(keep, m.ID) {
-			dels = append(dels, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: key2(membersPK(groupID), m.ID)}})
+		if !kept[m.ID] {
+			dels = append(dels, types.WriteRequest{DeleteRequest: &types.DeleteRequest{Key: key2(l.membersPK(groupID, s.shardOf(m.ID)), m.ID)}})
 		}
 	}
 	return s.writeParallel(ctx, dels)
@@ -1134,17 +1279,26 @@ func (s *ResourceStore) deleteSpills(ctx context.Context, refs []string) {
 	}
 }
 
+// counter names the counter of one type's shard.
+type counter struct {
+	typ   string
+	shard int
+}
+
 // count adds deltas to the counters.
-func (s *ResourceStore) count(ctx context.Context, deltas map[string]int64) error {
-	keys := slices.Sorted(maps.Keys(deltas))
+func (s *ResourceStore) count(ctx context.Context, l layout, deltas map[counter]int64) error {
+	keys := slices.SortedFunc(maps.Keys(deltas), func(a, b counter) int {
+		return cmp.Or(strings.Compare(a.typ, b.typ), cmp.Compare(a.shard, b.shard))
+	})
 	return parallel(ctx, s.opts.Parallel, len(keys), func(i int) error {
-		d := deltas[keys[i]]
+		k := keys[i]
+		d := deltas[k]
 		if d == 0 {
 			return nil
 		}
 		_, err := s.api.UpdateItem(ctx, &ddb.UpdateItemInput{
 			TableName:                 aws.String(s.table),
-			Key:                       key2(countPK, keys[i]),
+			Key:                       key2(l.countPK(k.shard), s.scanPK(k.typ, k.shard)),
 			UpdateExpression:          aws.String("ADD n :d"),
 			ExpressionAttributeValues: map[string]types.AttributeValue{":d": n(d)},
 		})
@@ -1183,8 +1337,12 @@ func (s *ResourceStore) Delete(ctx context.Context, ref bulk.Ref, at time.Time) 
 	if ref.Type == "" || ref.ID == "" {
 		return bulk.Errorf(bulk.EINVALID, "A resource needs a type and an id.")
 	}
+	l, err := s.layout(ctx, true)
+	if err != nil {
+		return err
+	}
 	for attempt := 1; ; attempt++ {
-		old, err := s.getCurrent(ctx, ref.Type, ref.ID)
+		old, err := s.getCurrent(ctx, l, ref.Type, ref.ID)
 		if err != nil {
 			return err
 		}
@@ -1208,14 +1366,14 @@ func (s *ResourceStore) Delete(ctx context.Context, ref bulk.Ref, at time.Time) 
 			return err
 		}
 		if old.live && ref.Type == "Group" {
-			if err := s.dropMembers(ctx, ref.ID, nil); err != nil {
+			if err := s.dropMembers(ctx, l, ref.ID, nil); err != nil {
 				return err
 			}
 		}
 		tomb := scanSK(lu(at), ref.ID)
-		tombItem := map[string]types.AttributeValue{attrPK: sv(deletedPK(ref.Type)), attrSK: sv(tomb)}
+		tombItem := map[string]types.AttributeValue{attrPK: sv(l.deletedPK(ref.Type, shard)), attrSK: sv(tomb)}
 		idItem := map[string]types.AttributeValue{
-			attrPK: sv(idPK(ref.Type)), attrSK: sv(ref.ID), attrDel: sv(tomb), attrToken: sv(randomID()),
+			attrPK: sv(l.idPK(ref.Type, shard)), attrSK: sv(ref.ID), attrDel: sv(tomb), attrToken: sv(randomID()),
 		}
 		if tp := s.tombstonePatients(pts); len(tp) > 0 {
 			tombItem[attrPatients], idItem[attrPatients] = strList(tp), strList(tp)
@@ -1231,7 +1389,7 @@ func (s *ResourceStore) Delete(ctx context.Context, ref bulk.Ref, at time.Time) 
 			return translate(err, "delete failed")
 		}
 		if old.del != "" && old.del != tomb {
-			if _, err := s.api.DeleteItem(ctx, &ddb.DeleteItemInput{TableName: aws.String(s.table), Key: key2(deletedPK(ref.Type), old.del)}); err != nil {
+			if _, err := s.api.DeleteItem(ctx, &ddb.DeleteItemInput{TableName: aws.String(s.table), Key: key2(l.deletedPK(ref.Type, shard), old.del)}); err != nil {
 				return translate(err, "delete tombstone failed")
 			}
 		}
@@ -1239,7 +1397,7 @@ func (s *ResourceStore) Delete(ctx context.Context, ref bulk.Ref, at time.Time) 
 			if old.ref != "" {
 				s.deleteSpills(ctx, []string{old.ref})
 			}
-			return s.count(ctx, map[string]int64{s.scanPK(ref.Type, shard): -1})
+			return s.count(ctx, l, map[counter]int64{{ref.Type, shard}: -1})
 		}
 		return nil
 	}

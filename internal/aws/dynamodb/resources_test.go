@@ -10,6 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	ddb "github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
 	"github.com/tranchehq/tranche/internal/aws/awstest"
 	"github.com/tranchehq/tranche/internal/aws/dynamodb"
 	"github.com/tranchehq/tranche/internal/aws/s3"
@@ -185,5 +189,243 @@ func TestResourceStoreLarge(t *testing.T) {
 	nobodies := dynamodb.NewResourceStore(client, awstest.Table(t, client, "Resources"), 1, dynamodb.ResourceOptions{})
 	if err := nobodies.Put(ctx, []*bulk.Resource{big}); bulk.ErrorCode(err) != bulk.EINVALID {
 		t.Errorf("Put of %d bytes without a body store error = %v, want %s", len(big.Body), err, bulk.EINVALID)
+	}
+}
+
+// TestResourceStoreShardCounts: the same data written with 1, 4 and 16
+// shards reads back the same, each resource once (issue 12: the hot keys
+// are split by shard and merged on read).
+func TestResourceStoreShardCounts(t *testing.T) {
+	client := awstest.DynamoDB(t)
+	bulktest.RunShardCountTests(t, func(t *testing.T, shards int) bulk.ResourceStore {
+		return dynamodb.NewResourceStore(client, awstest.Table(t, client, "Resources"), shards, dynamodb.ResourceOptions{})
+	}, 1, 4, 16)
+}
+
+// TestResourceStoreLayout1 runs the contract on layout 1, the keys of
+// tables written before layout 2 (layout.go), which keep working.
+func TestResourceStoreLayout1(t *testing.T) {
+	client := awstest.DynamoDB(t)
+	bulktest.RunResourceStoreTests(t, func(t *testing.T) bulk.ResourceStore {
+		s := dynamodb.NewResourceStore(client, awstest.Table(t, client, "Resources"), 4, dynamodb.ResourceOptions{})
+		dynamodb.UseLayout1(s)
+		return s
+	})
+}
+
+// getLayout reads the layout item: its version and shards (0, 0 if none).
+func getLayout(t *testing.T, client dynamodb.API, table string) (version, shards string) {
+	t.Helper()
+	out, err := client.GetItem(context.Background(), &ddb.GetItemInput{TableName: aws.String(table), Key: map[string]types.AttributeValue{
+		"pk": &types.AttributeValueMemberS{Value: "_meta"}, "sk": &types.AttributeValueMemberS{Value: "layout"},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	num := func(name string) string {
+		if v, ok := out.Item[name].(*types.AttributeValueMemberN); ok {
+			return v.Value
+		}
+		return ""
+	}
+	return num("v"), num("n")
+}
+
+// partitionSize counts the items under one partition key.
+func partitionSize(t *testing.T, client dynamodb.API, table, pk string) int32 {
+	t.Helper()
+	out, err := client.Query(context.Background(), &ddb.QueryInput{
+		TableName: aws.String(table), KeyConditionExpression: aws.String("pk = :pk"), Select: types.SelectCount,
+		ExpressionAttributeValues: map[string]types.AttributeValue{":pk": &types.AttributeValueMemberS{Value: pk}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.Count
+}
+
+// TestResourceStoreLayouts: a new table gets layout 2 with its first
+// write, recorded with its shards, which a store with other shards then
+// refuses; a table an older deployment wrote (layout 1) is read as such
+// without a write, and its next write records layout 1 and keeps its
+// keys.
+func TestResourceStoreLayouts(t *testing.T) {
+	client := awstest.DynamoDB(t)
+	ctx := context.Background()
+	obs := func(id string, sec int, patient string) *bulk.Resource {
+		return &bulk.Resource{Type: "Observation", ID: id, LastUpdated: at(sec), Body: body("Observation", id, 100), Patients: []string{patient}}
+	}
+	t.Run("New", func(t *testing.T) {
+		table := awstest.Table(t, client, "Resources")
+		s := dynamodb.NewResourceStore(client, table, 4, dynamodb.ResourceOptions{})
+		if _, err := s.Count(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if v, _ := getLayout(t, client, table); v != "" {
+			t.Errorf("layout after a read of an empty table = %q, want none (reads never write)", v)
+		}
+		var rs []*bulk.Resource
+		for i := range 40 {
+			rs = append(rs, obs(fmt.Sprintf("o%02d", i), i, "p1"))
+		}
+		if err := s.Put(ctx, rs); err != nil {
+			t.Fatal(err)
+		}
+		if v, n := getLayout(t, client, table); v != "2" || n != "4" {
+			t.Errorf("layout after the first Put = %q with %q shards, want 2 with 4", v, n)
+		}
+		var spread int32
+		for shard := range 4 {
+			spread += partitionSize(t, client, table, fmt.Sprintf("_id/Observation#%03d", shard))
+		}
+		if spread != 40 || partitionSize(t, client, table, "_id/Observation") != 0 {
+			t.Errorf("_id items in the 4 shards = %d, want all 40 and none unsplit", spread)
+		}
+		other := dynamodb.NewResourceStore(client, table, 8, dynamodb.ResourceOptions{})
+		if _, err := other.Count(ctx); bulk.ErrorCode(err) != bulk.EINTERNAL {
+			t.Errorf("Count() of a 4-shard table with 8 shards error = %v, want %s", err, bulk.EINTERNAL)
+		}
+	})
+	t.Run("Old", func(t *testing.T) {
+		table := awstest.Table(t, client, "Resources")
+		old := dynamodb.NewResourceStore(client, table, 4, dynamodb.ResourceOptions{})
+		dynamodb.UseLayout1(old)
+		members := []string{"p1", "p2", "p3"}
+		g := &bulk.Resource{Type: "Group", ID: "g1", LastUpdated: at(1), Body: body("Group", "g1", 100), Members: members, Patients: members}
+		if err := old.Put(ctx, []*bulk.Resource{obs("o1", 1, "p1"), obs("o2", 2, "p2"), g}); err != nil {
+			t.Fatal(err)
+		}
+		if err := old.Delete(ctx, bulk.Ref{Type: "Observation", ID: "o2"}, at(5)); err != nil {
+			t.Fatal(err)
+		}
+		check := func(s *dynamodb.ResourceStore, wantObs []string) {
+			t.Helper()
+			var ids []string
+			if err := s.List(ctx, "Observation", "", func(r *bulk.Resource, _ bulk.Cursor) error { ids = append(ids, r.ID); return nil }); err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(ids, wantObs) {
+				t.Errorf("List(Observation) = %v, want %v", ids, wantObs)
+			}
+			if m, err := s.GroupMembers(ctx, "g1"); err != nil || !slices.Equal(m, members) {
+				t.Errorf("GroupMembers(g1) = %v, %v; want %v", m, err, members)
+			}
+			if ok, err := s.IsGroupMember(ctx, "g1", "p2"); err != nil || !ok {
+				t.Errorf("IsGroupMember(g1, p2) = %v, %v; want true", ok, err)
+			}
+			if c, err := s.Count(ctx); err != nil || c["Observation"] != int64(len(wantObs)) || c["Group"] != 1 {
+				t.Errorf("Count() = %v, %v; want %d Observations and 1 Group", c, err, len(wantObs))
+			}
+			var tombs []string
+			if err := s.Tombstones(ctx, "Observation", bulk.Range{Until: at(100)}, func(ts bulk.Tombstone) error { tombs = append(tombs, ts.ID); return nil }); err != nil || !slices.Equal(tombs, []string{"o2"}) {
+				t.Errorf("Tombstones(Observation) = %v, %v; want [o2]", tombs, err)
+			}
+		}
+		reader := dynamodb.NewResourceStore(client, table, 4, dynamodb.ResourceOptions{})
+		check(reader, []string{"o1"})
+		if v, _ := getLayout(t, client, table); v != "" {
+			t.Errorf("layout after reads = %q, want none (reads never write)", v)
+		}
+		writer := dynamodb.NewResourceStore(client, table, 4, dynamodb.ResourceOptions{})
+		if err := writer.Put(ctx, []*bulk.Resource{obs("o3", 3, "p3")}); err != nil {
+			t.Fatal(err)
+		}
+		if v, _ := getLayout(t, client, table); v != "1" {
+			t.Errorf("layout after a Put into an old table = %q, want 1", v)
+		}
+		if n := partitionSize(t, client, table, "_id/Observation"); n != 3 {
+			t.Errorf("_id/Observation holds %d items, want 3 (o1, o2's tombstone, o3): an old table keeps its keys", n)
+		}
+		check(writer, []string{"o1", "o3"})
+		check(dynamodb.NewResourceStore(client, table, 4, dynamodb.ResourceOptions{}), []string{"o1", "o3"})
+	})
+}
+
+// readsAPI records whether each Query was strongly consistent.
+type readsAPI struct {
+	dynamodb.API
+	mu         sync.Mutex
+	consistent []bool
+}
+
+func (a *readsAPI) Query(ctx context.Context, in *ddb.QueryInput, opts ...func(*ddb.Options)) (*ddb.QueryOutput, error) {
+	a.mu.Lock()
+	a.consistent = append(a.consistent, aws.ToBool(in.ConsistentRead))
+	a.mu.Unlock()
+	return a.API.Query(ctx, in, opts...)
+}
+
+func (a *readsAPI) take() []bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	c := a.consistent
+	a.consistent = nil
+	return c
+}
+
+// TestResourceStoreScanConsistency (issue 12 item 5): a scan reads
+// strongly consistent pages until the store's clock shows the kick-off of
+// its export more than Settle ago (settle.go), then eventually consistent
+// ones, and visits the same resources either way.
+func TestResourceStoreScanConsistency(t *testing.T) {
+	client := awstest.DynamoDB(t)
+	ctx := context.Background()
+	table := awstest.Table(t, client, "Resources")
+	api := &readsAPI{API: client}
+	now := time.Now().UTC()
+	clock := func() time.Time { return now }
+	s := dynamodb.NewResourceStore(api, table, 1, dynamodb.ResourceOptions{Now: clock})
+	var rs []*bulk.Resource
+	for i := range 300 { // 1.2 MB: two pages
+		id := fmt.Sprintf("o%03d", i)
+		rs = append(rs, &bulk.Resource{Type: "Observation", ID: id, LastUpdated: at(i % 60), Body: body("Observation", id, 4000)})
+	}
+	if err := s.Put(ctx, rs); err != nil {
+		t.Fatal(err)
+	}
+	scan := func(s *dynamodb.ResourceStore, until time.Time) ([]string, []bool) {
+		t.Helper()
+		api.take()
+		var ids []string
+		err := s.Scan(ctx, bulk.ScanRequest{Type: "Observation", Range: bulk.Range{Until: until}}, func(r *bulk.Resource, _ bulk.Cursor) error {
+			ids = append(ids, r.ID)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ids, api.take()
+	}
+	allStrong := func(c []bool) bool { return !slices.Contains(c, false) }
+
+	// Before any kick-off: no evidence, every page strongly consistent.
+	want, c := scan(s, now)
+	if len(want) != len(rs) || len(c) < 2 || !allStrong(c) {
+		t.Fatalf("Scan before any kick-off: %d resources, pages consistent %v; want %d, at least 2 pages, all strong", len(want), c, len(rs))
+	}
+	tt, err := s.TransactionTime(ctx, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, c := scan(s, tt); !allStrong(c) {
+		t.Errorf("Scan just after its kick-off: pages consistent %v, want all strong", c)
+	}
+	now = now.Add(dynamodb.DefaultSettle + time.Second)
+	got, c := scan(s, tt)
+	if !slices.Equal(got, want) || !c[0] || slices.Contains(c[1:], true) {
+		t.Errorf("Scan %v after its kick-off: %d resources, pages consistent %v; want the same %d, the first page strong and the rest eventual",
+			dynamodb.DefaultSettle+time.Second, len(got), c, len(want))
+	}
+	strict := dynamodb.NewResourceStore(api, table, 1, dynamodb.ResourceOptions{Now: clock, Settle: -1})
+	if _, c := scan(strict, tt); !allStrong(c) {
+		t.Errorf("Scan with a negative Settle: pages consistent %v, want all strong", c)
+	}
+	// A later kick-off moves the clock: strong again until it settles.
+	tt, err = s.TransactionTime(ctx, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, c := scan(s, tt); !allStrong(c) {
+		t.Errorf("Scan just after a later kick-off: pages consistent %v, want all strong", c)
 	}
 }

@@ -19,11 +19,17 @@ import (
 
 // queryTable answers Query over fixed items, in sort-key order, a few
 // items a page, as DynamoDB answers a key-range query: enough of the API
-// for Scan. Every other method is the nil API's (it panics).
+// for Scan, with GetItem. Every other method is the nil API's (it panics).
 type queryTable struct {
 	API
 	items    []map[string]types.AttributeValue // sorted by pk, sk
 	pageSize int
+}
+
+// GetItem finds nothing: the table has no clock item, so scans read
+// strongly consistent (settle.go).
+func (q *queryTable) GetItem(context.Context, *ddb.GetItemInput, ...func(*ddb.Options)) (*ddb.GetItemOutput, error) {
+	return &ddb.GetItemOutput{}, nil
 }
 
 func (q *queryTable) Query(_ context.Context, in *ddb.QueryInput, _ ...func(*ddb.Options)) (*ddb.QueryOutput, error) {
