@@ -19,7 +19,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tranchehq/tranche/internal/aws/cfn"
 	"github.com/tranchehq/tranche/internal/aws/dynamodb"
+	"github.com/tranchehq/tranche/internal/aws/handler"
 	"github.com/tranchehq/tranche/internal/config"
 	"github.com/tranchehq/tranche/statemachines"
 )
@@ -549,9 +551,9 @@ func TestRoutes(t *testing.T) {
 // name, and must not need a raised Lambda quota. The retained bucket and
 // tables are RetainExceptOnCreate (a rollback of their creation deletes
 // them, so the fixed-name bucket can be created again); the import
-// function reserves no concurrency unless ImportConcurrency asks for it
-// (new accounts have 10 concurrent executions and Lambda keeps 100
-// unreserved, so any reservation fails there).
+// function reserves no concurrency (new accounts have 10 concurrent
+// executions and Lambda keeps 100 unreserved, so any reservation fails
+// there).
 func TestFirstDeploy(t *testing.T) {
 	tpl := load(t)
 	for name, r := range tpl.Resources {
@@ -564,11 +566,328 @@ func TestFirstDeploy(t *testing.T) {
 			t.Errorf("%s DeletionPolicy = %v, want RetainExceptOnCreate (kept on stack deletion once created)", name, p)
 		}
 	}
-	if d := get(tpl.Parameters["ImportConcurrency"], "Default"); d != "0" {
-		t.Errorf("ImportConcurrency default %v, want 0 (no reservation)", d)
+	// ImportConcurrency caps the import queue's event source instead of
+	// reserving concurrency: nothing to reserve, so a default cap needs no
+	// raised quota, and no throttled delivery counts as a receive towards
+	// the dead-letter queue
+	// (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html).
+	if d, _ := strconv.Atoi(fmt.Sprint(get(tpl.Parameters["ImportConcurrency"], "Default"))); d < 2 {
+		t.Errorf("ImportConcurrency default %d, want a cap of at least 2 (the event source's minimum)", d)
 	}
-	rc := fmt.Sprint(get(tpl.Resources["ImportFunction"], "Properties", "ReservedConcurrentExecutions"))
-	if rc != "[!If [HasImportConcurrency !Ref ImportConcurrency !Ref AWS::NoValue]]" {
-		t.Errorf("ImportFunction ReservedConcurrentExecutions = %s, want it only when ImportConcurrency > 0", rc)
+	if rc := get(tpl.Resources["ImportFunction"], "Properties", "ReservedConcurrentExecutions"); rc != nil {
+		t.Errorf("ImportFunction ReservedConcurrentExecutions = %v, want none (a reservation throttles SQS deliveries)", rc)
+	}
+}
+
+// noValue is what !Ref AWS::NoValue evaluates to here.
+const noValue = "<AWS::NoValue>"
+
+// deployment evaluates the template's intrinsics as CloudFormation would
+// for a deployment with params (the rest at their defaults): its
+// conditions, computed from the Conditions section (!Not, !Equals, !Or,
+// !And, !Condition), and the parameters' and pseudo parameters' Refs.
+func deployment(t *testing.T, params map[string]string) *cfn.Stack {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(root, "template.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := parseYAML(string(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &cfn.Stack{Refs: map[string]string{
+		"AWS::NoValue": noValue, "AWS::Partition": "aws", "AWS::Region": "us-east-1",
+		"AWS::AccountId": "123456789012", "AWS::StackName": "tranche",
+	}, Conditions: map[string]bool{}}
+	for name, p := range get(doc, "Parameters").(map[string]any) {
+		if d, ok := get(p, "Default").(string); ok {
+			st.Refs[name] = d
+		}
+	}
+	maps.Copy(st.Refs, params)
+	conds, _ := get(doc, "Conditions").(map[string]any)
+	var eval func(v any) bool
+	named := func(name string) bool {
+		if _, ok := conds[name]; !ok {
+			t.Fatalf("no condition %s", name)
+		}
+		return eval(conds[name])
+	}
+	value := func(v any) string {
+		s := fmt.Sprint(v)
+		if ref, ok := strings.CutPrefix(s, "!Ref "); ok {
+			return st.Refs[ref]
+		}
+		return s
+	}
+	eval = func(v any) bool {
+		if s, ok := v.(string); ok {
+			name, found := strings.CutPrefix(s, "!Condition ")
+			if !found {
+				t.Fatalf("condition %q", s)
+			}
+			return named(name)
+		}
+		fn, args := v.([]any)[0].(string), v.([]any)[1].([]any)
+		switch fn {
+		case "!Not":
+			return !eval(args[0])
+		case "!Equals":
+			return value(args[0]) == value(args[1])
+		case "!Or":
+			return slices.ContainsFunc(args, eval)
+		case "!And":
+			return !slices.ContainsFunc(args, func(a any) bool { return !eval(a) })
+		}
+		t.Fatalf("condition function %s", fn)
+		return false
+	}
+	for name := range conds {
+		st.Conditions[name] = named(name)
+	}
+	return st
+}
+
+func evalIn(t *testing.T, st *cfn.Stack, v any) string {
+	t.Helper()
+	out, err := st.Eval(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprint(out)
+}
+
+// TestImportQueue: S3 notifies the import queue of files under incoming/,
+// and the import function consumes it one notification at a time, with
+// partial batch responses; a notification is invisible for six function
+// timeouts while it is worked on, as Lambda asks
+// (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html),
+// and after handler.ImportMaxReceives receives goes to a dead-letter queue
+// that keeps it longer and whose first message raises an alarm.
+func TestImportQueue(t *testing.T) {
+	tpl := load(t)
+	fn := tpl.Resources["ImportFunction"]
+	q, dlq := get(tpl.Resources["ImportQueue"], "Properties"), get(tpl.Resources["ImportDeadLetterQueue"], "Properties")
+	if tpl.Resources["ImportQueue"]["Type"] != "AWS::SQS::Queue" || tpl.Resources["ImportDeadLetterQueue"]["Type"] != "AWS::SQS::Queue" {
+		t.Fatal("no ImportQueue and ImportDeadLetterQueue (AWS::SQS::Queue)")
+	}
+	timeout, _ := strconv.Atoi(fmt.Sprint(get(fn, "Properties", "Timeout")))
+	vis, _ := strconv.Atoi(fmt.Sprint(get(q, "VisibilityTimeout")))
+	if timeout == 0 || vis < 6*timeout {
+		t.Errorf("ImportQueue VisibilityTimeout %d, want at least 6 × ImportFunction's Timeout %d", vis, timeout)
+	}
+	if got, want := fmt.Sprint(get(q, "RedrivePolicy")), fmt.Sprintf("map[deadLetterTargetArn:!GetAtt ImportDeadLetterQueue.Arn maxReceiveCount:%d]", handler.ImportMaxReceives); got != want {
+		t.Errorf("ImportQueue RedrivePolicy = %s, want %s (handler.ImportMaxReceives, the attempt it reports as final)", got, want)
+	}
+	if handler.ImportMaxReceives != 3 {
+		t.Errorf("handler.ImportMaxReceives = %d, want 3", handler.ImportMaxReceives)
+	}
+	keep, _ := strconv.Atoi(fmt.Sprint(get(q, "MessageRetentionPeriod")))
+	keepDead, _ := strconv.Atoi(fmt.Sprint(get(dlq, "MessageRetentionPeriod")))
+	if keep == 0 || keepDead <= keep {
+		t.Errorf("retention: queue %d s, dead-letter queue %d s; want the dead-letter queue's longer (a message keeps its first enqueue time)", keep, keepDead)
+	}
+	for name, p := range map[string]any{"ImportQueue": q, "ImportDeadLetterQueue": dlq} {
+		if get(p, "SqsManagedSseEnabled") != "true" {
+			t.Errorf("%s is not encrypted with SSE-SQS", name)
+		}
+	}
+
+	// The event source: the queue only, one notification per invocation,
+	// ReportBatchItemFailures, and ImportConcurrency as its maximum
+	// concurrency (at least 2; 0 sets none).
+	evs, _ := get(fn, "Properties", "Events").(map[string]any)
+	if len(evs) != 1 {
+		t.Fatalf("ImportFunction events = %v, want the import queue only", evs)
+	}
+	for _, ev := range evs {
+		p := get(ev, "Properties")
+		if get(ev, "Type") != "SQS" || get(p, "Queue") != "!GetAtt ImportQueue.Arn" || get(p, "BatchSize") != "1" ||
+			fmt.Sprint(get(p, "FunctionResponseTypes")) != "[ReportBatchItemFailures]" {
+			t.Errorf("ImportFunction event = %v, want SQS from ImportQueue, BatchSize 1, ReportBatchItemFailures", ev)
+		}
+		for param, want := range map[string]string{"0": noValue, "1": "map[MaximumConcurrency:2]", "7": "map[MaximumConcurrency:7]"} {
+			if got := evalIn(t, deployment(t, map[string]string{"ImportConcurrency": param}), get(p, "ScalingConfig")); got != want {
+				t.Errorf("ScalingConfig with ImportConcurrency %s = %s, want %s", param, got, want)
+			}
+		}
+	}
+
+	// S3 notifies the queue; only this bucket may send to it.
+	notif := fmt.Sprint(get(tpl.Resources["DataBucket"], "Properties", "NotificationConfiguration"))
+	if notif != "map[QueueConfigurations:[map[Event:s3:ObjectCreated:* Filter:map[S3Key:map[Rules:[map[Name:prefix Value:incoming/]]]] Queue:!GetAtt ImportQueue.Arn]]]" {
+		t.Errorf("DataBucket NotificationConfiguration = %s, want ObjectCreated under incoming/ to ImportQueue", notif)
+	}
+	st := deployment(t, nil)
+	bucketARN := "arn:aws:s3:::" + evalIn(t, st, get(tpl.Resources["DataBucket"], "Properties", "BucketName"))
+	pol := get(tpl.Resources["ImportQueuePolicy"], "Properties")
+	if fmt.Sprint(get(pol, "Queues")) != "[!Ref ImportQueue]" {
+		t.Errorf("ImportQueuePolicy Queues = %v", get(pol, "Queues"))
+	}
+	stmts, _ := get(pol, "PolicyDocument", "Statement").([]any)
+	if len(stmts) != 1 {
+		t.Fatalf("ImportQueuePolicy statements = %v, want one", stmts)
+	}
+	sm := stmts[0]
+	if get(sm, "Effect") != "Allow" || fmt.Sprint(get(sm, "Principal")) != "map[Service:s3.amazonaws.com]" || get(sm, "Action") != "sqs:SendMessage" ||
+		get(sm, "Resource") != "!GetAtt ImportQueue.Arn" ||
+		evalIn(t, st, get(sm, "Condition", "ArnEquals", "aws:SourceArn")) != bucketARN ||
+		evalIn(t, st, get(sm, "Condition", "StringEquals", "aws:SourceAccount")) != "123456789012" {
+		t.Errorf("ImportQueuePolicy statement = %v, want s3.amazonaws.com's SendMessage to ImportQueue from %s in this account only", sm, bucketARN)
+	}
+
+	// The dead-letter alarm: any visible message.
+	alarm := get(tpl.Resources["ImportDeadLetterAlarm"], "Properties")
+	if get(alarm, "Namespace") != "AWS/SQS" || get(alarm, "MetricName") != "ApproximateNumberOfMessagesVisible" ||
+		fmt.Sprint(get(alarm, "Dimensions")) != "[map[Name:QueueName Value:!GetAtt ImportDeadLetterQueue.QueueName]]" ||
+		get(alarm, "Threshold") != "0" || get(alarm, "ComparisonOperator") != "GreaterThanThreshold" ||
+		fmt.Sprint(get(alarm, "AlarmActions")) != "[!If [HasAlarmTopic [!Ref AlarmTopicArn] !Ref AWS::NoValue]]" {
+		t.Errorf("ImportDeadLetterAlarm = %v, want ApproximateNumberOfMessagesVisible > 0 on ImportDeadLetterQueue, notifying AlarmTopicArn", alarm)
+	}
+
+	// What the function's role may do beyond the table and incoming/:
+	// the event source mapping's calls and its own on the queue, and the
+	// checkpoints it reads back.
+	policy := fmt.Sprint(get(fn, "Properties", "Policies"))
+	for _, want := range []string{
+		"[sqs:ReceiveMessage sqs:DeleteMessage sqs:GetQueueAttributes sqs:GetQueueUrl sqs:SendMessage sqs:ChangeMessageVisibility] Effect:Allow Resource:!GetAtt ImportQueue.Arn]",
+		"[s3:GetObject s3:PutObject s3:AbortMultipartUpload] Effect:Allow Resource:!Sub arn:${AWS::Partition}:s3:::${AWS::StackName}-${AWS::AccountId}-${AWS::Region}/import-reports/*]",
+	} {
+		if !strings.Contains(policy, want) {
+			t.Errorf("ImportFunction's policies lack %s:\n%s", want, policy)
+		}
+	}
+}
+
+// TestNoCircularDependency: no resource depends on itself through Ref,
+// GetAtt, Sub, DependsOn and what SAM adds (Globals' references on every
+// function; an S3 event makes its bucket depend on the function). The
+// bucket waits for the queue policy (S3 checks it may send when the
+// notification is set), so the policy must name the bucket by name.
+func TestNoCircularDependency(t *testing.T) {
+	tpl := load(t)
+	deps := map[string][]string{}
+	globals := refsIn(tpl.Globals, tpl.Resources)
+	for id, r := range tpl.Resources {
+		deps[id] = append(deps[id], refsIn(r, tpl.Resources)...)
+		if r["Type"] != "AWS::Serverless::Function" {
+			continue
+		}
+		deps[id] = append(deps[id], globals...)
+		evs, _ := get(r, "Properties", "Events").(map[string]any)
+		for _, ev := range evs {
+			if get(ev, "Type") == "S3" {
+				for _, b := range refsIn(get(ev, "Properties", "Bucket"), tpl.Resources) {
+					deps[b] = append(deps[b], id)
+				}
+			}
+		}
+	}
+	if !slices.Contains(deps["DataBucket"], "ImportQueuePolicy") {
+		t.Error("DataBucket does not depend on ImportQueuePolicy: S3 would refuse the notification while the queue refuses it")
+	}
+	state := map[string]int{} // 1 visiting, 2 done
+	var path []string
+	var visit func(id string) bool
+	visit = func(id string) bool {
+		switch state[id] {
+		case 1:
+			t.Errorf("circular dependency: %s → %s", strings.Join(path, " → "), id)
+			return false
+		case 2:
+			return true
+		}
+		state[id] = 1
+		path = append(path, id)
+		for _, d := range deps[id] {
+			if !visit(d) {
+				return false
+			}
+		}
+		path = path[:len(path)-1]
+		state[id] = 2
+		return true
+	}
+	for _, id := range slices.Sorted(maps.Keys(deps)) {
+		if !visit(id) {
+			return
+		}
+	}
+}
+
+// refsIn returns the resources v refers to.
+func refsIn(v any, resources map[string]map[string]any) []string {
+	var out []string
+	add := func(name string) {
+		name, _, _ = strings.Cut(name, ".")
+		if _, ok := resources[name]; ok && !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	var walk func(v any, key string)
+	walk = func(v any, key string) {
+		switch v := v.(type) {
+		case map[string]any:
+			for k, e := range v {
+				walk(e, k)
+			}
+		case []any:
+			for _, e := range v {
+				walk(e, key)
+			}
+		case string:
+			switch {
+			case key == "DependsOn":
+				add(v)
+			case strings.HasPrefix(v, "!Ref "), strings.HasPrefix(v, "!GetAtt "):
+				_, name, _ := strings.Cut(v, " ")
+				add(strings.Trim(name, `"`))
+			case strings.HasPrefix(v, "!Sub "):
+				for _, m := range regexp.MustCompile(`\$\{([A-Za-z0-9.]+)\}`).FindAllStringSubmatch(v, -1) {
+					add(m[1])
+				}
+			}
+		}
+	}
+	walk(v, "")
+	return out
+}
+
+// TestResourcesThroughput: the Resources table's on-demand maximum and
+// warm throughput come from parameters, unset (AWS::NoValue) by default;
+// each property is set only with at least one of its values, as
+// CloudFormation asks
+// (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-properties-dynamodb-table-ondemandthroughput.html,
+// .../aws-properties-dynamodb-table-warmthroughput.html).
+func TestResourcesThroughput(t *testing.T) {
+	tpl := load(t)
+	props := get(tpl.Resources["ResourcesTable"], "Properties")
+	for param, property := range map[string]string{
+		"MaxRead": "MaxReadRequestUnits", "MaxWrite": "MaxWriteRequestUnits",
+		"WarmRead": "ReadUnitsPerSecond", "WarmWrite": "WriteUnitsPerSecond",
+	} {
+		p := tpl.Parameters[param]
+		if get(p, "Type") != "Number" || get(p, "Default") != "0" || !strings.Contains(fmt.Sprint(get(p, "Description")), property) {
+			t.Errorf("parameter %s = %v, want a Number defaulting to 0 (unset) whose description names %s", param, p, property)
+		}
+	}
+	for _, tc := range []struct {
+		params         map[string]string
+		onDemand, warm string
+	}{
+		{nil, noValue, noValue},
+		{map[string]string{"MaxWrite": "2000"}, "map[MaxReadRequestUnits:" + noValue + " MaxWriteRequestUnits:2000]", noValue},
+		{map[string]string{"MaxRead": "-1", "MaxWrite": "9000"}, "map[MaxReadRequestUnits:-1 MaxWriteRequestUnits:9000]", noValue},
+		{map[string]string{"WarmRead": "30000"}, noValue, "map[ReadUnitsPerSecond:30000 WriteUnitsPerSecond:" + noValue + "]"},
+		{map[string]string{"WarmRead": "30000", "WarmWrite": "20000"}, noValue, "map[ReadUnitsPerSecond:30000 WriteUnitsPerSecond:20000]"},
+	} {
+		st := deployment(t, tc.params)
+		if got := evalIn(t, st, get(props, "OnDemandThroughput")); got != tc.onDemand {
+			t.Errorf("OnDemandThroughput with %v = %s, want %s", tc.params, got, tc.onDemand)
+		}
+		if got := evalIn(t, st, get(props, "WarmThroughput")); got != tc.warm {
+			t.Errorf("WarmThroughput with %v = %s, want %s", tc.params, got, tc.warm)
+		}
 	}
 }

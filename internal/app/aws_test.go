@@ -176,9 +176,10 @@ func (b *bench) load(t *testing.T) {
 	b.loadFiles(t, path)
 }
 
-// loadFiles drops files under incoming/ and runs the import function on
-// the S3 event of events/import.json for each; the oracle imports the same
-// files into the reference store.
+// loadFiles drops files under incoming/ and delivers S3's notifications
+// of them through the import queue to the import function (HandleSQS), as
+// the queue's event source mapping does (awstest.EventSource); the oracle
+// imports the same files into the reference store.
 func (b *bench) loadFiles(t *testing.T, paths ...string) {
 	ctx := context.Background()
 	now := time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC)
@@ -192,38 +193,66 @@ func (b *bench) loadFiles(t *testing.T, paths ...string) {
 	}
 	im.TempDir = t.TempDir()
 	im.Now = func() time.Time { return now }
-	for _, path := range paths {
-		b.importFile(t, im, path)
+	q := newImportQueue(nil)
+	im.Queue, im.MaxReceives = q, handler.ImportMaxReceives
+	for i, path := range paths {
+		b.dropFile(t, q, path, i)
 	}
+	src := &awstest.EventSource{SQS: q, Queue: importQueueName, BatchSize: 1, Invoke: im.HandleSQS}
+	drainImports(t, q, src, len(paths))
 	b.oracle = mem.NewResourceStore(4)
 	if _, err := importer.Import(ctx, b.oracle, importer.Options{Now: func() time.Time { return now }}, paths...); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func (b *bench) importFile(t *testing.T, im *handler.Importer, path string) {
-	ctx := context.Background()
+// The import queue and its dead-letter queue, as template.yaml makes them
+// (TestImportQueue in infra/ checks the template).
+const (
+	importQueueName   = "tranche-ImportQueue"
+	importDeadLetters = "tranche-ImportDeadLetterQueue"
+	importVisibility  = 6 * 900 * time.Second
+)
+
+// newImportQueue is the import queue with its redrive policy; rec, if
+// set, records the calls made to it.
+func newImportQueue(rec *awstest.Recorder) *awstest.SQS {
+	q := awstest.NewSQS(rec)
+	q.CreateQueue(importDeadLetters, importVisibility, "", 0)
+	q.CreateQueue(importQueueName, importVisibility, importDeadLetters, handler.ImportMaxReceives)
+	return q
+}
+
+// dropFile uploads path under incoming/synthetic/ and sends S3's
+// notification of the upload to the import queue.
+func (b *bench) dropFile(t *testing.T, q *awstest.SQS, path string, n int) string {
+	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
 	key := "incoming/synthetic/" + filepath.Base(path)
-	if _, err := b.s3.Client.PutObject(ctx, &s3sdk.PutObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(key), Body: f}); err != nil {
-		t.Fatal(err)
-	}
-	raw, err := os.ReadFile(filepath.Join(eventsDir, "import.json"))
+	out, err := b.s3.Client.PutObject(context.Background(), &s3sdk.PutObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(key), Body: f})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ev events.S3Event
-	if err := json.Unmarshal(raw, &ev); err != nil {
+	if _, err := q.SendMessage(importQueueName, awstest.S3Notification(b.bucket, key, aws.ToString(out.VersionId), fmt.Sprintf("%016X", n+1))); err != nil {
 		t.Fatal(err)
 	}
-	ev.Records[0].S3.Bucket.Name = b.bucket
-	ev.Records[0].S3.Object.Key = strings.ReplaceAll(key, " ", "+") // as S3 encodes it
-	if err := im.Handle(ctx, ev); err != nil {
+	return key
+}
+
+// drainImports delivers the import queue's notifications until none is
+// left, and fails the test if any ended in the dead-letter queue: every
+// file is imported.
+func drainImports(t *testing.T, q *awstest.SQS, src *awstest.EventSource, files int) {
+	t.Helper()
+	if err := src.Drain(context.Background(), 4*files+10); err != nil {
 		t.Fatal(err)
+	}
+	if dead := q.Bodies(importDeadLetters); len(dead) > 0 {
+		t.Fatalf("notifications in the dead-letter queue (not imported): %q", dead)
 	}
 }
 

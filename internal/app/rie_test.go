@@ -39,6 +39,7 @@ import (
 	"github.com/tranchehq/tranche/internal/app"
 	"github.com/tranchehq/tranche/internal/aws/awstest"
 	"github.com/tranchehq/tranche/internal/aws/cfn"
+	"github.com/tranchehq/tranche/internal/aws/handler"
 	"github.com/tranchehq/tranche/internal/bulk"
 	"github.com/tranchehq/tranche/internal/client"
 	"github.com/tranchehq/tranche/internal/config"
@@ -90,6 +91,12 @@ type rieBench struct {
 	// before reaching the function, as Lambda's own errors do (throttling,
 	// a client-side timeout).
 	inject []string
+	// queue is the import queue (with its dead-letter queue) that S3's
+	// notifications go to, served to the import function as its SQS
+	// endpoint; imports is its event source mapping, invoking the real
+	// import function.
+	queue   *awstest.SQS
+	imports *awstest.EventSource
 	// dataPath is the NDJSON the bench imported; local serves the same
 	// data with the local binary's code, for byte-for-byte comparison.
 	dataPath string
@@ -131,7 +138,11 @@ func newRIEBench(t *testing.T) *rieBench {
 	// Every service behind a recording front: the functions reach them
 	// through AWS_ENDPOINT_URL_* (read when an instance starts).
 	s3Front := b.rec.Front(t, awstest.ServiceS3, b.s3.URL)
+	// The import queue records the import function's own calls itself
+	// (the recording fronts do not speak SQS).
+	b.queue = newImportQueue(b.rec)
 	for env, front := range map[string]string{
+		"AWS_ENDPOINT_URL_SQS":             b.queue.Serve(t),
 		"AWS_ENDPOINT_URL_DYNAMODB":        b.rec.Front(t, awstest.ServiceDynamoDB, awstest.DynamoDBEndpoint(t)),
 		"AWS_ENDPOINT_URL_S3":              s3Front,
 		"AWS_ENDPOINT_URL_SFN":             b.rec.Front(t, awstest.ServiceSFN, b.sfn.URL),
@@ -346,9 +357,30 @@ func newRIEBench(t *testing.T) *rieBench {
 	// Bodies above 600 bytes go to S3 (bodies/), so every reader of spilled
 	// bodies is exercised (the default, 64 KB, spills none of the
 	// generated resources).
-	newFn("ImportFunction", "", 1, nil, "TRANCHE_SPILL_BYTES=600")
+	importFn := newFn("ImportFunction", "", 1, nil, "TRANCHE_SPILL_BYTES=600")
+	b.imports = &awstest.EventSource{SQS: b.queue, Queue: importQueueName, BatchSize: 1, Principal: "ImportFunction", Invoke: sqsInvoke(importFn)}
 	newFn("PurgeFunction", "", 1, nil)
 	return b
+}
+
+// sqsInvoke is f as an SQS event source mapping invokes it: synchronously,
+// the batch as the event, the partial batch response as the answer.
+func sqsInvoke(f *awstest.Function) func(context.Context, events.SQSEvent) (events.SQSEventResponse, error) {
+	return func(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+		var res events.SQSEventResponse
+		in, err := json.Marshal(ev)
+		if err != nil {
+			return res, err
+		}
+		out, err := f.Invoke(ctx, in)
+		if err != nil {
+			return res, err
+		}
+		if err := json.Unmarshal(out, &res); err != nil {
+			return res, fmt.Errorf("%s: the response is not a partial batch response: %w (%s)", f.Name(), err, out)
+		}
+		return res, nil
+	}
 }
 
 func lastLines(s string, n int) string {
@@ -359,9 +391,10 @@ func lastLines(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// loadRIE generates 8 patients' data, drops it under incoming/ and invokes
-// the import function with the S3 event of events/import.json; the oracle
-// imports the same bytes into the reference store.
+// loadRIE generates 8 patients' data, drops it under incoming/ and sends
+// S3's notification to the import queue, whose event source mapping
+// invokes the import function; the oracle imports the same bytes into the
+// reference store.
 func (b *rieBench) loadRIE(t *testing.T) {
 	ctx := context.Background()
 	var data strings.Builder
@@ -372,25 +405,9 @@ func (b *rieBench) loadRIE(t *testing.T) {
 	if err := os.WriteFile(path, []byte(data.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	key := "incoming/synthetic/" + filepath.Base(path)
-	if _, err := b.s3.Client.PutObject(ctx, &s3sdk.PutObjectInput{Bucket: aws.String(b.bucket), Key: aws.String(key), Body: strings.NewReader(data.String())}); err != nil {
-		t.Fatal(err)
-	}
-	raw, err := os.ReadFile(filepath.Join(eventsDir, "import.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ev events.S3Event
-	if err := json.Unmarshal(raw, &ev); err != nil {
-		t.Fatal(err)
-	}
-	ev.Records[0].S3.Bucket.Name = b.bucket
-	ev.Records[0].S3.Object.Key = strings.ReplaceAll(key, " ", "+") // as S3 encodes it
-	in, _ := json.Marshal(ev)
 	start := time.Now()
-	if _, err := b.fns["import"].Invoke(ctx, in); err != nil {
-		t.Fatalf("import function: %v", err)
-	}
+	b.dropFile(t, b.queue, path, 0)
+	drainImports(t, b.queue, b.imports, 1)
 	t.Logf("import function: %d bytes in %v", data.Len(), time.Since(start).Round(time.Millisecond))
 	b.oracle = mem.NewResourceStore(4)
 	if _, err := importer.Import(ctx, b.oracle, importer.Options{Now: time.Now}, path); err != nil {
@@ -888,8 +905,72 @@ func TestServerlessRIE(t *testing.T) {
 		}
 	})
 
+	t.Run("ImportDeadLetter", b.importDeadLetter)
+
 	// Last: every call of the subtests above against template.yaml.
 	t.Run("IAM", b.checkIAM)
+}
+
+// importDeadLetter drops a file of another FHIR release, which the real
+// import function refuses on every delivery: after the third, SQS moves
+// its notification to the dead-letter queue (where ImportDeadLetterAlarm's
+// metric counts it), and the report beside it says why, without internal
+// text. The function delays its retries and makes the last failure visible
+// at once (ChangeMessageVisibility through the queue URL it looks up), so
+// the queue's clock moves 5 minutes, not three visibility timeouts; the
+// store is untouched.
+func (b *rieBench) importDeadLetter(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "dstu2 orders.ndjson")
+	if err := os.WriteFile(path, []byte(`{"resourceType":"MedicationOrder","id":"mo1","status":"active"}`+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	before, err := b.steps.Resources.Count(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	invocations, start := b.imports.Invocations, b.queue.Now()
+	key := b.dropFile(t, b.queue, path, 1)
+	if err := b.imports.Drain(ctx, 10); err != nil {
+		t.Fatal(err)
+	}
+	if n := b.imports.Invocations - invocations; n != handler.ImportMaxReceives {
+		t.Errorf("the import function was invoked %d times, want %d", n, handler.ImportMaxReceives)
+	}
+	if d := b.queue.Now().Sub(start); d != 5*time.Minute {
+		t.Errorf("the retries took %v of the queue's clock, want 5m (delays of 1m and 4m)", d)
+	}
+	dead := b.queue.Bodies(importDeadLetters)
+	if len(dead) != 1 || !strings.Contains(dead[0], "dstu2+orders.ndjson") || b.queue.Visible(importDeadLetters) != 1 {
+		t.Fatalf("dead-letter queue = %q (%d visible), want the notification of %s", dead, b.queue.Visible(importDeadLetters), key)
+	}
+	var rep handler.Report
+	out, err := b.s3.Client.ListObjectsV2(ctx, &s3sdk.ListObjectsV2Input{Bucket: aws.String(b.bucket), Prefix: aws.String("import-reports/")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range out.Contents {
+		if strings.HasSuffix(aws.ToString(o.Key), "-dstu2_orders.ndjson/report.json") {
+			obj, err := b.s3.Client.GetObject(ctx, &s3sdk.GetObjectInput{Bucket: aws.String(b.bucket), Key: o.Key})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = json.NewDecoder(obj.Body).Decode(&rep)
+			obj.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if rep.Source != key || rep.Status != handler.StatusFailed || rep.Attempt != 3 || !strings.Contains(rep.Failure, "DSTU2") || !strings.Contains(rep.Failure, "dead-letter queue") {
+		t.Errorf("report = %+v, want failed on the third attempt, naming the release", rep)
+	}
+	if strings.Contains(rep.Failure, "importer.") || strings.Contains(rep.Failure, "/tmp/") {
+		t.Errorf("report failure %q has internal text", rep.Failure)
+	}
+	if after, err := b.steps.Resources.Count(ctx); err != nil || !maps.Equal(before, after) {
+		t.Errorf("resources after the refused file = %v, %v; want %v", after, err, before)
+	}
 }
 
 // ageJob rewrites times in a job's stored document, as the passing of
@@ -1014,6 +1095,7 @@ func benchStack(t *testing.T, src []byte, bucket string) *cfn.Stack {
 		},
 		Attrs: map[string]string{
 			"DataBucket.Arn": "arn:aws:s3:::" + bucket, "ExportStateMachine.Name": stackName + "-export",
+			"ImportQueue.Arn": "arn:aws:sqs:us-east-1:123456789012:" + importQueueName,
 		},
 		Conditions: map[string]bool{"HasRegistration": true, "HasAlarmTopic": false, "HasBaseUrl": false},
 	}

@@ -39,6 +39,14 @@ const (
 // `urn:uuid:` fullUrls name entries, and references to them are rewritten to
 // the entries' Type/id.
 func (im *importer) bundle(at loc, doc []byte, bundleType string, multiline bool) error {
+	// The entries of a Bundle file are its units (Position); a resumed one
+	// reported its entries' faults before its first unit was stored.
+	units := multiline && im.depth == 1
+	skip := int64(0)
+	if units && im.file == im.opts.Resume.File {
+		skip = im.opts.Resume.Unit
+	}
+	im.quiet = skip > 0
 	var entries []entry
 	urns := map[string]string{}
 	line, pos := at.line, 0 // line is the line of doc[pos]
@@ -63,22 +71,37 @@ func (im *importer) bundle(at loc, doc []byte, bundleType string, multiline bool
 	if bundleType == "transaction" {
 		slices.SortStableFunc(entries, func(a, b entry) int { return cmp.Compare(a.phase, b.phase) })
 	}
-	for _, en := range entries {
-		if en.del != nil {
-			if err := im.delete(*en.del); err != nil {
-				return err
+	im.quiet = false
+	for i, en := range entries {
+		if units {
+			if int64(i) < skip {
+				im.unitDone() // stored before Options.Resume
+				continue
 			}
-			continue
+			if im.stopping() {
+				return ErrStopped
+			}
 		}
-		id := ""
-		if en.newID {
-			id = en.id
-		}
-		if err := im.resource(en.at, en.typ, id, compact([]byte(en.raw)), urns); err != nil {
+		if err := im.apply(en, urns); err != nil {
 			return err
+		}
+		if units {
+			im.unitDone()
 		}
 	}
 	return nil
+}
+
+// apply queues what one checked entry does.
+func (im *importer) apply(en entry, urns map[string]string) error {
+	if en.del != nil {
+		return im.delete(*en.del)
+	}
+	id := ""
+	if en.newID {
+		id = en.id
+	}
+	return im.resource(en.at, en.typ, id, compact([]byte(en.raw)), urns)
 }
 
 // entry checks a Bundle entry; ok is false for an entry that was reported

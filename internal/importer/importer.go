@@ -7,14 +7,16 @@
 // Patient compartment and, for Groups, its member Patients. A resource the
 // same as the one stored is not stored again (bulk.ResourceSink.Put), so
 // importing the same data twice changes nothing, and an import cut short
-// is finished by running it again. Bad lines are reported and skipped; a
-// store error stops the import. `urn:uuid:` references are resolved to
-// Type/id in a last pass, so that a resource may reference one imported
-// later in the same run.
+// is finished by running it again, or resumed where its last stored write
+// left it (Options.Resume, Options.Committed). Bad lines are reported and
+// skipped; a store error stops the import. `urn:uuid:` references are
+// resolved to Type/id in a last pass, so that a resource may reference one
+// imported later in the same run.
 package importer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -61,6 +63,56 @@ type Options struct {
 	// HTTPClient fetches the files a manifest lists that are not next to
 	// it (default http.DefaultClient). It sends no credentials of its own.
 	HTTPClient *http.Client
+
+	// Resume continues an import that Stop ended, or that was killed,
+	// where its last Commit said: the input before it is not read again
+	// (its errors are not reported again either). Zero starts at the
+	// beginning. The files must be the same, in the same order.
+	Resume Position
+	// Deferred are the resources the import before Resume stored with
+	// `urn:uuid:` references left in them (Commit.Deferred), resolved in
+	// the last pass with this run's.
+	Deferred []bulk.Ref
+	// Stop, if set, is asked before each unit of input (a line of NDJSON,
+	// an entry of a Bundle file): once it returns true the import stores
+	// what it has read and returns ErrStopped, without the last pass.
+	Stop func() bool
+	// Committed, if set, is called on the writer's goroutine each time a
+	// write is stored, and once more, on Import's, when Stop ends the
+	// import: an import stopped or killed after it can Resume at
+	// c.Position with Deferred c.Deferred. c's slices are prefixes of
+	// lists the import only appends to: they may be kept, not modified.
+	// The call delays the next write.
+	Committed func(c Commit)
+}
+
+// ErrStopped is Import's error when Options.Stop ended it; the last
+// Options.Committed call says where to resume.
+var ErrStopped = errors.New("importer: stopped before the end of the input")
+
+// Position is how far an import's input is stored: the files before File
+// (in the order Import reads them) and the first Unit units of file File.
+// A unit is a line of an NDJSON file, or an entry of a Bundle file (a
+// .json document) in the order the entries apply: a transaction's DELETEs
+// first. Lines of a file a fetched manifest lists are not units: such a
+// file resumes from its start.
+type Position struct {
+	File int   `json:"file"`
+	Unit int64 `json:"unit"`
+}
+
+// Commit is how far an import has stored its input, for Options.Committed.
+type Commit struct {
+	// Position is where to resume: everything before it is stored.
+	Position Position
+	// Types counts what this run's stored writes did (Report.Types).
+	Types map[string]Counts
+	// Errors are this run's lines and files skipped for a fault, before
+	// Position; those before Options.Resume are not in them.
+	Errors []LineError
+	// Deferred are the resources before Position stored with `urn:uuid:`
+	// references left in them, Options.Deferred included.
+	Deferred []bulk.Ref
 }
 
 // Progress is how far an import has got.
@@ -229,14 +281,23 @@ func Import(ctx context.Context, store bulk.ResourceStore, opts Options, paths .
 		nowText:    now.Format(instantLayout),
 		inBatch:    map[bulk.Ref]int{},
 		superseded: map[string]int64{},
+		deferred:   slices.Clone(opts.Deferred),
 	}
+	im.w.committed = opts.Committed
+	im.markDone(opts.Resume)
 	im.report.Skipped = skipped
 	im.progress.TotalFiles = len(files)
 	im.progress.TotalBytes, im.progress.TotalResources = totals(files)
 	im.reportProgress()
 	err = im.run(files)
-	if cerr := im.w.close(); err == nil {
+	if cerr := im.w.close(); err == nil || (errors.Is(err, ErrStopped) && cerr != nil) {
 		err = cerr
+	}
+	if errors.Is(err, ErrStopped) && opts.Committed != nil {
+		// Every write is stored: the input up to where it stopped is, even
+		// the lines that needed none.
+		types, _ := im.w.counts()
+		opts.Committed(im.done.commit(types))
 	}
 	var stored int64
 	im.report.Types, stored = im.w.counts()
@@ -257,13 +318,26 @@ func Import(ctx context.Context, store bulk.ResourceStore, opts Options, paths .
 	return im.report, err
 }
 
-// run reads files, then resolves what references it can.
+// run reads files, then resolves what references it can. Stopped
+// (ErrStopped), it hands the writer what it read and skips the last pass.
 func (im *importer) run(files []input) error {
-	for _, f := range files {
+	for i, f := range files {
+		if i < im.opts.Resume.File {
+			continue // stored by the run Resume continues
+		}
+		im.file, im.units = i, 0
+		// The first file of a run is asked at its first unit: a run that
+		// resumes always starts.
+		if i > im.opts.Resume.File && im.stopping() {
+			return im.stopped()
+		}
 		im.progress.File = f.name
-		if err := im.readInput(f); err != nil {
+		if err := im.readInput(f); errors.Is(err, ErrStopped) {
+			return im.stopped()
+		} else if err != nil {
 			return err
 		}
+		im.markDone(Position{File: i + 1})
 		im.report.Files++
 		im.progress.Files++
 		im.reportProgress()
@@ -308,6 +382,66 @@ type importer struct {
 	// still in them, to resolve once everything is stored. Memory is
 	// bounded by this list, not by the data.
 	deferred []bulk.Ref
+
+	// done is how far the input is handed to the writer: each write
+	// carries it, and is a Commit once stored (Options.Committed).
+	done mark
+	// depth is readInput's nesting (a fetched manifest reads its files
+	// inside its own): units count in the top-level files only.
+	depth int
+	// file is the index of the top-level file being read, units the units
+	// of it finished.
+	file  int
+	units int64
+	// quiet drops lineError reports: a resumed Bundle's checks of entries
+	// reported before Resume.
+	quiet bool
+}
+
+// mark is a Position with the errors and deferred references of the input
+// before it: prefixes of the importer's lists, which only grow.
+type mark struct {
+	pos      Position
+	errs     []LineError
+	deferred []bulk.Ref
+}
+
+func (m mark) commit(types map[string]Counts) Commit {
+	return Commit{Position: m.pos, Types: types, Errors: m.errs, Deferred: m.deferred}
+}
+
+// markDone notes that the input before p is handed to the writer.
+func (im *importer) markDone(p Position) {
+	errs, deferred := im.report.Errors, im.deferred
+	im.done = mark{pos: p, errs: errs[:len(errs):len(errs)], deferred: deferred[:len(deferred):len(deferred)]}
+}
+
+// unitDone notes the end of a unit of the top-level file being read.
+func (im *importer) unitDone() {
+	if im.depth == 1 {
+		im.units++
+		im.markDone(Position{File: im.file, Unit: im.units})
+	}
+}
+
+// resumed reports whether the current unit of the top-level file was
+// stored before Options.Resume, so is skipped.
+func (im *importer) resumed() bool {
+	return im.depth == 1 && im.file == im.opts.Resume.File && im.units < im.opts.Resume.Unit
+}
+
+// stopping asks Options.Stop, at a unit's start.
+func (im *importer) stopping() bool {
+	return im.opts.Stop != nil && im.opts.Stop()
+}
+
+// stopped hands the writer what was read before the unit that was not
+// started, and ends the reading.
+func (im *importer) stopped() error {
+	if err := im.flush(); err != nil {
+		return err
+	}
+	return ErrStopped
 }
 
 // loc says where a resource came from, for errors.
@@ -318,6 +452,9 @@ type loc struct {
 }
 
 func (im *importer) lineError(l loc, format string, args ...any) {
+	if im.quiet {
+		return
+	}
 	msg := fmt.Sprintf(format, args...)
 	if l.entry >= 0 {
 		msg = fmt.Sprintf("Bundle.entry[%d]: %s", l.entry, msg)
@@ -365,7 +502,7 @@ func (im *importer) flush() error {
 	if len(im.batch) == 0 {
 		return nil
 	}
-	op := writeOp{put: im.batch, offs: im.batchOffs, count: !im.restoring, superseded: im.superseded}
+	op := writeOp{put: im.batch, offs: im.batchOffs, count: !im.restoring, superseded: im.superseded, mark: im.done}
 	if err := im.w.send(op); err != nil {
 		return err
 	}
@@ -394,7 +531,7 @@ func (im *importer) delete(ref bulk.Ref) error {
 	if err := im.flush(); err != nil {
 		return err
 	}
-	return im.w.send(writeOp{del: &ref, at: im.now})
+	return im.w.send(writeOp{del: &ref, at: im.now, mark: im.done})
 }
 
 // instantLayout writes a FHIR instant in UTC with milliseconds.

@@ -52,6 +52,8 @@ func (c countingReader) Read(p []byte) (int, error) {
 // a store error is returned; a file that breaks off (a truncated .gz), is
 // not what its name says or cannot be fetched is reported and skipped.
 func (im *importer) readInput(in input) error {
+	im.depth++
+	defer func() { im.depth-- }()
 	rc, err := im.open(in)
 	if err != nil || rc == nil {
 		return err
@@ -150,7 +152,7 @@ func (im *importer) readNDJSON(path string, r *bufio.Reader) error {
 			line = bytes.TrimPrefix(line, utf8BOM)
 		}
 		if len(line) > 0 && (err == nil || err == io.EOF) {
-			if err := im.line(loc{file: path, line: n, entry: -1}, line); err != nil {
+			if err := im.ndjsonLine(loc{file: path, line: n, entry: -1}, line); err != nil {
 				return err
 			}
 		}
@@ -166,6 +168,22 @@ func (im *importer) readNDJSON(path string, r *bufio.Reader) error {
 			}
 		}
 	}
+}
+
+// ndjsonLine imports one line of an NDJSON file, a unit: skipped when it
+// was stored before Options.Resume, not started once Options.Stop says so.
+func (im *importer) ndjsonLine(at loc, line []byte) error {
+	switch {
+	case im.resumed():
+	case im.depth == 1 && im.stopping():
+		return ErrStopped
+	default:
+		if err := im.line(at, line); err != nil {
+			return err
+		}
+	}
+	im.unitDone()
+	return nil
 }
 
 // readDocument imports a file that holds one JSON value: a resource or a

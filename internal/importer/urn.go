@@ -66,7 +66,8 @@ const maxResolveCache = 1 << 16
 // (store.TypeOf), and stores the resources again. synthea-100's Groups, for
 // one, name their Patients as urn:uuid:<patient id> and come first.
 func (im *importer) resolveDeferred() error {
-	refs := im.deferred
+	// A copy: the marks of the writes (Commit.Deferred) share the list.
+	refs := slices.Clone(im.deferred)
 	im.deferred = nil
 	slices.SortFunc(refs, func(a, b bulk.Ref) int {
 		return cmp.Or(cmp.Compare(a.Type, b.Type), cmp.Compare(a.ID, b.ID))

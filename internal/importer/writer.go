@@ -43,6 +43,9 @@ type writer struct {
 	groups map[string][]string
 	// seenGroups are the Groups read for groups, stored or not.
 	seenGroups map[string]bool
+
+	// committed hears of each write stored (Options.Committed).
+	committed func(Commit)
 }
 
 // writeOp is one write: a Put, a Delete, or a sync point.
@@ -57,6 +60,8 @@ type writeOp struct {
 	del        *bulk.Ref
 	at         time.Time
 	sync       chan struct{} // closed when every earlier op is done
+	// mark is how far the input is stored once this op is.
+	mark mark
 }
 
 // writeQueue is the number of writes that may wait while one is applied;
@@ -94,6 +99,11 @@ func (w *writer) run() {
 		if err := w.apply(&op); err != nil {
 			w.err = err
 			w.failed.Store(true)
+			continue
+		}
+		if w.committed != nil {
+			types, _ := w.counts()
+			w.committed(op.mark.commit(types))
 		}
 	}
 }

@@ -71,8 +71,8 @@ func TestImport(t *testing.T) {
 		t.Errorf("GroupMembers(g1) = %v, %v", m, err)
 	}
 	keys, err := reports.List(ctx, "")
-	if err != nil || len(keys) != 2 {
-		t.Fatalf("reports = %v, %v; want a report and an errors file", keys, err)
+	if err != nil || len(keys) != 3 {
+		t.Fatalf("reports = %v, %v; want a report, an errors file and a checkpoint", keys, err)
 	}
 	read := func(k string) []byte {
 		o, err := reports.Open(ctx, k)
@@ -96,7 +96,7 @@ func TestImport(t *testing.T) {
 			}
 		}
 	}
-	if rep.Source != key || rep.Errors != 1 || rep.Resources["Observation"] != 1 || rep.Failure != "" {
+	if rep.Source != key || rep.Status != handler.StatusCompleted || rep.Errors != 1 || rep.Refused != 1 || rep.New != 3 || rep.Resources["Observation"] != 1 || rep.Failure != "" {
 		t.Errorf("report = %+v", rep)
 	}
 	// The source stays; a retry of the event imports it again, the same.
