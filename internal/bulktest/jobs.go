@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/tranchehq/tranche/internal/bulk"
+	"github.com/tranchehq/tranche/internal/fhir"
 )
 
 // newJob returns an accepted job with every field set, so a store that drops
@@ -36,6 +38,27 @@ func newJob(id string) *bulk.Job {
 		UpdatedAt:       t0.Add(time.Hour),
 		ExpiresAt:       t0.Add(25 * time.Hour),
 	}
+}
+
+// LargeRequestJob returns newJob(id) with a request the size of the
+// largest kick-off: fhir.MaxPatients `patient` values of 64 characters
+// (FHIR's longest id), every other one ignored with a message as a
+// lenient kick-off under a Group contract keeps them
+// (export.checkContract): 1.6 MB of JSON, past DynamoDB's 400 KB item
+// limit even gzipped. seed varies the ids, so two such requests differ.
+func LargeRequestJob(id string, seed uint64) *bulk.Job {
+	j := newJob(id)
+	rng := rand.New(rand.NewPCG(seed, 7))
+	j.Request.Patients = make([]string, fhir.MaxPatients)
+	for i := range j.Request.Patients {
+		p := fmt.Sprintf("%05d-%016x%016x%016x%010x", i, rng.Uint64(), rng.Uint64(), rng.Uint64(), rng.Uint64()>>24)
+		j.Request.Patients[i] = p
+		if i%2 == 1 {
+			j.Request.Ignored = append(j.Request.Ignored, "patient Patient/"+p+" is outside this client's contract: not a member of Group/g1. It was ignored (Prefer: handling=lenient).")
+		}
+	}
+	j.Request.Lenient = true
+	return j
 }
 
 func newPlan(items int) *bulk.Plan {
@@ -621,6 +644,68 @@ func RunJobStoreTests(t *testing.T, open func(t *testing.T) bulk.JobStore) {
 		if err := s.SaveProgress(ctx, "j1", &bulk.ItemProgress{Index: 1}); bulk.ErrorCode(err) != bulk.ENOTFOUND {
 			t.Errorf("SaveProgress after DeleteJob error = %v, want %s", err, bulk.ENOTFOUND)
 		}
+	})
+
+	t.Run("LargeRequest", func(t *testing.T) {
+		// A kick-off of fhir.MaxPatients `patient` values: every reader of
+		// the job gets its whole request back, whatever the store does
+		// with it, through every write of the job (issue 12 item 4).
+		s := create(t, "small")
+		big := LargeRequestJob("big", 1)
+		if err := s.CreateJobWithin(ctx, big, 2); err != nil {
+			t.Fatalf("CreateJobWithin(a request of %d patients): %v", len(big.Request.Patients), err)
+		}
+		checkJob(t, s, big)
+		dup := LargeRequestJob("big", 2)
+		if err := s.CreateJob(ctx, dup); bulk.ErrorCode(err) != bulk.ECONFLICT {
+			t.Errorf("CreateJob(big) again error = %v, want %s", err, bulk.ECONFLICT)
+		}
+		checkJob(t, s, big)
+		// A write whose request is unchanged keeps it; one that changes
+		// it stores the new one, large or small.
+		want := *big
+		want.Status, want.UpdatedAt = bulk.StatusInProgress, t0.Add(2*time.Hour)
+		got, err := s.Transition(ctx, "big", []bulk.Status{bulk.StatusAccepted}, bulk.StatusInProgress, func(j *bulk.Job) { j.UpdatedAt = want.UpdatedAt })
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := gocmp.Diff(&want, got, jobOpts); diff != "" {
+			t.Errorf("Transition(big) result mismatch (-want +got):\n%s", diff)
+		}
+		checkJob(t, s, &want)
+		for _, req := range []bulk.ExportRequest{newJob("x").Request, LargeRequestJob("x", 3).Request, big.Request} {
+			want.Request = req
+			if _, err := s.Transition(ctx, "big", []bulk.Status{bulk.StatusInProgress}, bulk.StatusInProgress, func(j *bulk.Job) { j.Request = req }); err != nil {
+				t.Fatalf("Transition(big) to a request of %d patients: %v", len(req.Patients), err)
+			}
+			checkJob(t, s, &want)
+		}
+		listed := map[string]*bulk.Job{}
+		if err := s.ListJobs(ctx, func(j *bulk.Job) error { listed[j.ID] = j; return nil }); err != nil {
+			t.Fatal(err)
+		}
+		if len(listed) != 2 || listed["big"] == nil {
+			t.Fatalf("ListJobs visited %d jobs, want small and big", len(listed))
+		} else if diff := gocmp.Diff(want.Request, listed["big"].Request, jobOpts); diff != "" {
+			t.Errorf("ListJobs: big's request mismatch (-want +got):\n%s", diff)
+		}
+		// Finishing moves the expiry (and any TTL with it).
+		want.Status, want.ExpiresAt = bulk.StatusCompleted, t0.Add(49*time.Hour)
+		if _, err := s.Transition(ctx, "big", []bulk.Status{bulk.StatusInProgress}, bulk.StatusCompleted, func(j *bulk.Job) { j.ExpiresAt = want.ExpiresAt }); err != nil {
+			t.Fatal(err)
+		}
+		checkJob(t, s, &want)
+		checkActive(t, s, map[string]int{"client-1": 1})
+		if err := s.DeleteJob(ctx, "big"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.GetJob(ctx, "big"); bulk.ErrorCode(err) != bulk.ENOTFOUND {
+			t.Errorf("GetJob(big) after DeleteJob error = %v, want %s", err, bulk.ENOTFOUND)
+		}
+		if err := s.CreateJob(ctx, dup); err != nil {
+			t.Fatalf("CreateJob(big) after DeleteJob: %v", err)
+		}
+		checkJob(t, s, dup)
 	})
 
 	t.Run("DeleteJob", func(t *testing.T) {

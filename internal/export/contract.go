@@ -32,27 +32,31 @@ func (s *Service) checkContract(ctx context.Context, req *bulk.ExportRequest) (o
 	if req.Contract == nil || req.Level != bulk.LevelPatient {
 		return nil, nil
 	}
-	for _, p := range req.Patients {
-		in := false
+	groups := GroupList(req.Contract.Groups)
+	// Each value in parallel (checkEach), its Groups one after another: a
+	// member of the first needs one read.
+	vs := s.checkEach(ctx, req.Patients, req.Lenient, func(ctx context.Context, p string) verdict {
 		for _, g := range req.Contract.Groups {
-			if in, err = s.Resources.IsGroupMember(ctx, g, p); err != nil {
-				return nil, err
-			} else if in {
-				break
+			if in, err := s.Resources.IsGroupMember(ctx, g, p); err != nil || in {
+				return verdict{err: err}
 			}
 		}
-		if in {
+		return verdict{msg: "patient Patient/" + p + " is outside this client's contract: not a member of " + groups + "."}
+	})
+	for i, v := range vs {
+		switch {
+		case v.err != nil:
+			return nil, v.err
+		case v.msg == "":
 			continue
-		}
-		msg := "patient Patient/" + p + " is outside this client's contract: not a member of " + GroupList(req.Contract.Groups) + "."
-		if !req.Lenient {
-			return nil, bulk.Errorf(bulk.EFORBIDDEN, "%s", msg)
+		case !req.Lenient:
+			return nil, bulk.Errorf(bulk.EFORBIDDEN, "%s", v.msg)
 		}
 		if outside == nil {
 			outside = map[string]bool{}
 		}
-		outside[p] = true
-		req.Ignored = append(req.Ignored, msg+" It was ignored (Prefer: handling=lenient).")
+		outside[req.Patients[i]] = true
+		req.Ignored = append(req.Ignored, v.msg+" It was ignored (Prefer: handling=lenient).")
 	}
 	return outside, nil
 }
@@ -79,6 +83,12 @@ func GroupList(groups []string) string {
 func (s *Service) contractMembers(ctx context.Context, j *bulk.Job) (members, newMembers []string, err error) {
 	req := &j.Request
 	joined := map[string]time.Time{} // patient → earliest join of a contract Group
+	// A set, not slices.Contains: a Group's members times 10,000 values
+	// (fhir.MaxPatients) is too many comparisons for the Plan step.
+	asked := make(map[string]bool, len(req.Patients))
+	for _, p := range req.Patients {
+		asked[p] = true
+	}
 	for _, g := range req.Contract.Groups {
 		ms, err := s.Resources.GroupMembership(ctx, g)
 		if bulk.ErrorCode(err) == bulk.ENOTFOUND {
@@ -87,7 +97,7 @@ func (s *Service) contractMembers(ctx context.Context, j *bulk.Job) (members, ne
 			return nil, nil, err
 		}
 		for _, m := range ms {
-			if m.Since.After(j.TransactionTime) || len(req.Patients) > 0 && !slices.Contains(req.Patients, m.ID) {
+			if m.Since.After(j.TransactionTime) || len(req.Patients) > 0 && !asked[m.ID] {
 				continue
 			}
 			if t, ok := joined[m.ID]; !ok || m.Since.Before(t) {

@@ -13,7 +13,6 @@ import (
 	"io"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -47,6 +46,8 @@ var _ bulk.JobStore = (*JobStore)(nil)
 //     never subtract, so n never goes below the jobs that hold a slot, at
 //     the cost of a client exceeding its quota by the jobs it had running
 //     during the deploy that adds the counter.
+//     A request over 64 KiB of JSON is kept apart, in chunk items of
+//     this table written with the job item (requests.go).
 //   - JobItems: pk = job id, and sk "plan#{planID}#{chunk}" (the plan,
 //     gzipped JSON in chunks under the 400 KB item limit), "item#{index}"
 //     (an item's checkpoint) and "done#{index/1000}" (a number set of the
@@ -138,25 +139,40 @@ func (s *JobStore) CreateJobWithin(ctx context.Context, j *bulk.Job, limit int) 
 // create puts a terminal job alone, and any other one with its counter's
 // increment (see JobStore).
 func (s *JobStore) create(ctx context.Context, j *bulk.Job, limit int) error {
-	if j.ID == "" || strings.HasPrefix(j.ID, counterPrefix) {
-		return bulk.Errorf(bulk.EINVALID, "A job id must be non-empty and not start with %q.", counterPrefix)
+	if j.ID == "" || reservedID(j.ID) {
+		return bulk.Errorf(bulk.EINVALID, "A job id must be non-empty and not start with %q or %q.", counterPrefix, requestPrefix)
 	}
-	doc, err := json.Marshal(j)
+	req, err := json.Marshal(j.Request)
 	if err != nil {
 		return err
 	}
+	doc, chunks, err := encodeJob(j, req)
+	if err != nil {
+		return err
+	}
+	ttl := ttlOf(j.ExpiresAt)
 	item := map[string]types.AttributeValue{
 		attrPK: sv(j.ID), attrDoc: sv(string(doc)), attrState: sv(string(j.Status)),
-		attrVer: n(1), attrTotal: n(int64(j.ItemsTotal)), attrTTL: ttlOf(j.ExpiresAt),
+		attrVer: n(1), attrTotal: n(int64(j.ItemsTotal)), attrTTL: ttl,
+	}
+	var chunkPuts []types.TransactWriteItem // the request kept apart (requests.go)
+	if len(chunks) > 0 {
+		ref := requestRef{id: s.random(), parts: len(chunks)}
+		item[attrReq], item[attrReqParts] = sv(ref.id), n(int64(ref.parts))
+		chunkPuts = s.putRequest(j.ID, ref, chunks, ttl)
 	}
 	exists := fmt.Sprintf("Job %s already exists.", j.ID)
+	put := types.TransactWriteItem{Put: &types.Put{TableName: aws.String(s.jobs), Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)")}}
 	if j.Status.Terminal() {
-		_, err = s.api.PutItem(ctx, &ddb.PutItemInput{
-			TableName:           aws.String(s.jobs),
-			Item:                item,
-			ConditionExpression: aws.String("attribute_not_exists(pk)"),
-		})
-		return translate(err, exists)
+		if len(chunkPuts) == 0 {
+			_, err = s.api.PutItem(ctx, &ddb.PutItemInput{TableName: put.Put.TableName, Item: item, ConditionExpression: put.Put.ConditionExpression})
+			return translate(err, exists)
+		}
+		failed, err := s.transact(ctx, append([]types.TransactWriteItem{put}, chunkPuts...))
+		if failed[0] {
+			return bulk.Wrapf(err, bulk.ECONFLICT, "%s", exists)
+		}
+		return err
 	}
 	slot := counterPrefix + j.ClientID
 	item[attrActive] = activeOwner(j.ClientID)
@@ -166,10 +182,7 @@ func (s *JobStore) create(ctx context.Context, j *bulk.Job, limit int) error {
 		inc.ConditionExpression = aws.String("attribute_not_exists(#n) OR #n < :limit")
 		inc.ExpressionAttributeValues[":limit"] = n(int64(limit))
 	}
-	failed, err := s.transact(ctx, []types.TransactWriteItem{
-		{Put: &types.Put{TableName: aws.String(s.jobs), Item: item, ConditionExpression: aws.String("attribute_not_exists(pk)")}},
-		{Update: inc},
-	})
+	failed, err := s.transact(ctx, append([]types.TransactWriteItem{put, {Update: inc}}, chunkPuts...))
 	switch {
 	case failed[0]:
 		return bulk.Wrapf(err, bulk.ECONFLICT, "%s", exists)
@@ -233,7 +246,7 @@ func (s *JobStore) GetJob(ctx context.Context, id string) (_ *bulk.Job, err erro
 	if err != nil {
 		return nil, err
 	}
-	j, err := decodeJob(item)
+	j, _, err := s.readJob(ctx, id, item)
 	if err != nil {
 		return nil, err
 	}
@@ -246,7 +259,7 @@ func (s *JobStore) GetJob(ctx context.Context, id string) (_ *bulk.Job, err erro
 // jobItem reads the job's item (strongly consistent). Returns ENOTFOUND if
 // there is none.
 func (s *JobStore) jobItem(ctx context.Context, id string) (map[string]types.AttributeValue, error) {
-	if id == "" || strings.HasPrefix(id, counterPrefix) {
+	if id == "" || reservedID(id) {
 		return nil, errJobNotFound(id)
 	}
 	out, err := s.api.GetItem(ctx, &ddb.GetItemInput{TableName: aws.String(s.jobs), Key: key(id), ConsistentRead: aws.Bool(true)})
@@ -297,7 +310,7 @@ func (s *JobStore) itemsDone(ctx context.Context, id string) (int, error) {
 // index with the write that finishes it; setting it on every other
 // transition also indexes a job created before the index existed. A
 // terminal transition of a job with a slot is a transaction with its
-// counter's release.
+// counter's release, as is one that writes request chunks (requestWrite).
 func (s *JobStore) Transition(ctx context.Context, id string, from []bulk.Status, to bulk.Status, mutate func(*bulk.Job)) (_ *bulk.Job, err error) {
 	defer bulk.Wrap(&err, "dynamodb.JobStore.Transition(%q, %v → %s)", id, from, to)
 	for attempt := 1; ; attempt++ {
@@ -305,7 +318,7 @@ func (s *JobStore) Transition(ctx context.Context, id string, from []bulk.Status
 		if err != nil {
 			return nil, err
 		}
-		j, err := decodeJob(item)
+		j, item, err := s.readJob(ctx, id, item)
 		if err != nil {
 			return nil, err
 		}
@@ -315,46 +328,24 @@ func (s *JobStore) Transition(ctx context.Context, id string, from []bulk.Status
 		if j.ItemsDone, err = s.itemsDone(ctx, id); err != nil {
 			return nil, err
 		}
+		old, err := json.Marshal(j.Request)
+		if err != nil {
+			return nil, err
+		}
 		total, done := j.ItemsTotal, j.ItemsDone
 		if mutate != nil {
 			mutate(j)
 		}
 		j.ID, j.Status, j.ItemsTotal, j.ItemsDone = id, to, total, done
-		doc, err := json.Marshal(j)
+		in, actions, err := s.transition(id, j, old, item)
 		if err != nil {
 			return nil, err
 		}
-		ver := getN(item, attrVer)
-		update := "SET doc = :doc, st = :to, ver = :next, #ttl = :ttl"
-		values := map[string]types.AttributeValue{
-			":doc": sv(string(doc)), ":to": sv(string(to)), ":ver": n(ver), ":next": n(ver + 1), ":ttl": ttlOf(j.ExpiresAt),
-		}
-		names := map[string]string{"#ttl": attrTTL, "#active": attrActive}
-		slot := getS(item, attrSlot)
-		if to.Terminal() {
-			update += " REMOVE #active"
-			if slot != "" {
-				update += ", #slot"
-				names["#slot"] = attrSlot
-			}
-		} else {
-			update += ", #active = :owner"
-			values[":owner"] = activeOwner(j.ClientID)
-		}
-		in := &ddb.UpdateItemInput{
-			TableName:                 aws.String(s.jobs),
-			Key:                       key(id),
-			UpdateExpression:          aws.String(update),
-			ConditionExpression:       aws.String("ver = :ver"),
-			ExpressionAttributeNames:  names,
-			ExpressionAttributeValues: values,
-		}
-		if to.Terminal() && slot != "" {
-			// The job leaves its owner's count with the same write.
-			_, err = s.transact(ctx, []types.TransactWriteItem{{Update: &types.Update{
+		if len(actions) > 0 {
+			_, err = s.transact(ctx, append([]types.TransactWriteItem{{Update: &types.Update{
 				TableName: in.TableName, Key: in.Key, UpdateExpression: in.UpdateExpression, ConditionExpression: in.ConditionExpression,
 				ExpressionAttributeNames: in.ExpressionAttributeNames, ExpressionAttributeValues: in.ExpressionAttributeValues,
-			}}, {Update: s.count(slot, -1)}})
+			}}}, actions...))
 		} else {
 			_, err = s.api.UpdateItem(ctx, in)
 		}
@@ -369,6 +360,47 @@ func (s *JobStore) Transition(ctx context.Context, id string, from []bulk.Status
 		}
 		return j, nil
 	}
+}
+
+// transition returns the versioned update that stores j over item (whose
+// request's JSON was old), and the other actions of its transaction, if it
+// needs one: the counter's release, request chunks.
+func (s *JobStore) transition(id string, j *bulk.Job, old []byte, item map[string]types.AttributeValue) (*ddb.UpdateItemInput, []types.TransactWriteItem, error) {
+	req, err := json.Marshal(j.Request)
+	if err != nil {
+		return nil, nil, err
+	}
+	ver, ttl := getN(item, attrVer), ttlOf(j.ExpiresAt)
+	u := &jobUpdate{
+		set:    []string{"doc = :doc", "st = :to", "ver = :next", "#ttl = :ttl"},
+		names:  map[string]string{"#ttl": attrTTL, "#active": attrActive},
+		values: map[string]types.AttributeValue{":to": sv(string(j.Status)), ":ver": n(ver), ":next": n(ver + 1), ":ttl": ttl},
+	}
+	doc, actions, err := s.requestWrite(id, j, req, old, item, ttl, u)
+	if err != nil {
+		return nil, nil, err
+	}
+	u.values[":doc"] = sv(string(doc))
+	if slot := getS(item, attrSlot); j.Status.Terminal() {
+		u.remove = append(u.remove, "#active")
+		if slot != "" {
+			// The job leaves its owner's count with the same write.
+			u.remove = append(u.remove, "#slot")
+			u.names["#slot"] = attrSlot
+			actions = append(actions, types.TransactWriteItem{Update: s.count(slot, -1)})
+		}
+	} else {
+		u.set = append(u.set, "#active = :owner")
+		u.values[":owner"] = activeOwner(j.ClientID)
+	}
+	return &ddb.UpdateItemInput{
+		TableName:                 aws.String(s.jobs),
+		Key:                       key(id),
+		UpdateExpression:          aws.String(u.expression()),
+		ConditionExpression:       aws.String("ver = :ver"),
+		ExpressionAttributeNames:  u.names,
+		ExpressionAttributeValues: u.values,
+	}, actions, nil
 }
 
 // SavePlan stores p, unless the job has a plan, and returns the stored plan.
@@ -609,30 +641,33 @@ func (s *JobStore) Progress(ctx context.Context, id string) (_ []*bulk.ItemProgr
 }
 
 // ListJobs visits every job in id order. It scans the Jobs table, which
-// holds one small item per job until purged, and sorts in memory; fn runs
-// after the scan, so it may call the store. ItemsDone is left zero (it would
-// cost a query per job; GetJob has it).
+// holds one small item per job until purged (and the chunks of large
+// requests, requests.go), and sorts in memory; fn runs after the scan, so
+// it may call the store. A request kept apart is read for its job before
+// fn; a job deleted since the scan is left out. ItemsDone is left zero (it
+// would cost a query per job; GetJob has it).
 func (s *JobStore) ListJobs(ctx context.Context, fn func(*bulk.Job) error) (err error) {
 	defer bulk.Wrap(&err, "dynamodb.JobStore.ListJobs")
-	// The counter items decode as nil and are skipped.
-	decode := func(item map[string]types.AttributeValue) (*bulk.Job, error) {
-		if strings.HasPrefix(getS(item, attrPK), counterPrefix) {
+	// The counter and request chunk items decode as nil and are skipped.
+	decode := func(item map[string]types.AttributeValue) (map[string]types.AttributeValue, error) {
+		if reservedID(getS(item, attrPK)) {
 			return nil, nil
 		}
-		return decodeJob(item)
+		return item, nil
 	}
-	id := func(j *bulk.Job) string {
-		if j == nil {
-			return ""
-		}
-		return j.ID
-	}
-	return scanSorted(ctx, s.api, s.jobs, decode, id, func(j *bulk.Job) error {
-		if j == nil {
-			return nil
-		}
-		return fn(j)
-	})
+	return scanSorted(ctx, s.api, s.jobs, decode, func(item map[string]types.AttributeValue) string { return getS(item, attrPK) },
+		func(item map[string]types.AttributeValue) error {
+			if item == nil {
+				return nil
+			}
+			j, _, err := s.readJob(ctx, getS(item, attrPK), item)
+			if bulk.ErrorCode(err) == bulk.ENOTFOUND {
+				return nil
+			} else if err != nil {
+				return err
+			}
+			return fn(j)
+		})
 }
 
 // ActiveJobs counts clientID's jobs that are not terminal with a COUNT
@@ -677,10 +712,14 @@ func (s *JobStore) ActiveJobs(ctx context.Context, clientID string) (_ int, err 
 // releases it.
 func (s *JobStore) DeleteJob(ctx context.Context, id string) (err error) {
 	defer bulk.Wrap(&err, "dynamodb.JobStore.DeleteJob(%q)", id)
-	if id == "" || strings.HasPrefix(id, counterPrefix) {
+	if id == "" || reservedID(id) {
 		return nil
 	}
-	if err := s.deleteJobItem(ctx, id); err != nil {
+	ref, err := s.deleteJobItem(ctx, id)
+	if err != nil {
+		return err
+	}
+	if err := s.dropRequest(ctx, id, ref); err != nil {
 		return err
 	}
 	var dels []types.WriteRequest
@@ -703,26 +742,27 @@ func (s *JobStore) DeleteJob(ctx context.Context, id string) (err error) {
 // deleteJobItem deletes the job item: at once if it holds no slot (the
 // common case: a finished job), else with its counter's release,
 // conditioned on the version read so that a transition in between is not
-// lost.
-func (s *JobStore) deleteJobItem(ctx context.Context, id string) error {
+// lost. It returns where the deleted item kept its request.
+func (s *JobStore) deleteJobItem(ctx context.Context, id string) (requestRef, error) {
 	for attempt := 1; ; attempt++ {
-		_, err := s.api.DeleteItem(ctx, &ddb.DeleteItemInput{
+		out, err := s.api.DeleteItem(ctx, &ddb.DeleteItemInput{
 			TableName:                aws.String(s.jobs),
 			Key:                      key(id),
 			ConditionExpression:      aws.String("attribute_not_exists(#slot)"),
 			ExpressionAttributeNames: map[string]string{"#slot": attrSlot},
+			ReturnValues:             types.ReturnValueAllOld,
 		})
 		if err == nil {
-			return nil
+			return requestRefOf(out.Attributes), nil
 		}
 		if !isConditionFailed(err) && !isTxConflict(err) {
-			return translate(err, "delete job failed")
+			return requestRef{}, translate(err, "delete job failed")
 		}
 		item, err := s.jobItem(ctx, id)
 		if bulk.ErrorCode(err) == bulk.ENOTFOUND {
-			return nil
+			return requestRef{}, nil
 		} else if err != nil {
-			return err
+			return requestRef{}, err
 		}
 		if slot := getS(item, attrSlot); slot != "" {
 			failed, err := s.transact(ctx, []types.TransactWriteItem{
@@ -733,14 +773,14 @@ func (s *JobStore) deleteJobItem(ctx context.Context, id string) error {
 				{Update: s.count(slot, -1)},
 			})
 			if err == nil {
-				return nil
+				return requestRefOf(item), nil
 			}
 			if !failed[0] || attempt >= maxTransitionAttempts {
-				return err
+				return requestRef{}, err
 			}
 		}
 		if err := backoff(ctx, min(attempt, 3)); err != nil {
-			return err
+			return requestRef{}, err
 		}
 	}
 }
