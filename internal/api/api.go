@@ -460,7 +460,9 @@ func (s *Server) maxBody() int64 {
 	if s.MaxBodyBytes > 0 {
 		return s.MaxBodyBytes
 	}
-	return 1 << 20
+	// 10,000 patient values (fhir.MaxPatients) of 64-character ids, or
+	// pretty-printed, need more than 1 MiB; API Gateway and Lambda take 6 MB.
+	return 2 << 20
 }
 
 type ctxKey struct{}

@@ -678,6 +678,34 @@ func TestServerlessRIE(t *testing.T) {
 		}
 	})
 
+	t.Run("StartRefused", func(t *testing.T) {
+		// Step Functions refuses the execution (its quota): the kick-off
+		// answers 503 and fails the job it created, with the grants
+		// KickoffFunction has (the IAM subtest checks its calls).
+		b.sfn.RefuseStarts(1 << 20) // the client retries a 503
+		defer b.sfn.RefuseStarts(0)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		_, err := b.client(t).Kickoff(ctx, client.Request{Level: client.LevelSystem, Types: []string{"Patient"}})
+		var ce *client.Error
+		if !errors.As(err, &ce) || ce.Status != http.StatusServiceUnavailable {
+			t.Fatalf("kick-off with the execution refused: %v, want 503", err)
+		}
+		accepted := 0
+		err = b.steps.Jobs.ListJobs(ctx, func(j *bulk.Job) error {
+			if j.Status == bulk.StatusAccepted {
+				accepted++
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if accepted > 0 {
+			t.Errorf("%d jobs stay accepted after a refused start; the kick-off should fail its job", accepted)
+		}
+	})
+
 	t.Run("FailedItem", func(t *testing.T) {
 		// An ExportItem that keeps failing with its own error (S3 denies
 		// its uploads): the error name crosses the Invoke API as the

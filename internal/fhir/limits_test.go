@@ -85,7 +85,7 @@ func TestKickoffLimits(t *testing.T) {
 
 // BenchmarkParseKickoffWorst parses the worst request the limits accept:
 // a POST body of 64 KiB of _typeFilter comma-OR values (about 9,000), 500
-// _elements and every _type, padded to the 1 MiB body limit (the default
+// _elements and every _type, padded to 1 MiB (half the default
 // MaxBodyBytes) with _type values of 299 repeats each; a 10,000-patient
 // list comes alone in BenchmarkParseKickoffPatients. Goal (issue 14):
 // under 50 ms each.

@@ -30,6 +30,7 @@ type StepFunctions struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 
 	mu      sync.Mutex
+	refuse  int // StartExecutions to refuse (RefuseStarts)
 	machine *asl.Machine
 	runs    map[string]*run
 	wg      sync.WaitGroup
@@ -68,6 +69,14 @@ func NewStepFunctions(tb testing.TB) *StepFunctions {
 		srv.Close()
 	})
 	return f
+}
+
+// RefuseStarts makes the next n StartExecution calls fail with
+// ExecutionLimitExceeded, as Step Functions does at its quota.
+func (f *StepFunctions) RefuseStarts(n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.refuse = n
 }
 
 // SetS3 gives the endpoint the S3 client its ItemReaders read with and its
@@ -189,6 +198,13 @@ func (f *StepFunctions) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer f.mu.Unlock()
 	switch strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "AWSStepFunctions.") {
 	case "StartExecution":
+		if f.refuse > 0 {
+			// The account's open-execution quota: a 400 the SDK does
+			// not retry (https://docs.aws.amazon.com/step-functions/latest/apireference/API_StartExecution.html).
+			f.refuse--
+			fail("ExecutionLimitExceeded", "The maximum number of running executions has been reached.")
+			return
+		}
 		name := in["name"]
 		if _, ok := f.runs[name]; ok {
 			fail("ExecutionAlreadyExists", "Execution Already Exists: "+name)
