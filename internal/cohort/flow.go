@@ -76,8 +76,8 @@ func causeMessage(cause string) string {
 // Registry maps the definition's ${...FunctionArn} substitutions to steps.
 func (s Steps) Registry() map[string]asl.Step {
 	return map[string]asl.Step{
-		"CohortRunFunctionArn":    typed(s.Run),
-		"CohortFailedFunctionArn": typed(s.MarkFailed),
+		"CohortRunFunctionArn":    asl.Typed(s.Run),
+		"CohortFailedFunctionArn": asl.Typed(s.MarkFailed),
 	}
 }
 
@@ -111,20 +111,6 @@ func stepErr(err error) error {
 		return &stepError{ErrRejected, err}
 	}
 	return &stepError{ErrFailed, err}
-}
-
-func typed[I, O any](f func(context.Context, I) (O, error)) asl.Step {
-	return func(ctx context.Context, raw json.RawMessage) (json.RawMessage, error) {
-		var in I
-		if err := json.Unmarshal(raw, &in); err != nil {
-			return nil, fmt.Errorf("decode step input: %w", err)
-		}
-		out, err := f(ctx, in)
-		if err != nil {
-			return nil, err
-		}
-		return json.Marshal(out)
-	}
 }
 
 // ExecutionName names a run's execution: the cohort id and the

@@ -69,10 +69,10 @@ func (s Steps) MarkFailed(ctx context.Context, in FailInput) (JobInput, error) {
 // ItemLists.
 func (s Steps) Registry() map[string]asl.Step {
 	return map[string]asl.Step{
-		"PlanFunctionArn":       typed(s.Plan),
-		"ExportItemFunctionArn": typed(s.ExportItem),
-		"FinalizeFunctionArn":   typed(s.Finalize),
-		"MarkFailedFunctionArn": typed(s.MarkFailed),
+		"PlanFunctionArn":       asl.Typed(s.Plan),
+		"ExportItemFunctionArn": asl.Typed(s.ExportItem),
+		"FinalizeFunctionArn":   asl.Typed(s.Finalize),
+		"MarkFailedFunctionArn": asl.Typed(s.MarkFailed),
 		asl.ResourceS3GetObject: GetObject(s.Svc.ItemLists),
 		asl.ResourceS3PutObject: PutObject(s.Svc.ItemLists),
 	}
@@ -164,20 +164,6 @@ func named(err error) error {
 		return err
 	}
 	return &stepError{err}
-}
-
-func typed[I, O any](f func(context.Context, I) (O, error)) asl.Step {
-	return func(ctx context.Context, raw json.RawMessage) (json.RawMessage, error) {
-		var in I
-		if err := json.Unmarshal(raw, &in); err != nil {
-			return nil, fmt.Errorf("decode step input: %w", err)
-		}
-		out, err := f(ctx, in)
-		if err != nil {
-			return nil, err
-		}
-		return json.Marshal(out)
-	}
 }
 
 // Local runs executions in-process with the ASL interpreter. It implements

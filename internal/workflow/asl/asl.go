@@ -72,6 +72,22 @@ const (
 // and Catch); any other error, and a panic, fail it with States.TaskFailed.
 type Step func(ctx context.Context, input json.RawMessage) (json.RawMessage, error)
 
+// Typed makes a Step of a function of Go values: the input is decoded
+// into I and the output encoded from O, as Lambda's Go runtime does.
+func Typed[I, O any](f func(context.Context, I) (O, error)) Step {
+	return func(ctx context.Context, raw json.RawMessage) (json.RawMessage, error) {
+		var in I
+		if err := json.Unmarshal(raw, &in); err != nil {
+			return nil, fmt.Errorf("decode step input: %w", err)
+		}
+		out, err := f(ctx, in)
+		if err != nil {
+			return nil, err
+		}
+		return json.Marshal(out)
+	}
+}
+
 // Machine is a parsed state machine. Its fields may be set before the first
 // Run; after that it is safe for concurrent Runs.
 type Machine struct {
