@@ -24,6 +24,7 @@ import (
 	"github.com/tranchehq/tranche/internal/aws/handler"
 	"github.com/tranchehq/tranche/internal/aws/metrics"
 	"github.com/tranchehq/tranche/internal/aws/s3"
+	"github.com/tranchehq/tranche/internal/aws/sdkretry"
 	"github.com/tranchehq/tranche/internal/aws/secrets"
 	"github.com/tranchehq/tranche/internal/aws/sfn"
 	"github.com/tranchehq/tranche/internal/bulk"
@@ -88,7 +89,7 @@ func NewAWS(ctx context.Context, cfg config.Config, ac config.AWS, logger *slog.
 	if err := ac.Validate(cfg); err != nil {
 		return nil, err
 	}
-	sdk, err := awsconfig.LoadDefaultConfig(ctx)
+	sdk, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithRetryer(sdkretry.Retryer))
 	if err != nil {
 		return nil, fmt.Errorf("AWS configuration: %w", err)
 	}

@@ -29,6 +29,7 @@ import (
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/tranchehq/tranche/internal/aws/dynamodb"
+	"github.com/tranchehq/tranche/internal/aws/sdkretry"
 	"github.com/tranchehq/tranche/internal/testenv"
 )
 
@@ -45,6 +46,7 @@ func Config() aws.Config {
 		Region:      "us-east-1",
 		Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
 		HTTPClient:  &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
+		Retryer:     sdkretry.Retryer,
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"time"
 )
 
 // transactFronts holds one TransactFront per emulator URL for the whole
@@ -40,7 +41,11 @@ func TransactFront(target string) string {
 	if err != nil {
 		panic(err)
 	}
-	f := &transactFront{target: target, proxy: httputil.NewSingleHostReverseProxy(u)}
+	proxy := httputil.NewSingleHostReverseProxy(u)
+	// dynalite (Node) closes a keep-alive connection idle for 5 s; one
+	// reused at that moment cut a response short. Close ours first.
+	proxy.Transport = &http.Transport{MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Second}
+	f := &transactFront{target: target, proxy: proxy}
 	srv := httptest.NewServer(f)
 	actual, loaded := transactFronts.LoadOrStore(target, srv.URL)
 	if loaded {
