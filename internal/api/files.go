@@ -25,6 +25,13 @@ type Presigner interface {
 // file serves an output file (requirements 4): application/fhir+ndjson
 // (R75), gzip-encoded when the client accepts it (R78), with range requests
 // and sendfile otherwise. Only the owner of a completed job reads its files.
+//
+// A file the store holds gzip-encoded (fsobj --gzip-files) goes as it is
+// stored, with sendfile, to a client that accepts gzip; any other request
+// (no gzip, or a Range) gets its identity bytes, decompressed as they are
+// sent. Ranges are always of the identity bytes, whatever the store holds:
+// on a gzip-encoded file a Range starting at offset N decompresses the N
+// bytes before it.
 func (s *Server) file(w http.ResponseWriter, r *http.Request) {
 	p, err := s.principal(r)
 	if err != nil {
@@ -75,28 +82,64 @@ func (s *Server) file(w http.ResponseWriter, r *http.Request) {
 	}
 	h.Set("Vary", "Accept-Encoding")
 	h.Set("Cache-Control", "private, no-store")
-	if acceptsGzip(r.Header.Get("Accept-Encoding")) && r.Header.Get("Range") == "" {
-		h.Set("Content-Encoding", "gzip")
-		if r.Method == http.MethodHead {
-			return
-		}
-		gz := gzipPool.Get().(*gzip.Writer)
-		defer gzipPool.Put(gz)
-		gz.Reset(w)
-		if _, err := io.Copy(gz, obj); err != nil {
-			s.Logger.Warn("download interrupted", "key", key, "err", err)
-			return
-		}
-		if err := gz.Close(); err != nil {
-			s.Logger.Warn("download interrupted", "key", key, "err", err)
-		}
+	wantGzip := acceptsGzip(r.Header.Get("Accept-Encoding")) && r.Header.Get("Range") == ""
+	if g, ok := obj.(gzipStored); ok && wantGzip {
+		f, size := g.GzipFile()
+		s.sendStoredGzip(w, r, key, f, size, obj.ModTime())
 		return
 	}
-	var rs io.ReadSeeker = obj
-	if f, ok := obj.(interface{ File() *os.File }); ok {
-		rs = f.File() // lets ServeContent use sendfile
+	if wantGzip {
+		s.gzipOnTheFly(w, r, key, obj)
+		return
+	}
+	var rs io.ReadSeeker = obj // a gzip-encoded file decompresses as it is read
+	if f, ok := obj.(fileStored); ok {
+		rs = f.File()
 	}
 	http.ServeContent(w, r, "", obj.ModTime(), rs)
+}
+
+// fileStored is an object whose file holds its bytes as they are
+// (fsobj.Object), gzipStored one whose file holds them gzip-encoded
+// (fsobj.GzipObject): http.ServeContent sends either file with sendfile.
+type (
+	fileStored interface{ File() *os.File }
+	gzipStored interface{ GzipFile() (*os.File, int64) }
+)
+
+// sendStoredGzip sends a gzip-encoded file as it is stored, with its
+// length: http.ServeContent leaves Content-Length out when Content-Encoding
+// is set, and a chunked response cannot use sendfile. Like the on-the-fly
+// gzip it takes no conditional requests.
+func (s *Server) sendStoredGzip(w http.ResponseWriter, r *http.Request, key string, f *os.File, size int64, mod time.Time) {
+	h := w.Header()
+	h.Set("Content-Encoding", "gzip")
+	h.Set("Content-Length", strconv.FormatInt(size, 10))
+	h.Set("Last-Modified", mod.UTC().Format(http.TimeFormat))
+	if r.Method == http.MethodHead {
+		return
+	}
+	if _, err := io.Copy(w, f); err != nil { // sendfile, through statusRecorder.ReadFrom
+		s.Logger.Warn("download interrupted", "key", key, "err", err)
+	}
+}
+
+// gzipOnTheFly compresses obj into the response.
+func (s *Server) gzipOnTheFly(w http.ResponseWriter, r *http.Request, key string, obj bulk.Object) {
+	w.Header().Set("Content-Encoding", "gzip")
+	if r.Method == http.MethodHead {
+		return
+	}
+	gz := gzipPool.Get().(*gzip.Writer)
+	defer gzipPool.Put(gz)
+	gz.Reset(w)
+	if _, err := io.Copy(gz, obj); err != nil {
+		s.Logger.Warn("download interrupted", "key", key, "err", err)
+		return
+	}
+	if err := gz.Close(); err != nil {
+		s.Logger.Warn("download interrupted", "key", key, "err", err)
+	}
 }
 
 // fileScopes checks that the presenting token's scopes cover what a file

@@ -122,6 +122,7 @@ func NewLocal(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Loc
 		limit = objs.DefaultLimit()
 	}
 	objs.SetLimit(limit)
+	objs.SetGzip(cfg.GzipFiles)
 	used, _ := objs.Usage()
 	logger.Info("output budget", "limit_bytes", limit, "used_bytes", used) // limit 0: unlimited
 	model, err := StoreModel(ctx, db.Resources(), cfg.FHIRVersion)

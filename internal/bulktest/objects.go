@@ -2,6 +2,7 @@ package bulktest
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"fmt"
 	"io"
@@ -24,6 +25,10 @@ import (
 // Close publishes nothing; an open Object keeps reading the content it was
 // opened on even when its key is replaced or deleted (R81: never pull a file
 // from under a running download).
+//
+// Stores that encode what they hold (gzip in S3 and fsobj) must read back
+// exactly the bytes written, of any content (compressed data included), with
+// Size and Seek on those bytes.
 //
 // It leaves unspecified whether a key may also be a prefix of other keys
 // followed by a slash ("a" and "a/b"): fsobj refuses that with ECONFLICT.
@@ -49,6 +54,8 @@ func RunObjectStoreTests(t *testing.T, open func(t *testing.T) bulk.ObjectStore)
 		{"ConcurrentWriters", testObjectConcurrentWriters},
 		{"ReaderOutlivesReplaceAndDelete", testObjectReaderOutlives},
 		{"Cancelled", testObjectCancelled},
+		{"OpaqueBytes", testObjectOpaqueBytes},
+		{"SeekAround", testObjectSeekAround},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -571,5 +578,88 @@ func wantObjectKeys(t *testing.T, s bulk.ObjectStore, prefix string, want []stri
 	}
 	if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
 		t.Errorf("List(%q) mismatch (-want +got):\n%s", prefix, diff)
+	}
+}
+
+// testObjectOpaqueBytes: content is stored as bytes, never interpreted:
+// every byte value, and content that is gzip-compressed itself (an
+// Attachment may be), read back as written, whether written whole or a
+// byte at a time.
+func testObjectOpaqueBytes(t *testing.T, s bulk.ObjectStore) {
+	var all bytes.Buffer
+	for i := range 1024 {
+		all.WriteByte(byte(i))
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	// The extra field fsobj marks its gzip-encoded files with.
+	zw.Extra = []byte("Tr\x08\x00\x00\x00\x00\x00\x00\x00\x00\x00")
+	zw.Write(bigObjectData[:4096])
+	zw.Close()
+	for name, data := range map[string][]byte{"bytes": all.Bytes(), "gzip": gz.Bytes()} {
+		key := "job/whole-" + name
+		putObject(t, s, key, data)
+		if got := readObject(t, s, key); !bytes.Equal(got, data) {
+			t.Errorf("read %q = %d bytes %q…, want the %d written", key, len(got), got[:min(len(got), 16)], len(data))
+		}
+		key = "job/bytewise-" + name
+		w := createObject(t, s, key)
+		for i := range data {
+			writeObject(t, w, data[i:i+1])
+		}
+		if err := w.Close(); err != nil {
+			t.Fatalf("Close() of %q: %v", key, err)
+		}
+		if got := readObject(t, s, key); !bytes.Equal(got, data) {
+			t.Errorf("read %q = %d bytes, want the %d written", key, len(got), len(data))
+		}
+	}
+}
+
+// testObjectSeekAround: the moves http.ServeContent and multi-range
+// requests make: to the end for the size before any Read, back after
+// reading to the end, past the end (then Read is io.EOF), and not before
+// the start.
+func testObjectSeekAround(t *testing.T, s bulk.ObjectStore) {
+	const key = "job/seek.ndjson"
+	putObject(t, s, key, bigObjectData)
+	o, err := s.Open(t.Context(), key)
+	if err != nil {
+		t.Fatalf("Open(%q): %v", key, err)
+	}
+	defer o.Close()
+	end := int64(len(bigObjectData))
+	if pos, err := o.Seek(0, io.SeekEnd); err != nil || pos != end {
+		t.Fatalf("Seek(0, SeekEnd) = %d, %v, want %d, nil", pos, err, end)
+	}
+	if n, err := o.Read(make([]byte, 10)); n != 0 || err != io.EOF {
+		t.Errorf("Read at the end = %d, %v, want 0, io.EOF", n, err)
+	}
+	for _, off := range []int64{end - 100, 200000, 5, 200000} {
+		if _, err := o.Seek(off, io.SeekStart); err != nil {
+			t.Fatalf("Seek(%d, SeekStart): %v", off, err)
+		}
+		buf := make([]byte, 50)
+		if _, err := io.ReadFull(o, buf); err != nil || !bytes.Equal(buf, bigObjectData[off:off+50]) {
+			t.Errorf("50 bytes at %d = %q, %v, want %q", off, buf, err, bigObjectData[off:off+50])
+		}
+	}
+	if _, err := io.ReadAll(o); err != nil {
+		t.Fatalf("ReadAll: %v", err)
+	}
+	if pos, err := o.Seek(end+10, io.SeekStart); err != nil || pos != end+10 {
+		t.Errorf("Seek past the end = %d, %v, want %d, nil", pos, err, end+10)
+	}
+	if n, err := o.Read(make([]byte, 10)); n != 0 || err != io.EOF {
+		t.Errorf("Read past the end = %d, %v, want 0, io.EOF", n, err)
+	}
+	if _, err := o.Seek(-1, io.SeekStart); err == nil {
+		t.Error("Seek(-1, SeekStart) succeeded, want an error")
+	}
+	if _, err := o.Seek(0, io.SeekStart); err != nil {
+		t.Fatalf("Seek(0, SeekStart): %v", err)
+	}
+	if all, err := io.ReadAll(o); err != nil || !bytes.Equal(all, bigObjectData) {
+		t.Errorf("re-read from the start = %d bytes, %v, want %d", len(all), err, end)
 	}
 }

@@ -70,6 +70,14 @@ type Config struct {
 	// the smaller of 50 GiB and half of what export files may take on the
 	// data dir's file system at start. Local only: S3 has no limit.
 	MaxOutputBytes int64
+	// GzipFiles stores local export files gzip-encoded as they are written
+	// (TRANCHE_GZIP_FILES, serve --gzip-files), as the S3 store's
+	// GzipObjects does on AWS: a client accepting gzip downloads the file
+	// as it is on disk (sendfile), others get it decompressed, and the
+	// files take about a tenth of the disk and of the output budget, at
+	// the cost of compressing during the export. Off by default
+	// (docs/benchmarks.md, "Gzip at write time").
+	GzipFiles bool
 }
 
 // Auth configures SMART Backend Services authorization.
@@ -223,6 +231,13 @@ func FromEnv(c Config) (Config, error) {
 	str("TRANCHE_BASE_URL", &c.BaseURL)
 	str("TRANCHE_LOG_FORMAT", &c.LogFormat)
 	str("TRANCHE_LOG_LEVEL", &c.LogLevel)
+	if v, ok := os.LookupEnv("TRANCHE_GZIP_FILES"); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("TRANCHE_GZIP_FILES=%q: not true or false", v))
+		}
+		c.GzipFiles = b
+	}
 	if v, ok := os.LookupEnv("TRANCHE_LENIENT_HEADERS"); ok {
 		b, err := strconv.ParseBool(v)
 		if err != nil {

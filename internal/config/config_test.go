@@ -82,3 +82,20 @@ func TestBaseURLRules(t *testing.T) {
 		}
 	}
 }
+
+// TestGzipFiles: export files are stored as they are by default, and
+// TRANCHE_GZIP_FILES turns gzip at write time on; a value that is not a
+// boolean is an error naming the variable.
+func TestGzipFiles(t *testing.T) {
+	if config.Default().GzipFiles {
+		t.Error("Default().GzipFiles = true, want false")
+	}
+	t.Setenv("TRANCHE_GZIP_FILES", "true")
+	if c, err := config.FromEnv(config.Default()); err != nil || !c.GzipFiles {
+		t.Errorf("FromEnv() with TRANCHE_GZIP_FILES=true = %v, %v; want true, nil", c.GzipFiles, err)
+	}
+	t.Setenv("TRANCHE_GZIP_FILES", "yes please")
+	if _, err := config.FromEnv(config.Default()); err == nil || !strings.Contains(err.Error(), "TRANCHE_GZIP_FILES") {
+		t.Errorf("FromEnv() with TRANCHE_GZIP_FILES=yes please = %v, want an error naming it", err)
+	}
+}

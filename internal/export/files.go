@@ -1,11 +1,12 @@
 package export
 
 import (
+	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/tranchehq/tranche/internal/bulk"
 )
@@ -23,7 +24,13 @@ type fileSet struct {
 	pattern  string // fmt pattern with %s (type) and %03d (sequence)
 	open     map[string]*openFile
 	seq      map[string]int
+
+	// Files finish closes in the background; close and abort wait for
+	// them. mu guards closed and closeErr, the first such Close's error.
+	closing  sync.WaitGroup
+	mu       sync.Mutex
 	closed   []bulk.OutputFile
+	closeErr error
 
 	// The Patient block being written: its header line, and its lines
 	// until it is known where the block goes.
@@ -198,37 +205,53 @@ func (fs *fileSet) endBlock() error {
 	return nil
 }
 
+// finish closes f in the background: a Close syncs the file to disk, which
+// takes milliseconds (more for a large file) that the item's next writes,
+// or the other files' Closes, overlap. It returns the error of an earlier
+// background Close, if any, so that a failing item stops soon.
 func (fs *fileSet) finish(typ string, f *openFile) error {
 	delete(fs.open, typ)
-	if err := f.w.Close(); err != nil {
-		return err
-	}
-	fs.closed = append(fs.closed, f.meta)
-	return nil
+	fs.closing.Add(1)
+	go func() {
+		defer fs.closing.Done()
+		err := f.w.Close()
+		fs.mu.Lock()
+		defer fs.mu.Unlock()
+		if err != nil {
+			fs.closeErr = cmp.Or(fs.closeErr, err)
+			return
+		}
+		fs.closed = append(fs.closed, f.meta)
+	}()
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	return fs.closeErr
 }
 
 // close finishes every open file and returns all files written, in key
-// order.
+// order, once they are all closed.
 func (fs *fileSet) close() ([]bulk.OutputFile, error) {
-	var errs []error
 	for typ, f := range fs.open {
-		errs = append(errs, fs.finish(typ, f))
+		_ = fs.finish(typ, f) // its error is closeErr, below
 	}
-	if err := errors.Join(errs...); err != nil {
-		fs.abort()
-		return nil, err
+	fs.closing.Wait()
+	if fs.closeErr != nil {
+		return nil, fs.closeErr
 	}
 	sortFiles(fs.closed)
 	return fs.closed, nil
 }
 
-// abort discards open files. Closed ones stay: they have deterministic names
-// that the retry overwrites.
+// abort discards open files and waits for those being closed, so that no
+// file is published after the item returns (a cancelled job's files are
+// deleted then). Closed ones stay: they have deterministic names that the
+// retry overwrites.
 func (fs *fileSet) abort() {
 	for typ, f := range fs.open {
 		_ = f.w.Abort()
 		delete(fs.open, typ)
 	}
+	fs.closing.Wait()
 }
 
 func sortFiles(fs []bulk.OutputFile) {

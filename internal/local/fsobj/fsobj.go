@@ -16,7 +16,14 @@
 // A Store counts the bytes its objects and uploads in progress hold, and may
 // have a budget (SetLimit, `tranche serve --max-output-bytes`): a write that
 // would cross it fails with ENOSPACE, as one the disk refuses (ENOSPC, EDQUOT)
-// does.
+// does. The budget counts bytes on disk.
+//
+// A store may write objects gzip-encoded (SetGzip, `tranche serve
+// --gzip-files`), as the S3 store's Options.Gzip does: Open still reads the
+// object's own bytes, decompressing them, and a *GzipObject hands the
+// stored stream to the download route so that a client accepting gzip gets
+// the file as it is on disk (sendfile). Each file's header says how it is
+// stored (gzip.go), so files of both kinds can be read whatever the mode.
 package fsobj
 
 import (
@@ -24,6 +31,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -34,6 +42,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 
 	"github.com/tranchehq/tranche/internal/bulk"
 	"github.com/tranchehq/tranche/internal/mem"
@@ -54,6 +64,8 @@ type Store struct {
 	// used is the bytes of published objects plus those written to
 	// uploads in progress; limit is the budget, 0 for none.
 	used, limit atomic.Int64
+	// gzip makes Create write objects gzip-encoded.
+	gzip atomic.Bool
 }
 
 var _ bulk.ObjectStore = (*Store)(nil)
@@ -100,6 +112,11 @@ func New(root string) (*Store, error) {
 // progress) may hold. 0 or less is no budget. Objects already stored
 // count, so a budget below Usage refuses every write.
 func (s *Store) SetLimit(limit int64) { s.limit.Store(max(limit, 0)) }
+
+// SetGzip sets whether objects created from now on are stored
+// gzip-encoded. Objects already stored keep their encoding and read the
+// same either way.
+func (s *Store) SetGzip(on bool) { s.gzip.Store(on) }
 
 // Usage returns the bytes the objects and uploads in progress hold, and the
 // budget (0: none).
@@ -173,7 +190,11 @@ func (s *Store) Create(ctx context.Context, key string) (_ bulk.ObjectWriter, er
 	if err != nil {
 		return nil, err
 	}
-	return &writer{s: s, ctx: ctx, key: key, path: path, f: f, buf: bufio.NewWriterSize(f, bufferSize)}, nil
+	w := &writer{s: s, ctx: ctx, key: key, path: path, f: f, buf: bufio.NewWriterSize(&fileSink{f: f}, bufferSize)}
+	if s.gzip.Load() {
+		w.encode()
+	}
+	return w, nil
 }
 
 // createTemp creates a new temp file for path in path's directory.
@@ -225,6 +246,14 @@ func (s *Store) Open(ctx context.Context, key string) (_ bulk.Object, err error)
 	if !fi.Mode().IsRegular() {
 		f.Close()
 		return nil, bulk.Errorf(bulk.ENOTFOUND, "File not found.")
+	}
+	size, encoded, err := encodedSize(f, fi.Size())
+	switch {
+	case err != nil:
+		f.Close()
+		return nil, bulk.Wrapf(err, bulk.EINTERNAL, "Opening file failed.")
+	case encoded:
+		return &GzipObject{f: f, stored: fi.Size(), size: size, modTime: fi.ModTime()}, nil
 	}
 	return &Object{f: f, size: fi.Size(), modTime: fi.ModTime()}, nil
 }
@@ -331,14 +360,56 @@ func (s *Store) walk(ctx context.Context, prefix string, fn func(path, rel strin
 // writer buffers an upload into its temp file. Like any io.Writer it is not
 // safe for concurrent use.
 type writer struct {
-	s     *Store
-	ctx   context.Context
-	key   string
-	path  string // the object's path; the temp file is f.Name()
-	f     *os.File
-	buf   *bufio.Writer
-	n     int64 // bytes written, counted in s.used
+	s    *Store
+	ctx  context.Context
+	key  string
+	path string // the object's path; the temp file is f.Name()
+	f    *os.File
+	buf  *bufio.Writer
+	// out takes the object's bytes once their encoding is chosen: gz, or
+	// disk{w} as they are. Until then (identity, fewer than sigLen bytes
+	// written) they are held in head.
+	out   io.Writer
+	gz    *gzip.Writer
+	head  [sigLen]byte
+	headN int
+	size  int64 // the object's bytes written
+	n     int64 // bytes for the file, counted in s.used
 	state writerState
+}
+
+// fileSink is the temp file under a writer's buffer. It starts the
+// kernel's writeback every writebackEvery bytes, so that the disk writes a
+// large file while the export goes on: otherwise (the dirty-page
+// thresholds are far above an export's files) all of it is written during
+// Close's fsync, and the export item waits for that.
+type fileSink struct {
+	f                *os.File
+	written, started int64 // bytes written; bytes whose writeback has started
+}
+
+const writebackEvery = 8 << 20
+
+func (s *fileSink) Write(p []byte) (int, error) {
+	n, err := s.f.Write(p)
+	s.written += int64(n)
+	if s.written-s.started >= writebackEvery {
+		startWriteback(s.f, s.started, s.written-s.started)
+		s.started = s.written
+	}
+	return n, err
+}
+
+// disk is a writer's file side: what reaches it is what the file will
+// hold, so it is what the budget counts.
+type disk struct{ w *writer }
+
+func (d disk) Write(p []byte) (int, error) {
+	if !d.w.s.reserve(int64(len(p))) {
+		return 0, errNoBudget
+	}
+	d.w.n += int64(len(p))
+	return d.w.buf.Write(p)
 }
 
 type writerState int
@@ -353,15 +424,96 @@ func (w *writer) Write(p []byte) (int, error) {
 	if w.state != writing {
 		return 0, errWriterDone(w.key)
 	}
-	if !w.s.reserve(int64(len(p))) {
-		return 0, writeErr(errNoBudget, w.key)
+	var n int
+	var err error
+	if w.out == nil {
+		n, err = w.sniff(p)
+	} else {
+		n, err = w.out.Write(p)
 	}
-	w.n += int64(len(p))
-	n, err := w.buf.Write(p)
+	w.size += int64(n)
 	if err != nil {
 		return n, writeErr(err, w.key)
 	}
 	return n, nil
+}
+
+// sniff holds an identity object's first sigLen bytes, counted as they
+// come, until it can tell whether they look like an encoded object's
+// header (which Open would take them for); then choose decides.
+func (w *writer) sniff(p []byte) (int, error) {
+	k := min(len(p), sigLen-w.headN)
+	if !w.s.reserve(int64(k)) {
+		return 0, errNoBudget
+	}
+	w.n += int64(k)
+	w.headN += copy(w.head[w.headN:], p[:k])
+	if w.headN < sigLen {
+		return k, nil
+	}
+	if err := w.choose(); err != nil {
+		return k, err
+	}
+	n, err := w.out.Write(p[k:])
+	return k + n, err
+}
+
+// choose sets the encoding of an identity object from its head: as it
+// is, unless it begins like an encoded object, which is then stored
+// encoded so that it reads back as written.
+func (w *writer) choose() error {
+	head := w.head[:w.headN]
+	if !looksEncoded(head) {
+		w.out = disk{w}
+		_, err := w.buf.Write(head) // counted by sniff
+		return err
+	}
+	// Encoded, the file holds the compressed bytes: the encoder counts
+	// those.
+	w.s.used.Add(-int64(len(head)))
+	w.n -= int64(len(head))
+	w.encode()
+	_, err := w.gz.Write(head)
+	return err
+}
+
+// encode makes the writer store the object gzip-encoded.
+func (w *writer) encode() {
+	w.gz = newGzip(disk{w})
+	w.out = w.gz
+}
+
+// flush writes everything held to the temp file: the head of a short
+// identity object, or the encoder's last block, its trailer and the
+// header's size field.
+func (w *writer) flush() error {
+	if w.out == nil {
+		if err := w.choose(); err != nil {
+			return err
+		}
+	}
+	if w.gz != nil {
+		if err := w.gz.Close(); err != nil {
+			return err
+		}
+	}
+	if err := w.buf.Flush(); err != nil {
+		return err
+	}
+	if w.gz != nil {
+		return patchSize(w.f, w.size)
+	}
+	return nil
+}
+
+// release returns the encoder to the pool, without the writer it points
+// at.
+func (w *writer) release() {
+	if w.gz != nil {
+		w.gz.Reset(io.Discard)
+		gzipWriters.Put(w.gz)
+		w.gz, w.out = nil, nil
+	}
 }
 
 // Close flushes and syncs the temp file and renames it over the object's
@@ -374,13 +526,14 @@ func (w *writer) Close() (err error) {
 	w.state = aborted // until the rename succeeds
 	tmp := w.f.Name()
 	defer func() {
+		w.release()
 		w.buf = nil
 		if err != nil {
 			os.Remove(tmp)
 			w.s.used.Add(-w.n)
 		}
 	}()
-	if err := w.buf.Flush(); err != nil {
+	if err := w.flush(); err != nil {
 		w.f.Close()
 		return writeErr(err, w.key)
 	}
@@ -419,6 +572,7 @@ func (w *writer) Abort() (err error) {
 	}
 	defer bulk.Wrap(&err, "fsobj.Store: Abort(%q)", w.key)
 	w.state, w.buf = aborted, nil
+	w.release()
 	w.s.used.Add(-w.n)
 	cerr := w.f.Close()
 	if err := os.Remove(w.f.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -445,8 +599,9 @@ func syncDir(dir string) {
 	d.Close()
 }
 
-// Object is an open object: its file, opened by Store.Open. File gives
-// the *os.File to http.ServeContent, which then uses sendfile.
+// Object is an open object stored as it is: its file, opened by
+// Store.Open. File gives the *os.File to http.ServeContent, which then
+// uses sendfile.
 type Object struct {
 	f       *os.File
 	size    int64
