@@ -43,7 +43,8 @@ const cohortDocumentation = "Bulk Cohort API (bulk-cohort-group): POST [base]/Gr
 	"as of, and members keep the time they joined for Group _since exports. Read, search (name), $export with every parameter, and " +
 	"DELETE [base]/Group/{id} as any Group. Creating, refreshing and deleting need system/Group.cud (or system/Group.write); " +
 	"the filters' types need read scopes, whose search restrictions apply. A client whose contract limits its Groups gets " +
-	"cohorts within those Groups' members only, may bound them only by those Groups, and exports and reads them as its own Groups."
+	"cohorts within those Groups' members only, may bound them only by those Groups, and exports and reads them as its own Groups " +
+	"until a contract Group changes (then until a refresh). A cohort is its creator's: to any other client it is not found, and system exports leave it out."
 
 // cohortRoutes registers the Bulk Cohort routes.
 func (s *Server) cohortRoutes(mux *http.ServeMux) {

@@ -2,6 +2,7 @@ package bulk
 
 import (
 	"context"
+	"io"
 	"time"
 )
 
@@ -316,6 +317,26 @@ type Object interface {
 	Close() error
 	Size() int64
 	ModTime() time.Time
+}
+
+// SeekTarget resolves an Object's Seek(offset, whence) from its current
+// position pos and its size: the absolute offset, or EINVALID.
+func SeekTarget(pos, size, offset int64, whence int) (int64, error) {
+	var abs int64
+	switch whence {
+	case io.SeekStart:
+		abs = offset
+	case io.SeekCurrent:
+		abs = pos + offset
+	case io.SeekEnd:
+		abs = size + offset
+	default:
+		return 0, Errorf(EINVALID, "Seek whence %d is invalid.", whence)
+	}
+	if abs < 0 {
+		return 0, Errorf(EINVALID, "Seek to a negative offset.")
+	}
+	return abs, nil
 }
 
 // Workflow runs the export state machine for a job.

@@ -3,6 +3,7 @@ package cohort
 import (
 	"context"
 	"slices"
+	"time"
 
 	"github.com/tranchehq/tranche/internal/bulk"
 )
@@ -48,28 +49,29 @@ func (c ContractClients) GetClient(ctx context.Context, id string) (*bulk.Client
 	if err != nil || len(candidates) == 0 {
 		return cl, err
 	}
-	changed := map[string]bool{}
+	// When each contract Group last changed; a Group gone counts as
+	// changed for every cohort (its members are no one's now).
+	changed := make(map[string]time.Time, len(contract))
 	for _, g := range contract {
 		r, err := c.Groups.Get(ctx, "Group", g)
 		if bulk.ErrorCode(err) == bulk.ENOTFOUND {
-			changed[g] = true // gone: its members are no one's now
+			changed[g] = endOfTime
 			continue
 		} else if err != nil {
 			return nil, err
 		}
-		for _, co := range candidates {
-			if r.LastUpdated.After(co.RefreshedAt) {
-				changed[g+"|"+co.ID] = true
-			}
-		}
+		changed[g] = r.LastUpdated
 	}
 	for _, co := range candidates {
-		if !slices.ContainsFunc(co.Bound, func(g string) bool { return changed[g] || changed[g+"|"+co.ID] }) {
+		if !slices.ContainsFunc(co.Bound, func(g string) bool { return changed[g].After(co.RefreshedAt) }) {
 			cl.Groups = append(cl.Groups, co.ID)
 		}
 	}
 	return cl, nil
 }
+
+// endOfTime is after every evaluation.
+var endOfTime = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // ForeignGroups returns export.Service.ForeignGroups over cohorts: the
 // ids of the cohorts of every client but clientID, which its exports leave

@@ -364,19 +364,9 @@ func (o *Object) reopen() error {
 func (o *Object) Seek(offset int64, whence int) (int64, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	var abs int64
-	switch whence {
-	case io.SeekStart:
-		abs = offset
-	case io.SeekCurrent:
-		abs = o.pos + offset
-	case io.SeekEnd:
-		abs = o.size + offset
-	default:
-		return 0, bulk.Errorf(bulk.EINVALID, "Seek whence %d is invalid.", whence)
-	}
-	if abs < 0 {
-		return 0, bulk.Errorf(bulk.EINVALID, "Seek to a negative offset.")
+	abs, err := bulk.SeekTarget(o.pos, o.size, offset, whence)
+	if err != nil {
+		return 0, err
 	}
 	if abs != o.pos && o.body != nil {
 		o.body.Close()

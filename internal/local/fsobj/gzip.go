@@ -162,19 +162,9 @@ func (o *GzipObject) restart() error {
 // Seek sets the offset of the next Read; nothing is read until then, so
 // http.ServeContent's Seek to the end (for the size) costs nothing.
 func (o *GzipObject) Seek(offset int64, whence int) (int64, error) {
-	var abs int64
-	switch whence {
-	case io.SeekStart:
-		abs = offset
-	case io.SeekCurrent:
-		abs = o.pos + offset
-	case io.SeekEnd:
-		abs = o.size + offset
-	default:
-		return 0, bulk.Errorf(bulk.EINVALID, "Seek whence %d is invalid.", whence)
-	}
-	if abs < 0 {
-		return 0, bulk.Errorf(bulk.EINVALID, "Seek to a negative offset.")
+	abs, err := bulk.SeekTarget(o.pos, o.size, offset, whence)
+	if err != nil {
+		return 0, err
 	}
 	o.pos = abs
 	return abs, nil
