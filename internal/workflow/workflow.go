@@ -1,6 +1,35 @@
 // Package workflow binds the export steps to statemachines/export.asl.json:
 // the typed step functions that are Lambda handlers on AWS, and the local
 // runner that executes the same definition in-process (style.md rule 6).
+//
+// The local runner (Local) is the definition as the asl package executes
+// it, which the Developer Guide's worked examples check
+// (asl/testdata/aws_examples). It models the payload quota (256 KiB,
+// States.DataLimitExceeded), the inline Map's 40 concurrent iterations, and
+// the names under which the steps' errors reach Retry and Catch. It does
+// not model, per https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html
+// unless noted:
+//   - the execution history and its quota of 25,000 events: nothing is
+//     recorded, and a run that would fail on AWS for its length runs here
+//     (ChooseMap's Distributed Map keeps long jobs under it);
+//   - the time limits: an execution's year, EXPRESS children's 5 minutes
+//     and Lambda's function timeout; TimeoutSeconds is refused by asl.Parse;
+//   - execution names: Step Functions refuses a name used in the last 90
+//     days (ExecutionAlreadyExists, which sfn.Workflow relies on), Local only
+//     one still running; and nothing survives a restart (Service.Recover
+//     starts unfinished jobs again);
+//   - IAM: the state machine role's lambda:InvokeFunction, s3:GetObject and
+//     s3:PutObject are not checked, so States.Permissions never occurs;
+//   - Lambda: its own error names never occur here (Lambda.ServiceException,
+//     Lambda.SdkClientException, Lambda.TooManyRequestsException, and
+//     Lambda.Unknown or Sandbox.Timedout for a crashed, killed or timed-out
+//     function, per https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html),
+//     a step's panic is States.TaskFailed, and a Cause is the error's text
+//     where Lambda's is its {"errorMessage", "errorType"} payload;
+//   - a stopped execution's status: Stop is StopExecution (the execution
+//     ends, no Catch runs), but nothing records ABORTED or its error and
+//     cause (https://docs.aws.amazon.com/step-functions/latest/apireference/API_StopExecution.html);
+//     Running just turns false.
 package workflow
 
 import (
@@ -64,19 +93,59 @@ func (s Steps) MarkFailed(ctx context.Context, in FailInput) (JobInput, error) {
 }
 
 // Registry maps the definition's ${...FunctionArn} substitutions to steps,
-// and the Distributed Map's ItemReader (s3:getObject) and ResultWriter
+// each failing under the error name its Lambda would (see ErrorName), and
+// the Distributed Map's ItemReader (s3:getObject) and ResultWriter
 // (s3:putObject), which Step Functions itself does on AWS, to the service's
 // ItemLists.
 func (s Steps) Registry() map[string]asl.Step {
 	return map[string]asl.Step{
-		"PlanFunctionArn":       asl.Typed(s.Plan),
-		"ExportItemFunctionArn": asl.Typed(s.ExportItem),
-		"FinalizeFunctionArn":   asl.Typed(s.Finalize),
-		"MarkFailedFunctionArn": asl.Typed(s.MarkFailed),
+		"PlanFunctionArn":       asLambda(asl.Typed(s.Plan)),
+		"ExportItemFunctionArn": asLambda(asl.Typed(s.ExportItem)),
+		"FinalizeFunctionArn":   asLambda(asl.Typed(s.Finalize)),
+		"MarkFailedFunctionArn": asLambda(asl.Typed(s.MarkFailed)),
 		asl.ResourceS3GetObject: GetObject(s.Svc.ItemLists),
 		asl.ResourceS3PutObject: PutObject(s.Svc.ItemLists),
 	}
 }
+
+// ErrorName is the error name under which a step's error reaches the
+// definition's Retry and Catch on AWS, where internal/aws/handler.Task
+// returns it to Lambda as the errorType: the error's own ErrorName
+// (ExportError, Transient), "Transient" for a cancelled or expired context
+// (the function ran out of time), and "Error" for any other. The local
+// runner names step errors the same way, so a step stopped by its context,
+// which the steps leave unnamed, is "Transient" on both hosts rather than
+// States.TaskFailed here.
+func ErrorName(err error) string {
+	var named interface{ ErrorName() string }
+	switch {
+	case errors.As(err, &named):
+		return named.ErrorName()
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return "Transient"
+	}
+	return "Error"
+}
+
+// asLambda names a step's errors with ErrorName, as its Lambda does.
+func asLambda(step asl.Step) asl.Step {
+	return func(ctx context.Context, in json.RawMessage) (json.RawMessage, error) {
+		out, err := step(ctx, in)
+		if err != nil {
+			return nil, &lambdaError{name: ErrorName(err), err: err}
+		}
+		return out, nil
+	}
+}
+
+type lambdaError struct {
+	name string
+	err  error
+}
+
+func (e *lambdaError) Error() string     { return e.err.Error() }
+func (e *lambdaError) Unwrap() error     { return e.err }
+func (e *lambdaError) ErrorName() string { return e.name }
 
 // PutObjectInput is the ResultWriter's s3:putObject request.
 type PutObjectInput struct {

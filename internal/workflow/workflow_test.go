@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -169,5 +170,43 @@ func TestStepErrorName(t *testing.T) {
 	var named interface{ ErrorName() string }
 	if errors.As(err, &named) {
 		t.Errorf("cancelled ExportItem error is named %q, want unnamed", named.ErrorName())
+	}
+}
+
+// TestRegistry_ErrorNames: the local runner's steps fail under the names
+// their Lambdas do (internal/aws/handler.Task): a step's own name, and
+// "Transient" for one stopped by a cancelled context, which the steps
+// leave unnamed (TestStepErrorName) and which the asl runner alone would
+// call States.TaskFailed.
+func TestRegistry_ErrorNames(t *testing.T) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	for _, tc := range []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"Cancelled", context.Canceled, "Transient"},
+		{"WrappedCancelled", fmt.Errorf("GetJob: %w", context.Canceled), "Transient"},
+		{"Transient", bulk.Errorf(bulk.ETRANSIENT, "throttled"), "Transient"},
+		{"Permanent", bulk.Errorf(bulk.ENOTFOUND, "no such job"), "ExportError"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			svc := export.NewService(flakyJobs{mem.NewJobStore(), tc.err}, mem.NewResourceStore(1), mem.NewObjectStore(), export.DefaultConfig(), logger)
+			step := workflow.Steps{Svc: svc}.Registry()["ExportItemFunctionArn"]
+			_, err := step(context.Background(), json.RawMessage(`{"jobId":"j1"}`))
+			var named interface{ ErrorName() string }
+			if !errors.As(err, &named) || named.ErrorName() != tc.want {
+				t.Fatalf("ExportItemFunctionArn step error = %v, want one named %q", err, tc.want)
+			}
+			if got := workflow.ErrorName(err); got != tc.want {
+				t.Errorf("ErrorName(%v) = %q, want %q", err, got, tc.want)
+			}
+			if !errors.Is(err, tc.err) && bulk.ErrorCode(err) != bulk.ErrorCode(tc.err) {
+				t.Errorf("error = %v, want it to wrap %v", err, tc.err)
+			}
+		})
+	}
+	if got := workflow.ErrorName(errors.New("plain")); got != "Error" {
+		t.Errorf(`ErrorName(plain error) = %q, want "Error" (Lambda's errorType for an unnamed error)`, got)
 	}
 }

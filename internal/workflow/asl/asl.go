@@ -1,22 +1,26 @@
 // Package asl is an in-process interpreter for the subset of Amazon States
-// Language that statemachines/export.asl.json uses, so the local server runs
-// the very definition file that AWS Step Functions runs (style.md rule 6).
+// Language that statemachines/*.asl.json use, so the local server runs the
+// very definition files that AWS Step Functions runs (style.md rule 6).
 //
 // The subset is faithful: what Parse accepts behaves as on Step Functions
 // (input/output processing order, Retry and Catch matching, error names and
 // the Catch error output, the 256 KiB payload limit), and everything else
 // (other state types, fields, JSONPath operators, intrinsic functions, context
 // object fields, JSONata) is refused by Parse instead of being ignored.
+// testdata/aws_examples replays the worked examples of the Step Functions
+// Developer Guide against it (aws_examples_test.go).
 //
-// Supported: Task, Map, Choice, Pass, Wait, Succeed and Fail states;
-// InputPath, Parameters, ResultSelector, ResultPath and OutputPath; Retry and
-// Catch on Task and Map (with MaxDelaySeconds and JitterStrategy); reference
-// paths such as $.a.b, $.a[0], $['a'] and $$.Map.Item.Value. A Map runs
-// INLINE, or DISTRIBUTED (each item a child execution) with an optional
-// ItemReader that reads a JSON array from S3 (arn:aws:states:::s3:getObject,
-// bound to the step registered under that ARN), an optional ResultWriter
-// that writes the Map Run's results to S3 (arn:aws:states:::s3:putObject,
-// likewise) and ToleratedFailurePercentage 0.
+// Supported: Task, Map, Choice, Succeed and Fail states; InputPath,
+// Parameters, ResultPath and OutputPath; Retry and Catch on Task and Map
+// (with MaxDelaySeconds and JitterStrategy); reference paths such as $.a.b,
+// $.a[0], $['a'] and $$.Map.Item.Value. A Map runs INLINE, or DISTRIBUTED
+// (each item a child execution) with an optional ItemReader that reads a
+// JSON array from S3 (arn:aws:states:::s3:getObject, bound to the step
+// registered under that ARN), an optional ResultWriter that writes the Map
+// Run's results to S3 (arn:aws:states:::s3:putObject, likewise) and
+// ToleratedFailurePercentage 0. Pass and Wait states, ResultSelector, and a
+// Map's legacy Iterator and Parameters are refused ("unsupported by this
+// runner"): no definition uses them.
 package asl
 
 import (
@@ -91,7 +95,7 @@ func Typed[I, O any](f func(context.Context, I) (O, error)) Step {
 // Machine is a parsed state machine. Its fields may be set before the first
 // Run; after that it is safe for concurrent Runs.
 type Machine struct {
-	// Sleep waits for d or until ctx is done (Retry intervals, Wait states).
+	// Sleep waits for d or until ctx is done (Retry intervals).
 	// Nil means a real timer; tests inject a recorder.
 	Sleep func(ctx context.Context, d time.Duration) error
 	// Rand returns a random number in [0, 1) for a retrier's

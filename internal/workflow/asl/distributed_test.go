@@ -50,7 +50,6 @@ func (o *objects) step(ctx context.Context, in json.RawMessage) (json.RawMessage
 
 func TestDistributed_ItemReader(t *testing.T) {
 	objs := &objects{bodies: map[string]string{"b/items.json": `["a","b","c"]`}}
-	echo := func(ctx context.Context, in json.RawMessage) (json.RawMessage, error) { return in, nil }
 	got, _, err := run(t, distributedMap(`,"MaxConcurrency":2,"ToleratedFailurePercentage":0,"ResultPath":"$.out","End":true`),
 		map[string]asl.Step{"T": echo, asl.ResourceS3GetObject: objs.step}, `{"bucket":"b","key":"items.json","tag":"t"}`)
 	want := `{"bucket":"b","key":"items.json","out":[{"tag":"t","v":"a"},{"tag":"t","v":"b"},{"tag":"t","v":"c"}],"tag":"t"}`
@@ -67,9 +66,9 @@ func TestDistributed_ItemReader(t *testing.T) {
 func TestDistributed_ItemsPathChildContext(t *testing.T) {
 	def := `{"StartAt":"M","States":{"M":{"Type":"Map","ItemsPath":"$.xs",
 		"ItemProcessor":{"ProcessorConfig":{"Mode":"DISTRIBUTED","ExecutionType":"EXPRESS"},
-			"StartAt":"P","States":{"P":{"Type":"Pass","Parameters":{"in.$":"$$.Execution.Input","name.$":"$$.Execution.Name"},"End":true}}},
+			"StartAt":"P","States":{"P":{"Type":"Task","Resource":"${T}","Parameters":{"in.$":"$$.Execution.Input","name.$":"$$.Execution.Name"},"End":true}}},
 		"End":true}}}`
-	got, _, err := run(t, def, nil, `{"xs":[1,2]}`)
+	got, _, err := run(t, def, map[string]asl.Step{"T": echo}, `{"xs":[1,2]}`)
 	want := `[{"in":1,"name":"exec-1/M:0"},{"in":2,"name":"exec-1/M:1"}]`
 	if err != nil || got != want {
 		t.Errorf("Run() = %s, %v, want %s", got, err, want)
@@ -105,7 +104,7 @@ func TestDistributed_ChildFailure(t *testing.T) {
 				"ItemProcessor":{"ProcessorConfig":{"Mode":"DISTRIBUTED","ExecutionType":"STANDARD"},
 					"StartAt":"T","States":{"T":{"Type":"Task","Resource":"${T}","Retry":[{"ErrorEquals":["States.ALL"],"MaxAttempts":1}],"End":true}}},
 				"ResultPath":null,"Catch":[{"ErrorEquals":["States.ALL"],"ResultPath":"$.error","Next":"F"}],"End":true},
-				"F":{"Type":"Pass","End":true}}}`
+				"F":{"Type":"Succeed"}}}`
 			got, s, err := run(t, def, map[string]asl.Step{"T": step, asl.ResourceS3GetObject: objs.step}, `{}`)
 			if err != nil {
 				t.Fatalf("Run() = %v, want the Catch to handle the Map Run's failure", err)
@@ -235,7 +234,7 @@ func TestDistributed_ParseErrors(t *testing.T) {
 	reader := func(r string) string {
 		return `{"StartAt":"M","States":{"M":{"Type":"Map","ItemReader":` + r + `,
 			"ItemProcessor":{"ProcessorConfig":{"Mode":"DISTRIBUTED","ExecutionType":"STANDARD"},
-				"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}},"End":true}}}`
+				"StartAt":"P","States":{"P":{"Type":"Succeed"}}},"End":true}}}`
 	}
 	params := `"Parameters":{"Bucket":"b","Key":"k"}`
 	get := `"Resource":"arn:aws:states:::s3:getObject"`
@@ -479,7 +478,7 @@ func TestDistributed_ResultWriterFailed(t *testing.T) {
 				return json.RawMessage(`{}`), nil
 			}
 			def := strings.Replace(writerMap(`,"Parameters":`+tc.params), `"ResultPath":"$.out","End":true}}}`,
-				`"ResultPath":"$.out","Catch":[{"ErrorEquals":["States.ALL"],"ResultPath":"$.error","Next":"F"}],"End":true},"F":{"Type":"Pass","End":true}}}`, 1)
+				`"ResultPath":"$.out","Catch":[{"ErrorEquals":["States.ALL"],"ResultPath":"$.error","Next":"F"}],"End":true},"F":{"Type":"Succeed"}}}`, 1)
 			got, _, err := run(t, def, map[string]asl.Step{"T": step, asl.ResourceS3PutObject: (&puts{fail: tc.fail}).step}, tc.input)
 			if tc.wantName == asl.ErrRuntime {
 				var ee *asl.ExecutionError
@@ -530,7 +529,7 @@ func TestDistributed_ResultWriterParseErrors(t *testing.T) {
 	writer := func(w string) string {
 		return `{"StartAt":"M","States":{"M":{"Type":"Map","ItemsPath":"$.xs","ResultWriter":` + w + `,
 			"ItemProcessor":{"ProcessorConfig":{"Mode":"DISTRIBUTED","ExecutionType":"STANDARD"},
-				"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}},"End":true}}}`
+				"StartAt":"P","States":{"P":{"Type":"Succeed"}}},"End":true}}}`
 	}
 	params := `"Parameters":{"Bucket":"b","Prefix":"p"}`
 	tests := []struct {
@@ -538,7 +537,7 @@ func TestDistributed_ResultWriterParseErrors(t *testing.T) {
 		noWriter           bool
 	}{
 		{name: "Inline", def: `{"StartAt":"M","States":{"M":{"Type":"Map","ResultWriter":{` + put + `,` + params + `},
-			"ItemProcessor":{"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}},"End":true}}}`, wantErr: "ResultWriter needs ProcessorConfig Mode DISTRIBUTED"},
+			"ItemProcessor":{"StartAt":"P","States":{"P":{"Type":"Succeed"}}},"End":true}}}`, wantErr: "ResultWriter needs ProcessorConfig Mode DISTRIBUTED"},
 		{name: "Empty", def: writer(`{}`), wantErr: `only "arn:aws:states:::s3:putObject"`},
 		{name: "WriterConfigOnly", def: writer(`{"WriterConfig":{"Transformation":"COMPACT"}}`), wantErr: `only "arn:aws:states:::s3:putObject"`},
 		{name: "GetObject", def: writer(`{"Resource":"arn:aws:states:::s3:getObject",` + params + `}`), wantErr: `only "arn:aws:states:::s3:putObject"`},

@@ -60,27 +60,14 @@ func (x *execution) state(ctx context.Context, st *state, in any) (any, string, 
 	case "Fail":
 		return nil, "", &ExecutionError{Name: st.errorName, Cause: st.cause}
 	}
+	// Choice and Succeed: InputPath, then OutputPath.
 	eff, err := x.inputPath(st, in)
 	if err != nil {
 		return nil, "", err
 	}
 	next := st.next
-	switch st.typ {
-	case "Pass":
-		result := st.result
-		if !st.hasResult {
-			if result, err = x.parameters(st, eff); err != nil {
-				return nil, "", err
-			}
-		}
-		out, err := x.processResult(st, in, result)
-		return out, next, err
-	case "Choice":
+	if st.typ == "Choice" {
 		if next, err = x.choose(st, eff); err != nil {
-			return nil, "", err
-		}
-	case "Wait":
-		if err := x.wait(ctx, st, eff); err != nil {
 			return nil, "", err
 		}
 	}
@@ -89,8 +76,13 @@ func (x *execution) state(ctx context.Context, st *state, in any) (any, string, 
 }
 
 // withCatch runs a Task or Map: input processing, invoke under the Retry
-// policy, result processing; an error a Catcher matches becomes
-// {"Error", "Cause"} stored at the Catcher's ResultPath in the raw input.
+// policy, result processing; an error a Catcher matches becomes the error
+// output {"Error", "Cause"} stored at the Catcher's ResultPath in the raw
+// input. An error without a cause (a Fail state without Cause) has no Cause
+// field: the object "usually contains the field Cause"
+// (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html#error-handling-error-output),
+// and the ResultPath guide's example catches {"Error": "Error here"}
+// (https://docs.aws.amazon.com/step-functions/latest/dg/input-output-resultpath.html#input-output-resultpath-catch).
 func (x *execution) withCatch(ctx context.Context, st *state, in any, invoke func(context.Context, *state, any) (any, error)) (any, string, error) {
 	out, err := x.act(ctx, st, in, invoke)
 	if err == nil {
@@ -104,7 +96,11 @@ func (x *execution) withCatch(ctx context.Context, st *state, in any, invoke fun
 		if !matches(c.errorEquals, ee.Name) {
 			continue
 		}
-		out, err := x.applyResultPath(st, c.resultPath, in, map[string]any{"Error": ee.Name, "Cause": ee.Cause})
+		output := map[string]any{"Error": ee.Name}
+		if ee.Cause != "" {
+			output["Cause"] = ee.Cause
+		}
+		out, err := x.applyResultPath(st, c.resultPath, in, output)
 		if err != nil {
 			return nil, "", err
 		}
@@ -127,11 +123,6 @@ func (x *execution) act(ctx context.Context, st *state, in any, invoke func(cont
 	}
 	if err := x.limit(st.name, "result", result); err != nil {
 		return nil, err
-	}
-	if st.resultSelector != nil {
-		if result, err = st.resultSelector.eval(result, x.contextFor(st)); err != nil {
-			return nil, err
-		}
 	}
 	return x.processResult(st, in, result)
 }
@@ -409,29 +400,6 @@ func (x *execution) choose(st *state, eff any) (string, error) {
 		return "", &ExecutionError{Name: ErrNoChoiceMatched, Cause: fmt.Sprintf("No choice rule of state '%s' matched and it has no Default.", st.name)}
 	}
 	return st.defaultNext, nil
-}
-
-func (x *execution) wait(ctx context.Context, st *state, eff any) error {
-	secs := st.seconds
-	if st.secondsPath != nil {
-		v, ok := st.secondsPath.lookup(eff)
-		n, isNum := v.(json.Number)
-		i, err := n.Int64()
-		if !ok || !isNum || err != nil || i < 0 {
-			return runtimeError(st.name, "The SecondsPath '%s' must reference a non-negative integer.", st.secondsPath)
-		}
-		secs = min(i, 99999999)
-	}
-	if secs == 0 {
-		return nil
-	}
-	if err := x.m.sleep(ctx, time.Duration(secs)*time.Second); err != nil {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		return err
-	}
-	return nil
 }
 
 func (x *execution) inputPath(st *state, in any) (any, error) {

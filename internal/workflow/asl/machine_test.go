@@ -30,6 +30,9 @@ func (f *fixed) step(ctx context.Context, in json.RawMessage) (json.RawMessage, 
 	return json.RawMessage(f.out), nil
 }
 
+// echo is a step that returns its input.
+func echo(_ context.Context, in json.RawMessage) (json.RawMessage, error) { return in, nil }
+
 // failing is a step that fails with errs[i] on call i, then returns {"ok":true}.
 func failing(errs ...error) (asl.Step, *atomic.Int32) {
 	var calls atomic.Int32
@@ -73,11 +76,11 @@ func TestRun_InputOutputProcessing(t *testing.T) {
 		name: "AllFieldsInAWSOrder",
 		def: `{"StartAt":"S","States":{"S":{"Type":"Task","Resource":"${T}","End":true,
 			"InputPath":"$.a","Parameters":{"x.$":"$.b","name.$":"$$.Execution.Name","lit":"$.b"},
-			"ResultSelector":{"r.$":"$.val"},"ResultPath":"$.a.res","OutputPath":"$.a"}}}`,
+			"ResultPath":"$.a.res","OutputPath":"$.a"}}}`,
 		input:     `{"a":{"b":1},"c":2}`,
 		result:    `{"val":"v","junk":1}`,
 		wantInput: `{"lit":"$.b","name":"exec-1","x":1}`,
-		want:      `{"b":1,"res":{"r":"v"}}`,
+		want:      `{"b":1,"res":{"junk":1,"val":"v"}}`,
 	}, {
 		name:      "DefaultsReplaceInputWithResult",
 		def:       `{"StartAt":"S","States":{"S":{"Type":"Task","Resource":"${T}","End":true}}}`,
@@ -107,11 +110,10 @@ func TestRun_InputOutputProcessing(t *testing.T) {
 		wantInput: `{"big":12345678901234567890,"html":"<&>"}`,
 		want:      `{"big":12345678901234567890,"html":"<&>","out":1.50}`,
 	}, {
-		name: "PassChain",
+		name: "TaskChain",
 		def: `{"StartAt":"P1","States":{
-			"P1":{"Type":"Pass","Result":{"x":1},"ResultPath":"$.r","Next":"P2"},
-			"P2":{"Type":"Pass","Parameters":{"y.$":"$.r.x","in.$":"$$.Execution.Input.a"},"Next":"P3"},
-			"P3":{"Type":"Pass","Next":"T"},
+			"P1":{"Type":"Task","Resource":"${X1}","ResultPath":"$.r","Next":"P2"},
+			"P2":{"Type":"Task","Resource":"${Echo}","Parameters":{"y.$":"$.r.x","in.$":"$$.Execution.Input.a"},"Next":"T"},
 			"T":{"Type":"Task","Resource":"${T}","ResultPath":"$.t","Next":"Done"},
 			"Done":{"Type":"Succeed","InputPath":"$.t","OutputPath":"$.z"}}}`,
 		input:     `{"a":"A"}`,
@@ -122,7 +124,11 @@ func TestRun_InputOutputProcessing(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			f := &fixed{out: tc.result}
-			got, _, err := run(t, tc.def, map[string]asl.Step{"T": f.step}, tc.input)
+			steps := map[string]asl.Step{"T": f.step}
+			if strings.Contains(tc.def, "${X1}") {
+				steps["X1"], steps["Echo"] = (&fixed{out: `{"x":1}`}).step, echo
+			}
+			got, _, err := run(t, tc.def, steps, tc.input)
 			if err != nil {
 				t.Fatalf("Run(%s) = %v", tc.input, err)
 			}
@@ -140,16 +146,19 @@ func TestRun_RuntimeErrors(t *testing.T) {
 	tests := []struct {
 		name, def, input, wantCause string
 	}{
-		{"InputPath", `{"StartAt":"S","States":{"S":{"Type":"Pass","InputPath":"$.x","End":true}}}`, `{}`, "InputPath"},
-		{"OutputPath", `{"StartAt":"S","States":{"S":{"Type":"Pass","OutputPath":"$.x","End":true}}}`, `{}`, "OutputPath"},
-		{"Parameters", `{"StartAt":"S","States":{"S":{"Type":"Pass","Parameters":{"a.$":"$.x"},"End":true}}}`, `{}`, "'a.$'"},
+		{"InputPath", `{"StartAt":"S","States":{"S":{"Type":"Succeed","InputPath":"$.x"}}}`, `{}`, "InputPath"},
+		{"OutputPath", `{"StartAt":"S","States":{"S":{"Type":"Succeed","OutputPath":"$.x"}}}`, `{}`, "OutputPath"},
+		{"Parameters", `{"StartAt":"S","States":{"S":{"Type":"Task","Resource":"${T}","Parameters":{"a.$":"$.x"},"End":true}}}`, `{}`, "'a.$'"},
 		{"Choice", `{"StartAt":"S","States":{"S":{"Type":"Choice","Choices":[{"Variable":"$.x","BooleanEquals":true,"Next":"E"}],"Default":"E"},"E":{"Type":"Succeed"}}}`, `{}`, "'$.x'"},
-		{"SecondsPath", `{"StartAt":"S","States":{"S":{"Type":"Wait","SecondsPath":"$.s","End":true}}}`, `{"s":"5"}`, "SecondsPath"},
-		{"ItemsPath", `{"StartAt":"S","States":{"S":{"Type":"Map","ItemsPath":"$.x","ItemProcessor":{"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}},"End":true}}}`, `{"x":{}}`, "ItemsPath"},
+		{"ItemsPath", `{"StartAt":"S","States":{"S":{"Type":"Map","ItemsPath":"$.x","ItemProcessor":{"StartAt":"P","States":{"P":{"Type":"Succeed"}}},"End":true}}}`, `{"x":{}}`, "ItemsPath"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, err := run(t, tc.def, nil, tc.input)
+			steps := map[string]asl.Step{}
+			if strings.Contains(tc.def, "${T}") {
+				steps["T"] = echo
+			}
+			_, _, err := run(t, tc.def, steps, tc.input)
 			var ee *asl.ExecutionError
 			if !errors.As(err, &ee) || ee.Name != "States.Runtime" || !strings.Contains(ee.Cause, tc.wantCause) {
 				t.Errorf("Run(%s) = %v, want States.Runtime mentioning %q", tc.input, err, tc.wantCause)
@@ -289,14 +298,14 @@ func TestRun_RetryJitter(t *testing.T) {
 }
 
 func TestRun_Catch(t *testing.T) {
-	// def is a Task S whose Catchers go to H (a Pass) and maybe F (a Fail).
+	// def is a Task S whose Catchers go to H (a Succeed) and maybe F (a Fail).
 	def := func(extra string) string {
 		fail := ""
 		if strings.Contains(extra, `"F"`) {
 			fail = `,"F":{"Type":"Fail"}` // only when used: unreachable states are refused
 		}
 		return `{"StartAt":"S","States":{"S":{"Type":"Task","Resource":"${T}","End":true` + extra + `},
-			"H":{"Type":"Pass","End":true}` + fail + `}}`
+			"H":{"Type":"Succeed"}` + fail + `}}`
 	}
 	boom := func(ctx context.Context, in json.RawMessage) (json.RawMessage, error) {
 		return nil, &namedError{"Boom", "it broke"}
@@ -345,7 +354,7 @@ func TestRun_ChoiceAndFail(t *testing.T) {
 			{"Variable":"$.n","NumericGreaterThan":10,"Next":"Big"},
 			{"And":[{"Variable":"$.s","IsPresent":true},{"Variable":"$.s","StringEquals":"x"}],"Next":"X"}],
 			"Default":"Other","OutputPath":"$.n"},
-		"Big":{"Type":"Pass","Result":"big","End":true},
+		"Big":{"Type":"Task","Resource":"${Big}","End":true},
 		"X":{"Type":"Fail","Error":"GotX","Cause":"s was x"},
 		"Other":{"Type":"Choice","Choices":[{"Variable":"$","NumericEquals":1,"Next":"Big"}]}}}`
 	tests := []struct {
@@ -357,8 +366,9 @@ func TestRun_ChoiceAndFail(t *testing.T) {
 		{`{"n":1}`, `"big"`, nil}, // Default, with the Choice's OutputPath applied
 		{`{"n":2}`, "", &asl.ExecutionError{Name: "States.NoChoiceMatched", Cause: "No choice rule of state 'Other' matched and it has no Default."}},
 	}
+	big := &fixed{out: `"big"`}
 	for _, tc := range tests {
-		got, _, err := run(t, def, nil, tc.input)
+		got, _, err := run(t, def, map[string]asl.Step{"Big": big.step}, tc.input)
 		var ee *asl.ExecutionError
 		errors.As(err, &ee)
 		if got != tc.want || !cmp.Equal(ee, tc.wantErr) {
@@ -367,34 +377,21 @@ func TestRun_ChoiceAndFail(t *testing.T) {
 	}
 }
 
-func TestRun_Wait(t *testing.T) {
-	def := `{"StartAt":"W1","States":{
-		"W1":{"Type":"Wait","Seconds":3,"Next":"W2"},
-		"W2":{"Type":"Wait","SecondsPath":"$.s","OutputPath":"$.s","End":true}}}`
-	got, s, err := run(t, def, nil, `{"s":7}`)
-	if err != nil || got != `7` {
-		t.Errorf("Run() = %s, %v, want 7", got, err)
-	}
-	if diff := cmp.Diff(seconds(3, 7), s.delays); diff != "" {
-		t.Errorf("waits mismatch (-want +got):\n%s", diff)
-	}
-}
-
 func TestRun_Map(t *testing.T) {
 	tests := []struct {
 		name, def, input, want string
 	}{{
-		name: "ItemSelectorAndResultSelector",
+		name: "ItemSelector",
 		def: `{"StartAt":"M","States":{"M":{"Type":"Map","ItemsPath":"$.xs","MaxConcurrency":2,
 			"ItemSelector":{"i.$":"$$.Map.Item.Index","v.$":"$$.Map.Item.Value","tag.$":"$.tag"},
 			"ItemProcessor":{"ProcessorConfig":{"Mode":"INLINE"},"StartAt":"T","States":{"T":{"Type":"Task","Resource":"${T}","End":true}}},
-			"ResultSelector":{"all.$":"$","first.$":"$[0]"},"ResultPath":"$.out","End":true}}}`,
+			"ResultPath":"$.out","End":true}}}`,
 		input: `{"xs":["a","b","c"],"tag":"t"}`,
-		want:  `{"out":{"all":[{"i":0,"tag":"t","v":"a"},{"i":1,"tag":"t","v":"b"},{"i":2,"tag":"t","v":"c"}],"first":{"i":0,"tag":"t","v":"a"}},"tag":"t","xs":["a","b","c"]}`,
+		want:  `{"out":[{"i":0,"tag":"t","v":"a"},{"i":1,"tag":"t","v":"b"},{"i":2,"tag":"t","v":"c"}],"tag":"t","xs":["a","b","c"]}`,
 	}, {
-		name: "LegacyIteratorAndParameters",
-		def: `{"StartAt":"M","States":{"M":{"Type":"Map","Parameters":{"v.$":"$$.Map.Item.Value"},
-			"Iterator":{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"${T}","OutputPath":"$.v","End":true}}},"End":true}}}`,
+		name: "ItemProcessorOutputPath",
+		def: `{"StartAt":"M","States":{"M":{"Type":"Map","ItemSelector":{"v.$":"$$.Map.Item.Value"},
+			"ItemProcessor":{"StartAt":"T","States":{"T":{"Type":"Task","Resource":"${T}","OutputPath":"$.v","End":true}}},"End":true}}}`,
 		input: `[1,2,3]`,
 		want:  `[1,2,3]`,
 	}, {
@@ -404,7 +401,6 @@ func TestRun_Map(t *testing.T) {
 		input: `{"xs":[]}`,
 		want:  `[]`,
 	}}
-	echo := func(ctx context.Context, in json.RawMessage) (json.RawMessage, error) { return in, nil }
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			got, _, err := run(t, tc.def, map[string]asl.Step{"T": echo}, tc.input)
@@ -476,9 +472,11 @@ func TestRun_PayloadLimit(t *testing.T) {
 	tests := []struct {
 		name, def, input, result string
 	}{
-		{"ExecutionInput", `{"StartAt":"S","States":{"S":{"Type":"Pass","End":true}}}`, `{"a":` + big + `}`, ``},
+		{"ExecutionInput", `{"StartAt":"S","States":{"S":{"Type":"Succeed"}}}`, `{"a":` + big + `}`, ``},
 		{"TaskResultEvenIfDiscarded", `{"StartAt":"S","States":{"S":{"Type":"Task","Resource":"${T}","ResultPath":null,"End":true}}}`, `{}`, big},
-		{"StateOutput", `{"StartAt":"S","States":{"S":{"Type":"Pass","Result":` + big + `,"End":true}}}`, `{}`, ``},
+		// Input and result are each under the limit, the output is not.
+		{"StateOutput", `{"StartAt":"S","States":{"S":{"Type":"Task","Resource":"${T}","ResultPath":"$.b","End":true}}}`,
+			`{"a":"` + strings.Repeat("x", 90) + `"}`, `"` + strings.Repeat("y", 90) + `"`},
 		{"AfterParameters", `{"StartAt":"S","States":{"S":{"Type":"Task","Resource":"${T}","Parameters":{"a.$":"$","b.$":"$","c.$":"$"},"End":true}}}`,
 			`{"x":"` + strings.Repeat("y", 40) + `"}`, `{}`},
 	}
@@ -560,7 +558,7 @@ func TestParse_Errors(t *testing.T) {
 	one := func(state string) string { return `{"StartAt":"S","States":{"S":` + state + `,` + succeed + `}}` }
 	task := func(extra string) string { return one(`{"Type":"Task","Resource":"${T}","Next":"E"` + extra + `}`) }
 	mapState := func(extra string) string {
-		return one(`{"Type":"Map","Next":"E","ItemProcessor":{"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}` + extra + `}`)
+		return one(`{"Type":"Map","Next":"E","ItemProcessor":{"StartAt":"P","States":{"P":{"Type":"Succeed"}}}` + extra + `}`)
 	}
 	tests := []struct {
 		name, def, wantErr string
@@ -571,17 +569,23 @@ func TestParse_Errors(t *testing.T) {
 		{"JSONata", `{"QueryLanguage":"JSONata","StartAt":"S","States":{"S":{"Type":"Succeed"}}}`, "only JSONPath"},
 		{"NoStartAt", `{"States":{"S":{"Type":"Succeed"}}}`, "StartAt is required"},
 		{"MissingStartAt", `{"StartAt":"X","States":{"S":{"Type":"Succeed"}}}`, `StartAt "X" names no state`},
-		{"MissingNext", one(`{"Type":"Pass","Next":"Nope"}`), `transition to "Nope"`},
+		{"MissingNext", one(`{"Type":"Task","Resource":"${T}","Next":"Nope"}`), `transition to "Nope"`},
 		{"MissingDefault", one(`{"Type":"Choice","Choices":[{"Variable":"$.a","IsNull":true,"Next":"E"}],"Default":"Nope"}`), `transition to "Nope"`},
 		{"MissingCatchNext", task(`,"Catch":[{"ErrorEquals":["States.ALL"],"Next":"Nope"}]`), `transition to "Nope"`},
 		{"Unreachable", `{"StartAt":"S","States":{"S":{"Type":"Succeed"},"Orphan":{"Type":"Succeed"}}}`, `"Orphan" is not reachable`},
 		{"ParallelType", one(`{"Type":"Parallel","Branches":[],"Next":"E"}`), `unsupported state Type "Parallel"`},
 		{"TaskTimeout", task(`,"TimeoutSeconds":30`), `unsupported field "TimeoutSeconds" in Task state`},
 		{"TaskHeartbeat", task(`,"HeartbeatSeconds":30`), `unsupported field "HeartbeatSeconds"`},
-		{"PassResultSelector", one(`{"Type":"Pass","ResultSelector":{},"Next":"E"}`), `unsupported field "ResultSelector" in Pass state`},
-		{"NextAndEnd", one(`{"Type":"Pass","Next":"E","End":true}`), "exactly one of Next and End"},
-		{"NeitherNextNorEnd", one(`{"Type":"Pass"}`), "exactly one of Next and End"},
-		{"EndFalse", `{"StartAt":"S","States":{"S":{"Type":"Pass","End":false}}}`, "End must be true"},
+		// Features no definition uses (see unsupported in parse.go).
+		{"Pass", one(`{"Type":"Pass","Next":"E"}`), "unsupported by this runner: Pass state"},
+		{"Wait", one(`{"Type":"Wait","Seconds":1,"Next":"E"}`), "unsupported by this runner: Wait state"},
+		{"ResultSelector", task(`,"ResultSelector":{"a.$":"$.b"}`), "unsupported by this runner: ResultSelector"},
+		{"MapResultSelector", mapState(`,"ResultSelector":{}`), "unsupported by this runner: ResultSelector"},
+		{"MapIterator", one(`{"Type":"Map","Next":"E","Iterator":{"StartAt":"P","States":{"P":{"Type":"Succeed"}}}}`), "unsupported by this runner: Iterator"},
+		{"MapParameters", mapState(`,"Parameters":{"v.$":"$$.Map.Item.Value"}`), "unsupported by this runner: Parameters in a Map"},
+		{"NextAndEnd", task(`,"End":true`), "exactly one of Next and End"},
+		{"NeitherNextNorEnd", one(`{"Type":"Task","Resource":"${T}"}`), "exactly one of Next and End"},
+		{"EndFalse", `{"StartAt":"S","States":{"S":{"Type":"Task","Resource":"${T}","End":false}}}`, "End must be true"},
 		{"ArnResource", one(`{"Type":"Task","Resource":"arn:aws:lambda:us-east-1:1:function:f","Next":"E"}`), "only \"${Name}\" placeholders"},
 		{"NoStep", one(`{"Type":"Task","Resource":"${Other}","Next":"E"}`), `no step "Other"`},
 		{"BadInputPath", task(`,"InputPath":"$.a[*]"`), "InputPath"},
@@ -607,23 +611,20 @@ func TestParse_Errors(t *testing.T) {
 		{"CatcherNoNext", task(`,"Catch":[{"ErrorEquals":["E"]}]`), "Next is required"},
 		{"ChoiceNoChoices", one(`{"Type":"Choice","Choices":[]}`), "Choices must be a non-empty array"},
 		{"ChoiceRule", one(`{"Type":"Choice","Choices":[{"Variable":"$.a","StringMatches":"*","Next":"E"}]}`), `Choices[0]: unsupported field "StringMatches"`},
-		{"WaitTimestamp", one(`{"Type":"Wait","Timestamp":"2030-01-01T00:00:00Z","Next":"E"}`), `unsupported field "Timestamp"`},
-		{"WaitNegative", one(`{"Type":"Wait","Seconds":-1,"Next":"E"}`), "Seconds must be an integer"},
 		{"FailErrorPath", one(`{"Type":"Fail","ErrorPath":"$.e"}`), `unsupported field "ErrorPath"`},
 		{"MapItemReaderInline", mapState(`,"ItemReader":{}`), "ItemReader needs ProcessorConfig Mode DISTRIBUTED"},
-		{"MapDistributedNoExecutionType", one(`{"Type":"Map","Next":"E","ItemProcessor":{"ProcessorConfig":{"Mode":"DISTRIBUTED"},"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}}`), "needs ExecutionType STANDARD or EXPRESS"},
-		{"MapUnknownMode", one(`{"Type":"Map","Next":"E","ItemProcessor":{"ProcessorConfig":{"Mode":"PARALLEL"},"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}}`), `Mode "PARALLEL": want INLINE or DISTRIBUTED`},
-		{"MapExecutionType", one(`{"Type":"Map","Next":"E","ItemProcessor":{"ProcessorConfig":{"Mode":"INLINE","ExecutionType":"EXPRESS"},"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}}`), "ExecutionType is only for Mode DISTRIBUTED"},
-		{"MapProcessorConfigField", one(`{"Type":"Map","Next":"E","ItemProcessor":{"ProcessorConfig":{"Mode":"INLINE","Label":"x"},"StartAt":"P","States":{"P":{"Type":"Pass","End":true}}}}`), `unsupported field "Label" in ProcessorConfig`},
-		{"MapNoProcessor", one(`{"Type":"Map","Next":"E"}`), "exactly one of ItemProcessor and Iterator"},
-		{"MapBothSelectors", mapState(`,"ItemSelector":{},"Parameters":{}`), "exclusive"},
+		{"MapDistributedNoExecutionType", one(`{"Type":"Map","Next":"E","ItemProcessor":{"ProcessorConfig":{"Mode":"DISTRIBUTED"},"StartAt":"P","States":{"P":{"Type":"Succeed"}}}}`), "needs ExecutionType STANDARD or EXPRESS"},
+		{"MapUnknownMode", one(`{"Type":"Map","Next":"E","ItemProcessor":{"ProcessorConfig":{"Mode":"PARALLEL"},"StartAt":"P","States":{"P":{"Type":"Succeed"}}}}`), `Mode "PARALLEL": want INLINE or DISTRIBUTED`},
+		{"MapExecutionType", one(`{"Type":"Map","Next":"E","ItemProcessor":{"ProcessorConfig":{"Mode":"INLINE","ExecutionType":"EXPRESS"},"StartAt":"P","States":{"P":{"Type":"Succeed"}}}}`), "ExecutionType is only for Mode DISTRIBUTED"},
+		{"MapProcessorConfigField", one(`{"Type":"Map","Next":"E","ItemProcessor":{"ProcessorConfig":{"Mode":"INLINE","Label":"x"},"StartAt":"P","States":{"P":{"Type":"Succeed"}}}}`), `unsupported field "Label" in ProcessorConfig`},
+		{"MapNoProcessor", one(`{"Type":"Map","Next":"E"}`), "ItemProcessor is required"},
 		{"MapBothConcurrency", mapState(`,"MaxConcurrency":1,"MaxConcurrencyPath":"$.c"`), "exclusive"},
 		{"MapToleratedFailureInline", mapState(`,"ToleratedFailurePercentage":0`), "ToleratedFailurePercentage needs ProcessorConfig Mode DISTRIBUTED"},
 		{"MapResultWriterInline", mapState(`,"ResultWriter":{}`), "ResultWriter needs ProcessorConfig Mode DISTRIBUTED"},
 		{"MapItemBatcher", mapState(`,"ItemBatcher":{}`), `unsupported field "ItemBatcher"`},
-		{"MapContextOutsideSelector", one(`{"Type":"Map","Next":"E","ItemProcessor":{"StartAt":"P","States":{"P":{"Type":"Pass","Parameters":{"v.$":"$$.Map.Item.Value"},"End":true}}}}`), "only available in a Map state's ItemSelector"},
-		{"MapNextOutside", one(`{"Type":"Map","Next":"E","ItemProcessor":{"StartAt":"P","States":{"P":{"Type":"Pass","Next":"E"}}}}`), `transition to "E"`},
-		{"DuplicateNestedName", one(`{"Type":"Map","Next":"E","ItemProcessor":{"StartAt":"S","States":{"S":{"Type":"Pass","End":true}}}}`), "duplicate state name"},
+		{"MapContextOutsideSelector", one(`{"Type":"Map","Next":"E","ItemProcessor":{"StartAt":"P","States":{"P":{"Type":"Task","Resource":"${T}","Parameters":{"v.$":"$$.Map.Item.Value"},"End":true}}}}`), "only available in a Map state's ItemSelector"},
+		{"MapNextOutside", one(`{"Type":"Map","Next":"E","ItemProcessor":{"StartAt":"P","States":{"P":{"Type":"Task","Resource":"${T}","Next":"E"}}}}`), `transition to "E"`},
+		{"DuplicateNestedName", one(`{"Type":"Map","Next":"E","ItemProcessor":{"StartAt":"S","States":{"S":{"Type":"Succeed"}}}}`), "duplicate state name"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

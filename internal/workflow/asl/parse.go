@@ -23,24 +23,16 @@ type state struct {
 	next string // "" when the state ends its machine
 
 	inputPath, outputPath, resultPath ioPath
-	parameters, resultSelector        *template
+	parameters                        *template
 
 	// Task
 	step  Step
 	retry []*retrier // also Map
 	catch []*catcher // also Map
 
-	// Pass
-	result    any
-	hasResult bool
-
 	// Choice
 	choices     []*rule
 	defaultNext string
-
-	// Wait
-	seconds     int64
-	secondsPath *path
 
 	// Fail
 	errorName, cause string
@@ -100,15 +92,21 @@ type catcher struct {
 // Anything else (TimeoutSeconds, HeartbeatSeconds, Credentials, Assign,
 // Arguments, Output, ItemBatcher, ToleratedFailureCount, ...) is refused.
 var stateFields = map[string][]string{
-	"Task":    {"Next", "End", "InputPath", "OutputPath", "Parameters", "ResultSelector", "ResultPath", "Resource", "Retry", "Catch"},
-	"Pass":    {"Next", "End", "InputPath", "OutputPath", "Parameters", "Result", "ResultPath"},
+	"Task":    {"Next", "End", "InputPath", "OutputPath", "Parameters", "ResultPath", "Resource", "Retry", "Catch"},
 	"Choice":  {"Choices", "Default", "InputPath", "OutputPath"},
-	"Wait":    {"Next", "End", "InputPath", "OutputPath", "Seconds", "SecondsPath"},
 	"Succeed": {"InputPath", "OutputPath"},
 	"Fail":    {"Error", "Cause"},
-	"Map": {"Next", "End", "InputPath", "OutputPath", "ItemsPath", "ItemSelector", "Parameters", "MaxConcurrency",
-		"MaxConcurrencyPath", "ItemProcessor", "Iterator", "ResultSelector", "ResultPath", "Retry", "Catch",
+	"Map": {"Next", "End", "InputPath", "OutputPath", "ItemsPath", "ItemSelector", "MaxConcurrency",
+		"MaxConcurrencyPath", "ItemProcessor", "ResultPath", "Retry", "Catch",
 		"ItemReader", "ResultWriter", "ToleratedFailurePercentage"},
+}
+
+// unsupported is Parse's error for a feature of ASL this runner dropped
+// (Pass, Wait, ResultSelector, the legacy Iterator and Map Parameters): no
+// definition in statemachines/ uses it, so nothing would check that it
+// behaves as on Step Functions.
+func unsupported(what string) error {
+	return fmt.Errorf("unsupported by this runner: %s", what)
 }
 
 type parser struct {
@@ -232,8 +230,17 @@ func (p *parser) state(name string, raw json.RawMessage) (*state, error) {
 		return nil, err
 	}
 	fields, ok := stateFields[st.typ]
-	if !ok {
+	switch {
+	case st.typ == "Pass", st.typ == "Wait":
+		return nil, unsupported(st.typ + " state")
+	case !ok:
 		return nil, fmt.Errorf("unsupported state Type %q", st.typ)
+	case o.has("ResultSelector"):
+		return nil, unsupported("ResultSelector")
+	case st.typ == "Map" && o.has("Iterator"):
+		return nil, unsupported("Iterator (ItemProcessor replaces it)")
+	case st.typ == "Map" && o.has("Parameters"):
+		return nil, unsupported("Parameters in a Map (ItemSelector replaces it)")
 	}
 	if err := o.only(st.typ+" state", append([]string{"Type", "Comment", "QueryLanguage"}, fields...)...); err != nil {
 		return nil, err
@@ -258,13 +265,8 @@ func (p *parser) state(name string, raw json.RawMessage) (*state, error) {
 	if st.resultPath, err = o.ioPath("ResultPath", true); err != nil {
 		return nil, err
 	}
-	if st.resultSelector, err = o.template("ResultSelector", false); err != nil {
+	if st.parameters, err = o.template("Parameters", false); err != nil {
 		return nil, err
-	}
-	if st.typ != "Map" { // a Map's Parameters is the legacy ItemSelector
-		if st.parameters, err = o.template("Parameters", false); err != nil {
-			return nil, err
-		}
 	}
 	if o.has("Retry") {
 		if st.retry, err = parseRetry(o["Retry"]); err != nil {
@@ -280,14 +282,8 @@ func (p *parser) state(name string, raw json.RawMessage) (*state, error) {
 	switch st.typ {
 	case "Task":
 		err = p.task(st, o)
-	case "Pass":
-		if st.hasResult = o.has("Result"); st.hasResult {
-			err = decodeStrict(o["Result"], &st.result)
-		}
 	case "Choice":
 		err = p.choice(st, o)
-	case "Wait":
-		err = p.wait(st, o)
 	case "Fail":
 		if st.errorName, err = o.str("Error"); err == nil {
 			st.cause, err = o.str("Cause")
@@ -343,20 +339,6 @@ func (p *parser) choice(st *state, o object) error {
 	return err
 }
 
-func (p *parser) wait(st *state, o object) error {
-	if o.has("Seconds") == o.has("SecondsPath") {
-		return errors.New("needs exactly one of Seconds and SecondsPath (Timestamp and TimestampPath are not supported)")
-	}
-	if o.has("Seconds") {
-		n, err := o.integer("Seconds", 0, 99999999)
-		st.seconds = n
-		return err
-	}
-	var err error
-	st.secondsPath, err = o.path("SecondsPath")
-	return err
-}
-
 func (p *parser) mapState(st *state, o object) error {
 	var err error
 	st.itemsPath = rootPath
@@ -365,14 +347,7 @@ func (p *parser) mapState(st *state, o object) error {
 			return err
 		}
 	}
-	if o.has("ItemSelector") && o.has("Parameters") {
-		return errors.New("ItemSelector and Parameters are exclusive")
-	}
-	key := "ItemSelector"
-	if o.has("Parameters") {
-		key = "Parameters"
-	}
-	if st.itemSelector, err = o.template(key, true); err != nil {
+	if st.itemSelector, err = o.template("ItemSelector", true); err != nil {
 		return err
 	}
 	if o.has("MaxConcurrency") && o.has("MaxConcurrencyPath") {
@@ -390,18 +365,14 @@ func (p *parser) mapState(st *state, o object) error {
 			return err
 		}
 	}
-	if o.has("ItemProcessor") == o.has("Iterator") {
-		return errors.New("needs exactly one of ItemProcessor and Iterator")
+	if !o.has("ItemProcessor") {
+		return errors.New("ItemProcessor is required")
 	}
-	key, allowed := "ItemProcessor", []string{"StartAt", "States", "Comment", "ProcessorConfig"}
-	if o.has("Iterator") {
-		key, allowed = "Iterator", allowed[:3]
-	}
-	proc, err := decodeObject(o[key])
+	proc, err := decodeObject(o["ItemProcessor"])
 	if err != nil {
-		return fmt.Errorf("%s: %w", key, err)
+		return fmt.Errorf("ItemProcessor: %w", err)
 	}
-	if err := proc.only(key, allowed...); err != nil {
+	if err := proc.only("ItemProcessor", "StartAt", "States", "Comment", "ProcessorConfig"); err != nil {
 		return err
 	}
 	if proc.has("ProcessorConfig") {
@@ -439,7 +410,7 @@ func (p *parser) mapState(st *state, o object) error {
 		}
 	}
 	if st.processor, err = p.machine(proc); err != nil {
-		return fmt.Errorf("%s: %w", key, err)
+		return fmt.Errorf("ItemProcessor: %w", err)
 	}
 	return nil
 }

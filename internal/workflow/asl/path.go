@@ -96,7 +96,9 @@ func isShorthandName(name string) bool {
 	for i, r := range name {
 		switch {
 		case r == '_', 'a' <= r && r <= 'z', 'A' <= r && r <= 'Z', r >= 0x80 && r != utf8.RuneError:
-		case '0' <= r && r <= '9' && i > 0:
+		case ('0' <= r && r <= '9' || r == '-') && i > 0:
+			// A '-' after the first character: the Developer Guide's own
+			// paths use one ($.error-info, $.delivery-partner).
 		default:
 			return false
 		}

@@ -48,7 +48,7 @@ func TestParsePath(t *testing.T) {
 func TestParsePath_Invalid(t *testing.T) {
 	for _, in := range []string{
 		"", "a", ".a", "$.", "$a", "$..a", "$.*", "$.a[*]", "$.a[-1]", "$.a[1:2]", "$.a[?(@.b)]",
-		"$.a[", "$['a", "$['a'", "$.a-b", "$.9a", "$.a b", "$.a,b", "$[0", "$.a[01x]", "$['a\\'b']",
+		"$.a[", "$['a", "$['a'", "$.-a", "$.9a", "$.a b", "$.a,b", "$[0", "$.a[01x]", "$['a\\'b']",
 	} {
 		if p, err := parsePath(in); err == nil {
 			t.Errorf("parsePath(%q) = %+v, want error", in, p)

@@ -71,10 +71,10 @@ func checkContextPath(p *path, inMap bool) error {
 	return nil
 }
 
-// template is a compiled Payload Template: Parameters, ItemSelector or
-// ResultSelector. Fields whose names end in ".$" take the value at a path;
-// everything else is copied literally. As on AWS this applies at any depth,
-// including objects inside arrays.
+// template is a compiled Payload Template: Parameters (also an ItemReader's
+// and ResultWriter's) or ItemSelector. Fields whose names end in ".$" take
+// the value at a path; everything else is copied literally. As on AWS this
+// applies at any depth, including objects inside arrays.
 type template struct {
 	literal any // used when fields and elems are both nil
 	fields  []templateField
