@@ -183,43 +183,11 @@ func (s *Server) kickoff(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, s.Logger, bulk.Errorf(bulk.ENOTACCEPTABLE, "Kick-off responses are application/fhir+json; the Accept header does not allow it."))
 		return
 	}
-	// r.URL.Query() drops a pair it cannot decode, which would widen the
-	// export: a bad escape is a 400 instead, as is a query past the limit.
-	if len(r.URL.RawQuery) > maxQueryBytes {
-		writeError(w, r, s.Logger, bulk.Errorf(bulk.EINVALID, "The query string is %d bytes; at most %d are accepted (use POST with a Parameters body).", len(r.URL.RawQuery), maxQueryBytes))
-		return
-	}
-	query, err := url.ParseQuery(r.URL.RawQuery)
-	if err != nil {
-		writeError(w, r, s.Logger, bulk.Errorf(bulk.EINVALID, "The query string is not properly percent-encoded."))
-		return
-	}
 	prefer := fhir.ParsePrefer(r.Header.Values("Prefer"))
-	in := fhir.KickoffInput{
-		Method: r.Method, Query: query, RequestURL: s.base(r) + r.URL.RequestURI(), BaseURL: s.base(r),
-		Lenient: prefer.Lenient, TypeFilter: s.engine().Canonical, Element: s.engine().CheckElement, Model: s.model(),
-		Now: s.Export.Now(),
-	}
-	switch {
-	case r.URL.Path == "/$export":
-		in.Level = bulk.LevelSystem
-	case r.URL.Path == "/Patient/$export":
-		in.Level = bulk.LevelPatient
-	default:
-		in.Level, in.GroupID = bulk.LevelGroup, r.PathValue("id")
-	}
-	if r.Method == http.MethodPost {
-		ct := strings.ToLower(r.Header.Get("Content-Type"))
-		if ct != "" && !strings.HasPrefix(ct, "application/fhir+json") && !strings.HasPrefix(ct, "application/json") {
-			writeError(w, r, s.Logger, bulk.Errorf(bulk.EINVALID, "POST bodies must be a Parameters resource in application/fhir+json."))
-			return
-		}
-		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody()))
-		if err != nil {
-			writeError(w, r, s.Logger, bulk.Errorf(bulk.EINVALID, "The request body is too large or unreadable."))
-			return
-		}
-		in.Body = body
+	in, err := s.kickoffInput(w, r, prefer)
+	if err != nil {
+		writeError(w, r, s.Logger, err)
+		return
 	}
 	req, err := fhir.ParseKickoff(in)
 	if err == nil {
@@ -252,8 +220,53 @@ func (s *Server) kickoff(w http.ResponseWriter, r *http.Request) {
 	// Prefer: respond-async we still answer asynchronously: an export is
 	// never synchronous (R8).
 	w.Header().Set("Content-Location", s.base(r)+"/jobs/"+j.ID)
-	// RFC 7240 §3: the preferences honoured. separate-export-status is
-	// echoed with respond-async, as requirements 3.6 asks (R40).
+	w.Header().Set("Preference-Applied", preferenceApplied(&req))
+	writeFHIR(w, http.StatusAccepted, fhir.Outcome("information", "informational", "Export accepted; poll the Content-Location URL for its status."))
+}
+
+// kickoffInput reads an $export request's query, level and POST body
+// for fhir.ParseKickoff. Its errors are EINVALID.
+func (s *Server) kickoffInput(w http.ResponseWriter, r *http.Request, prefer fhir.Prefer) (in fhir.KickoffInput, _ error) {
+	// r.URL.Query() drops a pair it cannot decode, which would widen the
+	// export: a bad escape is a 400 instead, as is a query past the limit.
+	if len(r.URL.RawQuery) > maxQueryBytes {
+		return in, bulk.Errorf(bulk.EINVALID, "The query string is %d bytes; at most %d are accepted (use POST with a Parameters body).", len(r.URL.RawQuery), maxQueryBytes)
+	}
+	query, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return in, bulk.Errorf(bulk.EINVALID, "The query string is not properly percent-encoded.")
+	}
+	in = fhir.KickoffInput{
+		Method: r.Method, Query: query, RequestURL: s.base(r) + r.URL.RequestURI(), BaseURL: s.base(r),
+		Lenient: prefer.Lenient, TypeFilter: s.engine().Canonical, Element: s.engine().CheckElement, Model: s.model(),
+		Now: s.Export.Now(),
+	}
+	switch {
+	case r.URL.Path == "/$export":
+		in.Level = bulk.LevelSystem
+	case r.URL.Path == "/Patient/$export":
+		in.Level = bulk.LevelPatient
+	default:
+		in.Level, in.GroupID = bulk.LevelGroup, r.PathValue("id")
+	}
+	if r.Method == http.MethodPost {
+		ct := strings.ToLower(r.Header.Get("Content-Type"))
+		if ct != "" && !strings.HasPrefix(ct, "application/fhir+json") && !strings.HasPrefix(ct, "application/json") {
+			return in, bulk.Errorf(bulk.EINVALID, "POST bodies must be a Parameters resource in application/fhir+json.")
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.maxBody()))
+		if err != nil {
+			return in, bulk.Errorf(bulk.EINVALID, "The request body is too large or unreadable.")
+		}
+		in.Body = body
+	}
+	return in, nil
+}
+
+// preferenceApplied is the Preference-Applied header of an accepted
+// kick-off: the preferences honoured (RFC 7240 §3). separate-export-status
+// is echoed with respond-async, as requirements 3.6 asks (R40).
+func preferenceApplied(req *bulk.ExportRequest) string {
 	applied := []string{"respond-async"}
 	if req.Lenient {
 		applied = append(applied, "handling=lenient")
@@ -261,8 +274,7 @@ func (s *Server) kickoff(w http.ResponseWriter, r *http.Request) {
 	if req.SeparateStatus {
 		applied = append(applied, "separate-export-status")
 	}
-	w.Header().Set("Preference-Applied", strings.Join(applied, ", "))
-	writeFHIR(w, http.StatusAccepted, fhir.Outcome("information", "informational", "Export accepted; poll the Content-Location URL for its status."))
+	return strings.Join(applied, ", ")
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
@@ -286,62 +298,16 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request) {
 // runs (R65, R66). Under separate-export-status every answer about the job
 // is 200 and the job's own status is in X-Export-Status (R67).
 func (s *Server) manifestPage(w http.ResponseWriter, r *http.Request, n int) {
-	p, err := s.principal(r)
-	if err != nil {
-		writeError(w, r, s.Logger, err)
+	p, j, ok := s.pollJob(w, r)
+	if !ok {
 		return
 	}
-	if s.Authz != nil {
-		if err := s.Authz.limitPolls(r.Context(), p); err != nil {
-			writeError(w, r, s.Logger, err)
-			return
-		}
-	}
-	id := r.PathValue("id")
-	j, err := s.Export.Job(r.Context(), p.ClientID, id)
-	if err != nil {
-		writeError(w, r, s.Logger, err)
-		return
-	}
-	req := &j.Request
-	status := func(code int) int {
-		if req.SeparateStatus {
-			w.Header().Set("X-Export-Status", strconv.Itoa(code)+" "+http.StatusText(code))
-			return http.StatusOK
-		}
-		return code
-	}
-	base := s.base(r)
-	fileURL := func(key string) string { return base + "/files/" + key }
-	requiresToken := s.Authz != nil
-	var urlsExpire time.Time // when the presigned URLs of this answer expire
-	var presignErr error     // the first presigning failure
-	if s.PresignedManifests && s.Downloads != nil {
-		// Minted now, for this answer only (R79). The manifest builders
-		// take a fileURL that cannot fail: the first failure is kept,
-		// the rest skipped, and the answer is that error.
-		ttl := s.downloadTTL()
-		requiresToken, urlsExpire = false, time.Now().Add(ttl)
-		fileURL = func(key string) string {
-			if presignErr != nil {
-				return ""
-			}
-			if fileScopes(p, j, key) != nil {
-				// A presigned URL would hand this token a file its scopes
-				// do not cover (issue 15 item 8): it gets the
-				// authenticated route, which answers 403.
-				return base + "/files/" + key
-			}
-			u, err := s.Downloads.PresignGet(r.Context(), key, ttl)
-			presignErr = err
-			return u
-		}
-	}
-	pageURL := func(n int) string { return base + "/jobs/" + j.ID + "/manifest/" + strconv.Itoa(n) }
+	links := s.manifestLinks(r, p, j)
 	var m *export.Manifest
-	if req.AllowPartial {
-		if m, err = s.Export.ManifestPage(r.Context(), j, n, requiresToken, fileURL, pageURL); err == nil {
-			err = presignErr
+	if j.Request.AllowPartial {
+		var err error
+		if m, err = s.Export.ManifestPage(r.Context(), j, n, links.requiresToken, links.fileURL, links.pageURL); err == nil {
+			err = links.presignErr
 		}
 		if err != nil {
 			writeError(w, r, s.Logger, err)
@@ -363,45 +329,132 @@ func (s *Server) manifestPage(w http.ResponseWriter, r *http.Request, n int) {
 		w.Header().Set("Retry-After", strconv.Itoa(s.Export.RetryAfter(j)))
 		if m != nil {
 			// A partial manifest: the files ready so far (R65).
-			presignedHeaders(w, urlsExpire, time.Time{})
-			writeJSON(w, "application/json", status(http.StatusAccepted), m)
+			presignedHeaders(w, links.urlsExpire, time.Time{})
+			writeJSON(w, "application/json", exportStatus(w, j, http.StatusAccepted), m)
 			return
 		}
-		w.WriteHeader(status(http.StatusAccepted))
+		w.WriteHeader(exportStatus(w, j, http.StatusAccepted))
 	case bulk.StatusFailed:
 		// R49: a failed job is a 5xx OperationOutcome. Its code is
 		// "processing", not "exception": that one is in the transient
 		// family (R50), which tells clients to keep polling.
-		writeFHIR(w, status(http.StatusInternalServerError), fhir.Outcome("fatal", "processing", j.Failure))
+		writeFHIR(w, exportStatus(w, j, http.StatusInternalServerError), fhir.Outcome("fatal", "processing", j.Failure))
 	case bulk.StatusCompleted:
-		if m == nil {
-			if m, err = s.Export.Manifest(r.Context(), j, requiresToken, fileURL); err == nil {
-				err = presignErr
-			}
-			if err == nil && !urlsExpire.IsZero() && s.MaxPresignedManifestBytes > 0 {
-				if raw, _ := json.Marshal(m); len(raw) > s.MaxPresignedManifestBytes {
-					// Too large to answer with presigned URLs: the same
-					// files, as /files URLs that need the token.
-					s.Logger.Info("manifest too large for presigned URLs; listing /files URLs", "job", j.ID, "bytes", len(raw), "files", len(m.Output))
-					urlsExpire = time.Time{}
-					m, err = s.Export.Manifest(r.Context(), j, s.Authz != nil, func(key string) string { return base + "/files/" + key })
-				}
-			}
-			if err != nil {
-				writeError(w, r, s.Logger, err)
-				return
-			}
-		}
-		// R52, R53: Expires is when the files stop being available, and
-		// every URL works until then (R72): with presigned URLs, the
-		// earlier of the job's expiry and theirs. A poll after that gets
-		// fresh URLs (R80).
-		w.Header().Set("Expires", j.ExpiresAt.UTC().Format(http.TimeFormat))
-		presignedHeaders(w, urlsExpire, j.ExpiresAt)
-		writeJSON(w, "application/json", status(http.StatusOK), m)
+		s.writeManifest(w, r, j, m, links)
 	default:
 		writeError(w, r, s.Logger, fmt.Errorf("job %s in unexpected status %q", j.ID, j.Status))
 	}
+}
+
+// pollJob reads the job a status poll is about, within the client's poll
+// quota; on failure it has answered and ok is false.
+func (s *Server) pollJob(w http.ResponseWriter, r *http.Request) (_ *Principal, _ *bulk.Job, ok bool) {
+	p, err := s.principal(r)
+	if err != nil {
+		writeError(w, r, s.Logger, err)
+		return nil, nil, false
+	}
+	if s.Authz != nil {
+		if err := s.Authz.limitPolls(r.Context(), p); err != nil {
+			writeError(w, r, s.Logger, err)
+			return nil, nil, false
+		}
+	}
+	j, err := s.Export.Job(r.Context(), p.ClientID, r.PathValue("id"))
+	if err != nil {
+		writeError(w, r, s.Logger, err)
+		return nil, nil, false
+	}
+	return p, j, true
+}
+
+// exportStatus is the HTTP status of an answer about j whose own status
+// is code: code, or under separate-export-status 200 with code in
+// X-Export-Status (R67).
+func exportStatus(w http.ResponseWriter, j *bulk.Job, code int) int {
+	if j.Request.SeparateStatus {
+		w.Header().Set("X-Export-Status", strconv.Itoa(code)+" "+http.StatusText(code))
+		return http.StatusOK
+	}
+	return code
+}
+
+// manifestLinks are the URLs one status answer lists: /files URLs, or
+// presigned ones minted for this answer only (R79).
+type manifestLinks struct {
+	base          string
+	j             *bulk.Job
+	requiresToken bool
+	urlsExpire    time.Time // when the presigned URLs of this answer expire
+	presignErr    error     // the first presigning failure
+	fileURL       func(key string) string
+}
+
+// manifestLinks returns the links of an answer to p about j. The manifest
+// builders take a fileURL that cannot fail: the first presigning failure
+// is kept in presignErr, the rest skipped, and the answer is that error.
+func (s *Server) manifestLinks(r *http.Request, p *Principal, j *bulk.Job) *manifestLinks {
+	base := s.base(r)
+	l := &manifestLinks{base: base, j: j, requiresToken: s.Authz != nil}
+	l.fileURL = func(key string) string { return base + "/files/" + key }
+	if !s.PresignedManifests || s.Downloads == nil {
+		return l
+	}
+	ttl := s.downloadTTL()
+	l.requiresToken, l.urlsExpire = false, time.Now().Add(ttl)
+	l.fileURL = func(key string) string {
+		if l.presignErr != nil {
+			return ""
+		}
+		if fileScopes(p, j, key) != nil {
+			// A presigned URL would hand this token a file its scopes
+			// do not cover (issue 15 item 8): it gets the
+			// authenticated route, which answers 403.
+			return base + "/files/" + key
+		}
+		u, err := s.Downloads.PresignGet(r.Context(), key, ttl)
+		l.presignErr = err
+		return u
+	}
+	return l
+}
+
+// pageURL is the URL of page n of the job's paged manifest.
+func (l *manifestLinks) pageURL(n int) string {
+	return l.base + "/jobs/" + l.j.ID + "/manifest/" + strconv.Itoa(n)
+}
+
+// writeManifest answers a poll of a completed job with its manifest: m
+// (a paged manifest's page), or else the whole manifest built now. One
+// too large to answer with presigned URLs lists /files URLs instead.
+func (s *Server) writeManifest(w http.ResponseWriter, r *http.Request, j *bulk.Job, m *export.Manifest, links *manifestLinks) {
+	urlsExpire := links.urlsExpire
+	if m == nil {
+		var err error
+		if m, err = s.Export.Manifest(r.Context(), j, links.requiresToken, links.fileURL); err == nil {
+			err = links.presignErr
+		}
+		if err == nil && !urlsExpire.IsZero() && s.MaxPresignedManifestBytes > 0 {
+			if raw, _ := json.Marshal(m); len(raw) > s.MaxPresignedManifestBytes {
+				// Too large to answer with presigned URLs: the same
+				// files, as /files URLs that need the token.
+				s.Logger.Info("manifest too large for presigned URLs; listing /files URLs", "job", j.ID, "bytes", len(raw), "files", len(m.Output))
+				urlsExpire = time.Time{}
+				m, err = s.Export.Manifest(r.Context(), j, s.Authz != nil, func(key string) string { return links.base + "/files/" + key })
+			}
+		}
+		if err != nil {
+			writeError(w, r, s.Logger, err)
+			return
+		}
+	}
+	// R52, R53: Expires is when the files stop being available, and
+	// every URL works until then (R72): with presigned URLs, the
+	// earlier of the job's expiry and theirs. A poll after that gets
+	// fresh URLs (R80).
+	w.Header().Set("Expires", j.ExpiresAt.UTC().Format(http.TimeFormat))
+	presignedHeaders(w, urlsExpire, j.ExpiresAt)
+	writeJSON(w, "application/json", exportStatus(w, j, http.StatusOK), m)
 }
 
 // presignedHeaders marks an answer listing presigned URLs (urlsExpire

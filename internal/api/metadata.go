@@ -52,38 +52,7 @@ const (
 // extension.
 func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
 	base := s.base(r)
-	supported := s.engine().Supported()
-	resources := make([]map[string]any, 0, len(fhir.ResourceTypes))
-	for _, t := range fhir.ResourceTypes {
-		res := map[string]any{"type": t}
-		var params []map[string]any
-		for _, p := range supported[t] {
-			params = append(params, map[string]any{"name": p.Name, "type": p.Type, "definition": p.Definition})
-		}
-		switch t {
-		case "Patient":
-			res["operation"] = []map[string]string{{"name": "export", "definition": opPatientExport}}
-		case "Group":
-			res["interaction"] = []map[string]string{{"code": "read"}, {"code": "search-type"}}
-			for _, rest := range []map[string]any{{"name": "name", "type": "string"}, {"name": "identifier", "type": "token"}} {
-				if !slices.ContainsFunc(supported[t], func(p search.Param) bool { return p.Name == rest["name"] }) {
-					rest["extension"] = []map[string]string{{"url": extNotSupported, "valueCanonical": bulkCapability}}
-					params = append(params, rest)
-				}
-			}
-			res["operation"] = []map[string]string{{"name": "export", "definition": opGroupExport}}
-			if s.Cohorts != nil {
-				// Bulk Cohort (requirements 5.9, R121).
-				res["supportedProfile"] = []string{bulk.CohortProfile}
-				res["interaction"] = []map[string]string{{"code": "read"}, {"code": "search-type"}, {"code": "create"}, {"code": "delete"}}
-				res["documentation"] = cohortDocumentation
-			}
-		}
-		if len(params) > 0 {
-			res["searchParam"] = params
-		}
-		resources = append(resources, res)
-	}
+	resources := s.capabilityResources()
 	type kv = map[string]string
 	rest := map[string]any{
 		"mode":          "server",
@@ -98,22 +67,7 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
 		},
 	}
 	if s.Authz != nil {
-		// Requirements 7: security may name SMART; the endpoints themselves
-		// are in .well-known/smart-configuration, not here (deprecated).
-		uris := []map[string]any{{"url": "token", "valueUri": base + "/token"}}
-		if s.Authz.RegistrationToken != "" {
-			uris = append(uris, map[string]any{"url": "register", "valueUri": base + "/register"})
-		}
-		rest["security"] = map[string]any{
-			// SMART's oauth-uris extension, which the Bulk Data test
-			// suites and older clients still read.
-			"extension": []map[string]any{{"url": extOAuthURIs, "extension": uris}},
-			"service": []map[string]any{{"coding": []kv{{
-				"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "SMART-on-FHIR",
-			}}, "text": "OAuth2 using SMART-on-FHIR profile (SMART Backend Services)"}},
-			"description": "SMART Backend Services: client_credentials with an RS384 or ES384 JWT assertion; see " +
-				base + "/.well-known/smart-configuration.",
-		}
+		rest["security"] = s.capabilitySecurity(base)
 	}
 	// The store's release (issue 17): DSTU2 calls the resource
 	// Conformance and has no instantiates; DSTU2 and STU3 require
@@ -149,4 +103,65 @@ func (s *Server) metadata(w http.ResponseWriter, r *http.Request) {
 		Format:         []string{"application/fhir+json", "json"},
 		Rest:           []map[string]any{rest},
 	})
+}
+
+// capabilityResources is the CapabilityStatement's rest.resource: every
+// type with the search parameters _typeFilter supports, and the Patient
+// and Group operations.
+func (s *Server) capabilityResources() []map[string]any {
+	supported := s.engine().Supported()
+	resources := make([]map[string]any, 0, len(fhir.ResourceTypes))
+	for _, t := range fhir.ResourceTypes {
+		res := map[string]any{"type": t}
+		var params []map[string]any
+		for _, p := range supported[t] {
+			params = append(params, map[string]any{"name": p.Name, "type": p.Type, "definition": p.Definition})
+		}
+		switch t {
+		case "Patient":
+			res["operation"] = []map[string]string{{"name": "export", "definition": opPatientExport}}
+		case "Group":
+			res["interaction"] = []map[string]string{{"code": "read"}, {"code": "search-type"}}
+			for _, rest := range []map[string]any{{"name": "name", "type": "string"}, {"name": "identifier", "type": "token"}} {
+				if !slices.ContainsFunc(supported[t], func(p search.Param) bool { return p.Name == rest["name"] }) {
+					rest["extension"] = []map[string]string{{"url": extNotSupported, "valueCanonical": bulkCapability}}
+					params = append(params, rest)
+				}
+			}
+			res["operation"] = []map[string]string{{"name": "export", "definition": opGroupExport}}
+			if s.Cohorts != nil {
+				// Bulk Cohort (requirements 5.9, R121).
+				res["supportedProfile"] = []string{bulk.CohortProfile}
+				res["interaction"] = []map[string]string{{"code": "read"}, {"code": "search-type"}, {"code": "create"}, {"code": "delete"}}
+				res["documentation"] = cohortDocumentation
+			}
+		}
+		if len(params) > 0 {
+			res["searchParam"] = params
+		}
+		resources = append(resources, res)
+	}
+	return resources
+}
+
+// capabilitySecurity is the rest.security of a server with SMART
+// authorization (requirements 7): security may name SMART; the endpoints
+// themselves are in .well-known/smart-configuration, not here
+// (deprecated).
+func (s *Server) capabilitySecurity(base string) map[string]any {
+	type kv = map[string]string
+	uris := []map[string]any{{"url": "token", "valueUri": base + "/token"}}
+	if s.Authz.RegistrationToken != "" {
+		uris = append(uris, map[string]any{"url": "register", "valueUri": base + "/register"})
+	}
+	return map[string]any{
+		// SMART's oauth-uris extension, which the Bulk Data test
+		// suites and older clients still read.
+		"extension": []map[string]any{{"url": extOAuthURIs, "extension": uris}},
+		"service": []map[string]any{{"coding": []kv{{
+			"system": "http://terminology.hl7.org/CodeSystem/restful-security-service", "code": "SMART-on-FHIR",
+		}}, "text": "OAuth2 using SMART-on-FHIR profile (SMART Backend Services)"}},
+		"description": "SMART Backend Services: client_credentials with an RS384 or ES384 JWT assertion; see " +
+			base + "/.well-known/smart-configuration.",
+	}
 }

@@ -80,17 +80,43 @@ type registration struct {
 // Fetcher's rules and is fetched and checked now, so a typo fails here and
 // not at the first token request.
 func (a *Authority) Register(ctx context.Context, metadata []byte, defaults RegistrationDefaults) (*bulk.Client, []byte, error) {
-	invalid := func(format string, args ...any) (*bulk.Client, []byte, error) {
-		return nil, nil, ErrInvalidClientMetadata.WithDescription(format, args...)
+	md, err := decodeMetadata(metadata)
+	if err != nil {
+		return nil, nil, err
 	}
+	if err := a.checkKeys(ctx, &md); err != nil {
+		return nil, nil, err
+	}
+	if err := checkGrant(&md); err != nil {
+		return nil, nil, err
+	}
+	if defaults.MaxLookback < 0 {
+		return nil, nil, invalidMetadata("The contract's maximum look-back must not be negative.")
+	}
+	scopes, err := registeredScopes(md.Scope, defaults.MaxScopes)
+	if err != nil {
+		return nil, nil, err
+	}
+	md.Scope = FormatScopes(scopes)
+	return a.createClient(ctx, md, scopes, defaults)
+}
+
+// invalidMetadata is ErrInvalidClientMetadata with a description.
+func invalidMetadata(format string, args ...any) error {
+	return ErrInvalidClientMetadata.WithDescription(format, args...)
+}
+
+// decodeMetadata reads the members of a registration request that the
+// server keeps; a member of the wrong type is invalid, a null one absent.
+func decodeMetadata(metadata []byte) (clientMetadata, error) {
+	var md clientMetadata
 	if len(metadata) > MaxMetadataBytes {
-		return invalid("The client metadata is larger than %d bytes.", MaxMetadataBytes)
+		return md, invalidMetadata("The client metadata is larger than %d bytes.", MaxMetadataBytes)
 	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(metadata, &m); err != nil || m == nil {
-		return invalid("The client metadata must be a JSON object.")
+		return md, invalidMetadata("The client metadata must be a JSON object.")
 	}
-	var md clientMetadata
 	fields := []struct {
 		name string
 		dst  any
@@ -106,94 +132,116 @@ func (a *Authority) Register(ctx context.Context, metadata []byte, defaults Regi
 			continue
 		}
 		if err := json.Unmarshal(v, f.dst); err != nil {
-			return invalid("The %s member has the wrong type.", f.name)
+			return md, invalidMetadata("The %s member has the wrong type.", f.name)
 		}
 	}
+	return md, nil
+}
 
-	// Keys: exactly one of jwks and jwks_uri (RFC 7591 §2).
+// checkKeys checks the client's keys: exactly one of jwks and jwks_uri
+// (RFC 7591 §2). A jwks is stored compacted; a jwks_uri is fetched and
+// its key set checked now.
+func (a *Authority) checkKeys(ctx context.Context, md *clientMetadata) error {
 	switch {
 	case len(md.JWKS) > 0 && md.JWKSURI != "":
-		return invalid("The jwks and jwks_uri members must not both be present; register one.")
+		return invalidMetadata("The jwks and jwks_uri members must not both be present; register one.")
 	case len(md.JWKS) == 0 && md.JWKSURI == "":
-		return invalid("A jwks_uri (preferred) or jwks member with the client's public keys is required.")
+		return invalidMetadata("A jwks_uri (preferred) or jwks member with the client's public keys is required.")
 	case len(md.JWKS) > 0:
 		if _, err := parseKeySet(md.JWKS, true); err != nil {
-			return invalid("The jwks is invalid: %v.", err)
+			return invalidMetadata("The jwks is invalid: %v.", err)
 		}
 		var buf bytes.Buffer
 		if err := json.Compact(&buf, md.JWKS); err != nil {
-			return invalid("The jwks is invalid.")
+			return invalidMetadata("The jwks is invalid.")
 		}
 		md.JWKS = buf.Bytes()
+		return nil
 	default:
-		f := a.fetcher()
-		u, err := f.checkURL(md.JWKSURI)
-		if err != nil {
-			return invalid("%s", bulk.ErrorMessage(err))
-		}
-		if u.Fragment != "" {
-			return invalid("The jwks_uri must not have a fragment.")
-		}
-		raw, err := f.Fetch(ctx, md.JWKSURI)
-		if err != nil {
-			return invalid("%s", bulk.ErrorMessage(err))
-		}
-		if _, err := parseKeySet(raw, true); err != nil {
-			return invalid("The key set at the jwks_uri is invalid: %v.", err)
-		}
+		return a.checkKeySetURL(ctx, md.JWKSURI)
 	}
+}
 
-	// Authentication method and grant types: private_key_jwt and
-	// client_credentials are all this server offers. RFC 7591's defaults
-	// (client_secret_basic, authorization_code) would be wrong here, so
-	// absent members default to these instead.
+// checkKeySetURL checks a jwks_uri against the Fetcher's rules, fetches it
+// and checks the key set it holds.
+func (a *Authority) checkKeySetURL(ctx context.Context, jwksURI string) error {
+	f := a.fetcher()
+	u, err := f.checkURL(jwksURI)
+	if err != nil {
+		return invalidMetadata("%s", bulk.ErrorMessage(err))
+	}
+	if u.Fragment != "" {
+		return invalidMetadata("The jwks_uri must not have a fragment.")
+	}
+	raw, err := f.Fetch(ctx, jwksURI)
+	if err != nil {
+		return invalidMetadata("%s", bulk.ErrorMessage(err))
+	}
+	if _, err := parseKeySet(raw, true); err != nil {
+		return invalidMetadata("The key set at the jwks_uri is invalid: %v.", err)
+	}
+	return nil
+}
+
+// checkGrant checks the authentication method and grant types, filling
+// them in: private_key_jwt and client_credentials are all this server
+// offers. RFC 7591's defaults (client_secret_basic, authorization_code)
+// would be wrong here, so absent members default to these instead. It
+// also checks that a client_uri is absolute.
+func checkGrant(md *clientMetadata) error {
 	switch md.TokenEndpointAuthMethod {
 	case "":
 		md.TokenEndpointAuthMethod = "private_key_jwt"
 	case "private_key_jwt":
 	default:
-		return invalid("The token_endpoint_auth_method %q is not supported; use private_key_jwt.", clip(md.TokenEndpointAuthMethod))
+		return invalidMetadata("The token_endpoint_auth_method %q is not supported; use private_key_jwt.", clip(md.TokenEndpointAuthMethod))
 	}
 	if md.GrantTypes != nil && !slices.Contains(md.GrantTypes, GrantTypeClientCredentials) {
-		return invalid("The grant_types must include client_credentials, the only grant this server offers.")
+		return invalidMetadata("The grant_types must include client_credentials, the only grant this server offers.")
 	}
 	md.GrantTypes = []string{GrantTypeClientCredentials}
 	if md.ClientURI != "" {
 		if u, err := url.Parse(md.ClientURI); err != nil || !u.IsAbs() {
-			return invalid("The client_uri must be an absolute URL.")
+			return invalidMetadata("The client_uri must be an absolute URL.")
 		}
 	}
+	return nil
+}
 
-	if defaults.MaxLookback < 0 {
-		return invalid("The contract's maximum look-back must not be negative.")
-	}
-
-	// Scopes: the request within the operator's bound.
-	maxScopes := defaults.MaxScopes
+// registeredScopes returns the scopes a client registers: the requested
+// ones within the operator's bound maxScopes (DefaultMaxScopes if empty),
+// or the whole bound if none were requested.
+func registeredScopes(requestedScope string, maxScopes []string) ([]Scope, error) {
 	if len(maxScopes) == 0 {
 		maxScopes = DefaultMaxScopes
 	}
 	bound, err := ParseScopes(strings.Join(maxScopes, " "))
 	if err != nil {
-		return nil, nil, ErrServerError.WithWrap(err)
+		return nil, ErrServerError.WithWrap(err)
 	}
-	scopes := bound
-	if strings.TrimSpace(md.Scope) != "" {
-		requested, err := ParseScopes(md.Scope)
-		if err != nil {
-			return invalid("%s", bulk.ErrorMessage(err))
-		}
-		for _, s := range requested {
-			if err := s.CheckQuery(); err != nil {
-				return invalid("The scope %q has a search restriction this server cannot enforce: %s", clip(s.String()), bulk.ErrorMessage(err))
-			}
-		}
-		if scopes = GrantScopes(requested, bound); len(scopes) == 0 {
-			return invalid("None of the requested scopes may be registered; this server allows %q.", FormatScopes(bound))
+	if strings.TrimSpace(requestedScope) == "" {
+		return bound, nil
+	}
+	requested, err := ParseScopes(requestedScope)
+	if err != nil {
+		return nil, invalidMetadata("%s", bulk.ErrorMessage(err))
+	}
+	for _, s := range requested {
+		if err := s.CheckQuery(); err != nil {
+			return nil, invalidMetadata("The scope %q has a search restriction this server cannot enforce: %s", clip(s.String()), bulk.ErrorMessage(err))
 		}
 	}
-	md.Scope = FormatScopes(scopes)
+	scopes := GrantScopes(requested, bound)
+	if len(scopes) == 0 {
+		return nil, invalidMetadata("None of the requested scopes may be registered; this server allows %q.", FormatScopes(bound))
+	}
+	return scopes, nil
+}
 
+// createClient stores the client of md under a new random id, with the
+// contract of defaults, and returns it with its registration response
+// body.
+func (a *Authority) createClient(ctx context.Context, md clientMetadata, scopes []Scope, defaults RegistrationDefaults) (*bulk.Client, []byte, error) {
 	now := a.now().UTC()
 	for attempt := 0; ; attempt++ {
 		resp := registration{ClientID: randomID(), ClientIDIssued: now.Unix(), clientMetadata: md}

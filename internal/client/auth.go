@@ -160,88 +160,21 @@ func (b *BackendServices) fetch(ctx context.Context) error {
 	if hc == nil {
 		hc = http.DefaultClient
 	}
-	if b.TokenURL == "" {
-		if b.FHIRBase == "" {
-			return errors.New("SMART Backend Services: no token URL and no FHIR base URL to discover it from")
-		}
-		cfg, err := Discover(ctx, hc, b.FHIRBase)
-		if err != nil {
-			return err
-		}
-		if cfg.TokenEndpoint == "" {
-			return fmt.Errorf("SMART discovery: %s/.well-known/smart-configuration has no token_endpoint", strings.TrimRight(b.FHIRBase, "/"))
-		}
-		b.TokenURL = cfg.TokenEndpoint
+	if err := b.discoverTokenURL(ctx, hc); err != nil {
+		return err
 	}
 	now := b.now()
-	life := b.AssertionLifetime
-	if life <= 0 || life > 5*time.Minute {
-		life = 4 * time.Minute
-	}
-	var jti [16]byte
-	if _, err := rand.Read(jti[:]); err != nil {
-		return err
-	}
-	assertion, err := b.Key.SignJWT(map[string]any{
-		"iss": b.ClientID,
-		"sub": b.ClientID,
-		"aud": b.TokenURL,
-		"exp": now.Add(life).Unix(),
-		"iat": now.Unix(),
-		"jti": hex.EncodeToString(jti[:]),
-	})
+	assertion, err := b.assertion(now)
 	if err != nil {
 		return err
 	}
-	scope := b.Scope
-	if scope == "" {
-		scope = "system/*.read"
-	}
-	form := url.Values{
-		"grant_type":            {"client_credentials"},
-		"scope":                 {scope},
-		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
-		"client_assertion":      {assertion},
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.TokenURL, strings.NewReader(form.Encode()))
+	body, err := b.requestToken(ctx, hc, assertion)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.Header.Set("Accept", "application/json")
-	res, err := hc.Do(req)
+	tr, err := parseTokenResponse(body)
 	if err != nil {
-		return fmt.Errorf("token request: %w", err)
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
-	if err != nil {
-		return fmt.Errorf("token request: %w", err)
-	}
-	if res.StatusCode != http.StatusOK {
-		te := &TokenError{Status: res.StatusCode}
-		if json.Unmarshal(body, te) != nil || te.Code == "" {
-			te.Description = strings.TrimSpace(string(body))
-			if len(te.Description) > 300 {
-				te.Description = te.Description[:300] + "…"
-			}
-		}
-		return te
-	}
-	var tr struct {
-		AccessToken string          `json:"access_token"`
-		TokenType   string          `json:"token_type"`
-		ExpiresIn   json.RawMessage `json:"expires_in"`
-		Scope       string          `json:"scope"`
-	}
-	if err := json.Unmarshal(body, &tr); err != nil {
-		return fmt.Errorf("token response is not JSON: %w", err)
-	}
-	if tr.AccessToken == "" {
-		return errors.New("token response has no access_token")
-	}
-	if !strings.EqualFold(tr.TokenType, "bearer") {
-		return fmt.Errorf("token response token_type %q, want bearer", tr.TokenType)
+		return err
 	}
 	// expires_in is required; some servers send it as a string.
 	secs, err := strconv.ParseFloat(strings.Trim(string(tr.ExpiresIn), `"`), 64)
@@ -257,4 +190,111 @@ func (b *BackendServices) fetch(ctx context.Context) error {
 	// Count from before the request was sent: the token cannot outlive that.
 	b.token, b.expires, b.scope = tr.AccessToken, now.Add(lifetime-early), tr.Scope
 	return nil
+}
+
+// discoverTokenURL sets an empty TokenURL from FHIRBase's
+// .well-known/smart-configuration.
+func (b *BackendServices) discoverTokenURL(ctx context.Context, hc *http.Client) error {
+	if b.TokenURL != "" {
+		return nil
+	}
+	if b.FHIRBase == "" {
+		return errors.New("SMART Backend Services: no token URL and no FHIR base URL to discover it from")
+	}
+	cfg, err := Discover(ctx, hc, b.FHIRBase)
+	if err != nil {
+		return err
+	}
+	if cfg.TokenEndpoint == "" {
+		return fmt.Errorf("SMART discovery: %s/.well-known/smart-configuration has no token_endpoint", strings.TrimRight(b.FHIRBase, "/"))
+	}
+	b.TokenURL = cfg.TokenEndpoint
+	return nil
+}
+
+// assertion signs the client_assertion of a token request made at now
+// (SMART Backend Services: iss and sub the client id, aud the token URL,
+// exp at most 5 minutes away, a random jti).
+func (b *BackendServices) assertion(now time.Time) (string, error) {
+	life := b.AssertionLifetime
+	if life <= 0 || life > 5*time.Minute {
+		life = 4 * time.Minute
+	}
+	var jti [16]byte
+	if _, err := rand.Read(jti[:]); err != nil {
+		return "", err
+	}
+	return b.Key.SignJWT(map[string]any{
+		"iss": b.ClientID,
+		"sub": b.ClientID,
+		"aud": b.TokenURL,
+		"exp": now.Add(life).Unix(),
+		"iat": now.Unix(),
+		"jti": hex.EncodeToString(jti[:]),
+	})
+}
+
+// requestToken posts the client_credentials grant with assertion and
+// returns the 200 response's body; another status is a *TokenError.
+func (b *BackendServices) requestToken(ctx context.Context, hc *http.Client, assertion string) ([]byte, error) {
+	scope := b.Scope
+	if scope == "" {
+		scope = "system/*.read"
+	}
+	form := url.Values{
+		"grant_type":            {"client_credentials"},
+		"scope":                 {scope},
+		"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"},
+		"client_assertion":      {assertion},
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.TokenURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Accept", "application/json")
+	res, err := hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("token request: %w", err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	if err != nil {
+		return nil, fmt.Errorf("token request: %w", err)
+	}
+	if res.StatusCode != http.StatusOK {
+		te := &TokenError{Status: res.StatusCode}
+		if json.Unmarshal(body, te) != nil || te.Code == "" {
+			te.Description = strings.TrimSpace(string(body))
+			if len(te.Description) > 300 {
+				te.Description = te.Description[:300] + "…"
+			}
+		}
+		return nil, te
+	}
+	return body, nil
+}
+
+// tokenResponse is an RFC 6749 §5.1 access token response.
+type tokenResponse struct {
+	AccessToken string          `json:"access_token"`
+	TokenType   string          `json:"token_type"`
+	ExpiresIn   json.RawMessage `json:"expires_in"`
+	Scope       string          `json:"scope"`
+}
+
+// parseTokenResponse reads a token response, which must hold a bearer
+// access token.
+func parseTokenResponse(body []byte) (*tokenResponse, error) {
+	var tr tokenResponse
+	if err := json.Unmarshal(body, &tr); err != nil {
+		return nil, fmt.Errorf("token response is not JSON: %w", err)
+	}
+	if tr.AccessToken == "" {
+		return nil, errors.New("token response has no access_token")
+	}
+	if !strings.EqualFold(tr.TokenType, "bearer") {
+		return nil, fmt.Errorf("token response token_type %q, want bearer", tr.TokenType)
+	}
+	return &tr, nil
 }

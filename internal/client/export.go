@@ -116,63 +116,17 @@ func (e *Export) Run(ctx context.Context) (*Summary, error) {
 	}
 	start := c.now()
 	sum := &Summary{}
-	req := e.Request
-	statusURL := e.Resume
-	if statusURL == "" {
-		if e.SinceLast {
-			wm, err := ReadWatermark(out)
-			if err != nil {
-				return sum, err
-			}
-			if wm == nil {
-				e.note("no earlier export in %s: exporting everything", out)
-			} else {
-				req.Since = wm.TransactionTime
-				if k, _ := req.URL(c.Base); kickoffKey(k) != kickoffKey(wm.Request) {
-					e.note("the last export in %s was a different request (%s); using its transactionTime %s as _since all the same", out, wm.Request, wm.TransactionTime)
-				}
-			}
-		}
-		sum.Since = req.Since
-		u, err := c.Kickoff(ctx, req)
-		if err != nil {
-			return sum, fmt.Errorf("kick-off: %w", err)
-		}
-		statusURL = u
+	statusURL, err := e.kickoff(ctx, out, sum)
+	if err != nil {
+		return sum, err
 	}
 	sum.StatusURL = statusURL
 	if e.OnKickoff != nil {
 		e.OnKickoff(statusURL, e.Resume != "")
 	}
-	interrupted := func(err error) error {
-		if ctx.Err() == nil {
-			return err
-		}
-		if e.CancelOnInterrupt {
-			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
-			defer cancel()
-			cc := *c
-			cc.MaxRetries = 2
-			if derr := cc.Cancel(dctx, statusURL); derr != nil {
-				return fmt.Errorf("interrupted; cancelling the export failed: %v: %w", derr, ctx.Err())
-			}
-			sum.Cancelled = true
-			return fmt.Errorf("interrupted; the export was cancelled (DELETE %s): %w", statusURL, ctx.Err())
-		}
-		return fmt.Errorf("interrupted; the export continues on the server: resume with --resume %s: %w", statusURL, ctx.Err())
-	}
-
 	m, err := c.Poll(ctx, statusURL, e.OnPoll)
 	if err != nil {
-		if e.Resume != "" && StatusCode(err) == http.StatusNotFound {
-			// R69: a released (or cancelled, or expired) export is gone.
-			if wm, _ := ReadWatermark(out); wm != nil && wm.StatusURL == statusURL {
-				err = fmt.Errorf("%w (this export was downloaded into %s and then released on the server)", err, filepath.Join(out, filepath.FromSlash(wm.Dir)))
-			} else {
-				err = fmt.Errorf("%w (the server no longer has this export: it expired, was cancelled, or was released after a complete download; `tranche export` releases unless --keep)", err)
-			}
-		}
-		return sum, interrupted(fmt.Errorf("export: %w", err))
+		return sum, e.interrupted(ctx, sum, statusURL, fmt.Errorf("export: %w", e.explainGone(out, statusURL, err)))
 	}
 	sum.Manifest, sum.TransactionTime = m, m.TransactionTime
 	dir, err := exportDir(out, m)
@@ -184,11 +138,97 @@ func (e *Export) Run(ctx context.Context) (*Summary, error) {
 		e.OnManifest(m, dir)
 	}
 	dlStart := c.now()
+	m, res, err := e.download(ctx, m, dir, statusURL, sum)
+	sum.Download, sum.DownloadTime = res, c.now().Sub(dlStart)
+	sum.Elapsed = c.now().Sub(start)
+	if err != nil {
+		err = fmt.Errorf("download: %w", err)
+		if ctx.Err() != nil {
+			return sum, e.interrupted(ctx, sum, statusURL, err)
+		}
+		return sum, fmt.Errorf("%w (run again with --resume %s to fetch the missing files)", err, statusURL)
+	}
+	if err := e.saveWatermark(out, dir, statusURL, m); err != nil {
+		return sum, err
+	}
+	if !e.Keep {
+		e.release(ctx, sum)
+	}
+	return sum, nil
+}
+
+// kickoff starts the export and returns its status URL, or returns
+// Resume. With SinceLast the request's _since is the transactionTime of
+// the watermark in out, if any.
+func (e *Export) kickoff(ctx context.Context, out string, sum *Summary) (string, error) {
+	if e.Resume != "" {
+		return e.Resume, nil
+	}
+	c := e.Client
+	req := e.Request
+	if e.SinceLast {
+		wm, err := ReadWatermark(out)
+		if err != nil {
+			return "", err
+		}
+		if wm == nil {
+			e.note("no earlier export in %s: exporting everything", out)
+		} else {
+			req.Since = wm.TransactionTime
+			if k, _ := req.URL(c.Base); kickoffKey(k) != kickoffKey(wm.Request) {
+				e.note("the last export in %s was a different request (%s); using its transactionTime %s as _since all the same", out, wm.Request, wm.TransactionTime)
+			}
+		}
+	}
+	sum.Since = req.Since
+	u, err := c.Kickoff(ctx, req)
+	if err != nil {
+		return "", fmt.Errorf("kick-off: %w", err)
+	}
+	return u, nil
+}
+
+// explainGone adds to a poll's 404 of a resumed export why it may be gone
+// (R69: a released, cancelled or expired export is).
+func (e *Export) explainGone(out, statusURL string, err error) error {
+	if e.Resume == "" || StatusCode(err) != http.StatusNotFound {
+		return err
+	}
+	if wm, _ := ReadWatermark(out); wm != nil && wm.StatusURL == statusURL {
+		return fmt.Errorf("%w (this export was downloaded into %s and then released on the server)", err, filepath.Join(out, filepath.FromSlash(wm.Dir)))
+	}
+	return fmt.Errorf("%w (the server no longer has this export: it expired, was cancelled, or was released after a complete download; `tranche export` releases unless --keep)", err)
+}
+
+// interrupted returns err, or if ctx was cancelled an error saying so:
+// after sending DELETE to statusURL under CancelOnInterrupt, else saying
+// how to resume.
+func (e *Export) interrupted(ctx context.Context, sum *Summary, statusURL string, err error) error {
+	if ctx.Err() == nil {
+		return err
+	}
+	if !e.CancelOnInterrupt {
+		return fmt.Errorf("interrupted; the export continues on the server: resume with --resume %s: %w", statusURL, ctx.Err())
+	}
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	cc := *e.Client
+	cc.MaxRetries = 2
+	if derr := cc.Cancel(dctx, statusURL); derr != nil {
+		return fmt.Errorf("interrupted; cancelling the export failed: %v: %w", derr, ctx.Err())
+	}
+	sum.Cancelled = true
+	return fmt.Errorf("interrupted; the export was cancelled (DELETE %s): %w", statusURL, ctx.Err())
+}
+
+// download saves m's files into dir and returns the manifest they were
+// last fetched with. Capability URLs (requiresAccessToken false) are
+// short-lived, about five minutes: files their URLs no longer open are
+// fetched again with the fresh URLs of another poll (Bulk Data v3: the
+// client MAY fetch the manifest again), as long as each round saves more.
+func (e *Export) download(ctx context.Context, m *Manifest, dir, statusURL string, sum *Summary) (*Manifest, *DownloadResult, error) {
+	c := e.Client
 	res, err := c.Download(ctx, m, dir, e.Parallel)
-	// Capability URLs (requiresAccessToken false) are short-lived, about
-	// five minutes: files their URLs no longer open are fetched again
-	// with the fresh URLs of another poll (Bulk Data v3: the client MAY
-	// fetch the manifest again), as long as each round saves more.
 	for round := 0; err != nil && ctx.Err() == nil && !m.RequiresAccessToken && round < 10 && urlsRefused(res); round++ {
 		e.note("download URLs were refused (expired?): polling %s for fresh ones", statusURL)
 		fresh, perr := c.Poll(ctx, statusURL, e.OnPoll)
@@ -202,22 +242,7 @@ func (e *Export) Run(ctx context.Context) (*Summary, error) {
 			break
 		}
 	}
-	sum.Download, sum.DownloadTime = res, c.now().Sub(dlStart)
-	sum.Elapsed = c.now().Sub(start)
-	if err != nil {
-		err = fmt.Errorf("download: %w", err)
-		if ctx.Err() != nil {
-			return sum, interrupted(err)
-		}
-		return sum, fmt.Errorf("%w (run again with --resume %s to fetch the missing files)", err, statusURL)
-	}
-	if err := e.saveWatermark(out, dir, statusURL, m); err != nil {
-		return sum, err
-	}
-	if !e.Keep {
-		e.release(ctx, sum)
-	}
-	return sum, nil
+	return m, res, err
 }
 
 // release sends DELETE to the status URL of a downloaded export (R68):

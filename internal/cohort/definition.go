@@ -41,6 +41,41 @@ var serverSet = []string{"id", "meta", "member", "quantity", "actual"}
 // Errors are EINVALID, or EUNSUPPORTED for valid input this server does
 // not support, with client-safe messages naming what is wrong.
 func parseDefinition(body []byte, base string, minRefresh time.Duration, model *fhir.Model) (*definition, error) {
+	g, err := decodeGroup(body)
+	if err != nil {
+		return nil, err
+	}
+	d := &definition{}
+	actual, err := d.parseHeader(g)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.parseMembers(g, base, actual); err != nil {
+		return nil, err
+	}
+	if err := d.parseMemberFilters(g, model); err != nil {
+		return nil, err
+	}
+	kept, err := d.parseExtensions(g, minRefresh)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range serverSet {
+		delete(g, k)
+	}
+	if len(kept) > 0 {
+		g["extension"], _ = json.Marshal(kept)
+	} else {
+		delete(g, "extension")
+	}
+	if d.group, err = compact(g); err != nil {
+		return nil, bulk.Errorf(bulk.EINVALID, "The Group is not valid JSON.")
+	}
+	return d, nil
+}
+
+// decodeGroup reads a posted Group's members, within MaxDefinitionBytes.
+func decodeGroup(body []byte) (map[string]json.RawMessage, error) {
 	if len(body) > MaxDefinitionBytes {
 		// The definition is stored whole, in one DynamoDB item on AWS
 		// (400 KB at most).
@@ -54,31 +89,39 @@ func parseDefinition(body []byte, base string, minRefresh time.Duration, model *
 	if json.Unmarshal(g["resourceType"], &rt) != nil || rt != "Group" {
 		return nil, bulk.Errorf(bulk.EINVALID, "POST [base]/Group takes a Group resource (resourceType Group).")
 	}
-	d := &definition{}
+	return g, nil
+}
 
+// parseHeader checks Group.type (person), sets d.name, refuses a
+// characteristic and returns Group.actual, which is required.
+func (d *definition) parseHeader(g map[string]json.RawMessage) (actual bool, _ error) {
 	var typ string
 	if err := json.Unmarshal(g["type"], &typ); err != nil || typ == "" {
-		return nil, bulk.Errorf(bulk.EINVALID, "Group.type is required (bulk-cohort-group): use person.")
+		return false, bulk.Errorf(bulk.EINVALID, "Group.type is required (bulk-cohort-group): use person.")
 	}
 	switch typ {
 	case "person":
 	case "practitioner", "device", "animal", "medication", "substance":
-		return nil, bulk.Errorf(bulk.EUNSUPPORTED, "Group.type %s is not supported: this server builds cohorts of patients (type person).", typ)
+		return false, bulk.Errorf(bulk.EUNSUPPORTED, "Group.type %s is not supported: this server builds cohorts of patients (type person).", typ)
 	default:
-		return nil, bulk.Errorf(bulk.EINVALID, "Group.type %q is not a GroupType code; use person.", clip(typ))
+		return false, bulk.Errorf(bulk.EINVALID, "Group.type %q is not a GroupType code; use person.", clip(typ))
 	}
 	if err := json.Unmarshal(g["name"], &d.name); err != nil || strings.TrimSpace(d.name) == "" {
-		return nil, bulk.Errorf(bulk.EINVALID, "Group.name is required (bulk-cohort-group: 1..1).")
+		return false, bulk.Errorf(bulk.EINVALID, "Group.name is required (bulk-cohort-group: 1..1).")
 	}
 	if raw, ok := g["characteristic"]; ok && !isEmptyArray(raw) {
-		return nil, bulk.Errorf(bulk.EINVALID, "Group.characteristic is not allowed in a bulk-cohort-group (0..0): express criteria as member-filter extensions.")
+		return false, bulk.Errorf(bulk.EINVALID, "Group.characteristic is not allowed in a bulk-cohort-group (0..0): express criteria as member-filter extensions.")
 	}
-	var actual bool
 	if err := json.Unmarshal(g["actual"], &actual); err != nil || g["actual"] == nil {
-		return nil, bulk.Errorf(bulk.EINVALID, "Group.actual is required: true when member entries bound the cohort, false otherwise.")
+		return false, bulk.Errorf(bulk.EINVALID, "Group.actual is required: true when member entries bound the cohort, false otherwise.")
 	}
+	return actual, nil
+}
 
-	// member.entity: Patients, or Groups whose members bound the cohort.
+// parseMembers sets d.patients and d.groups from the active members'
+// entities: Patients, or Groups whose members bound the cohort. actual
+// must be true exactly when members are given.
+func (d *definition) parseMembers(g map[string]json.RawMessage, base string, actual bool) error {
 	var members []struct {
 		Entity *struct {
 			Reference string `json:"reference"`
@@ -87,88 +130,111 @@ func parseDefinition(body []byte, base string, minRefresh time.Duration, model *
 	}
 	if raw, ok := g["member"]; ok {
 		if err := json.Unmarshal(raw, &members); err != nil {
-			return nil, bulk.Errorf(bulk.EINVALID, "Group.member must be an array of members with an entity reference.")
+			return bulk.Errorf(bulk.EINVALID, "Group.member must be an array of members with an entity reference.")
 		}
 	}
 	for i, m := range members {
 		if m.Entity == nil || m.Entity.Reference == "" {
-			return nil, bulk.Errorf(bulk.EINVALID, "Group.member[%d] has no entity.reference.", i)
+			return bulk.Errorf(bulk.EINVALID, "Group.member[%d] has no entity.reference.", i)
 		}
 		if m.Inactive {
 			continue // a member that left bounds nothing
 		}
-		ref := m.Entity.Reference
-		if strings.HasPrefix(ref, "http://") || strings.HasPrefix(ref, "https://") {
-			rest, ok := strings.CutPrefix(ref, strings.TrimRight(base, "/")+"/")
-			if base == "" || !ok {
-				return nil, bulk.Errorf(bulk.EINVALID, "Group.member[%d].entity %q is not on this server (%s).", i, clip(ref), base)
-			}
-			ref = rest
-		}
-		t, id, ok := fhir.ParseReference(ref)
-		switch {
-		case !ok:
-			return nil, bulk.Errorf(bulk.EINVALID, "Group.member[%d].entity %q is not a reference of the form Patient/[id] or Group/[id].", i, clip(m.Entity.Reference))
-		case t == "Patient":
-			d.patients = append(d.patients, id)
-		case t == "Group":
-			d.groups = append(d.groups, id)
-		default:
-			return nil, bulk.Errorf(bulk.EUNSUPPORTED, "Group.member[%d].entity is a %s: this server's cohorts are of patients, bounded by Patients or Groups.", i, t)
+		if err := d.addMember(i, m.Entity.Reference, base); err != nil {
+			return err
 		}
 	}
 	d.patients, d.groups = sortedSet(d.patients), sortedSet(d.groups)
 	if len(members) > 0 && len(d.patients)+len(d.groups) == 0 {
 		// Members bound the cohort; inactive ones bound it to no one,
 		// which is not an unbounded cohort.
-		return nil, bulk.Errorf(bulk.EINVALID, "Every Group.member is inactive, so the cohort would have no members; give active members or none.")
+		return bulk.Errorf(bulk.EINVALID, "Every Group.member is inactive, so the cohort would have no members; give active members or none.")
 	}
 	if actual != (len(members) > 0) {
-		return nil, bulk.Errorf(bulk.EINVALID, "Group.actual must be true exactly when member entries are given (bulk-cohort-group); it is %v with %d members.", actual, len(members))
+		return bulk.Errorf(bulk.EINVALID, "Group.actual must be true exactly when member entries are given (bulk-cohort-group); it is %v with %d members.", actual, len(members))
 	}
+	return nil
+}
 
-	// modifierExtension: the member-filters, and nothing else.
+// addMember adds the entity of Group.member[i], a relative reference or
+// an absolute one on this server (base), to d.patients or d.groups.
+func (d *definition) addMember(i int, entity, base string) error {
+	ref := entity
+	if strings.HasPrefix(ref, "http://") || strings.HasPrefix(ref, "https://") {
+		rest, ok := strings.CutPrefix(ref, strings.TrimRight(base, "/")+"/")
+		if base == "" || !ok {
+			return bulk.Errorf(bulk.EINVALID, "Group.member[%d].entity %q is not on this server (%s).", i, clip(ref), base)
+		}
+		ref = rest
+	}
+	t, id, ok := fhir.ParseReference(ref)
+	switch {
+	case !ok:
+		return bulk.Errorf(bulk.EINVALID, "Group.member[%d].entity %q is not a reference of the form Patient/[id] or Group/[id].", i, clip(entity))
+	case t == "Patient":
+		d.patients = append(d.patients, id)
+	case t == "Group":
+		d.groups = append(d.groups, id)
+	default:
+		return bulk.Errorf(bulk.EUNSUPPORTED, "Group.member[%d].entity is a %s: this server's cohorts are of patients, bounded by Patients or Groups.", i, t)
+	}
+	return nil
+}
+
+// parseMemberFilters sets d.filters from the modifierExtensions: the
+// member-filters, and nothing else; at least one.
+func (d *definition) parseMemberFilters(g map[string]json.RawMessage, model *fhir.Model) error {
 	var mods []json.RawMessage
 	if raw, ok := g["modifierExtension"]; ok {
 		if err := json.Unmarshal(raw, &mods); err != nil {
-			return nil, bulk.Errorf(bulk.EINVALID, "Group.modifierExtension must be an array of extensions.")
+			return bulk.Errorf(bulk.EINVALID, "Group.modifierExtension must be an array of extensions.")
 		}
 	}
 	for i, raw := range mods {
-		var ext struct {
-			URL             string `json:"url"`
-			ValueExpression *struct {
-				Language   string `json:"language"`
-				Expression string `json:"expression"`
-			} `json:"valueExpression"`
-		}
-		if err := json.Unmarshal(raw, &ext); err != nil {
-			return nil, bulk.Errorf(bulk.EINVALID, "Group.modifierExtension[%d] is not an extension.", i)
-		}
-		if ext.URL != bulk.MemberFilterURL {
-			return nil, bulk.Errorf(bulk.EUNSUPPORTED, "Group.modifierExtension[%d] %q is not understood by this server; a modifier extension cannot be ignored.", i, clip(ext.URL))
-		}
-		v := ext.ValueExpression
-		switch {
-		case v == nil:
-			return nil, bulk.Errorf(bulk.EINVALID, "member-filter %d has no valueExpression.", i+1)
-		case v.Language != bulk.FHIRQueryLanguage:
-			return nil, bulk.Errorf(bulk.EINVALID, "member-filter %d has language %q; use %s.", i+1, clip(v.Language), bulk.FHIRQueryLanguage)
-		case strings.TrimSpace(v.Expression) == "":
-			return nil, bulk.Errorf(bulk.EINVALID, "member-filter %d has an empty expression.", i+1)
-		}
-		f, err := parseFilter(model, strings.TrimSpace(v.Expression))
+		f, err := parseMemberFilter(i, raw, model)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		d.filters = append(d.filters, f)
 	}
 	if len(d.filters) == 0 {
-		return nil, bulk.Errorf(bulk.EINVALID, "A bulk-cohort-group needs at least one member-filter modifier extension (%s) with a FHIR query such as Condition?code=http://snomed.info/sct|44054006.", bulk.MemberFilterURL)
+		return bulk.Errorf(bulk.EINVALID, "A bulk-cohort-group needs at least one member-filter modifier extension (%s) with a FHIR query such as Condition?code=http://snomed.info/sct|44054006.", bulk.MemberFilterURL)
 	}
+	return nil
+}
 
-	// extension: the refresh interval (Tranche's); members-refreshed is
-	// the server's and goes.
+// parseMemberFilter parses Group.modifierExtension[i], which must be a
+// member-filter with a FHIR query expression.
+func parseMemberFilter(i int, raw json.RawMessage, model *fhir.Model) (*search.Filter, error) {
+	var ext struct {
+		URL             string `json:"url"`
+		ValueExpression *struct {
+			Language   string `json:"language"`
+			Expression string `json:"expression"`
+		} `json:"valueExpression"`
+	}
+	if err := json.Unmarshal(raw, &ext); err != nil {
+		return nil, bulk.Errorf(bulk.EINVALID, "Group.modifierExtension[%d] is not an extension.", i)
+	}
+	if ext.URL != bulk.MemberFilterURL {
+		return nil, bulk.Errorf(bulk.EUNSUPPORTED, "Group.modifierExtension[%d] %q is not understood by this server; a modifier extension cannot be ignored.", i, clip(ext.URL))
+	}
+	v := ext.ValueExpression
+	switch {
+	case v == nil:
+		return nil, bulk.Errorf(bulk.EINVALID, "member-filter %d has no valueExpression.", i+1)
+	case v.Language != bulk.FHIRQueryLanguage:
+		return nil, bulk.Errorf(bulk.EINVALID, "member-filter %d has language %q; use %s.", i+1, clip(v.Language), bulk.FHIRQueryLanguage)
+	case strings.TrimSpace(v.Expression) == "":
+		return nil, bulk.Errorf(bulk.EINVALID, "member-filter %d has an empty expression.", i+1)
+	}
+	return parseFilter(model, strings.TrimSpace(v.Expression))
+}
+
+// parseExtensions sets d.refreshEvery from the refresh interval extension
+// (Tranche's) and returns the extensions to keep: members-refreshed is the
+// server's and goes.
+func (d *definition) parseExtensions(g map[string]json.RawMessage, minRefresh time.Duration) ([]json.RawMessage, error) {
 	var exts []json.RawMessage
 	if raw, ok := g["extension"]; ok {
 		if err := json.Unmarshal(raw, &exts); err != nil {
@@ -197,20 +263,7 @@ func parseDefinition(body []byte, base string, minRefresh time.Duration, model *
 		}
 		kept = append(kept, raw)
 	}
-
-	for _, k := range serverSet {
-		delete(g, k)
-	}
-	if len(kept) > 0 {
-		g["extension"], _ = json.Marshal(kept)
-	} else {
-		delete(g, "extension")
-	}
-	var err error
-	if d.group, err = compact(g); err != nil {
-		return nil, bulk.Errorf(bulk.EINVALID, "The Group is not valid JSON.")
-	}
-	return d, nil
+	return kept, nil
 }
 
 // ParseFilter parses one member-filter query of an R4 store (parseFilter).

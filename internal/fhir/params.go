@@ -79,13 +79,51 @@ type KickoffInput struct {
 // Parameters into one ExportRequest (requirements 1.2). Every problem is an
 // EINVALID or EUNSUPPORTED error naming the parameter; under in.Lenient the
 // ones that may be ignored are recorded in ExportRequest.Ignored instead.
+//
+// Each parameter has its own parser (kickoff.param); the checks that span
+// parameters run after them all (kickoff.finish).
 func ParseKickoff(in KickoffInput) (bulk.ExportRequest, error) {
-	req := bulk.ExportRequest{Level: in.Level, GroupID: in.GroupID, OutputFormat: NDJSON, RequestURL: in.RequestURL, BaseURL: in.BaseURL, Lenient: in.Lenient}
+	k := newKickoff(in)
+	params, names, err := collectParams(in)
+	if err != nil {
+		return k.req, err
+	}
+	if err := checkValueCounts(params, names); err != nil {
+		return k.req, err
+	}
+	for _, name := range names {
+		if err := k.param(name, params[name]); err != nil {
+			return k.req, err
+		}
+	}
+	if err := k.finish(); err != nil {
+		return k.req, err
+	}
+	return k.req, nil
+}
+
+// kickoff is one ParseKickoff call: its input and the request it builds.
+type kickoff struct {
+	in        KickoffInput
+	m         *Model // in.Model, or R4
+	req       bulk.ExportRequest
+	typeGiven bool   // _type was given, even if every value was ignored
+	organize  string // organizeOutputBy's accepted value
+}
+
+func newKickoff(in KickoffInput) *kickoff {
 	m := in.Model
 	if m == nil {
 		m = R4Model()
 	}
-	params := make(map[string][]string) // name → values in order
+	return &kickoff{in: in, m: m, req: bulk.ExportRequest{Level: in.Level, GroupID: in.GroupID, OutputFormat: NDJSON, RequestURL: in.RequestURL, BaseURL: in.BaseURL, Lenient: in.Lenient}}
+}
+
+// collectParams gathers the query's and the POST body's parameters:
+// name → values in order, and the names in the order first seen (query
+// names sorted, then the body's).
+func collectParams(in KickoffInput) (map[string][]string, []string, error) {
+	params := make(map[string][]string)
 	var names []string
 	add := func(name, v string) {
 		if _, ok := params[name]; !ok {
@@ -103,7 +141,7 @@ func ParseKickoff(in KickoffInput) (bulk.ExportRequest, error) {
 	for _, name := range qnames {
 		if name == "patient" {
 			// `patient` is a Reference: defined for POST Parameters only (1.2).
-			return req, bulk.Errorf(bulk.EINVALID, "The patient parameter is only accepted in a POST Parameters body.")
+			return nil, nil, bulk.Errorf(bulk.EINVALID, "The patient parameter is only accepted in a POST Parameters body.")
 		}
 		for _, v := range in.Query[name] {
 			add(name, v)
@@ -111,273 +149,361 @@ func ParseKickoff(in KickoffInput) (bulk.ExportRequest, error) {
 	}
 	if in.Method == "POST" && len(strings.TrimSpace(string(in.Body))) > 0 {
 		if err := parseParametersBody(in.Body, add); err != nil {
-			return req, err
+			return nil, nil, err
 		}
 	}
+	return params, names, nil
+}
 
+// checkValueCounts refuses a parameter given more than MaxParamValues
+// times (patient has its own limit, MaxPatients).
+func checkValueCounts(params map[string][]string, names []string) error {
 	for _, name := range names {
-		if n := len(params[name]); n > MaxParamValues && name != "patient" { // patient: MaxPatients
-			return req, bulk.Errorf(bulk.EINVALID, "%s is given %d times; at most %d values of one parameter are accepted.", clip(name), n, MaxParamValues)
+		if n := len(params[name]); n > MaxParamValues && name != "patient" {
+			return bulk.Errorf(bulk.EINVALID, "%s is given %d times; at most %d values of one parameter are accepted.", clip(name), n, MaxParamValues)
 		}
 	}
-	// Sets for linear de-duplication (a list's Contains would make a long
-	// request quadratic).
-	seenTypes, seenPatients, seenFilters, seenElements := map[string]bool{}, map[string]bool{}, map[string]bool{}, map[string]bool{}
+	return nil
+}
 
-	// ignorable fails the request, or under lenient handling records the
-	// problem and lets parsing go on (requirements 1.5).
-	ignorable := func(err *bulk.Error) error {
-		if !in.Lenient {
-			return err
-		}
-		msg := err.Message
-		if len(msg) > 500 {
-			msg = msg[:500] + "…"
-		}
-		req.Ignored = append(req.Ignored, msg+" It was ignored (Prefer: handling=lenient).")
-		return nil
+// ignorable fails the request, or under lenient handling records the
+// problem and lets parsing go on (requirements 1.5).
+func (k *kickoff) ignorable(err *bulk.Error) error {
+	if !k.in.Lenient {
+		return err
 	}
-	typeGiven := false
-	organize := ""
-	for _, name := range names {
-		vals := params[name]
-		switch name {
-		case "_outputFormat":
-			if len(vals) > 1 {
-				return req, bulk.Errorf(bulk.EINVALID, "_outputFormat may be given once.")
-			}
-			if !outputFormats[vals[0]] {
-				if err := ignorable(bulk.Errorf(bulk.EUNSUPPORTED, "_outputFormat %q is not supported; use application/fhir+ndjson, application/ndjson or ndjson.", clip(vals[0]))); err != nil {
-					return req, err
+	msg := err.Message
+	if len(msg) > 500 {
+		msg = msg[:500] + "…"
+	}
+	k.req.Ignored = append(k.req.Ignored, msg+" It was ignored (Prefer: handling=lenient).")
+	return nil
+}
+
+// param parses one parameter's values into k.req. Each name comes once,
+// with all its values.
+func (k *kickoff) param(name string, vals []string) error {
+	switch name {
+	case "_outputFormat":
+		return k.parseOutputFormat(vals)
+	case "_since":
+		return k.parseSince(vals)
+	case "_until":
+		return k.parseUntil(vals)
+	case "_type":
+		return k.parseTypes(vals)
+	case "patient":
+		return k.parsePatients(vals)
+	case "_typeFilter":
+		return k.parseTypeFilters(vals)
+	case "_elements":
+		return k.parseElements(vals)
+	case "includeAssociatedData":
+		return k.parseAssociated(vals)
+	case "organizeOutputBy":
+		return k.parseOrganizeBy(vals)
+	case "allowPartialManifests":
+		return k.parseAllowPartial(vals)
+	default:
+		return k.unknownParam(name)
+	}
+}
+
+// parseOutputFormat checks _outputFormat: NDJSON is the only format (R9).
+func (k *kickoff) parseOutputFormat(vals []string) error {
+	if len(vals) > 1 {
+		return bulk.Errorf(bulk.EINVALID, "_outputFormat may be given once.")
+	}
+	if !outputFormats[vals[0]] {
+		return k.ignorable(bulk.Errorf(bulk.EUNSUPPORTED, "_outputFormat %q is not supported; use application/fhir+ndjson, application/ndjson or ndjson.", clip(vals[0])))
+	}
+	return nil
+}
+
+// parseSince sets req.Since. A _since after the server's time is refused:
+// nothing can have changed after a time still to come, so the client's
+// clock or arithmetic is wrong (IG kick-off _since; what the Bulk Data test
+// suites expect).
+func (k *kickoff) parseSince(vals []string) error {
+	t, err := parseInstantParam("_since", vals)
+	if err != nil {
+		return err
+	}
+	if !k.in.Now.IsZero() && t.After(k.in.Now) {
+		return k.ignorable(bulk.Errorf(bulk.EINVALID, "_since %s is after the server's current time %s.", vals[0], k.in.Now.UTC().Format(time.RFC3339)))
+	}
+	k.req.Since = t
+	return nil
+}
+
+// parseUntil sets req.Until.
+func (k *kickoff) parseUntil(vals []string) error {
+	t, err := parseInstantParam("_until", vals)
+	if err != nil {
+		return err
+	}
+	k.req.Until = t
+	return nil
+}
+
+// parseInstantParam reads the one FHIR instant of _since or _until. Its
+// errors are never ignorable: ignoring them would misdate the export.
+func parseInstantParam(name string, vals []string) (time.Time, error) {
+	if len(vals) > 1 {
+		return time.Time{}, bulk.Errorf(bulk.EINVALID, "%s may be given once.", name)
+	}
+	t, err := ParseInstant(vals[0])
+	if err != nil {
+		return time.Time{}, bulk.Errorf(bulk.EINVALID, "%s %q is not a FHIR instant such as 2024-01-31T12:00:00Z.", name, clip(vals[0]))
+	}
+	return t, nil
+}
+
+// parseTypes sets req.Types from _type's comma-separated lists, without
+// duplicates, at most MaxTypes.
+func (k *kickoff) parseTypes(vals []string) error {
+	k.typeGiven = true
+	seen := map[string]bool{} // a list's Contains would make a long request quadratic
+	for _, v := range vals {
+		if strings.Count(v, ",") >= MaxTypes {
+			return bulk.Errorf(bulk.EINVALID, "_type lists more than %d types.", MaxTypes)
+		}
+		for _, t := range strings.Split(v, ",") {
+			t = strings.TrimSpace(t)
+			switch {
+			case t == "" || seen[t]:
+				continue
+			case !k.m.IsResourceType(t):
+				if err := k.ignorable(bulk.Errorf(bulk.EUNSUPPORTED, "_type %q is not a FHIR %s resource type.", clip(t), k.m.Name)); err != nil {
+					return err
 				}
+				continue
+			case k.in.Level != bulk.LevelSystem && t == "Group":
+				if err := k.ignorable(bulk.Errorf(bulk.EUNSUPPORTED, "_type Group is not exported at Patient or Group level: a Group lists other patients.")); err != nil {
+					return err
+				}
+				continue
 			}
-		case "_since", "_until":
-			if len(vals) > 1 {
-				return req, bulk.Errorf(bulk.EINVALID, "%s may be given once.", name)
+			seen[t] = true
+			k.req.Types = append(k.req.Types, t)
+			if len(k.req.Types) > MaxTypes {
+				return bulk.Errorf(bulk.EINVALID, "_type lists more than %d types.", MaxTypes)
 			}
-			t, err := ParseInstant(vals[0])
+		}
+	}
+	return nil
+}
+
+// parsePatients sets req.Patients from the body's patient references,
+// without duplicates. Its errors are never ignorable: ignoring a patient
+// would widen the export.
+func (k *kickoff) parsePatients(vals []string) error {
+	if k.in.Level == bulk.LevelSystem {
+		return bulk.Errorf(bulk.EINVALID, "The patient parameter applies to Patient and Group exports only.")
+	}
+	if len(vals) > MaxPatients {
+		return bulk.Errorf(bulk.EINVALID, "patient names %d patients; at most %d are accepted in one export (use a Group for more).", len(vals), MaxPatients)
+	}
+	seen := map[string]bool{}
+	for _, v := range vals {
+		typ, id, ok := ParseReference(v)
+		if !ok || typ != "Patient" {
+			return bulk.Errorf(bulk.EINVALID, "patient %q is not a Patient reference such as Patient/123.", clip(v))
+		}
+		if !seen[id] {
+			seen[id] = true
+			k.req.Patients = append(k.req.Patients, id)
+		}
+	}
+	return nil
+}
+
+// parseTypeFilters sets req.TypeFilters: each value compiled by
+// in.TypeFilter into canonical queries, without duplicates, within
+// MaxTypeFilterBytes and MaxTypeFilters.
+func (k *kickoff) parseTypeFilters(vals []string) error {
+	if k.in.TypeFilter == nil {
+		return k.ignorable(bulk.Errorf(bulk.EUNSUPPORTED, "The _typeFilter parameter is not supported by this server."))
+	}
+	seen := map[string]bool{}
+	filterBytes := 0
+	for _, v := range vals {
+		if filterBytes += len(v); filterBytes > MaxTypeFilterBytes {
+			return bulk.Errorf(bulk.EINVALID, "_typeFilter values are more than %d bytes together; at most %d are accepted.", filterBytes, MaxTypeFilterBytes)
+		}
+		qs, err := k.in.TypeFilter(v)
+		if err != nil {
+			if err := k.ignorable(asError(err, "_typeFilter")); err != nil {
+				return err
+			}
+			continue
+		}
+		for _, q := range qs {
+			if !seen[q] {
+				seen[q] = true
+				k.req.TypeFilters = append(k.req.TypeFilters, q)
+			}
+		}
+		if len(k.req.TypeFilters) > MaxTypeFilters {
+			return bulk.Errorf(bulk.EINVALID, "_typeFilter has more than %d queries.", MaxTypeFilters)
+		}
+	}
+	return nil
+}
+
+// parseElements sets req.Elements from _elements' comma-separated lists,
+// each entry checked by in.Element, without duplicates, at most
+// MaxElements.
+func (k *kickoff) parseElements(vals []string) error {
+	seen := map[string]bool{}
+	for _, v := range vals {
+		if strings.Count(v, ",") >= MaxElements {
+			return bulk.Errorf(bulk.EINVALID, "_elements lists more than %d elements.", MaxElements)
+		}
+		for _, e := range strings.Split(v, ",") {
+			e = strings.TrimSpace(e)
+			if e == "" || seen[e] {
+				continue
+			}
+			seen[e] = true
+			if len(seen) > MaxElements {
+				return bulk.Errorf(bulk.EINVALID, "_elements lists more than %d elements.", MaxElements)
+			}
+			var err error
+			if k.in.Element == nil {
+				err = bulk.Errorf(bulk.EUNSUPPORTED, "The _elements parameter is not supported by this server.")
+			} else {
+				err = k.in.Element(e)
+			}
 			if err != nil {
-				return req, bulk.Errorf(bulk.EINVALID, "%s %q is not a FHIR instant such as 2024-01-31T12:00:00Z.", name, clip(vals[0]))
+				if err := k.ignorable(asError(err, "_elements")); err != nil {
+					return err
+				}
+				continue
 			}
-			if name == "_since" {
-				if !in.Now.IsZero() && t.After(in.Now) {
-					// Nothing can have changed after a time still to come:
-					// the client's clock or arithmetic is wrong (IG
-					// kick-off _since; what the Bulk Data test suites
-					// expect).
-					if err := ignorable(bulk.Errorf(bulk.EINVALID, "_since %s is after the server's current time %s.", vals[0], in.Now.UTC().Format(time.RFC3339))); err != nil {
-						return req, err
-					}
-					continue
-				}
-				req.Since = t
-			} else {
-				req.Until = t
-			}
-		case "_type":
-			typeGiven = true
-			for _, v := range vals {
-				if strings.Count(v, ",") >= MaxTypes {
-					return req, bulk.Errorf(bulk.EINVALID, "_type lists more than %d types.", MaxTypes)
-				}
-				for _, t := range strings.Split(v, ",") {
-					t = strings.TrimSpace(t)
-					switch {
-					case t == "" || seenTypes[t]:
-						continue
-					case !m.IsResourceType(t):
-						if err := ignorable(bulk.Errorf(bulk.EUNSUPPORTED, "_type %q is not a FHIR %s resource type.", clip(t), m.Name)); err != nil {
-							return req, err
-						}
-						continue
-					case in.Level != bulk.LevelSystem && t == "Group":
-						if err := ignorable(bulk.Errorf(bulk.EUNSUPPORTED, "_type Group is not exported at Patient or Group level: a Group lists other patients.")); err != nil {
-							return req, err
-						}
-						continue
-					}
-					seenTypes[t] = true
-					req.Types = append(req.Types, t)
-					if len(req.Types) > MaxTypes {
-						return req, bulk.Errorf(bulk.EINVALID, "_type lists more than %d types.", MaxTypes)
-					}
-				}
-			}
-		case "patient":
-			if in.Level == bulk.LevelSystem {
-				return req, bulk.Errorf(bulk.EINVALID, "The patient parameter applies to Patient and Group exports only.")
-			}
-			if len(vals) > MaxPatients {
-				return req, bulk.Errorf(bulk.EINVALID, "patient names %d patients; at most %d are accepted in one export (use a Group for more).", len(vals), MaxPatients)
-			}
-			for _, v := range vals {
-				typ, id, ok := ParseReference(v)
-				if !ok || typ != "Patient" {
-					return req, bulk.Errorf(bulk.EINVALID, "patient %q is not a Patient reference such as Patient/123.", clip(v))
-				}
-				if !seenPatients[id] {
-					seenPatients[id] = true
-					req.Patients = append(req.Patients, id)
-				}
-			}
-		case "_typeFilter":
-			filterBytes := 0
-			for _, v := range vals {
-				if in.TypeFilter == nil {
-					if err := ignorable(bulk.Errorf(bulk.EUNSUPPORTED, "The _typeFilter parameter is not supported by this server.")); err != nil {
-						return req, err
-					}
-					break
-				}
-				if filterBytes += len(v); filterBytes > MaxTypeFilterBytes {
-					return req, bulk.Errorf(bulk.EINVALID, "_typeFilter values are more than %d bytes together; at most %d are accepted.", filterBytes, MaxTypeFilterBytes)
-				}
-				qs, err := in.TypeFilter(v)
-				if err != nil {
-					if err := ignorable(asError(err, "_typeFilter")); err != nil {
-						return req, err
-					}
-					continue
-				}
-				for _, q := range qs {
-					if !seenFilters[q] {
-						seenFilters[q] = true
-						req.TypeFilters = append(req.TypeFilters, q)
-					}
-				}
-				if len(req.TypeFilters) > MaxTypeFilters {
-					return req, bulk.Errorf(bulk.EINVALID, "_typeFilter has more than %d queries.", MaxTypeFilters)
-				}
-			}
-		case "_elements":
-			for _, v := range vals {
-				if strings.Count(v, ",") >= MaxElements {
-					return req, bulk.Errorf(bulk.EINVALID, "_elements lists more than %d elements.", MaxElements)
-				}
-				for _, e := range strings.Split(v, ",") {
-					e = strings.TrimSpace(e)
-					if e == "" || seenElements[e] {
-						continue
-					}
-					seenElements[e] = true
-					if len(seenElements) > MaxElements {
-						return req, bulk.Errorf(bulk.EINVALID, "_elements lists more than %d elements.", MaxElements)
-					}
-					var err error
-					if in.Element == nil {
-						err = bulk.Errorf(bulk.EUNSUPPORTED, "The _elements parameter is not supported by this server.")
-					} else {
-						err = in.Element(e)
-					}
-					if err != nil {
-						if err := ignorable(asError(err, "_elements")); err != nil {
-							return req, err
-						}
-						continue
-					}
-					req.Elements = append(req.Elements, e)
-				}
-			}
-		case "includeAssociatedData":
-			for _, v := range vals {
-				for _, c := range strings.Split(v, ",") {
-					c = strings.TrimSpace(c)
-					switch {
-					case c == "":
-					case associatedCodes[c]:
-						// Conflicting values: the least restrictive, the
-						// largest data set, wins (R32).
-						if req.Associated == "" || c == bulk.RelevantProvenance {
-							req.Associated = c
-						}
-					default:
-						// R34: custom (_…) and unknown values.
-						if err := ignorable(bulk.Errorf(bulk.EUNSUPPORTED, "includeAssociatedData %q is not supported; this server supports LatestProvenanceResources and RelevantProvenanceResources.", clip(c))); err != nil {
-							return req, err
-						}
-					}
-				}
-			}
-		case "organizeOutputBy":
-			if len(vals) > 1 {
-				if err := ignorable(bulk.Errorf(bulk.EINVALID, "organizeOutputBy may be given once.")); err != nil {
-					return req, err
-				}
-				break
-			}
-			switch v := strings.TrimSpace(vals[0]); {
-			case v == "Patient":
-				organize = v
-			case m.IsResourceType(v):
-				if err := ignorable(bulk.Errorf(bulk.EUNSUPPORTED, "organizeOutputBy %s is not supported; this server organizes output by Patient only.", v)); err != nil {
-					return req, err
+			k.req.Elements = append(k.req.Elements, e)
+		}
+	}
+	return nil
+}
+
+// parseAssociated sets req.Associated from includeAssociatedData's codes.
+func (k *kickoff) parseAssociated(vals []string) error {
+	for _, v := range vals {
+		for _, c := range strings.Split(v, ",") {
+			c = strings.TrimSpace(c)
+			switch {
+			case c == "":
+			case associatedCodes[c]:
+				// Conflicting values: the least restrictive, the
+				// largest data set, wins (R32).
+				if k.req.Associated == "" || c == bulk.RelevantProvenance {
+					k.req.Associated = c
 				}
 			default:
-				if err := ignorable(bulk.Errorf(bulk.EINVALID, "organizeOutputBy %q is not a FHIR resource type; use Patient.", clip(v))); err != nil {
-					return req, err
+				// R34: custom (_…) and unknown values.
+				if err := k.ignorable(bulk.Errorf(bulk.EUNSUPPORTED, "includeAssociatedData %q is not supported; this server supports LatestProvenanceResources and RelevantProvenanceResources.", clip(c))); err != nil {
+					return err
 				}
-			}
-		case "allowPartialManifests":
-			if len(vals) > 1 {
-				if err := ignorable(bulk.Errorf(bulk.EINVALID, "allowPartialManifests may be given once.")); err != nil {
-					return req, err
-				}
-				break
-			}
-			switch vals[0] {
-			case "true":
-				req.AllowPartial = true
-			case "false":
-			default:
-				if err := ignorable(bulk.Errorf(bulk.EINVALID, "allowPartialManifests %q is not a boolean; use true or false.", clip(vals[0]))); err != nil {
-					return req, err
-				}
-			}
-		default:
-			var err *bulk.Error
-			if unsupportedParams[name] {
-				err = bulk.Errorf(bulk.EUNSUPPORTED, "The %s parameter is not supported by this server.", name)
-			} else {
-				err = bulk.Errorf(bulk.EINVALID, "Unknown parameter %q.", clip(name))
-			}
-			if err := ignorable(err); err != nil {
-				return req, err
 			}
 		}
 	}
-	if !req.Since.IsZero() && !req.Until.IsZero() && !req.Until.After(req.Since) {
-		return req, bulk.Errorf(bulk.EINVALID, "_until must be later than _since.")
+	return nil
+}
+
+// parseOrganizeBy sets k.organize from organizeOutputBy; finish applies it.
+func (k *kickoff) parseOrganizeBy(vals []string) error {
+	if len(vals) > 1 {
+		return k.ignorable(bulk.Errorf(bulk.EINVALID, "organizeOutputBy may be given once."))
 	}
-	if organize != "" {
-		// Patient blocks hold Patient-compartment resources only: other
-		// types asked for at system level cannot be organized (R91).
-		kept := req.Types[:0:0]
-		for _, t := range req.Types {
-			if m.IsPatientExportType(t) {
-				kept = append(kept, t)
-			} else if err := ignorable(bulk.Errorf(bulk.EUNSUPPORTED, "_type %s is not in the Patient compartment, so it cannot be exported with organizeOutputBy=Patient.", t)); err != nil {
-				return req, err
-			}
-		}
-		req.Types = kept
-		req.OrganizeBy = organize
+	switch v := strings.TrimSpace(vals[0]); {
+	case v == "Patient":
+		k.organize = v
+		return nil
+	case k.m.IsResourceType(v):
+		return k.ignorable(bulk.Errorf(bulk.EUNSUPPORTED, "organizeOutputBy %s is not supported; this server organizes output by Patient only.", v))
+	default:
+		return k.ignorable(bulk.Errorf(bulk.EINVALID, "organizeOutputBy %q is not a FHIR resource type; use Patient.", clip(v)))
 	}
-	if in.Level != bulk.LevelSystem && organize == "" && len(req.Types) > 0 &&
-		!slices.ContainsFunc(req.Types, m.IsPatientExportType) {
-		// Types outside the Patient compartment are exported as the
-		// resources the compartment's resources reference (issue 15 item
-		// 3): alone they reference nothing (1.4.4: SHOULD reject).
-		if err := ignorable(bulk.Errorf(bulk.EUNSUPPORTED, "_type names only types outside the Patient compartment (%s); Patient and Group exports add those as the resources that exported compartment resources reference, so name at least one compartment type too (such as Patient or Encounter).", strings.Join(req.Types, ","))); err != nil {
-			return req, err
-		}
-		req.Types = nil
+}
+
+// parseAllowPartial sets req.AllowPartial from allowPartialManifests.
+func (k *kickoff) parseAllowPartial(vals []string) error {
+	if len(vals) > 1 {
+		return k.ignorable(bulk.Errorf(bulk.EINVALID, "allowPartialManifests may be given once."))
 	}
-	if typeGiven && len(req.Types) == 0 {
+	switch vals[0] {
+	case "true":
+		k.req.AllowPartial = true
+	case "false":
+	default:
+		return k.ignorable(bulk.Errorf(bulk.EINVALID, "allowPartialManifests %q is not a boolean; use true or false.", clip(vals[0])))
+	}
+	return nil
+}
+
+// unknownParam refuses a parameter this server does not read: by name if
+// the IG defines it (unsupportedParams), else as unknown.
+func (k *kickoff) unknownParam(name string) error {
+	if unsupportedParams[name] {
+		return k.ignorable(bulk.Errorf(bulk.EUNSUPPORTED, "The %s parameter is not supported by this server.", name))
+	}
+	return k.ignorable(bulk.Errorf(bulk.EINVALID, "Unknown parameter %q.", clip(name)))
+}
+
+// finish runs the checks that span parameters, once every one is parsed.
+func (k *kickoff) finish() error {
+	if !k.req.Since.IsZero() && !k.req.Until.IsZero() && !k.req.Until.After(k.req.Since) {
+		return bulk.Errorf(bulk.EINVALID, "_until must be later than _since.")
+	}
+	if err := k.applyOrganizeBy(); err != nil {
+		return err
+	}
+	if err := k.checkCompartmentTypes(); err != nil {
+		return err
+	}
+	if k.typeGiven && len(k.req.Types) == 0 {
 		// Lenient handling ignored every value: exporting everything instead
 		// would not be what the client asked for.
-		return req, bulk.Errorf(bulk.EUNSUPPORTED, "None of the _type values can be exported by this request.")
+		return bulk.Errorf(bulk.EUNSUPPORTED, "None of the _type values can be exported by this request.")
 	}
-	return req, nil
+	return nil
+}
+
+// applyOrganizeBy sets req.OrganizeBy, keeping only the types that can be
+// organized by Patient: Patient blocks hold Patient-compartment resources
+// only, so other types asked for at system level cannot be (R91).
+func (k *kickoff) applyOrganizeBy() error {
+	if k.organize == "" {
+		return nil
+	}
+	kept := k.req.Types[:0:0]
+	for _, t := range k.req.Types {
+		if k.m.IsPatientExportType(t) {
+			kept = append(kept, t)
+		} else if err := k.ignorable(bulk.Errorf(bulk.EUNSUPPORTED, "_type %s is not in the Patient compartment, so it cannot be exported with organizeOutputBy=Patient.", t)); err != nil {
+			return err
+		}
+	}
+	k.req.Types = kept
+	k.req.OrganizeBy = k.organize
+	return nil
+}
+
+// checkCompartmentTypes refuses, at Patient and Group level, a _type of
+// types outside the Patient compartment only. Those are exported as the
+// resources the compartment's resources reference (issue 15 item 3):
+// alone they reference nothing (1.4.4: SHOULD reject).
+func (k *kickoff) checkCompartmentTypes() error {
+	if k.in.Level == bulk.LevelSystem || k.organize != "" || len(k.req.Types) == 0 ||
+		slices.ContainsFunc(k.req.Types, k.m.IsPatientExportType) {
+		return nil
+	}
+	if err := k.ignorable(bulk.Errorf(bulk.EUNSUPPORTED, "_type names only types outside the Patient compartment (%s); Patient and Group exports add those as the resources that exported compartment resources reference, so name at least one compartment type too (such as Patient or Encounter).", strings.Join(k.req.Types, ","))); err != nil {
+		return err
+	}
+	k.req.Types = nil
+	return nil
 }
 
 // asError returns err as an application error naming param, for messages

@@ -166,20 +166,7 @@ func periodRange(start, end gjson.Result) (dateRange, bool) {
 func parseDate(s string, search bool) (dateRange, bool) {
 	var r dateRange
 	n := len(s)
-	num := func(i, w int) (int, bool) {
-		if i+w > n {
-			return 0, false
-		}
-		v := 0
-		for j := i; j < i+w; j++ {
-			c := s[j]
-			if c < '0' || c > '9' {
-				return 0, false
-			}
-			v = v*10 + int(c-'0')
-		}
-		return v, true
-	}
+	num := func(i, w int) (int, bool) { return digitsAt(s, i, w) }
 	year, ok := num(0, 4)
 	if !ok || year == 0 {
 		return r, false
@@ -232,40 +219,74 @@ func parseDate(s string, search bool) (dateRange, bool) {
 			for j < n && s[j] >= '0' && s[j] <= '9' {
 				j++
 			}
-			digits := j - i - 1
-			if digits == 0 {
+			if nsec, precision, ok = fraction(s[i+1 : j]); !ok {
 				return r, false
-			}
-			for k := 0; k < 9; k++ {
-				nsec *= 10
-				if k < digits {
-					nsec += int(s[i+1+k] - '0')
-					precision /= 10
-				}
 			}
 			i = j
 		}
 	}
-	loc := time.UTC
-	switch {
-	case i == n:
-	case s[i] == 'Z' && i+1 == n:
-	case s[i] == '+' || s[i] == '-' || (search && s[i] == ' '):
-		oh, ok1 := num(i+1, 2)
-		om, ok2 := num(i+4, 2)
-		if !ok1 || !ok2 || i+6 != n || s[i+3] != ':' || oh > 14 || om > 59 {
-			return r, false
-		}
-		off := oh*3600 + om*60
-		if s[i] == '-' {
-			off = -off
-		}
-		loc = time.FixedZone("", off)
-	default:
+	loc, ok := parseZone(s[i:], search)
+	if !ok {
 		return r, false
 	}
 	lo := time.Date(year, time.Month(month), day, hour, minute, sec, nsec, loc).UTC()
 	return dateRange{lo, lo.Add(precision)}, true
+}
+
+// digitsAt returns the w decimal digits of s at i as a number; ok is false
+// if s has fewer or they are not all digits.
+func digitsAt(s string, i, w int) (int, bool) {
+	if i+w > len(s) {
+		return 0, false
+	}
+	v := 0
+	for j := i; j < i+w; j++ {
+		c := s[j]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		v = v*10 + int(c-'0')
+	}
+	return v, true
+}
+
+// fraction reads the digits of a fraction of a second: the nanoseconds
+// of the first nine, and the precision they give. There must be one.
+func fraction(digits string) (nsec int, precision time.Duration, ok bool) {
+	if len(digits) == 0 {
+		return 0, 0, false
+	}
+	precision = time.Second
+	for k := 0; k < 9; k++ {
+		nsec *= 10
+		if k < len(digits) {
+			nsec += int(digits[k] - '0')
+			precision /= 10
+		}
+	}
+	return nsec, precision, true
+}
+
+// parseZone reads the zone z that ends a dateTime: none (UTC), Z or
+// ±hh:mm. In a search value a space may stand for the '+'.
+func parseZone(z string, search bool) (*time.Location, bool) {
+	switch {
+	case z == "" || z == "Z":
+		return time.UTC, true
+	case z[0] == '+' || z[0] == '-' || (search && z[0] == ' '):
+		oh, ok1 := digitsAt(z, 1, 2)
+		om, ok2 := digitsAt(z, 4, 2)
+		if !ok1 || !ok2 || len(z) != 6 || z[3] != ':' || oh > 14 || om > 59 {
+			return nil, false
+		}
+		off := oh*3600 + om*60
+		if z[0] == '-' {
+			off = -off
+		}
+		return time.FixedZone("", off), true
+	default:
+		return nil, false
+	}
 }
 
 func daysIn(year, month int) int {

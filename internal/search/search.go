@@ -183,17 +183,8 @@ func (e *Engine) Parse(query string) (*Filter, error) {
 // compileClause compiles one name=value; it returns nil for an empty value.
 func (e *Engine) compileClause(typ, name, value, query string) (*clause, error) {
 	base, mod, hasMod := strings.Cut(name, ":")
-	switch {
-	case base == "":
-		return nil, bulk.Errorf(bulk.EINVALID, "_typeFilter %s has a parameter without a name.", quote(query))
-	case resultParams[base]:
-		return nil, bulk.Errorf(bulk.EINVALID, "_typeFilter %s: the result parameter %s is not allowed in _typeFilter.", quote(query), base)
-	case base == "_type":
-		return nil, bulk.Errorf(bulk.EINVALID, "_typeFilter %s: the parameter _type makes a multi-type query; each _typeFilter must be for one type.", quote(query))
-	case strings.HasPrefix(base, "_has"):
-		return nil, bulk.Errorf(bulk.EUNSUPPORTED, "_typeFilter %s: reverse chaining (%s) is not supported.", quote(query), quote(name))
-	case strings.Contains(base, ".") || (hasMod && strings.Contains(mod, ".")):
-		return nil, bulk.Errorf(bulk.EUNSUPPORTED, "_typeFilter %s: the chained parameter %s is not supported.", quote(query), quote(name))
+	if err := checkParamName(base, mod, hasMod, name, query); err != nil {
+		return nil, err
 	}
 	p := e.lookup(typ, base)
 	if p == nil {
@@ -223,82 +214,119 @@ func (e *Engine) compileClause(typ, name, value, query string) (*clause, error) 
 	if len(items) == 0 {
 		return nil, nil
 	}
-	invalid := func(it, want string) error {
-		return bulk.Errorf(bulk.EINVALID, "_typeFilter %s: %s is not a valid value for parameter %s (%s).", quote(query), quote(unescape(it)), quote(name), want)
-	}
 	if mod == "missing" {
-		for _, it := range items {
-			switch it {
-			case "true":
-				c.missing = missingTrue
-			case "false":
-				c.missing = missingFalse
-			default:
-				return nil, invalid(it, "use true or false")
-			}
-		}
-		if len(items) > 1 && slices.Contains(items, "true") && slices.Contains(items, "false") {
-			return nil, nil // either way: no constraint
-		}
-		return c, nil
+		return compileMissing(c, items, name, query)
 	}
 	for _, it := range items {
-		var m matcher
-		switch p.Type {
-		case "token":
-			if mod == "text" {
-				m = tokenText{folded: fold(unescape(it))}
-			} else {
-				m = parseToken(it)
-			}
-		case "string":
-			s := stringValue{raw: unescape(it)}
-			s.folded = fold(s.raw)
-			switch mod {
-			case "exact":
-				s.mode = stringExact
-			case "contains":
-				s.mode = stringContains
-			}
-			m = s
-		case "uri":
-			u := uriValue{uri: unescape(it)}
-			switch mod {
-			case "below":
-				u.mode = uriBelow
-			case "above":
-				u.mode = uriAbove
-			}
-			m = u
-		case "reference":
-			r, ok := parseRef(unescape(it), refType, e.defs.IsResourceType)
-			if !ok {
-				return nil, invalid(it, "use Type/id, an id or an absolute URL")
-			}
-			m = r
-		case "date":
-			prefix, rest := cutPrefix(unescape(it))
-			if prefix == prefixAp {
-				return nil, bulk.Errorf(bulk.EUNSUPPORTED, "_typeFilter %s: the prefix ap of parameter %s is not supported.", quote(query), quote(name))
-			}
-			r, ok := parseDate(rest, true)
-			if !ok {
-				return nil, invalid(it, "use a FHIR date with an optional prefix, e.g. ge2024-01-31")
-			}
-			m = dateValue{prefix: prefix, dateRange: r}
-		case "quantity":
-			if pr, _ := cutPrefix(it); pr == prefixAp {
-				return nil, bulk.Errorf(bulk.EUNSUPPORTED, "_typeFilter %s: the prefix ap of parameter %s is not supported.", quote(query), quote(name))
-			}
-			q, ok := parseQuantity(it)
-			if !ok {
-				return nil, invalid(it, "use [prefix]number[|system|code], e.g. gt5.4|http://unitsofmeasure.org|mg")
-			}
-			m = q
+		m, err := e.compileValue(p.Type, mod, refType, it, name, query)
+		if err != nil {
+			return nil, err
 		}
 		c.values = append(c.values, m)
 	}
 	return c, nil
+}
+
+// checkParamName refuses the parameter names a _typeFilter may not use
+// (base:mod is the name): none, result parameters, _type, reverse
+// chaining and chains.
+func checkParamName(base, mod string, hasMod bool, name, query string) error {
+	switch {
+	case base == "":
+		return bulk.Errorf(bulk.EINVALID, "_typeFilter %s has a parameter without a name.", quote(query))
+	case resultParams[base]:
+		return bulk.Errorf(bulk.EINVALID, "_typeFilter %s: the result parameter %s is not allowed in _typeFilter.", quote(query), base)
+	case base == "_type":
+		return bulk.Errorf(bulk.EINVALID, "_typeFilter %s: the parameter _type makes a multi-type query; each _typeFilter must be for one type.", quote(query))
+	case strings.HasPrefix(base, "_has"):
+		return bulk.Errorf(bulk.EUNSUPPORTED, "_typeFilter %s: reverse chaining (%s) is not supported.", quote(query), quote(name))
+	case strings.Contains(base, ".") || (hasMod && strings.Contains(mod, ".")):
+		return bulk.Errorf(bulk.EUNSUPPORTED, "_typeFilter %s: the chained parameter %s is not supported.", quote(query), quote(name))
+	}
+	return nil
+}
+
+// invalidValue is the error of a value it of parameter name that does
+// not parse; want says what would.
+func invalidValue(query, it, name, want string) error {
+	return bulk.Errorf(bulk.EINVALID, "_typeFilter %s: %s is not a valid value for parameter %s (%s).", quote(query), quote(unescape(it)), quote(name), want)
+}
+
+// compileMissing sets c.missing from the values of a :missing modifier;
+// both true and false is no constraint (nil).
+func compileMissing(c *clause, items []string, name, query string) (*clause, error) {
+	for _, it := range items {
+		switch it {
+		case "true":
+			c.missing = missingTrue
+		case "false":
+			c.missing = missingFalse
+		default:
+			return nil, invalidValue(query, it, name, "use true or false")
+		}
+	}
+	if len(items) > 1 && slices.Contains(items, "true") && slices.Contains(items, "false") {
+		return nil, nil // either way: no constraint
+	}
+	return c, nil
+}
+
+// compileValue compiles one value it of a parameter of type ptype with
+// modifier mod (refType: the type a reference modifier names). It is a
+// flat switch over the search parameter types.
+func (e *Engine) compileValue(ptype, mod, refType, it, name, query string) (matcher, error) {
+	switch ptype {
+	case "token":
+		if mod == "text" {
+			return tokenText{folded: fold(unescape(it))}, nil
+		}
+		return parseToken(it), nil
+	case "string":
+		s := stringValue{raw: unescape(it)}
+		s.folded = fold(s.raw)
+		switch mod {
+		case "exact":
+			s.mode = stringExact
+		case "contains":
+			s.mode = stringContains
+		}
+		return s, nil
+	case "uri":
+		u := uriValue{uri: unescape(it)}
+		switch mod {
+		case "below":
+			u.mode = uriBelow
+		case "above":
+			u.mode = uriAbove
+		}
+		return u, nil
+	case "reference":
+		r, ok := parseRef(unescape(it), refType, e.defs.IsResourceType)
+		if !ok {
+			return nil, invalidValue(query, it, name, "use Type/id, an id or an absolute URL")
+		}
+		return r, nil
+	case "date":
+		prefix, rest := cutPrefix(unescape(it))
+		if prefix == prefixAp {
+			return nil, bulk.Errorf(bulk.EUNSUPPORTED, "_typeFilter %s: the prefix ap of parameter %s is not supported.", quote(query), quote(name))
+		}
+		r, ok := parseDate(rest, true)
+		if !ok {
+			return nil, invalidValue(query, it, name, "use a FHIR date with an optional prefix, e.g. ge2024-01-31")
+		}
+		return dateValue{prefix: prefix, dateRange: r}, nil
+	case "quantity":
+		if pr, _ := cutPrefix(it); pr == prefixAp {
+			return nil, bulk.Errorf(bulk.EUNSUPPORTED, "_typeFilter %s: the prefix ap of parameter %s is not supported.", quote(query), quote(name))
+		}
+		q, ok := parseQuantity(it)
+		if !ok {
+			return nil, invalidValue(query, it, name, "use [prefix]number[|system|code], e.g. gt5.4|http://unitsofmeasure.org|mg")
+		}
+		return q, nil
+	}
+	return nil, nil
 }
 
 // escapeQuery percent-encodes the bytes of s that would change its meaning

@@ -88,6 +88,8 @@ func (x *extractor) read(name string) ([]byte, error) {
 	return b, nil
 }
 
+// run extracts the package at src for version into out (see the package
+// comment).
 func run(version, src, compartments, out string) error {
 	want, ok := expected[version]
 	if !ok || src == "" || out == "" {
@@ -97,57 +99,14 @@ func run(version, src, compartments, out string) error {
 		return fmt.Errorf("-compartments is required for dstu2 and only for it")
 	}
 	x := &extractor{pkgDir: filepath.Join(src, "package")}
-
-	pkgJSON, err := x.read("package.json")
+	pkgJSON, err := x.readPackage(want)
 	if err != nil {
 		return err
 	}
-	var pkg struct{ Name, Version string }
-	if err := json.Unmarshal(stripBOM(pkgJSON), &pkg); err != nil {
-		return fmt.Errorf("package.json: %w", err)
-	}
-	// FHIR/packages names the R4 package "@hl7/hl7.fhir.r4.core".
-	if strings.TrimPrefix(pkg.Name, "@hl7/") != want.name || pkg.Version != want.version {
-		return fmt.Errorf("package is %s@%s, want %s@%s", pkg.Name, pkg.Version, want.name, want.version)
-	}
-
-	entries, err := os.ReadDir(x.pkgDir)
+	sds, sps, err := x.readDefinitions()
 	if err != nil {
 		return err
 	}
-	var sds, sps []bundleEntry
-	for _, e := range entries {
-		name := e.Name()
-		switch {
-		case strings.HasPrefix(name, "StructureDefinition-") && strings.HasSuffix(name, ".json"):
-			b, err := os.ReadFile(filepath.Join(x.pkgDir, name))
-			if err != nil {
-				return err
-			}
-			sd, keep, err := trimStructureDefinition(stripBOM(b))
-			if err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-			if keep {
-				x.inputs = append(x.inputs, input{name: "package/" + name, sum: sha256.Sum256(b)})
-				sds = append(sds, sd)
-			}
-		case strings.HasPrefix(name, "SearchParameter-") && strings.HasSuffix(name, ".json"):
-			b, err := x.read(name)
-			if err != nil {
-				return err
-			}
-			sp, err := trimSearchParameter(stripBOM(b))
-			if err != nil {
-				return fmt.Errorf("%s: %w", name, err)
-			}
-			sps = append(sps, sp)
-		}
-	}
-	if len(sds) == 0 || len(sps) == 0 {
-		return fmt.Errorf("no StructureDefinition or SearchParameter in %s", x.pkgDir)
-	}
-
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
@@ -172,22 +131,85 @@ func run(version, src, compartments, out string) error {
 		}
 		outputs["compartmentdefinition-patient.json"] = b
 	}
+	var rec bytes.Buffer
+	fmt.Fprintf(&rec, "Written by internal/fhir/defs/extract from %s@%s.\n", want.name, want.version)
+	fmt.Fprintf(&rec, "StructureDefinitions kept: %d; SearchParameters kept: %d.\n", len(sds), len(sps))
+	fmt.Fprintf(&rec, "Inputs: %d files; sha256 of their sorted \"sha256  name\" lines: %s\n", len(x.inputs), inputsDigest(x.inputs))
+	return writeOutputs(out, outputs, &rec)
+}
 
+// readPackage reads package.json, which must be the package want.
+func (x *extractor) readPackage(want struct{ name, version string }) ([]byte, error) {
+	pkgJSON, err := x.read("package.json")
+	if err != nil {
+		return nil, err
+	}
+	var pkg struct{ Name, Version string }
+	if err := json.Unmarshal(stripBOM(pkgJSON), &pkg); err != nil {
+		return nil, fmt.Errorf("package.json: %w", err)
+	}
+	// FHIR/packages names the R4 package "@hl7/hl7.fhir.r4.core".
+	if strings.TrimPrefix(pkg.Name, "@hl7/") != want.name || pkg.Version != want.version {
+		return nil, fmt.Errorf("package is %s@%s, want %s@%s", pkg.Name, pkg.Version, want.name, want.version)
+	}
+	return pkgJSON, nil
+}
+
+// readDefinitions reads and trims the package's StructureDefinitions of
+// resource types and its SearchParameters; there must be some of each.
+func (x *extractor) readDefinitions() (sds, sps []bundleEntry, err error) {
+	entries, err := os.ReadDir(x.pkgDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, e := range entries {
+		name := e.Name()
+		switch {
+		case strings.HasPrefix(name, "StructureDefinition-") && strings.HasSuffix(name, ".json"):
+			b, err := os.ReadFile(filepath.Join(x.pkgDir, name))
+			if err != nil {
+				return nil, nil, err
+			}
+			sd, keep, err := trimStructureDefinition(stripBOM(b))
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", name, err)
+			}
+			if keep {
+				x.inputs = append(x.inputs, input{name: "package/" + name, sum: sha256.Sum256(b)})
+				sds = append(sds, sd)
+			}
+		case strings.HasPrefix(name, "SearchParameter-") && strings.HasSuffix(name, ".json"):
+			b, err := x.read(name)
+			if err != nil {
+				return nil, nil, err
+			}
+			sp, err := trimSearchParameter(stripBOM(b))
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", name, err)
+			}
+			sps = append(sps, sp)
+		}
+	}
+	if len(sds) == 0 || len(sps) == 0 {
+		return nil, nil, fmt.Errorf("no StructureDefinition or SearchParameter in %s", x.pkgDir)
+	}
+	return sds, sps, nil
+}
+
+// writeOutputs writes outputs into out, in name order, and extract.txt:
+// rec, then each output's sha256; and prints extract.txt.
+func writeOutputs(out string, outputs map[string][]byte, rec *bytes.Buffer) error {
 	names := make([]string, 0, len(outputs))
 	for n := range outputs {
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	var rec bytes.Buffer
-	fmt.Fprintf(&rec, "Written by internal/fhir/defs/extract from %s@%s.\n", want.name, want.version)
-	fmt.Fprintf(&rec, "StructureDefinitions kept: %d; SearchParameters kept: %d.\n", len(sds), len(sps))
-	fmt.Fprintf(&rec, "Inputs: %d files; sha256 of their sorted \"sha256  name\" lines: %s\n", len(x.inputs), inputsDigest(x.inputs))
-	fmt.Fprintf(&rec, "Outputs (sha256):\n")
+	fmt.Fprintf(rec, "Outputs (sha256):\n")
 	for _, n := range names {
 		if err := os.WriteFile(filepath.Join(out, n), outputs[n], 0o644); err != nil {
 			return err
 		}
-		fmt.Fprintf(&rec, "%x  %s\n", sha256.Sum256(outputs[n]), n)
+		fmt.Fprintf(rec, "%x  %s\n", sha256.Sum256(outputs[n]), n)
 	}
 	if err := os.WriteFile(filepath.Join(out, "extract.txt"), rec.Bytes(), 0o644); err != nil {
 		return err

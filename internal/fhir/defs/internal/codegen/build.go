@@ -220,6 +220,9 @@ func (m *model) note(format string, args ...any) {
 	m.notes = append(m.notes, fmt.Sprintf(format, args...))
 }
 
+// buildSearchParams reads the release's SearchParameters into each type's
+// params: per type and name, the best of the definitions (prefer), with a
+// note of those left out.
 func (m *model) buildSearchParams(dir string) error {
 	var sps bundleJSON[searchParameterJSON]
 	if err := readGzipJSON(filepath.Join(dir, "searchparameters.json.gz"), &sps); err != nil {
@@ -251,73 +254,90 @@ func (m *model) buildSearchParams(dir string) error {
 			if !slices.ContainsFunc(bases, func(b string) bool { return m.descends(t.name, b) }) {
 				continue // not a parameter of t
 			}
-			p := &paramModel{id: sp.ID, name: sp.Code, typ: sp.Type, targets: sp.Target}
-			var texts, dropped []string
-			unrooted := ""
-			for _, a := range alts {
-				relative := a.root != "" && m.byName[a.root] == nil && !m.abstract[a.root]
-				switch {
-				case relative && a.err == nil:
-					// "name | alias": relative to the resource.
-				case a.root == "" || relative:
-					if unrooted == "" {
-						unrooted = fmt.Sprintf("%s: %v", a.text, a.err)
-					}
-					continue
-				case a.root != t.name && !(m.abstract[a.root] && m.descends(t.name, a.root)):
-					continue // an alternative for another type
-				}
-				texts = append(texts, a.text)
-				if p.unsupported != "" {
-					continue
-				}
-				if a.err != nil {
-					p.unsupported = fmt.Sprintf("%s: %v", a.text, a.err)
-					continue
-				}
-				segs := a.segs
-				if relative {
-					segs = append([]seg{{kind: segField, name: a.root}}, a.segs...)
-				}
-				pm, err := t.resolve(segs)
-				var noElem noElementError
-				switch {
-				case errors.As(err, &noElem):
-					dropped = append(dropped, fmt.Sprintf("%s (%v)", a.text, err))
-				case err != nil:
-					p.unsupported = fmt.Sprintf("%s: %v", a.text, err)
-				case !slices.Contains(p.paths, pm):
-					p.paths = append(p.paths, pm)
-				}
-			}
-			p.expr = strings.Join(texts, " | ")
-			switch {
-			case p.unsupported != "":
-			case len(alts) == 0:
-				p.unsupported = "no expression"
-			case sp.Type == "composite":
-				p.unsupported = "a composite parameter: its components are other parameters"
-			case len(texts) == 0 && unrooted != "":
-				p.unsupported = unrooted
-			case len(texts) == 0:
-				p.unsupported = "no alternative of the expression is for " + t.name
-			case len(p.paths) == 0:
-				p.unsupported = "selects no element of " + t.name + ": " + strings.Join(dropped, "; ")
-			}
-			if p.unsupported != "" {
-				p.paths = nil
-			} else if len(dropped) > 0 {
-				key := sp.ID + ": " + strings.Join(dropped, "; ")
-				if !slices.Contains(m.droppedAlts, key) {
-					m.droppedAlts = append(m.droppedAlts, key)
-				}
-			}
+			p := m.paramOf(t, sp, alts)
 			if candidates[t] == nil {
 				candidates[t] = map[string][]*paramModel{}
 			}
 			candidates[t][p.name] = append(candidates[t][p.name], p)
 		}
 	}
+	m.chooseParams(candidates)
+	return nil
+}
+
+// paramOf is SearchParameter sp, whose expression's alternatives are
+// alts, as a parameter of t: the element paths of the alternatives for t,
+// or why it is unsupported. Alternatives that name no element of t are
+// left out, and noted in m.droppedAlts.
+func (m *model) paramOf(t *typeModel, sp searchParameterJSON, alts []alternative) *paramModel {
+	p := &paramModel{id: sp.ID, name: sp.Code, typ: sp.Type, targets: sp.Target}
+	var texts, dropped []string
+	unrooted := ""
+	for _, a := range alts {
+		relative := a.root != "" && m.byName[a.root] == nil && !m.abstract[a.root]
+		switch {
+		case relative && a.err == nil:
+			// "name | alias": relative to the resource.
+		case a.root == "" || relative:
+			if unrooted == "" {
+				unrooted = fmt.Sprintf("%s: %v", a.text, a.err)
+			}
+			continue
+		case a.root != t.name && !(m.abstract[a.root] && m.descends(t.name, a.root)):
+			continue // an alternative for another type
+		}
+		texts = append(texts, a.text)
+		if p.unsupported != "" {
+			continue
+		}
+		if a.err != nil {
+			p.unsupported = fmt.Sprintf("%s: %v", a.text, a.err)
+			continue
+		}
+		segs := a.segs
+		if relative {
+			segs = append([]seg{{kind: segField, name: a.root}}, a.segs...)
+		}
+		pm, err := t.resolve(segs)
+		var noElem noElementError
+		switch {
+		case errors.As(err, &noElem):
+			dropped = append(dropped, fmt.Sprintf("%s (%v)", a.text, err))
+		case err != nil:
+			p.unsupported = fmt.Sprintf("%s: %v", a.text, err)
+		case !slices.Contains(p.paths, pm):
+			p.paths = append(p.paths, pm)
+		}
+	}
+	p.expr = strings.Join(texts, " | ")
+	switch {
+	case p.unsupported != "":
+	case len(alts) == 0:
+		p.unsupported = "no expression"
+	case sp.Type == "composite":
+		p.unsupported = "a composite parameter: its components are other parameters"
+	case len(texts) == 0 && unrooted != "":
+		p.unsupported = unrooted
+	case len(texts) == 0:
+		p.unsupported = "no alternative of the expression is for " + t.name
+	case len(p.paths) == 0:
+		p.unsupported = "selects no element of " + t.name + ": " + strings.Join(dropped, "; ")
+	}
+	if p.unsupported != "" {
+		p.paths = nil
+	} else if len(dropped) > 0 {
+		key := sp.ID + ": " + strings.Join(dropped, "; ")
+		if !slices.Contains(m.droppedAlts, key) {
+			m.droppedAlts = append(m.droppedAlts, key)
+		}
+	}
+	return p
+}
+
+// chooseParams sets each type's params from candidates, per type and
+// name the definitions of that name: the one prefer keeps. It notes the
+// definitions left out and m.droppedAlts.
+func (m *model) chooseParams(candidates map[*typeModel]map[string][]*paramModel) {
 	dropped := map[string][]string{} // "kept and dropped" → types
 	for _, t := range m.types {
 		names := make([]string, 0, len(candidates[t]))
@@ -360,7 +380,6 @@ func (m *model) buildSearchParams(dir string) error {
 			m.note("%s (%s)", k, strings.Join(types, ", "))
 		}
 	}
-	return nil
 }
 
 // prefer reports whether SearchParameter a should be kept over b for t: the
