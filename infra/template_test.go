@@ -41,7 +41,7 @@ func load(t *testing.T) *template {
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc, err := parseYAML(string(raw))
+	doc, err := cfn.Parse(string(raw))
 	if err != nil {
 		t.Fatalf("template.yaml: %v", err)
 	}
@@ -324,7 +324,7 @@ func TestFileURLs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc, err := parseYAML(string(raw))
+	doc, err := cfn.Parse(string(raw))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -592,7 +592,7 @@ func deployment(t *testing.T, params map[string]string) *cfn.Stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	doc, err := parseYAML(string(raw))
+	doc, err := cfn.Parse(string(raw))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,19 +10,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tranchehq/tranche/internal/app"
 	"github.com/tranchehq/tranche/internal/auth"
 	"github.com/tranchehq/tranche/internal/bulk"
 	"github.com/tranchehq/tranche/internal/client"
 )
 
 // authServer starts an authenticated server over a small generated dataset.
-func authServer(t *testing.T) *server {
+func authServer(t *testing.T, opts ...app.LocalOption) *server {
 	t.Helper()
 	dir := generated(t, 12)
 	cfg := testConfig(t)
 	cfg.Auth.AllowLoopbackJWKS = true
 	importInto(t, cfg, importTime, dir)
-	return startServer(t, cfg)
+	return startServer(t, cfg, opts...)
 }
 
 // as returns a copy of s whose requests carry ts's tokens.
@@ -218,7 +219,8 @@ func (s *server) newClientWith(scope string, d auth.RegistrationDefaults) *clien
 // TestRegistration: RFC 7591 over HTTP, with a jwks_uri served by the test
 // and key rotation at that URL without re-registering (R100, R101, R110).
 func TestRegistration(t *testing.T) {
-	s := authServer(t)
+	clk := &clock{}
+	s := authServer(t, app.WithClock(clk.Now))
 	regToken := s.app.API.Authz.RegistrationToken
 
 	key1, _ := client.GenerateES384()
@@ -258,8 +260,9 @@ func TestRegistration(t *testing.T) {
 
 	// Rotation: the URL now serves a new key; the client signs with it.
 	// A jwks_uri is fetched at most once per RefreshInterval (10 s), even
-	// when it says max-age=0; the test shortens it rather than wait.
-	s.app.API.Authz.Authority.Fetcher.RefreshInterval = time.Millisecond
+	// when it says max-age=0; the test moves the server's clock past it
+	// rather than wait.
+	clk.Advance(auth.DefaultRefreshInterval)
 	key2, _ := client.GenerateES384()
 	keys = []client.JWK{key2.PublicJWK()}
 	c2 := s.as(&client.BackendServices{ClientID: id, Key: key2, FHIRBase: s.URL, Scope: "system/*.read"})

@@ -172,10 +172,9 @@ func TestClientSinceLast(t *testing.T) {
 	}
 	s.stop()
 	importInto(t, cfg, later, changes)
-	for !time.Now().After(later) { // the next transactionTime must be later
-		time.Sleep(time.Millisecond)
-	}
-	s = startServer(t, cfg)
+	clk := &clock{}
+	clk.AdvancePast(later) // the next transactionTime must be later
+	s = startServer(t, cfg, app.WithClock(clk.Now))
 
 	second, err := (&client.Export{Client: s.bulkClient(), Out: out, SinceLast: true, Parallel: 2}).Run(context.Background())
 	if err != nil {

@@ -77,13 +77,14 @@ func testConfig(t testing.TB) config.Config {
 	return cfg
 }
 
-func startServer(t testing.TB, cfg config.Config) *server {
+// startServer starts the local server on cfg (app.NewLocal with opts).
+func startServer(t testing.TB, cfg config.Config, opts ...app.LocalOption) *server {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	l, err := app.NewLocal(context.Background(), cfg, logger)
+	l, err := app.NewLocal(context.Background(), cfg, logger, opts...)
 	if err != nil {
 		t.Fatalf("NewLocal: %v", err)
 	}

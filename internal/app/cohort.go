@@ -61,10 +61,11 @@ type LocalCohorts struct {
 var RefreshLoop = time.Minute
 
 // startLocalCohorts builds the local Bulk Cohort API over the embedded
-// store (with the clients' contracts when authorization is on), starts the
-// runs a previous process left unfinished and the refresh loop.
-func startLocalCohorts(ctx context.Context, db *bolt.DB, model *fhir.Model, contracts bool, logger *slog.Logger) (*LocalCohorts, error) {
-	svc := &cohort.Service{Cohorts: db.Cohorts(), Resources: db.Resources(), Clock: db.Resources(), FHIR: model, Logger: logger}
+// store (with the clients' contracts when authorization is on) on the
+// clock now, starts the runs a previous process left unfinished and the
+// refresh loop.
+func startLocalCohorts(ctx context.Context, db *bolt.DB, model *fhir.Model, contracts bool, now func() time.Time, logger *slog.Logger) (*LocalCohorts, error) {
+	svc := &cohort.Service{Cohorts: db.Cohorts(), Resources: db.Resources(), Clock: db.Resources(), FHIR: model, Now: now, Logger: logger}
 	if contracts {
 		svc.Clients = db.Clients()
 	}

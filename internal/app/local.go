@@ -1,6 +1,3 @@
-// Package app wires adapters, the engine and the handlers together: NewLocal
-// for the single binary with embedded storage. This is the only difference
-// between the local and the AWS deployments (style.md rule 4).
 package app
 
 import (
@@ -101,12 +98,43 @@ func dirBytes(root string) (int64, error) {
 	return n, err
 }
 
+// LocalOption changes what NewLocal builds; with none it builds what
+// `tranche serve` runs.
+type LocalOption func(*localOptions)
+
+type localOptions struct {
+	now func() time.Time
+}
+
+// WithClock makes now the clock of everything NewLocal wires that reads
+// the time: kick-off, transactionTime and job expiry (export.Service.Now),
+// token and client assertion lifetimes (auth.Authority.Now), the jwks_uri
+// cache and its refresh interval (auth.JWKSFetcher.Now), jti replay, the
+// poll limit and the Bulk Cohort service. A test moves it instead of
+// waiting for the wall clock. It should run with the wall clock, if ahead
+// of it: the export service compares it with context deadlines. It does
+// not drive the purge and cohort refresh loops, which tick every
+// PurgeEvery and RefreshLoop of real time (tests turn the purge loop off
+// and call Service.Purge), nor the few reads of time.Now in api. A nil
+// now keeps time.Now.
+func WithClock(now func() time.Time) LocalOption {
+	return func(o *localOptions) {
+		if now != nil {
+			o.now = now
+		}
+	}
+}
+
 // NewLocal opens the data dir and builds the server. Unfinished jobs of an
 // earlier process resume (Recover) and a purge loop removes expired jobs
 // and fails those whose execution died (the watchdog).
-func NewLocal(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Local, error) {
+func NewLocal(ctx context.Context, cfg config.Config, logger *slog.Logger, opts ...LocalOption) (*Local, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	o := localOptions{now: time.Now}
+	for _, opt := range opts {
+		opt(&o)
 	}
 	db, err := OpenStore(cfg)
 	if err != nil {
@@ -132,6 +160,7 @@ func NewLocal(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Loc
 	}
 	logger.Info("store", "fhir", model.Name, "fhir_version", model.FHIRVersion)
 	svc := export.NewService(db.Jobs(), db.Resources(), objs, cfg.Export, logger)
+	svc.Now = o.now
 	svc.FHIR = model
 	svc.ForeignGroups = cohort.ForeignGroups(db.Cohorts())
 	svc.Clock = db.Resources() // transactionTime from the store's clock (R55)
@@ -142,7 +171,7 @@ func NewLocal(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Loc
 		return nil, err
 	}
 	svc.Workflow = wf
-	cohorts, err := startLocalCohorts(ctx, db, model, !cfg.Auth.Open, logger)
+	cohorts, err := startLocalCohorts(ctx, db, model, !cfg.Auth.Open, o.now, logger)
 	if err != nil {
 		wf.Close()
 		db.Close()
@@ -154,7 +183,7 @@ func NewLocal(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Loc
 		BaseURL: cfg.BaseURL, TrustProxy: cfg.TrustProxy, LenientHeaders: cfg.LenientHeaders, Logger: logger, Version: Version,
 	}
 	if !cfg.Auth.Open {
-		if srv.Authz, err = localAuthz(cfg, db); err != nil {
+		if srv.Authz, err = localAuthz(cfg, db, o.now); err != nil {
 			cohorts.Close()
 			db.Close()
 			return nil, err
@@ -175,10 +204,10 @@ func NewLocal(ctx context.Context, cfg config.Config, logger *slog.Logger) (*Loc
 	return l, nil
 }
 
-// localAuthz builds the authorization server over the embedded store: the
-// token signing key and the registration token live in the data dir,
-// generated on first start.
-func localAuthz(cfg config.Config, db *bolt.DB) (*api.Authz, error) {
+// localAuthz builds the authorization server over the embedded store, on
+// the clock now: the token signing key and the registration token live in
+// the data dir, generated on first start.
+func localAuthz(cfg config.Config, db *bolt.DB, now func() time.Time) (*api.Authz, error) {
 	signer, err := auth.LoadOrCreateSigner(filepath.Join(cfg.DataDir, "token-key.jwk"))
 	if err != nil {
 		return nil, fmt.Errorf("token signing key: %w", err)
@@ -191,15 +220,16 @@ func localAuthz(cfg config.Config, db *bolt.DB) (*api.Authz, error) {
 	}
 	return &api.Authz{
 		Authority: &auth.Authority{
-			Clients: contractClients(db), Replay: db.Replay(time.Now), Signer: signer,
-			Fetcher:       &auth.JWKSFetcher{AllowLoopback: cfg.Auth.AllowLoopbackJWKS},
+			Clients: contractClients(db), Replay: db.Replay(now), Signer: signer,
+			Fetcher:       &auth.JWKSFetcher{AllowLoopback: cfg.Auth.AllowLoopbackJWKS, Now: now},
 			TokenLifetime: cfg.Auth.TokenLifetime,
+			Now:           now,
 		},
 		RegistrationToken:    regToken,
 		Registration:         auth.RegistrationDefaults{Groups: []string{"*"}},
 		MaxConcurrentExports: cfg.Auth.MaxConcurrentExports,
 		MaxPollsPerMinute:    cfg.Auth.MaxPollsPerMinute,
-		Polls:                mem.NewRateCounter(time.Now), // one process serves every poll
+		Polls:                mem.NewRateCounter(now), // one process serves every poll
 	}, nil
 }
 

@@ -99,7 +99,8 @@ type Options struct {
 	// Base is the instant the data is "as of": every meta.lastUpdated lies in
 	// [Base-2 years, Base] (to the millisecond), and every clinical date is at
 	// or before Base. The zero value means DefaultBase; it is never the wall
-	// clock, so output stays reproducible.
+	// clock, so output stays reproducible. Only the instant counts, not its
+	// time zone.
 	Base time.Time
 	// MaxFileBytes rolls output files: when a line would take a file past
 	// MaxFileBytes, a new file of the same type is started (a single line
@@ -350,6 +351,9 @@ func newPlan(opts Options) (*plan, error) {
 	if base.IsZero() {
 		base = DefaultBase
 	}
+	// Only the instant counts: the two years back are counted in UTC, not
+	// in Base's zone (which time.Parse may set to the process's Local).
+	base = base.UTC()
 	if base.Year() < 1900 || base.Year() > 9000 {
 		return nil, fmt.Errorf("generate: Base %s out of range", base.Format(time.RFC3339))
 	}

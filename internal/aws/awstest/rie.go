@@ -3,13 +3,13 @@
 package awstest
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -27,6 +27,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/tranchehq/tranche/internal/aws/cfn"
 	"github.com/tranchehq/tranche/internal/testenv"
 	"github.com/tranchehq/tranche/internal/workflow/asl"
 )
@@ -681,83 +682,63 @@ func (f *Function) HTTP() func(context.Context, events.APIGatewayV2HTTPRequest) 
 type Template struct {
 	Routes  map[string]string // route key → function logical id
 	Timeout map[string]time.Duration
-	Env     map[string]map[string]string // logical id → variable → value as written
+	Env     map[string]map[string]string // logical id → variable → value as cfn.Parse reads it
 }
 
-// ReadTemplate reads template.yaml's functions with a line scan of the
-// subset it is written in (infra/ checks the template in full).
+// ReadTemplate reads template.yaml's functions (cfn.Parse; infra/ checks
+// the template in full).
 func ReadTemplate(src []byte) (*Template, error) {
+	doc, err := cfn.Parse(string(src))
+	if err != nil {
+		return nil, err
+	}
 	t := &Template{Routes: map[string]string{}, Timeout: map[string]time.Duration{}, Env: map[string]map[string]string{}}
-	var fn string
-	var inEnv bool
-	var envIndent int
-	globalTimeout := time.Duration(0)
-	var globals bool
-	sc := bufio.NewScanner(bytes.NewReader(src))
-	for sc.Scan() {
-		line := sc.Text()
-		text := strings.TrimSpace(line)
-		if text == "" || strings.HasPrefix(text, "#") {
+	seconds := func(where string, v any) (time.Duration, error) {
+		n, err := strconv.Atoi(fmt.Sprint(v))
+		if err != nil {
+			return 0, fmt.Errorf("%s Timeout %v: %v", where, v, err)
+		}
+		return time.Duration(n) * time.Second, nil
+	}
+	var globalTimeout time.Duration
+	if v := lookup(doc, "Globals", "Function", "Timeout"); v != nil {
+		if globalTimeout, err = seconds("Globals", v); err != nil {
+			return nil, err
+		}
+	}
+	resources, _ := lookup(doc, "Resources").(map[string]any)
+	for _, fn := range slices.Sorted(maps.Keys(resources)) { // sorted: one error for a duplicate route, whatever the map order
+		r := resources[fn]
+		if lookup(r, "Type") != "AWS::Serverless::Function" {
 			continue
 		}
-		indent := len(line) - len(strings.TrimLeft(line, " "))
-		if indent == 0 {
-			globals = strings.HasPrefix(text, "Globals:")
-			fn = ""
-			continue
+		t.Timeout[fn] = globalTimeout
+		if v := lookup(r, "Properties", "Timeout"); v != nil {
+			if t.Timeout[fn], err = seconds(fn, v); err != nil {
+				return nil, err
+			}
 		}
-		if indent == 2 {
-			inEnv = false
-			fn = ""
-			if name, ok := strings.CutSuffix(text, ":"); ok && strings.HasSuffix(name, "Function") && !globals {
-				fn = name
-			}
-			continue
-		}
-		if inEnv && indent <= envIndent {
-			inEnv = false
-		}
-		switch {
-		case globals && strings.HasPrefix(text, "Timeout:"):
-			n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(text, "Timeout:")))
-			if err != nil {
-				return nil, fmt.Errorf("Globals Timeout %q: %v", text, err)
-			}
-			globalTimeout = time.Duration(n) * time.Second
-		case fn == "":
-		case strings.HasPrefix(text, "Timeout:") && indent == 6:
-			n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(text, "Timeout:")))
-			if err != nil {
-				return nil, fmt.Errorf("%s Timeout %q: %v", fn, text, err)
-			}
-			t.Timeout[fn] = time.Duration(n) * time.Second
-		case text == "Variables:" && indent == 8:
-			inEnv, envIndent = true, indent
-		case inEnv:
-			k, v, ok := strings.Cut(text, ":")
-			if !ok {
-				return nil, fmt.Errorf("%s: environment line %q", fn, text)
-			}
+		vars, _ := lookup(r, "Properties", "Environment", "Variables").(map[string]any)
+		for k, v := range vars {
 			if t.Env[fn] == nil {
 				t.Env[fn] = map[string]string{}
 			}
-			t.Env[fn][k] = strings.TrimSpace(v)
-		case strings.HasPrefix(text, "Properties:") && strings.Contains(text, "ApiId: !Ref HttpApi"):
-			flow := strings.TrimSpace(strings.TrimPrefix(text, "Properties:"))
-			if !strings.HasPrefix(flow, "{") || !strings.HasSuffix(flow, "}") {
-				return nil, fmt.Errorf("%s: route %q", fn, text)
+			t.Env[fn][k] = fmt.Sprint(v)
+		}
+		events, _ := lookup(r, "Properties", "Events").(map[string]any)
+		for _, name := range slices.Sorted(maps.Keys(events)) {
+			props, _ := lookup(events[name], "Properties").(map[string]any)
+			if props["ApiId"] != "!Ref HttpApi" {
+				continue
 			}
-			props := map[string]string{}
-			for _, kv := range strings.Split(flow[1:len(flow)-1], ",") {
-				k, v, _ := strings.Cut(kv, ":")
-				props[strings.TrimSpace(k)] = strings.Trim(strings.TrimSpace(v), `"'`)
-			}
+			method, _ := props["Method"].(string)
+			path, _ := props["Path"].(string)
 			key := "$default"
-			if props["Method"] != "" || props["Path"] != "" {
-				if props["Method"] == "" || !strings.HasPrefix(props["Path"], "/") {
-					return nil, fmt.Errorf("%s: route %q", fn, text)
+			if method != "" || path != "" {
+				if method == "" || !strings.HasPrefix(path, "/") {
+					return nil, fmt.Errorf("%s: route %v", fn, props)
 				}
-				key = props["Method"] + " " + props["Path"]
+				key = method + " " + path
 			}
 			if prev, dup := t.Routes[key]; dup {
 				return nil, fmt.Errorf("route %s is on %s and %s", key, prev, fn)
@@ -765,16 +746,18 @@ func ReadTemplate(src []byte) (*Template, error) {
 			t.Routes[key] = fn
 		}
 	}
-	for fn := range t.Env {
-		if _, ok := t.Timeout[fn]; !ok {
-			t.Timeout[fn] = globalTimeout
-		}
-	}
-	for _, fn := range t.Routes {
-		if _, ok := t.Timeout[fn]; !ok {
-			t.Timeout[fn] = globalTimeout
-		}
-	}
 	t.Timeout[""] = globalTimeout
-	return t, sc.Err()
+	return t, nil
+}
+
+// lookup follows path through nested mappings (nil where one is missing).
+func lookup(v any, path ...string) any {
+	for _, k := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[k]
+	}
+	return v
 }
