@@ -535,6 +535,12 @@ func clip(s string) string {
 
 // parseParametersBody reads a FHIR Parameters resource and passes each
 // parameter as its string form.
+// numericValue are the Parameters value[x] types whose JSON is a number.
+var numericValue = map[string]bool{
+	"valueInteger": true, "valuePositiveInt": true, "valueUnsignedInt": true,
+	"valueDecimal": true, "valueInteger64": true,
+}
+
 func parseParametersBody(body []byte, add func(name, v string)) error {
 	// gjson walks the body once without building maps: a 1 MiB body of
 	// 10,000 patients parses in a few milliseconds.
@@ -577,6 +583,11 @@ func parseParametersBody(body []byte, add func(name, v string)) error {
 				case raw.Type == gjson.String:
 					value = raw.Str
 				case raw.Type == gjson.True || raw.Type == gjson.False:
+					value = raw.Raw
+				case raw.Type == gjson.Number && numericValue[k.Str]:
+					// As a query gives it: _maximumFileSize is a positiveInt,
+					// and a value of the parameter's own type must be refused
+					// or ignored (lenient) by name, like its GET form.
 					value = raw.Raw
 				case k.Str == "valueCoding" && raw.Get("code").Type == gjson.String && raw.Get("code").Str != "":
 					// The draft types includeAssociatedData as a Coding.
