@@ -5,6 +5,7 @@ GO        ?= go
 DATA      ?= .tranche
 ADDR      ?= 127.0.0.1:8080
 BIN       := bin/tranche
+BENCH_BIN := bin/tranche-bench
 ASL_VALIDATOR_VERSION := 4.0.0
 ASL_DIR   := .cache/asl-validator
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
@@ -24,12 +25,13 @@ SLOW_TEST_PKGS := ./internal/app ./internal/aws/dynamodb ./test
 # Every package but the AWS ones (aws.mk's AWS_TEST_PKGS).
 UNIT_PKGS = $(shell $(GO) list ./... | grep -v -e '/internal/aws/' -e '/internal/app$$' -e '/infra$$' -e '/functions/')
 
-.PHONY: all build run test unit testsum lint fmt-check vet asl-validate fuzz bench bench-short bench-1m clean
+.PHONY: all build run test unit testsum lint fmt-check vet asl-validate fuzz bench bench-short bench-1m bench-3m clean
 
 all: build
 
-build: ## the single local binary
+build: ## the single local binary, and the benchmark that measures it
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/tranche
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BENCH_BIN) ./cmd/tranche-bench
 
 run: build ## the local server with demo data (an empty --data dir gets generated demo data)
 	./$(BIN) serve --addr $(ADDR) --data $(DATA)
@@ -94,15 +96,24 @@ fuzz:
 
 SYNTHEA   := ../shared/data/synthea-100
 BENCH_DATASET := $(if $(wildcard $(SYNTHEA)),--dataset $(SYNTHEA),)
+# bin/tranche-bench runs bin/tranche import and serve as child processes
+# (docs/benchmarks.md). The full runs keep their results in
+# docs/benchmarks.md's "Latest run" (BENCH_MARKDOWN= to leave it alone);
+# the short one, which CI runs, does not.
+BENCH_MARKDOWN ?= docs/benchmarks.md
+BENCH_OUT = --json bench.json $(if $(BENCH_MARKDOWN),--markdown $(BENCH_MARKDOWN),)
 
-bench: build ## 10k and 100k resources (+ synthea-100 when present): throughput, peak RSS, latency, tokens/s
-	./$(BIN) bench --resources 10000,100000 $(BENCH_DATASET) --json bench.json
+bench: build ## 10k and 100k resources (+ synthea-100 when present): every table and the summary of the targets
+	./$(BENCH_BIN) --resources 10000,100000 $(BENCH_DATASET) $(BENCH_OUT)
 
 bench-short: build ## the short mode CI runs so the benchmark cannot rot (well under 2 minutes)
-	./$(BIN) bench --short --json bench.json
+	./$(BENCH_BIN) --short --json bench.json
 
-bench-1m: build ## 10k, 100k and 1M resources (a few minutes, about 4 GB of disk)
-	./$(BIN) bench --resources 10000,100000,1000000 $(BENCH_DATASET) --json bench.json
+bench-1m: build ## 10k, 100k and 1M resources (several minutes, about 6 GB of disk)
+	./$(BENCH_BIN) --resources 10000,100000,1000000 $(BENCH_DATASET) $(BENCH_OUT)
+
+bench-3m: build ## 100k, 1M and 3M resources: import RSS flat from 100k to 3M (about half an hour, about 20 GB of disk)
+	./$(BENCH_BIN) --resources 100000,1000000,3000000 $(BENCH_DATASET) $(BENCH_OUT)
 
 clean:
 	rm -rf bin .cache

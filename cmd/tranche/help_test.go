@@ -120,3 +120,18 @@ func TestEditDistance(t *testing.T) {
 		}
 	}
 }
+
+// TestBenchMoved: the benchmark is bin/tranche-bench (issue 19 step 5);
+// the usage does not list it, and `tranche bench` says where it went.
+func TestBenchMoved(t *testing.T) {
+	if strings.Contains(usage, "bench") {
+		t.Errorf("the usage lists bench:\n%s", usage)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"bench", "--short"}, &stdout, &stderr); code != 2 {
+		t.Errorf("tranche bench = exit %d, want 2", code)
+	}
+	if !strings.Contains(stderr.String(), "bin/tranche-bench") {
+		t.Errorf("tranche bench: stderr lacks bin/tranche-bench:\n%s", stderr.String())
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 
@@ -33,7 +34,6 @@ Usage:
   tranche clients  add|list|remove  manage registered clients and their contracts (operators)
   tranche stats    [--json]         what the store holds: resources, Groups, deletions, size, jobs
   tranche token    --client FILE    print a fresh access token (for curl)
-  tranche bench    [flags]          measure import, export and download (time, peak RSS)
   tranche version
 
 Run 'tranche COMMAND -h' for a command's flags.
@@ -42,7 +42,28 @@ Run 'tranche COMMAND -h' for a command's flags.
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+	os.Exit(profiled(func() int { return run(ctx, os.Args[1:], os.Stdout, os.Stderr) }))
+}
+
+// profiled runs f with a CPU profile written to $TRANCHE_CPUPROFILE when it
+// is set: how docs/benchmarks.md profiles the real commands (import, serve).
+func profiled(f func() int) int {
+	path := os.Getenv("TRANCHE_CPUPROFILE")
+	if path == "" {
+		return f()
+	}
+	out, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "tranche: TRANCHE_CPUPROFILE:", err)
+		return 1
+	}
+	defer out.Close()
+	if err := pprof.StartCPUProfile(out); err != nil {
+		fmt.Fprintln(os.Stderr, "tranche: TRANCHE_CPUPROFILE:", err)
+		return 1
+	}
+	defer pprof.StopCPUProfile()
+	return f()
 }
 
 // errUsage marks a bad command line: exit status 2.
@@ -63,7 +84,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "generate":
 		err = generateCmd(ctx, args[1:], stdout, stderr)
 	case "bench":
-		err = benchCmd(ctx, args[1:], stdout, stderr)
+		// Moved out of this binary (issue 19 step 5): say where to.
+		fmt.Fprintln(stderr, "tranche: the benchmark is its own binary now: bin/tranche-bench (make build; make bench)")
+		return 2
 	case "export":
 		err = exportCmd(ctx, args[1:], stdout, stderr)
 	case "register":

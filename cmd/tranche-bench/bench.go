@@ -9,28 +9,48 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/tranchehq/tranche/internal/app"
-	"github.com/tranchehq/tranche/internal/bulk"
 	"github.com/tranchehq/tranche/internal/client"
 	"github.com/tranchehq/tranche/internal/config"
-	"github.com/tranchehq/tranche/internal/export"
 	"github.com/tranchehq/tranche/internal/generate"
 	"github.com/tranchehq/tranche/internal/local/bolt"
-	"github.com/tranchehq/tranche/internal/mem"
-	"github.com/tranchehq/tranche/internal/workflow"
 )
+
+// binary is the tranche binary measured. Its child processes never
+// inherit TRANCHE_CPUPROFILE; with profiles set, each one named writes its
+// CPU profile there (--profiles).
+type binary struct {
+	path     string
+	profiles string
+}
+
+// command is a child process of the binary; what names its profile ("" for
+// none).
+func (b *binary) command(ctx context.Context, what string, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, b.path, args...)
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "TRANCHE_CPUPROFILE=") })
+	if b.profiles != "" && what != "" {
+		env = append(env, "TRANCHE_CPUPROFILE="+filepath.Join(b.profiles, what+".prof"))
+	}
+	cmd.Env = env
+	return cmd
+}
+
+// demoClientFile is where `tranche serve --demo-client` writes the demo
+// client's credentials in the data dir (cmd/tranche's DemoClientFile).
+const demoClientFile = "demo-client.json"
 
 // exportRun is one export measured over HTTP.
 type exportRun struct {
@@ -57,15 +77,20 @@ type exportRun struct {
 // benchResult is one dataset. Import and serve run as child processes, so
 // each peak RSS comes from the OS (rusage), not from the Go runtime.
 type benchResult struct {
-	Dataset         string      `json:"dataset"`
-	Stored          int64       `json:"stored"`
-	ImportSeconds   float64     `json:"importSeconds"`
-	ImportPerSec    float64     `json:"importPerSec"`
-	ImportPeakRSSMB float64     `json:"importPeakRssMB"`
-	Exports         []exportRun `json:"exports"`
+	Dataset         string  `json:"dataset"`
+	Generated       int64   `json:"generated,omitempty"` // the --resources size, for generated datasets
+	Stored          int64   `json:"stored"`
+	ImportSeconds   float64 `json:"importSeconds"`
+	ImportPerSec    float64 `json:"importPerSec"`
+	ImportPeakRSSMB float64 `json:"importPeakRssMB"`
+	// Floor is the import's floor, measured right after it (floor.go);
+	// ImportPctOfFloor is ImportPerSec as a percentage of its rate.
+	Floor            floorRun    `json:"floor"`
+	ImportPctOfFloor float64     `json:"importPercentOfFloor"`
+	Exports          []exportRun `json:"exports"`
 	// ExportPeakRSSMB is the server's peak RSS after the exports and
-	// downloads (VmHWM); ServerPeakRSSMB includes the latency phase's 200
-	// connections too.
+	// downloads (VmHWM); ServerPeakRSSMB includes the latency phases and
+	// the token endpoint's too.
 	ExportPeakRSSMB float64 `json:"exportPeakRssMB"`
 	// RSSAnonMB and RSSFileMB split the resident set at that moment:
 	// anonymous memory (heap, stacks) and mapped files (binary, store);
@@ -74,163 +99,88 @@ type benchResult struct {
 	RSSFileMB       float64 `json:"rssFileMB"`
 	RSSStoreMB      float64 `json:"rssStoreMB"`
 	ServerPeakRSSMB float64 `json:"serverPeakRssMB"`
-	// Latency under Pollers concurrent status pollers, milliseconds.
-	Pollers        int     `json:"pollers"`
-	StatusP50MS    float64 `json:"statusP50ms"`
-	StatusP99MS    float64 `json:"statusP99ms"`
-	KickoffP50MS   float64 `json:"kickoffP50ms"`
-	KickoffP99MS   float64 `json:"kickoffP99ms"`
-	TokensPerSec   float64 `json:"tokensPerSec"` // ES384 assertions verified per second, end to end
-	GroupItemsRead int64   `json:"groupItemsRead"`
-	GroupExported  int64   `json:"groupExported"`
-	GroupReadPct   float64 `json:"groupReadPercentOfStore"`
+	// Pollers concurrent status pollers, each every pollEvery, and a
+	// kick-off of a small export every 50 ms; milliseconds. Loaded is with
+	// a system export running on the server the whole time, Idle without.
+	Pollers        int        `json:"pollers"`
+	Loaded         latencyRun `json:"loaded"`
+	Idle           latencyRun `json:"idle"`
+	TokensPerSec   float64    `json:"tokensPerSec"` // ES384 assertions verified per second, end to end
+	GroupItemsRead int64      `json:"groupItemsRead"`
+	GroupExported  int64      `json:"groupExported"`
+	GroupReadPct   float64    `json:"groupReadPercentOfStore"`
 	// Downloads compares the system export and its downloads without and
-	// with --gzip-files (bench_downloads.go).
+	// with --gzip-files (downloads.go).
 	Downloads []downloadRun `json:"downloads,omitempty"`
 }
 
-func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bench", stderr)
-	sizes := fs.String("resources", "10000,100000", "comma-separated generated dataset sizes (resources)")
-	short := fs.Bool("short", false, "one small dataset and short latency runs (CI)")
-	dataset := fs.String("dataset", "", "also measure this directory of NDJSON (e.g. ../shared/data/synthea-100)")
-	cache := fs.String("cache", ".cache/bench", "where generated datasets are kept between runs")
-	pollers := fs.Int("pollers", 200, "concurrent status pollers for the latency measurement")
-	jsonOut := fs.String("json", "", "also write the results as JSON to this file")
-	downloads := fs.Bool("downloads", true, "also compare the system export and its downloads without and with serve --gzip-files (two more servers per round)")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if *short {
-		*sizes = "10000"
-	}
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	type input struct{ name, dir string }
-	var inputs []input
-	if *dataset != "" {
-		inputs = append(inputs, input{filepath.Base(*dataset), *dataset})
-	}
-	for _, s := range strings.Split(*sizes, ",") {
-		if s = strings.TrimSpace(s); s == "" {
-			continue
+// system is the result's system export.
+func (r *benchResult) system() *exportRun {
+	for i := range r.Exports {
+		if r.Exports[i].Level == "system" {
+			return &r.Exports[i]
 		}
-		n, err := strconv.ParseInt(s, 10, 64)
-		if err != nil || n < 1000 {
-			fmt.Fprintf(stderr, "tranche bench: --resources %q: want sizes of at least 1000\n", s)
-			return errUsage
-		}
-		dir, err := benchData(ctx, *cache, n, stderr)
-		if err != nil {
-			return err
-		}
-		inputs = append(inputs, input{fmt.Sprintf("generated-%d", n), dir})
-	}
-	var results []benchResult
-	for _, in := range inputs {
-		fmt.Fprintf(stderr, "bench: %s\n", in.name)
-		r, err := benchOne(ctx, self, in.name, in.dir, *pollers, *short, *downloads)
-		if err != nil {
-			return fmt.Errorf("%s: %w", in.name, err)
-		}
-		results = append(results, r)
-	}
-	printBench(stdout, results, *pollers)
-	if *jsonOut != "" {
-		b, _ := json.MarshalIndent(map[string]any{"machine": machine(), "results": results}, "", "  ")
-		return os.WriteFile(*jsonOut, append(b, '\n'), 0o644)
 	}
 	return nil
 }
 
-func printBench(w io.Writer, results []benchResult, pollers int) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "dataset\tstored\timport s\timport res/s\timport RSS MB\tlevel\tresources\tmanifest s\tres/s\tMB/s\tcopy floor MB/s\tcopy s\tsync s\tlast byte s\tMB/s\texport RSS MB\tserver RSS MB\t")
-	for _, r := range results {
-		for i, e := range r.Exports {
-			head := fmt.Sprintf("%s\t%d\t%.2f\t%.0f\t%.0f", r.Dataset, r.Stored, r.ImportSeconds, r.ImportPerSec, r.ImportPeakRSSMB)
-			rss := fmt.Sprintf("%.0f\t%.0f", r.ExportPeakRSSMB, r.ServerPeakRSSMB)
-			if i > 0 {
-				head, rss = "\t\t\t\t", "\t"
-			}
-			floor := "\t\t"
-			if e.CopySeconds > 0 {
-				floor = fmt.Sprintf("%.0f\t%.2f\t%.2f", e.CopyMBPerSec, e.CopySeconds, e.SyncSeconds)
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%d\t%.2f\t%.0f\t%.0f\t%s\t%.2f\t%.0f\t%s\t\n", head, e.Level, e.Resources,
-				e.ManifestSeconds, e.ResourcesPerSec, e.MBPerSecManifest, floor, e.LastByteSeconds, e.MBPerSecLastByte, rss)
-		}
-	}
-	_ = tw.Flush()
-	fmt.Fprintln(w)
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "dataset\tstatus p50 ms\tstatus p99 ms\tkick-off p50 ms\tkick-off p99 ms\t(%d pollers, each every %s)\ttokens/s\tgroup-10 items read\texported\t%% of store\t\n", pollers, pollEvery)
-	for _, r := range results {
-		fmt.Fprintf(tw, "%s\t%.2f\t%.2f\t%.2f\t%.2f\t\t%.0f\t%d\t%d\t%.3f\t\n", r.Dataset, r.StatusP50MS, r.StatusP99MS,
-			r.KickoffP50MS, r.KickoffP99MS, r.TokensPerSec, r.GroupItemsRead, r.GroupExported, r.GroupReadPct)
-	}
-	_ = tw.Flush()
-	fmt.Fprintln(w)
-	for _, r := range results {
-		fmt.Fprintf(w, "%s: after the exports, RSS %.0f MB anonymous + %.0f MB mapped files (%.0f MB of them the store)\n",
-			r.Dataset, r.RSSAnonMB, r.RSSFileMB, r.RSSStoreMB)
-	}
-	fmt.Fprintln(w)
-	printDownloads(w, results)
-	fmt.Fprintf(w, "machine: %s\n", machine())
-}
-
-func machine() string {
-	host, _ := os.Hostname()
-	return fmt.Sprintf("%s, %d CPUs, %s", host, runtime.NumCPU(), runtime.Version())
-}
-
-// benchData returns a cached generated dataset of about n resources.
-func benchData(ctx context.Context, cache string, n int64, stderr io.Writer) (string, error) {
+// benchData returns a cached generated dataset of about n resources,
+// written by `tranche generate` (seed 1, its default base instant).
+func benchData(ctx context.Context, tranche *binary, cache string, n int64, stderr io.Writer) (string, error) {
 	dir := filepath.Join(cache, fmt.Sprintf("gen-%d", n))
 	if _, err := os.Stat(filepath.Join(dir, ".complete")); err == nil {
 		return dir, nil
 	}
-	patients := int(max(1, (n+generate.ResourcesPerPatient/2)/generate.ResourcesPerPatient))
+	patients := max(1, (n+generate.ResourcesPerPatient/2)/generate.ResourcesPerPatient)
 	fmt.Fprintf(stderr, "bench: generating %d patients into %s\n", patients, dir)
 	_ = os.RemoveAll(dir)
-	opts := generate.Options{Patients: patients, Seed: 1, Base: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	if _, err := generate.Dir(ctx, opts, dir, nil); err != nil {
-		return "", err
+	gen := tranche.command(ctx, "", "generate", "--patients", strconv.FormatInt(patients, 10), "--seed", "1", "--out", dir)
+	gen.Stderr = stderr
+	if out, err := gen.Output(); err != nil {
+		return "", fmt.Errorf("tranche generate: %v\n%s", err, out)
 	}
 	return dir, os.WriteFile(filepath.Join(dir, ".complete"), nil, 0o644)
 }
 
-func benchOne(ctx context.Context, self, name, src string, pollers int, short, downloads bool) (benchResult, error) {
-	r := benchResult{Dataset: name, Pollers: pollers}
+func benchOne(ctx context.Context, tranche *binary, name, src string, o options, stderr io.Writer) (benchResult, error) {
+	r := benchResult{Dataset: name, Pollers: o.pollers}
+	if n, ok := strings.CutPrefix(name, "generated-"); ok {
+		r.Generated, _ = strconv.ParseInt(n, 10, 64)
+	}
 	data, err := os.MkdirTemp("", "tranche-bench-")
 	if err != nil {
 		return r, err
 	}
 	defer os.RemoveAll(data)
 
-	// Import in a child process.
+	// Import in a child process, then its floor: the same files read,
+	// decompressed and scanned here, writing nothing (the import has just
+	// read them, so both find them in the page cache).
 	start := time.Now()
-	imp := exec.CommandContext(ctx, self, "import", "--data", data, src)
+	imp := tranche.command(ctx, name+"-import", "import", "--data", data, src)
 	out, err := imp.CombinedOutput()
 	if err != nil {
 		return r, fmt.Errorf("import: %v\n%s", err, out)
 	}
 	r.ImportSeconds = time.Since(start).Seconds()
 	r.ImportPeakRSSMB = maxRSSMB(imp.ProcessState)
+	if r.Floor, err = importFloor(ctx, src); err != nil {
+		return r, fmt.Errorf("import floor: %w", err)
+	}
 
 	// Serve in a child process (authorization on, quotas off); measure over
 	// HTTP from here with the demo client serve writes.
-	bs, err := startBenchServer(ctx, self, data, pollers)
+	bs, err := startBenchServer(ctx, tranche, name+"-serve", data, o.pollers)
 	if err != nil {
 		return r, err
 	}
 	defer bs.stop()
-	srv, base, cf, key, hc, b := bs.cmd, bs.base, bs.cf, bs.key, bs.hc, bs.http
+	srv, base, b := bs.cmd, bs.base, bs.http
 
-	var statusURL string
+	var (
+		statusURL string   // the system export's
+		others    []string // the other levels'
+	)
 	for _, level := range []struct{ name, path string }{
 		{"system", "/$export"}, {"patient", "/Patient/$export"}, {"group-10", "/Group/group-10/$export"},
 	} {
@@ -247,29 +197,42 @@ func benchOne(ctx context.Context, self, name, src string, pollers int, short, d
 			if err := e.measureCopyFloor(filepath.Join(data, "files")); err != nil {
 				return r, fmt.Errorf("copy floor: %w", err)
 			}
+		} else {
+			others = append(others, status)
 		}
 		r.Exports = append(r.Exports, e)
 	}
 	r.ImportPerSec = float64(r.Stored) / r.ImportSeconds
+	if f := r.Floor.ResourcesPerSec(); f > 0 {
+		r.ImportPctOfFloor = 100 * r.ImportPerSec / f
+	}
 	r.ExportPeakRSSMB = procStatusMB(srv.Process.Pid, "VmHWM:")
 	r.RSSAnonMB = procStatusMB(srv.Process.Pid, "RssAnon:")
 	r.RSSFileMB = procStatusMB(srv.Process.Pid, "RssFile:")
 	r.RSSStoreMB = mappedMB(srv.Process.Pid, filepath.Join(data, bolt.FileName))
-
-	// Latency: pollers hammer a completed job's status while kick-offs run.
-	dur := 5 * time.Second
-	if short {
-		dur = time.Second
+	// The Patient and Group exports' files are not needed any more (the
+	// system export's are polled below): at 3M they take 4 GB of disk.
+	for _, s := range others {
+		if err := b.release(ctx, s); err != nil {
+			return r, err
+		}
 	}
-	st, ko, err := b.latency(ctx, statusURL, base+"/$export?_type=Group", pollers, dur)
-	if err != nil {
+
+	// Latency: pollers poll a completed job's status while small exports
+	// are kicked off (idle), then the same with a system export running
+	// the whole time, the pollers polling it (loaded: the target's case).
+	if r.Idle, err = b.latency(ctx, base, statusURL, o.pollers, o.latencyFor, false); err != nil {
+		return r, fmt.Errorf("latency: %w", err)
+	}
+	if err := b.release(ctx, statusURL); err != nil {
 		return r, err
 	}
-	r.StatusP50MS, r.StatusP99MS = pct(st, 50), pct(st, 99)
-	r.KickoffP50MS, r.KickoffP99MS = pct(ko, 50), pct(ko, 99)
+	if r.Loaded, err = b.latency(ctx, base, "", o.pollers, o.latencyFor, true); err != nil {
+		return r, fmt.Errorf("latency under load: %w", err)
+	}
 
 	// Token endpoint: fresh ES384 assertions, verified end to end.
-	if r.TokensPerSec, err = tokenRate(ctx, cf, key, base, hc, dur); err != nil {
+	if r.TokensPerSec, err = tokenRate(ctx, bs, o.latencyFor); err != nil {
 		return r, err
 	}
 
@@ -277,18 +240,19 @@ func benchOne(ctx context.Context, self, name, src string, pollers int, short, d
 	_ = srv.Wait()
 	r.ServerPeakRSSMB = maxRSSMB(srv.ProcessState)
 
-	if downloads {
+	if o.downloads {
 		rounds := 2
-		if short {
+		if o.short {
 			rounds = 1
 		}
-		if r.Downloads, err = benchDownloads(ctx, self, data, rounds); err != nil {
+		if r.Downloads, err = benchDownloads(ctx, tranche, name, data, rounds); err != nil {
 			return r, err
 		}
 	}
 
-	// Stored items read for a small Group export, from the store's counters
-	// (in-process: the server is gone and the store is free).
+	// Stored items read for a small Group export, from the store's counters:
+	// in this process (the server is gone and the store is free), through
+	// the server's own composition root.
 	group := "group-10"
 	if name == "synthea-100" {
 		group = "MinutemanHealth"
@@ -311,11 +275,12 @@ type benchServer struct {
 
 // startBenchServer serves data in a child process (authorization on,
 // quotas off, the demo client registered) with extra serve flags, and
-// returns once it listens, with a token of the demo client.
-func startBenchServer(ctx context.Context, self, data string, conns int, extra ...string) (*benchServer, error) {
+// returns once it listens, with a token of the demo client. what names its
+// profile.
+func startBenchServer(ctx context.Context, tranche *binary, what, data string, conns int, extra ...string) (*benchServer, error) {
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data", data, "--demo=false", "--demo-client",
 		"--log-level", "warn", "--max-exports", "0", "--max-polls", "0"}, extra...)
-	srv := exec.CommandContext(ctx, self, args...)
+	srv := tranche.command(ctx, what, args...)
 	stdoutPipe, err := srv.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -338,7 +303,7 @@ func (bs *benchServer) connect(ctx context.Context, stdout io.Reader, data strin
 		return err
 	}
 	go func() { _, _ = io.Copy(io.Discard, stdout) }()
-	cf, err := client.LoadClientFile(filepath.Join(data, DemoClientFile))
+	cf, err := client.LoadClientFile(filepath.Join(data, demoClientFile))
 	if err != nil {
 		return err
 	}
@@ -364,6 +329,8 @@ func (bs *benchServer) stop() {
 	}
 }
 
+// benchHTTP is the bench's client of a server: token may be empty (an
+// open server).
 type benchHTTP struct {
 	hc    *http.Client
 	token string
@@ -374,7 +341,9 @@ func (b *benchHTTP) do(ctx context.Context, method, url string) (*http.Response,
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+b.token)
+	if b.token != "" {
+		req.Header.Set("Authorization", "Bearer "+b.token)
+	}
 	req.Header.Set("Accept", "application/fhir+json")
 	req.Header.Set("Prefer", "respond-async")
 	return b.hc.Do(req)
@@ -427,35 +396,72 @@ func fileKey(url string) string {
 	return key
 }
 
+// kickoff starts an export and returns its status URL.
+func (b *benchHTTP) kickoff(ctx context.Context, url string) (string, error) {
+	res, err := b.do(ctx, "GET", url)
+	if err != nil {
+		return "", err
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusAccepted {
+		return "", fmt.Errorf("kick-off: %s", res.Status)
+	}
+	return res.Header.Get("Content-Location"), nil
+}
+
 // toManifest kicks off an export and polls it until the manifest.
 func (b *benchHTTP) toManifest(ctx context.Context, url string) (string, *benchManifest, error) {
-	res, err := b.do(ctx, "GET", url)
+	status, err := b.kickoff(ctx, url)
 	if err != nil {
 		return "", nil, err
 	}
-	res.Body.Close()
-	if res.StatusCode != http.StatusAccepted {
-		return "", nil, fmt.Errorf("kick-off: %s", res.Status)
-	}
-	status := res.Header.Get("Content-Location")
 	for {
-		res, err := b.do(ctx, "GET", status)
+		done, body, err := b.poll(ctx, status)
 		if err != nil {
 			return "", nil, err
 		}
-		body, _ := io.ReadAll(res.Body)
-		res.Body.Close()
-		if res.StatusCode == http.StatusOK {
+		if done {
 			m := &benchManifest{raw: body}
 			return status, m, json.Unmarshal(body, m)
-		}
-		if res.StatusCode != http.StatusAccepted {
-			return "", nil, fmt.Errorf("status: %s %s", res.Status, body)
 		}
 		if err := client.SleepContext(ctx, 10*time.Millisecond); err != nil { // poll interval
 			return "", nil, err
 		}
 	}
+}
+
+// poll asks for an export's status once: done with the manifest, or not
+// done yet.
+func (b *benchHTTP) poll(ctx context.Context, status string) (done bool, manifest []byte, err error) {
+	res, err := b.do(ctx, "GET", status)
+	if err != nil {
+		return false, nil, err
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	switch res.StatusCode {
+	case http.StatusOK:
+		return true, body, nil
+	case http.StatusAccepted:
+		return false, nil, nil
+	}
+	return false, nil, fmt.Errorf("status: %s %s", res.Status, body)
+}
+
+// release deletes an export (and cancels it if it runs); one deleted
+// already is not an error.
+func (b *benchHTTP) release(ctx context.Context, status string) error {
+	res, err := b.do(ctx, "DELETE", status)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusAccepted && res.StatusCode != http.StatusNotFound {
+		return fmt.Errorf("DELETE %s: %s", status, res.Status)
+	}
+	return nil
 }
 
 // fetchAll downloads urls over 4 connections and returns the bytes read.
@@ -498,7 +504,9 @@ func (b *benchHTTP) fetch(ctx context.Context, url, acceptEncoding string) (int6
 	if err != nil {
 		return 0, err
 	}
-	req.Header.Set("Authorization", "Bearer "+b.token)
+	if b.token != "" {
+		req.Header.Set("Authorization", "Bearer "+b.token)
+	}
 	if acceptEncoding != "" {
 		req.Header.Set("Accept-Encoding", acceptEncoding)
 	}
@@ -583,64 +591,189 @@ func copyFile(src, dst string, buf []byte) (*os.File, int64, error) {
 // 2,000 polls a second.
 const pollEvery = 100 * time.Millisecond
 
+// kickoffEvery is the latency phases' rate of small kick-offs: a steady
+// trickle, not a flood.
+const kickoffEvery = 50 * time.Millisecond
+
+// retireAfter is how long a completed system export of the loaded phase is
+// kept before it is deleted: longer than any poll of it still in flight.
+const retireAfter = 2 * time.Second
+
+// latencyRun is one latency phase: the status and kick-off latencies in
+// ms, and for the loaded phase the system exports it ran.
+type latencyRun struct {
+	Polls       int     `json:"polls"`
+	StatusP50MS float64 `json:"statusP50ms"`
+	StatusP99MS float64 `json:"statusP99ms"`
+	Kickoffs    int     `json:"kickoffs"`
+	KickP50MS   float64 `json:"kickoffP50ms"`
+	KickP99MS   float64 `json:"kickoffP99ms"`
+	// ExportsDone system exports reached their manifest during the phase
+	// of ExportsStarted kicked off (the last one is cancelled at its end).
+	ExportsDone    int `json:"systemExportsCompleted,omitempty"`
+	ExportsStarted int `json:"systemExportsStarted,omitempty"`
+}
+
 // latency polls status from n goroutines for d while one more goroutine
-// kicks off small exports, and returns both latency samples in ms.
-func (b *benchHTTP) latency(ctx context.Context, statusURL, kickoffURL string, n int, d time.Duration) (status, kickoff []float64, err error) {
+// kicks off small exports (_type=Group, every kickoffEvery).
+//
+// Idle (loaded false), the pollers poll idleStatus, a finished job. Loaded,
+// a system export runs on the server for the whole phase: one is kicked
+// off before the pollers start and the next as soon as one completes (its
+// files are not downloaded: the load is the export; it is deleted
+// retireAfter later), and the pollers poll the running one, as the clients
+// of running exports do.
+//
+// Every export the phase kicks off is deleted at its end, the running one
+// cancelled, so that none is left to resume in the next server on the data.
+func (b *benchHTTP) latency(ctx context.Context, base, idleStatus string, n int, d time.Duration, loaded bool) (latencyRun, error) {
 	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
+		run            latencyRun
+		wg             sync.WaitGroup
+		mu             sync.Mutex
+		first          error
+		status, kicks  []float64
+		started        []string // status URLs of every export kicked off here
+		released       = map[string]bool{}
+		current        atomic.Pointer[string]
+		stopExports    = make(chan struct{})
+		exportersError error
 	)
-	deadline := time.Now().Add(d)
-	record := func(dst *[]float64, t time.Duration, e error) {
+	fail := func(err error) {
 		mu.Lock()
 		defer mu.Unlock()
-		if e != nil && first == nil {
-			first = e
+		if first == nil {
+			first = err
 		}
-		*dst = append(*dst, float64(t.Microseconds())/1000)
 	}
-	for range n {
+	kick := func(url string) (string, error) {
+		loc, err := b.kickoff(ctx, url)
+		if err == nil {
+			mu.Lock()
+			started = append(started, loc)
+			mu.Unlock()
+		}
+		return loc, err
+	}
+	current.Store(&idleStatus)
+	if loaded {
+		loc, err := kick(base + "/$export")
+		if err != nil {
+			return run, fmt.Errorf("system export: %w", err)
+		}
+		current.Store(&loc)
+		run.ExportsStarted = 1
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			exportersError = b.keepExporting(ctx, base, &current, &run, kick, stopExports, released, &mu)
+		}()
+	}
+	deadline := time.Now().Add(d)
+	record := func(dst *[]float64, t time.Duration, err error) {
+		if err != nil {
+			fail(err)
+			return
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		*dst = append(*dst, float64(t.Microseconds())/1000)
+	}
+	var pollers sync.WaitGroup
+	for range n {
+		pollers.Add(1)
+		go func() {
+			defer pollers.Done()
 			for time.Now().Before(deadline) {
 				t := time.Now()
-				res, err := b.do(ctx, "GET", statusURL)
-				if err == nil {
-					_, _ = io.Copy(io.Discard, res.Body)
-					res.Body.Close()
-					if res.StatusCode != http.StatusOK {
-						err = fmt.Errorf("status poll: %s", res.Status)
-					}
+				done, _, err := b.poll(ctx, *current.Load())
+				if err == nil && !done && !loaded {
+					err = errors.New("status poll: the finished job answered 202")
 				}
 				record(&status, time.Since(t), err)
 				_ = client.SleepContext(ctx, pollEvery-time.Since(t))
 			}
 		}()
 	}
-	wg.Add(1)
+	pollers.Add(1)
 	go func() {
-		defer wg.Done()
+		defer pollers.Done()
 		for time.Now().Before(deadline) {
 			t := time.Now()
-			res, err := b.do(ctx, "GET", kickoffURL)
-			if err == nil {
-				res.Body.Close()
-				if res.StatusCode != http.StatusAccepted {
-					err = fmt.Errorf("kick-off: %s", res.Status)
-				}
-			}
-			record(&kickoff, time.Since(t), err)
-			_ = client.SleepContext(ctx, 50*time.Millisecond) // a kick-off every 50 ms, not a flood
+			_, err := kick(base + "/$export?_type=Group")
+			record(&kicks, time.Since(t), err)
+			_ = client.SleepContext(ctx, kickoffEvery-time.Since(t))
 		}
 	}()
+	pollers.Wait()
+	close(stopExports)
 	wg.Wait()
-	return status, kickoff, first
+	if exportersError != nil {
+		fail(exportersError)
+	}
+	for _, s := range started {
+		if released[s] {
+			continue
+		}
+		if err := b.release(ctx, s); err != nil {
+			fail(err)
+		}
+	}
+	run.Polls, run.StatusP50MS, run.StatusP99MS = len(status), pct(status, 50), pct(status, 99)
+	run.Kickoffs, run.KickP50MS, run.KickP99MS = len(kicks), pct(kicks, 50), pct(kicks, 99)
+	return run, first
+}
+
+// keepExporting watches the running system export (current) every 20 ms,
+// without counting those polls, and kicks off the next one when it
+// completes, until stop; completed ones are released retireAfter later.
+func (b *benchHTTP) keepExporting(ctx context.Context, base string, current *atomic.Pointer[string], run *latencyRun,
+	kick func(string) (string, error), stop <-chan struct{}, released map[string]bool, mu *sync.Mutex) error {
+	type retired struct {
+		status string
+		at     time.Time
+	}
+	var old []retired
+	for {
+		select {
+		case <-stop:
+			return nil
+		case <-time.After(20 * time.Millisecond):
+		}
+		cur := *current.Load()
+		done, _, err := b.poll(ctx, cur)
+		if err != nil {
+			return fmt.Errorf("system export under load: %w", err)
+		}
+		if done {
+			run.ExportsDone++
+			old = append(old, retired{cur, time.Now()})
+			select {
+			case <-stop:
+				return nil
+			default:
+			}
+			next, err := kick(base + "/$export")
+			if err != nil {
+				return fmt.Errorf("system export under load: %w", err)
+			}
+			current.Store(&next)
+			run.ExportsStarted++
+		}
+		for len(old) > 0 && time.Since(old[0].at) > retireAfter {
+			if err := b.release(ctx, old[0].status); err != nil {
+				return err
+			}
+			mu.Lock()
+			released[old[0].status] = true
+			mu.Unlock()
+			old = old[1:]
+		}
+	}
 }
 
 // tokenRate requests tokens with fresh assertions from 4 goroutines for d.
-func tokenRate(ctx context.Context, cf *client.ClientFile, key *client.Key, base string, hc *http.Client, d time.Duration) (float64, error) {
+func tokenRate(ctx context.Context, bs *benchServer, d time.Duration) (float64, error) {
 	var (
 		wg    sync.WaitGroup
 		mu    sync.Mutex
@@ -653,7 +786,7 @@ func tokenRate(ctx context.Context, cf *client.ClientFile, key *client.Key, base
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ts := &client.BackendServices{ClientID: cf.ClientID, Key: key, TokenURL: cf.TokenURL, FHIRBase: base, Scope: cf.Scope, HTTP: hc}
+			ts := &client.BackendServices{ClientID: bs.cf.ClientID, Key: bs.key, TokenURL: bs.cf.TokenURL, FHIRBase: bs.base, Scope: bs.cf.Scope, HTTP: bs.hc}
 			for time.Now().Before(deadline) {
 				ts.Invalidate()
 				_, err := ts.Token(ctx)
@@ -670,16 +803,20 @@ func tokenRate(ctx context.Context, cf *client.ClientFile, key *client.Key, base
 	return float64(n) / time.Since(start).Seconds(), first
 }
 
-// groupReads exports a Group in-process and reports the stored items read.
+// groupReads exports a Group through the server's composition root
+// (app.NewLocal on the data dir, its handler over loopback HTTP,
+// authorization off) and reports the stored items the export read, from
+// the store's counters, which only this process can see.
 func groupReads(ctx context.Context, data, group string) (read, exported int64, pct float64, err error) {
 	cfg := config.Default()
 	cfg.DataDir = data
-	db, err := app.OpenStore(cfg)
+	cfg.Auth.Open = true
+	l, err := app.NewLocal(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	defer db.Close()
-	counts, err := db.Resources().Count(ctx)
+	defer l.Close()
+	counts, err := l.DB.Resources().Count(ctx)
 	if err != nil {
 		return 0, 0, 0, err
 	}
@@ -687,39 +824,20 @@ func groupReads(ctx context.Context, data, group string) (read, exported int64, 
 	for _, c := range counts {
 		stored += c
 	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	svc := export.NewService(mem.NewJobStore(), db.Resources(), mem.NewObjectStore(), cfg.Export, logger)
-	wf, err := workflow.NewLocal(workflow.Steps{Svc: svc}, logger)
+	srv := httptest.NewServer(l.Handler)
+	defer srv.Close()
+	b := &benchHTTP{hc: srv.Client()}
+	before := l.DB.Stats().ItemsRead
+	status, m, err := b.toManifest(ctx, srv.URL+"/Group/"+group+"/$export")
 	if err != nil {
+		return 0, 0, 0, fmt.Errorf("group export: %w", err)
+	}
+	read = l.DB.Stats().ItemsRead - before
+	for _, f := range m.Output {
+		exported += f.Count
+	}
+	if err := b.release(ctx, status); err != nil {
 		return 0, 0, 0, err
-	}
-	defer wf.Close()
-	svc.Workflow = wf
-	before := db.Stats().ItemsRead
-	j, err := svc.Kickoff(ctx, "bench", bulk.ExportRequest{Level: bulk.LevelGroup, GroupID: group})
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	for !j.Status.Terminal() {
-		if err := client.SleepContext(ctx, 5*time.Millisecond); err != nil {
-			return 0, 0, 0, err
-		}
-		if j, err = svc.Jobs.GetJob(ctx, j.ID); err != nil {
-			return 0, 0, 0, err
-		}
-	}
-	if j.Status != bulk.StatusCompleted {
-		return 0, 0, 0, errors.New("group export failed: " + j.Failure)
-	}
-	read = db.Stats().ItemsRead - before
-	progress, err := svc.Jobs.Progress(ctx, j.ID)
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	for _, p := range progress {
-		for _, f := range p.Files {
-			exported += f.Count
-		}
 	}
 	return read, exported, 100 * float64(read) / float64(stored), nil
 }
@@ -755,10 +873,15 @@ func procStatusMB(pid int, field string) float64 {
 	if err != nil {
 		return 0
 	}
-	for _, line := range strings.Split(string(b), "\n") {
+	return kBField(string(b), field) / 1024
+}
+
+// kBField is the value of a "Field:   123 kB" line of a /proc file, in kB.
+func kBField(text, field string) float64 {
+	for _, line := range strings.Split(text, "\n") {
 		if v, ok := strings.CutPrefix(line, field); ok {
 			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
-			return kb / 1024
+			return kb
 		}
 	}
 	return 0

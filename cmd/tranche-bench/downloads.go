@@ -3,14 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/tranchehq/tranche/internal/client"
@@ -44,7 +43,7 @@ type downloadFigure struct {
 
 // benchDownloads exports data at system level on a server without and one
 // with --gzip-files, rounds times each, alternating which goes first.
-func benchDownloads(ctx context.Context, self, data string, rounds int) ([]downloadRun, error) {
+func benchDownloads(ctx context.Context, tranche *binary, name, data string, rounds int) ([]downloadRun, error) {
 	var runs []downloadRun
 	for round := range rounds {
 		modes := []bool{false, true}
@@ -52,7 +51,7 @@ func benchDownloads(ctx context.Context, self, data string, rounds int) ([]downl
 			modes = []bool{true, false}
 		}
 		for _, gz := range modes {
-			run, err := downloadOnce(ctx, self, data, gz)
+			run, err := downloadOnce(ctx, tranche, fmt.Sprintf("%s-serve-gzip-%v-%d", name, gz, round+1), data, gz)
 			if err != nil {
 				return nil, fmt.Errorf("downloads with --gzip-files=%v: %w", gz, err)
 			}
@@ -62,9 +61,9 @@ func benchDownloads(ctx context.Context, self, data string, rounds int) ([]downl
 	return runs, nil
 }
 
-func downloadOnce(ctx context.Context, self, data string, gz bool) (downloadRun, error) {
+func downloadOnce(ctx context.Context, tranche *binary, what, data string, gz bool) (downloadRun, error) {
 	run := downloadRun{GzipFiles: gz}
-	bs, err := startBenchServer(ctx, self, data, 8, "--gzip-files="+strconv.FormatBool(gz))
+	bs, err := startBenchServer(ctx, tranche, what, data, 8, "--gzip-files="+strconv.FormatBool(gz))
 	if err != nil {
 		return run, err
 	}
@@ -86,8 +85,8 @@ func downloadOnce(ctx context.Context, self, data string, gz bool) (downloadRun,
 		return run, err
 	}
 	// Release the export: the next round's files need the space.
-	if res, err := bs.http.do(ctx, "DELETE", status); err == nil {
-		res.Body.Close()
+	if err := bs.http.release(ctx, status); err != nil {
+		return run, err
 	}
 	_ = bs.cmd.Process.Signal(syscall.SIGTERM)
 	_ = bs.cmd.Wait()
@@ -179,41 +178,10 @@ func procCPUSeconds(pid int) float64 {
 	return (utime + stime) / 100
 }
 
-// printDownloads prints the --gzip-files comparison: every run, then the
-// ratios of the medians (on / off).
-func printDownloads(w io.Writer, results []benchResult) {
-	if !slices.ContainsFunc(results, func(r benchResult) bool { return len(r.Downloads) > 0 }) {
-		return
-	}
-	fmt.Fprintln(w, "system export and its downloads by --gzip-files (4 connections; MB/s of NDJSON delivered; CPU: the server's):")
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "dataset\tgzip files\tmanifest s\texport CPU s\ton disk MB\tNDJSON MB\tclient s\tclient MB/s\tCPU s\tgzip s\tgzip MB/s\twire MB\tCPU s\tidentity s\tidentity MB/s\tCPU s\t")
-	for _, r := range results {
-		for _, d := range r.Downloads {
-			mb := float64(d.NDJSONBytes) / 1e6
-			fmt.Fprintf(tw, "%s\t%v\t%.2f\t%.2f\t%.0f\t%.0f\t%s\t%.2f\t%s\t%.0f\t%.2f\t%s\t%.2f\t\n", r.Dataset, d.GzipFiles, d.ManifestSeconds, d.ExportCPUSeconds,
-				float64(d.DiskBytes)/1e6, mb, rate(d.Client, mb), d.Client.ServerCPUSeconds,
-				rate(d.Gzip, mb), float64(d.Gzip.WireBytes)/1e6, d.Gzip.ServerCPUSeconds, rate(d.Identity, mb), d.Identity.ServerCPUSeconds)
-		}
-	}
-	_ = tw.Flush()
-	for _, r := range results {
-		if len(r.Downloads) > 0 {
-			fmt.Fprintf(w, "%s, on / off (medians): %s\n", r.Dataset, downloadRatios(r.Downloads))
-		}
-	}
-	fmt.Fprintln(w)
-}
-
-// rate is a download's seconds and MB/s of mb, the NDJSON it delivered.
-func rate(f downloadFigure, mb float64) string {
-	return fmt.Sprintf("%.2f\t%.0f", f.Seconds, mb/f.Seconds)
-}
-
 // downloadRatios compares the medians of the runs with and without
 // --gzip-files.
 func downloadRatios(runs []downloadRun) string {
-	ratio := func(get func(downloadRun) float64) float64 {
+	ratio := func(get func(downloadRun) float64) string {
 		var on, off []float64
 		for _, r := range runs {
 			if r.GzipFiles {
@@ -222,9 +190,9 @@ func downloadRatios(runs []downloadRun) string {
 				off = append(off, get(r))
 			}
 		}
-		return median(on) / median(off)
+		return times(median(on), median(off))
 	}
-	return fmt.Sprintf("manifest %.2fx, export CPU %.2fx, on disk %.3fx, client download %.2fx, gzip download %.2fx (server CPU %.2fx), identity download %.2fx (server CPU %.2fx)",
+	return fmt.Sprintf("manifest %s, export CPU %s, on disk %s, client download %s, gzip download %s (server CPU %s), identity download %s (server CPU %s)",
 		ratio(func(r downloadRun) float64 { return r.ManifestSeconds }),
 		ratio(func(r downloadRun) float64 { return r.ExportCPUSeconds }),
 		ratio(func(r downloadRun) float64 { return float64(r.DiskBytes) }),
@@ -233,6 +201,19 @@ func downloadRatios(runs []downloadRun) string {
 		ratio(func(r downloadRun) float64 { return r.Gzip.ServerCPUSeconds }),
 		ratio(func(r downloadRun) float64 { return r.Identity.Seconds }),
 		ratio(func(r downloadRun) float64 { return r.Identity.ServerCPUSeconds }))
+}
+
+// times is a / b as "1.23x" (3 decimals below 0.1), or "—" when b is 0:
+// CPU times in 1/100 s ticks can be.
+func times(a, b float64) string {
+	switch r := a / b; {
+	case b == 0 || math.IsNaN(r):
+		return none
+	case r < 0.1:
+		return fmt.Sprintf("%.3fx", r)
+	default:
+		return fmt.Sprintf("%.2fx", r)
+	}
 }
 
 func median(xs []float64) float64 {
