@@ -16,6 +16,9 @@ import (
 // kept have empty gm values, read as an unknown (zero) time.
 var empty = []byte{}
 
+// appendFill is how full the splits of time-keyed buckets leave pages.
+const appendFill = 1.0
+
 // writer applies Puts and Deletes inside one write transaction.
 type writer struct {
 	tx             *bbolt.Tx
@@ -75,6 +78,12 @@ func (w *writer) buckets(typ string) (*typeBuckets, error) {
 	if tb.t, err = w.tx.CreateBucketIfNotExists(tombstonesBucket(typ)); err != nil {
 		return nil, err
 	}
+	// The r: and t: keys start with the time the store's clock stamps, so
+	// a write appends to each shard's end: bbolt's default split leaves
+	// every appended-to page half empty, doubling the file and the pages an
+	// import writes and an export reads (a 1M import: 3.1 GB, 1.7 GB full).
+	// Random times (kept lastUpdated) only split pages a little more often.
+	tb.r.FillPercent, tb.t.FillPercent = appendFill, appendFill
 	w.types[typ] = &tb
 	return &tb, nil
 }
