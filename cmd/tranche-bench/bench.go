@@ -142,6 +142,34 @@ func benchData(ctx context.Context, tranche *binary, cache string, n int64, stde
 	return dir, os.WriteFile(filepath.Join(dir, ".complete"), nil, 0o644)
 }
 
+// benchExports runs the system, Patient and Group exports of benchOne into
+// r, with the copy floor after the system one; it returns the system
+// export's status URL and the others'.
+func benchExports(ctx context.Context, b *benchHTTP, base, name, data string, r *benchResult) (statusURL string, others []string, err error) {
+	for _, level := range []struct{ name, path string }{
+		{"system", "/$export"}, {"patient", "/Patient/$export"}, {"group-10", "/Group/group-10/$export"},
+	} {
+		if name == "synthea-100" && level.name == "group-10" {
+			level.path = "/Group/MinutemanHealth/$export"
+		}
+		e, status, err := b.export(ctx, base+level.path)
+		if err != nil {
+			return "", nil, fmt.Errorf("%s export: %w", level.name, err)
+		}
+		e.Level = level.name
+		if level.name == "system" {
+			r.Stored, statusURL = e.Resources, status
+			if err := e.measureCopyFloor(filepath.Join(data, "files")); err != nil {
+				return "", nil, fmt.Errorf("copy floor: %w", err)
+			}
+		} else {
+			others = append(others, status)
+		}
+		r.Exports = append(r.Exports, e)
+	}
+	return statusURL, others, nil
+}
+
 func benchOne(ctx context.Context, tranche *binary, name, src string, o options, stderr io.Writer) (benchResult, error) {
 	r := benchResult{Dataset: name, Pollers: o.pollers}
 	if n, ok := strings.CutPrefix(name, "generated-"); ok {
@@ -177,30 +205,9 @@ func benchOne(ctx context.Context, tranche *binary, name, src string, o options,
 	defer bs.stop()
 	srv, base, b := bs.cmd, bs.base, bs.http
 
-	var (
-		statusURL string   // the system export's
-		others    []string // the other levels'
-	)
-	for _, level := range []struct{ name, path string }{
-		{"system", "/$export"}, {"patient", "/Patient/$export"}, {"group-10", "/Group/group-10/$export"},
-	} {
-		if name == "synthea-100" && level.name == "group-10" {
-			level.path = "/Group/MinutemanHealth/$export"
-		}
-		e, status, err := b.export(ctx, base+level.path)
-		if err != nil {
-			return r, fmt.Errorf("%s export: %w", level.name, err)
-		}
-		e.Level = level.name
-		if level.name == "system" {
-			r.Stored, statusURL = e.Resources, status
-			if err := e.measureCopyFloor(filepath.Join(data, "files")); err != nil {
-				return r, fmt.Errorf("copy floor: %w", err)
-			}
-		} else {
-			others = append(others, status)
-		}
-		r.Exports = append(r.Exports, e)
+	statusURL, others, err := benchExports(ctx, b, base, name, data, &r)
+	if err != nil {
+		return r, err
 	}
 	r.ImportPerSec = float64(r.Stored) / r.ImportSeconds
 	if f := r.Floor.ResourcesPerSec(); f > 0 {

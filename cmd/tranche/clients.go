@@ -51,140 +51,167 @@ func clientsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	storeFlags(fs, &cfg)
 	switch args[0] {
 	case "add":
-		name := fs.String("name", "", "client name")
-		jwksFile := fs.String("jwks-file", "", "file with the client's public JWKS")
-		jwksURI := fs.String("jwks-uri", "", "URL of the client's JWKS (https)")
-		loopback := fs.Bool("allow-loopback-jwks", false, "allow a jwks-uri on loopback (local testing)")
-		genKey := fs.String("generate-key", "", "generate an ES384 key and write a client file here for `tranche export --client`")
-		base := fs.String("fhir", "http://127.0.0.1:8080", "FHIR base URL written into a generated client file; with the server running, its own unless given")
-		scope := fs.String("scope", "system/*.rs", "space-separated scopes the client may be granted")
-		groups := fs.String("groups", "*", `comma-separated Group ids the client may export ("*": all, "": none)`)
-		types := fs.String("types", "", "comma-separated resource types the client may export (default: all its scopes allow)")
-		maxSinceDays := fs.Int("max-since-days", 0, "exports need a _since at most this many days back (0: no limit)")
-		defaults := auth.RegistrationDefaults{}
-		fs.IntVar(&defaults.MaxConcurrentExports, "max-exports", 0, "concurrent exports (0: server default)")
-		fs.IntVar(&defaults.MaxPollsPerMinute, "max-polls", 0, "status polls per minute (0: server default)")
-		if err := parse(fs, args[1:]); err != nil {
-			return err
-		}
-		n := 0
-		for _, s := range []string{*jwksFile, *jwksURI, *genKey} {
-			if s != "" {
-				n++
-			}
-		}
-		if *name == "" || n != 1 || fs.NArg() > 0 {
-			fmt.Fprint(stderr, clientsUsage)
-			return errUsage
-		}
-		defaults.MaxScopes = strings.Fields(*scope)
-		defaults.Groups = splitList(*groups)
-		defaults.Types = splitList(*types)
-		for _, t := range defaults.Types {
-			if !fhir.IsResourceType(t) {
-				return fmt.Errorf("--types: %q is not a resource type this server exports", t)
-			}
-		}
-		if *maxSinceDays < 0 {
-			return errors.New("--max-since-days must not be negative")
-		}
-		defaults.MaxLookback = time.Duration(*maxSinceDays) * 24 * time.Hour
-		md := map[string]any{"client_name": *name, "scope": *scope}
-		var key *client.Key
-		switch {
-		case *jwksFile != "":
-			raw, err := os.ReadFile(*jwksFile)
-			if err != nil {
-				return err
-			}
-			md["jwks"] = json.RawMessage(raw)
-		case *jwksURI != "":
-			md["jwks_uri"] = *jwksURI
-		default:
-			var err error
-			if key, err = client.GenerateES384(); err != nil {
-				return err
-			}
-			md["jwks"] = map[string]any{"keys": []client.JWK{key.PublicJWK()}}
-		}
-		metadata, err := json.Marshal(md)
-		if err != nil {
-			return err
-		}
-		var c *bulk.Client
-		err = withOperations(ctx, cfg, false, func(ops admin.Operations, server *admin.Info) (err error) {
-			// The same validation as RFC 7591 registration: an operator's
-			// typo fails here, not at the client's first token request.
-			c, err = ops.AddClient(ctx, admin.AddClientRequest{Metadata: metadata, Defaults: defaults, AllowLoopbackJWKS: *loopback})
-			if server != nil && !flagSet(fs, "fhir") {
-				*base = server.BaseURL
-			}
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		if key != nil {
-			cf := &client.ClientFile{ClientID: c.ID, TokenURL: strings.TrimRight(*base, "/") + "/token",
-				FHIRBaseURL: strings.TrimRight(*base, "/"), Scope: *scope}
-			jwk, err := key.PrivateJWK()
-			if err != nil {
-				return err
-			}
-			if cf.PrivateJWK, err = json.Marshal(jwk); err != nil {
-				return err
-			}
-			if err := cf.Save(*genKey); err != nil {
-				return err
-			}
-			fmt.Fprintf(stdout, "Wrote %s (private key: keep it safe).\n", *genKey)
-		}
-		fmt.Fprintf(stdout, "Added client %s (%s): scopes %q, groups %q, types %q, max since %s.\n", c.ID, c.Name,
-			strings.Join(c.Scopes, " "), strings.Join(c.Groups, ","), orAll(c.Types), lookbackDays(c.MaxLookback))
-		return nil
+		return clientsAdd(ctx, fs, &cfg, args[1:], stdout, stderr)
 	case "list":
-		if err := parse(fs, args[1:]); err != nil {
-			return err
-		}
-		var cs []*bulk.Client
-		err := withOperations(ctx, cfg, true, func(ops admin.Operations, _ *admin.Info) (err error) {
-			cs, err = ops.ListClients(ctx)
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tNAME\tKEYS\tSCOPES\tGROUPS\tTYPES\tMAX SINCE\tMAX EXPORTS\tMAX POLLS/MIN")
-		for _, c := range cs {
-			keys := "jwks"
-			if c.JWKSURI != "" {
-				keys = c.JWKSURI
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Name, keys, strings.Join(c.Scopes, " "),
-				strings.Join(c.Groups, ","), orAll(c.Types), lookbackDays(c.MaxLookback), orDefault(c.MaxConcurrentExports), orDefault(c.MaxPollsPerMinute))
-		}
-		return tw.Flush()
+		return clientsList(ctx, fs, &cfg, args[1:], stdout)
 	case "remove":
-		if err := parse(fs, args[1:]); err != nil {
-			return err
-		}
-		if fs.NArg() != 1 {
-			fmt.Fprint(stderr, clientsUsage)
-			return errUsage
-		}
-		err := withOperations(ctx, cfg, false, func(ops admin.Operations, _ *admin.Info) error {
-			return ops.RemoveClient(ctx, fs.Arg(0))
-		})
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "Removed client %s: its tokens stop working at once.\n", fs.Arg(0))
-		return nil
+		return clientsRemove(ctx, fs, &cfg, args[1:], stdout, stderr)
 	default:
 		fmt.Fprint(stderr, clientsUsage)
 		return errUsage
 	}
+}
+
+// clientsAdd is `tranche clients add`.
+func clientsAdd(ctx context.Context, fs *flag.FlagSet, cfg *config.Config, args []string, stdout, stderr io.Writer) error {
+	name := fs.String("name", "", "client name")
+	jwksFile := fs.String("jwks-file", "", "file with the client's public JWKS")
+	jwksURI := fs.String("jwks-uri", "", "URL of the client's JWKS (https)")
+	loopback := fs.Bool("allow-loopback-jwks", false, "allow a jwks-uri on loopback (local testing)")
+	genKey := fs.String("generate-key", "", "generate an ES384 key and write a client file here for `tranche export --client`")
+	base := fs.String("fhir", "http://127.0.0.1:8080", "FHIR base URL written into a generated client file; with the server running, its own unless given")
+	scope := fs.String("scope", "system/*.rs", "space-separated scopes the client may be granted")
+	groups := fs.String("groups", "*", `comma-separated Group ids the client may export ("*": all, "": none)`)
+	types := fs.String("types", "", "comma-separated resource types the client may export (default: all its scopes allow)")
+	maxSinceDays := fs.Int("max-since-days", 0, "exports need a _since at most this many days back (0: no limit)")
+	defaults := auth.RegistrationDefaults{}
+	fs.IntVar(&defaults.MaxConcurrentExports, "max-exports", 0, "concurrent exports (0: server default)")
+	fs.IntVar(&defaults.MaxPollsPerMinute, "max-polls", 0, "status polls per minute (0: server default)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	n := 0
+	for _, s := range []string{*jwksFile, *jwksURI, *genKey} {
+		if s != "" {
+			n++
+		}
+	}
+	if *name == "" || n != 1 || fs.NArg() > 0 {
+		fmt.Fprint(stderr, clientsUsage)
+		return errUsage
+	}
+	defaults.MaxScopes = strings.Fields(*scope)
+	defaults.Groups = splitList(*groups)
+	defaults.Types = splitList(*types)
+	for _, t := range defaults.Types {
+		if !fhir.IsResourceType(t) {
+			return fmt.Errorf("--types: %q is not a resource type this server exports", t)
+		}
+	}
+	if *maxSinceDays < 0 {
+		return errors.New("--max-since-days must not be negative")
+	}
+	defaults.MaxLookback = time.Duration(*maxSinceDays) * 24 * time.Hour
+	metadata, key, err := clientMetadata(*name, *scope, *jwksFile, *jwksURI)
+	if err != nil {
+		return err
+	}
+	var c *bulk.Client
+	err = withOperations(ctx, *cfg, false, func(ops admin.Operations, server *admin.Info) (err error) {
+		// The same validation as RFC 7591 registration: an operator's
+		// typo fails here, not at the client's first token request.
+		c, err = ops.AddClient(ctx, admin.AddClientRequest{Metadata: metadata, Defaults: defaults, AllowLoopbackJWKS: *loopback})
+		if server != nil && !flagSet(fs, "fhir") {
+			*base = server.BaseURL
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if key != nil {
+		if err := saveClientFile(c, key, *base, *scope, *genKey); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "Wrote %s (private key: keep it safe).\n", *genKey)
+	}
+	fmt.Fprintf(stdout, "Added client %s (%s): scopes %q, groups %q, types %q, max since %s.\n", c.ID, c.Name,
+		strings.Join(c.Scopes, " "), strings.Join(c.Groups, ","), orAll(c.Types), lookbackDays(c.MaxLookback))
+	return nil
+}
+
+// clientMetadata is the RFC 7591 metadata of a client added by an operator,
+// with the key generated for it when it gives neither a JWKS file nor a URI.
+func clientMetadata(name, scope, jwksFile, jwksURI string) ([]byte, *client.Key, error) {
+	md := map[string]any{"client_name": name, "scope": scope}
+	var key *client.Key
+	switch {
+	case jwksFile != "":
+		raw, err := os.ReadFile(jwksFile)
+		if err != nil {
+			return nil, nil, err
+		}
+		md["jwks"] = json.RawMessage(raw)
+	case jwksURI != "":
+		md["jwks_uri"] = jwksURI
+	default:
+		var err error
+		if key, err = client.GenerateES384(); err != nil {
+			return nil, nil, err
+		}
+		md["jwks"] = map[string]any{"keys": []client.JWK{key.PublicJWK()}}
+	}
+	metadata, err := json.Marshal(md)
+	return metadata, key, err
+}
+
+// saveClientFile writes the client file of c, with its private key, to path.
+func saveClientFile(c *bulk.Client, key *client.Key, base, scope, path string) error {
+	cf := &client.ClientFile{ClientID: c.ID, TokenURL: strings.TrimRight(base, "/") + "/token",
+		FHIRBaseURL: strings.TrimRight(base, "/"), Scope: scope}
+	jwk, err := key.PrivateJWK()
+	if err != nil {
+		return err
+	}
+	if cf.PrivateJWK, err = json.Marshal(jwk); err != nil {
+		return err
+	}
+	return cf.Save(path)
+}
+
+// clientsList is `tranche clients list`.
+func clientsList(ctx context.Context, fs *flag.FlagSet, cfg *config.Config, args []string, stdout io.Writer) error {
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	var cs []*bulk.Client
+	err := withOperations(ctx, *cfg, true, func(ops admin.Operations, _ *admin.Info) (err error) {
+		cs, err = ops.ListClients(ctx)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tKEYS\tSCOPES\tGROUPS\tTYPES\tMAX SINCE\tMAX EXPORTS\tMAX POLLS/MIN")
+	for _, c := range cs {
+		keys := "jwks"
+		if c.JWKSURI != "" {
+			keys = c.JWKSURI
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.ID, c.Name, keys, strings.Join(c.Scopes, " "),
+			strings.Join(c.Groups, ","), orAll(c.Types), lookbackDays(c.MaxLookback), orDefault(c.MaxConcurrentExports), orDefault(c.MaxPollsPerMinute))
+	}
+	return tw.Flush()
+}
+
+// clientsRemove is `tranche clients remove`.
+func clientsRemove(ctx context.Context, fs *flag.FlagSet, cfg *config.Config, args []string, stdout, stderr io.Writer) error {
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprint(stderr, clientsUsage)
+		return errUsage
+	}
+	err := withOperations(ctx, *cfg, false, func(ops admin.Operations, _ *admin.Info) error {
+		return ops.RemoveClient(ctx, fs.Arg(0))
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Removed client %s: its tokens stop working at once.\n", fs.Arg(0))
+	return nil
 }
 
 // tokenCmd prints a fresh access token for curl users.

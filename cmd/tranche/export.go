@@ -106,34 +106,9 @@ func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	} else if err != nil {
 		return err
 	}
-	req := client.Request{Since: *since, Until: *until, TypeFilters: typeFilters, Patients: patients, Post: *post || len(patients) > 0}
-	switch lv, id, _ := strings.Cut(*level, ":"); lv {
-	case "system":
-		req.Level = client.LevelSystem
-	case "patient":
-		req.Level = client.LevelPatient
-	case "group":
-		if id == "" {
-			return usage("--level group needs a Group id: --level group:ID")
-		}
-		req.Level, req.GroupID = client.LevelGroup, id
-	default:
-		return usage("--level %q: want system, patient or group:ID", *level)
-	}
-	if *level != "group:"+req.GroupID && strings.Contains(*level, ":") {
-		return usage("--level %q: only group takes an id", *level)
-	}
-	for _, t := range strings.Split(*types, ",") {
-		if t = strings.TrimSpace(t); t != "" {
-			req.Types = append(req.Types, t)
-		}
-	}
-	for _, v := range []struct{ flag, value string }{{"--since", *since}, {"--until", *until}} {
-		if v.value != "" {
-			if _, err := time.Parse(time.RFC3339Nano, v.value); err != nil {
-				return usage("%s %q is not a FHIR instant (e.g. 2026-01-02T15:04:05Z)", v.flag, v.value)
-			}
-		}
+	req, bad := exportRequest(*level, *types, *since, *until, typeFilters, patients, *post)
+	if bad != "" {
+		return usage("%s", bad)
 	}
 	switch {
 	case *since != "" && *sinceLast:
@@ -172,6 +147,40 @@ func exportCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	printSummary(stdout, sum)
 	return nil
+}
+
+// exportRequest is the kick-off the flags ask for, or why they are wrong.
+func exportRequest(level, types, since, until string, typeFilters, patients []string, post bool) (client.Request, string) {
+	req := client.Request{Since: since, Until: until, TypeFilters: typeFilters, Patients: patients, Post: post || len(patients) > 0}
+	switch lv, id, _ := strings.Cut(level, ":"); lv {
+	case "system":
+		req.Level = client.LevelSystem
+	case "patient":
+		req.Level = client.LevelPatient
+	case "group":
+		if id == "" {
+			return req, "--level group needs a Group id: --level group:ID"
+		}
+		req.Level, req.GroupID = client.LevelGroup, id
+	default:
+		return req, fmt.Sprintf("--level %q: want system, patient or group:ID", level)
+	}
+	if level != "group:"+req.GroupID && strings.Contains(level, ":") {
+		return req, fmt.Sprintf("--level %q: only group takes an id", level)
+	}
+	for _, t := range strings.Split(types, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			req.Types = append(req.Types, t)
+		}
+	}
+	for _, v := range []struct{ flag, value string }{{"--since", since}, {"--until", until}} {
+		if v.value != "" {
+			if _, err := time.Parse(time.RFC3339Nano, v.value); err != nil {
+				return req, fmt.Sprintf("%s %q is not a FHIR instant (e.g. 2026-01-02T15:04:05Z)", v.flag, v.value)
+			}
+		}
+	}
+	return req, ""
 }
 
 type authFlags struct {

@@ -49,6 +49,7 @@ var clientOpts = gocmp.Options{
 // RunClientStoreTests runs the bulk.ClientStore contract against stores made
 // by open, which must return a new, empty store for each call and arrange its
 // cleanup with t.Cleanup.
+// It is long because it is the contract: one t.Run per rule, each short.
 func RunClientStoreTests(t *testing.T, open func(t *testing.T) bulk.ClientStore) {
 	ctx := context.Background()
 	create := func(t *testing.T, ids ...string) bulk.ClientStore {
@@ -171,6 +172,7 @@ func RunClientStoreTests(t *testing.T, open func(t *testing.T) bulk.ClientStore)
 // RunReplayCacheTests runs the bulk.ReplayCache contract against caches made
 // by open, which must return a new, empty cache reading the time from now
 // and arrange its cleanup with t.Cleanup.
+// It is long because it is the contract: one t.Run per rule, each short.
 func RunReplayCacheTests(t *testing.T, open func(t *testing.T, now func() time.Time) bulk.ReplayCache) {
 	ctx := context.Background()
 	t.Run("Replay", func(t *testing.T) {
@@ -293,6 +295,7 @@ func (c *replayClock) Set(t time.Time) {
 // RunRateCounterTests runs the bulk.RateCounter contract against counters
 // made by open, which must return a new, empty counter reading the time
 // from now and arrange its cleanup with t.Cleanup.
+// It is long because it is the contract: one t.Run per rule, each short.
 func RunRateCounterTests(t *testing.T, open func(t *testing.T, now func() time.Time) bulk.RateCounter) {
 	ctx := context.Background()
 	t.Run("Window", func(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 // RunClockTests is the contract of bulk.Clock, the lastUpdated clock a store
 // gives imports and kick-off (R12, R55). open returns a clock that has given
 // out nothing yet.
+// It is long because it is the contract: one t.Run per rule, each short.
 func RunClockTests(t *testing.T, open func(t *testing.T) bulk.Clock) {
 	ctx := context.Background()
 	ms := time.Millisecond

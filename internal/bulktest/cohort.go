@@ -40,6 +40,7 @@ func newCohort(owner, id string) *bulk.Cohort {
 // RunCohortStoreTests runs the bulk.CohortStore contract against stores made
 // by open, which must return a new, empty store for each call and arrange
 // its cleanup with t.Cleanup.
+// It is long because it is the contract: one t.Run per rule, each short.
 func RunCohortStoreTests(t *testing.T, open func(t *testing.T) bulk.CohortStore) {
 	ctx := context.Background()
 	t.Run("RoundTrip", func(t *testing.T) {

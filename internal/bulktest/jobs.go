@@ -76,6 +76,7 @@ var jobOpts = gocmp.Options{cmpopts.EquateEmpty()}
 // RunJobStoreTests runs the bulk.JobStore contract against stores made by
 // open, which must return a new, empty store for each call and arrange its
 // cleanup with t.Cleanup.
+// It is long because it is the contract: one t.Run per rule, each short.
 func RunJobStoreTests(t *testing.T, open func(t *testing.T) bulk.JobStore) {
 	ctx := context.Background()
 	// create opens a store holding accepted jobs with the given ids.

@@ -105,6 +105,7 @@ var resourceOpts = gocmp.Options{cmpopts.EquateEmpty()}
 // RunResourceStoreTests runs the bulk.ResourceStore contract against stores
 // made by open, which must return a new, empty store for each call and
 // arrange its cleanup with t.Cleanup.
+// It is long because it is the contract: one t.Run per rule, each short.
 func RunResourceStoreTests(t *testing.T, open func(t *testing.T) bulk.ResourceStore) {
 	ctx := context.Background()
 	// load opens a store and puts rs in batches of varied size.

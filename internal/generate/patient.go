@@ -140,24 +140,45 @@ const (
 func (g *gen) patient(pi int) {
 	p := g.p
 	g.pcg.Seed(seeds(p.seed, streamPatient, uint64(pi)))
-	r := g.r
 	g.pi, g.seq = pi, 0
 	g.pid = p.patientID(pi)
 
+	// The steps draw from g.r in this order: changing it changes every
+	// byte after (TestDir_Golden).
 	hiSec := p.hi / 1000
 	loSec := (p.lo + 999) / 1000
+	birthSec := g.demographics(hiSec)
+	bmi := g.body()
+	g.chronicConditions(bmi)
+	k := g.encounterTimes(max(loSec, birthSec), hiSec-10*day)
+	g.chronicOnsets(k, birthSec)
+
+	g.writePatient(max(p.lo, birthSec*1000))
+	g.lastWell, g.postOpDue = math.MinInt64/2, false
+	for e := range k {
+		g.encounter(e)
+	}
+}
+
+// demographics draws sex, age, home and payer; it returns the birth time
+// (Unix seconds).
+func (g *gen) demographics(hiSec int64) int64 {
+	r := g.r
 	today, _ := floorDiv(hiSec, day)
 	g.female = r.IntN(2) == 0
 	g.age = sampleAge(r)
 	g.birth = today - int64(g.age)*365 - int64(g.age/4) - int64(r.IntN(365))
-	birthSec := g.birth * day
-	g.home = r.IntN(p.pool)
+	g.home = r.IntN(g.p.pool)
 	g.payer = payerMedicare
 	if g.age < 65 {
 		g.payer = payers[r.IntN(len(payers))]
 	}
+	return g.birth * day
+}
 
-	// Body: adults by sex, children by a rough growth curve.
+// body draws height, weight and blood pressure: adults by sex, children by
+// a rough growth curve. It returns the BMI.
+func (g *gen) body() float64 {
 	var bmi float64
 	if g.age >= 18 {
 		if g.female {
@@ -174,8 +195,11 @@ func (g *gen) patient(pi int) {
 	g.weightK = bmi * hm * hm
 	g.sysBP = g.normal(116, 9, 95, 140)
 	g.diaBP = g.normal(75, 6, 60, 90)
+	return bmi
+}
 
-	// Long-term conditions, more likely with age.
+// chronicConditions draws the long-term conditions, more likely with age.
+func (g *gen) chronicConditions(bmi float64) {
 	g.chronic = g.chronic[:0]
 	for c := range firstAcute {
 		d := &conditions[c]
@@ -200,9 +224,13 @@ func (g *gen) patient(pi int) {
 		g.sysBP += 18
 		g.diaBP += 9
 	}
+}
 
-	// Encounters: most patients are seen a few times a year, a minority
-	// (older, chronically ill) much more often.
+// encounterTimes draws the encounters' times in [winLo, winHi] into
+// g.times, sorted, and returns how many: most patients are seen a few
+// times a year, a minority (older, chronically ill) much more often.
+func (g *gen) encounterTimes(winLo, winHi int64) int {
+	r := g.r
 	u := r.Float64()
 	if g.age >= 60 {
 		u = 0.35 + float64(0.65*u) // float64() forbids FMA fusion, see normal
@@ -217,7 +245,6 @@ func (g *gen) patient(pi int) {
 		k = 12 + r.IntN(20)
 	}
 	k += len(g.chronic)
-	winLo, winHi := max(loSec, birthSec), hiSec-10*day
 	if winLo >= winHi {
 		k = 0
 	}
@@ -229,6 +256,13 @@ func (g *gen) patient(pi int) {
 		g.times = append(g.times, min(max(t, winLo), winHi))
 	}
 	slices.Sort(g.times)
+	return k
+}
+
+// chronicOnsets gives each long-term condition its id, onset and the
+// encounter that records it (none without encounters).
+func (g *gen) chronicOnsets(k int, birthSec int64) {
+	r := g.r
 	if k == 0 {
 		g.chronic = g.chronic[:0]
 	}
@@ -243,12 +277,6 @@ func (g *gen) patient(pi int) {
 			c.enc = r.IntN(k)
 			c.onset = g.times[c.enc]
 		}
-	}
-
-	g.writePatient(max(p.lo, birthSec*1000))
-	g.lastWell, g.postOpDue = math.MinInt64/2, false
-	for e := range k {
-		g.encounter(e)
 	}
 }
 

@@ -97,6 +97,8 @@ type txAction struct {
 
 // transact runs one TransactWriteItems body; it returns the HTTP status
 // and body of the answer.
+// It is one pass in DynamoDB's documented order (validate every action,
+// check every condition, then apply all): splitting it would scatter that order.
 func (f *transactFront) transact(h http.Header, body []byte) (int, []byte) {
 	var in struct {
 		TransactItems []map[string]txAction

@@ -32,6 +32,8 @@ var comparisons = map[string]string{
 	"IsNumeric":                "bool",
 }
 
+// parseRule checks a Choice rule's fields in the order the ASL
+// specification lists them; it is one flat sequence of checks.
 func parseRule(raw json.RawMessage, top bool) (*rule, error) {
 	o, err := decodeObject(raw)
 	if err != nil {
