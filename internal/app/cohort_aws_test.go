@@ -25,6 +25,8 @@ import (
 	"github.com/tranchehq/tranche/internal/bulk"
 	"github.com/tranchehq/tranche/internal/client"
 	"github.com/tranchehq/tranche/internal/cohort"
+	"github.com/tranchehq/tranche/internal/fhir/defs"
+	"github.com/tranchehq/tranche/internal/search"
 	"github.com/tranchehq/tranche/internal/workflow/asl"
 	"github.com/tranchehq/tranche/statemachines"
 )
@@ -172,7 +174,7 @@ func (b *cohortBench) want(t *testing.T, candidates []string, filters ...string)
 	t.Helper()
 	cr := cohort.Criteria{AsOf: time.Now()}
 	for _, q := range filters {
-		f, err := cohort.ParseFilter(q)
+		f, err := search.For(defs.R4).Parse(q)
 		if err != nil {
 			t.Fatal(err)
 		}

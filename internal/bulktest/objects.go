@@ -20,7 +20,7 @@ import (
 // RunObjectStoreTests is the bulk.ObjectStore contract suite. open must
 // return a new, empty store for each subtest; the subtests run in parallel.
 //
-// Beyond the interface docs it pins down: keys are checked with mem.CheckKey
+// Beyond the interface docs it pins down: keys are checked with bulk.CheckObjectKey
 // (EINVALID); DeletePrefix("") is EINVALID; a writer whose ctx is done by
 // Close publishes nothing; an open Object keeps reading the content it was
 // opened on even when its key is replaced or deleted (R81: never pull a file

@@ -266,9 +266,6 @@ func (d *definition) parseExtensions(g map[string]json.RawMessage, minRefresh ti
 	return kept, nil
 }
 
-// ParseFilter parses one member-filter query of an R4 store (parseFilter).
-func ParseFilter(query string) (*search.Filter, error) { return parseFilter(fhir.R4Model(), query) }
-
 // parseFilter parses one member-filter query with the _typeFilter engine
 // of the store's release (internal/search): a single-type search on
 // Patient or a type of the Patient compartment (but Group), without result

@@ -13,8 +13,13 @@ import (
 
 	"github.com/tranchehq/tranche/internal/bulk"
 	"github.com/tranchehq/tranche/internal/cohort"
+	"github.com/tranchehq/tranche/internal/fhir/defs"
 	"github.com/tranchehq/tranche/internal/search"
 )
+
+// parseFilter parses a member-filter query with the search engine of the
+// fixture's store (R4), as a cohort definition's member-filter is parsed.
+func parseFilter(query string) (*search.Filter, error) { return search.For(defs.R4).Parse(query) }
 
 // recordingSource records which types an evaluation reads, and how.
 type recordingSource struct {
@@ -83,7 +88,7 @@ func TestEvaluatorIsIndexDriven(t *testing.T) {
 	parse := func(qs ...string) []*search.Filter {
 		var fs []*search.Filter
 		for _, q := range qs {
-			fl, err := cohort.ParseFilter(q)
+			fl, err := parseFilter(q)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -153,7 +158,7 @@ func TestEvaluatorSnapshot(t *testing.T) {
 	f := newFixture(t)
 	f.put(t, t0, patient("a", "female", "1970-01-01"))
 	f.put(t, t0.Add(time.Minute), patient("b", "female", "1970-01-01"))
-	fl, _ := cohort.ParseFilter("Patient?gender=female")
+	fl, _ := parseFilter("Patient?gender=female")
 	got, _, err := (&cohort.Evaluator{Source: f.store}).Members(context.Background(), cohort.Criteria{Filters: []*search.Filter{fl}, AsOf: t0})
 	if err != nil || !slices.Equal(got, []string{"a"}) {
 		t.Errorf("Members as of t0 = %v, %v; want [a]", got, err)
@@ -182,7 +187,7 @@ func TestEvaluatorEscapedCodes(t *testing.T) {
 		{"Patient?active=true", []string{"d"}},
 		{"Patient?gender:not=female", []string{"b", "c"}},
 	} {
-		fl, err := cohort.ParseFilter(tc.query)
+		fl, err := parseFilter(tc.query)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -90,15 +90,7 @@ func (s *ClientStore) ListClients(ctx context.Context, fn func(*bulk.Client) err
 		cs[i] = deepCopy(s.clients[id])
 	}
 	s.mu.Unlock()
-	for _, c := range cs {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := fn(c); err != nil {
-			return err
-		}
-	}
-	return nil
+	return visitEach(ctx, cs, fn)
 }
 
 func errClientNotFound(id string) error {

@@ -4,8 +4,9 @@
 // obviously right rather than fast (a scan sorts the whole type), and each
 // passes its internal/bulktest contract suite: mem is the reference the
 // suites are written against, and the fake the unit tests of export,
-// importer, auth, cohort, workflow and the AWS handlers build on. CheckKey,
-// the object key rule every ObjectStore adapter applies, lives here too.
+// importer, auth, cohort, workflow and the AWS handlers build on. The rules
+// every adapter applies (object keys, shards, Group join times) are
+// internal/bulk's, not mem's, so no adapter imports mem.
 //
 // The local server uses only RateCounter (its poll limit: one process
 // serves every poll); its stores are internal/local's. What mem

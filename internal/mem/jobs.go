@@ -178,15 +178,7 @@ func (s *JobStore) ListJobs(ctx context.Context, fn func(*bulk.Job) error) error
 	}
 	s.mu.Unlock()
 	slices.SortFunc(jobs, func(a, b *bulk.Job) int { return strings.Compare(a.ID, b.ID) })
-	for _, j := range jobs {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := fn(j); err != nil {
-			return err
-		}
-	}
-	return nil
+	return visitEach(ctx, jobs, fn)
 }
 
 // ActiveJobs counts clientID's jobs that are not terminal. It looks at every

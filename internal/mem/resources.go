@@ -3,7 +3,7 @@ package mem
 import (
 	"cmp"
 	"context"
-	"hash/fnv"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -60,14 +60,6 @@ func (s *ResourceStore) TransactionTime(ctx context.Context, now time.Time) (tim
 	return s.clock.TransactionTime(ctx, now)
 }
 
-// shardOf is FNV-1a of the id, the same function the embedded store uses, so
-// a resource lands in the same shard in both.
-func shardOf(id string, shards int) int {
-	h := fnv.New32a()
-	h.Write([]byte(id))
-	return int(h.Sum32() % uint32(shards))
-}
-
 // Count returns the number of live resources per type; types with none are
 // left out.
 func (s *ResourceStore) Count(ctx context.Context) (map[string]int64, error) {
@@ -102,7 +94,7 @@ func (s *ResourceStore) Scan(ctx context.Context, req bulk.ScanRequest, fn bulk.
 	var rs []*bulk.Resource
 	for id, r := range s.resources[req.Type] {
 		switch {
-		case shardOf(id, s.shards) != req.Shard,
+		case bulk.ShardOf(id, s.shards) != req.Shard,
 			!req.Range.Contains(r.LastUpdated),
 			req.CompartmentOnly && len(r.Patients) == 0,
 			after != nil && comparePosition(positionOf(r), *after) <= 0:
@@ -262,19 +254,11 @@ func (s *ResourceStore) Put(ctx context.Context, rs []*bulk.Resource) error {
 		c.Outcome = nil
 		c.LastUpdated = c.LastUpdated.UTC()
 		if r.Type == "Group" {
-			was := map[string]time.Time{}
-			if _, live := byID[r.ID]; live {
+			var was map[string]time.Time
+			if live {
 				was = s.joined[r.ID]
 			}
-			joined := make(map[string]time.Time, len(c.Members))
-			for _, m := range c.Members {
-				if t, ok := was[m]; ok {
-					joined[m] = t
-				} else {
-					joined[m] = c.LastUpdated
-				}
-			}
-			s.joined[r.ID] = joined
+			s.joined[r.ID] = maps.Collect(bulk.JoinTimes(c.Members, was, c.LastUpdated))
 		}
 		byID[r.ID] = c
 		delete(s.tombstones[r.Type], r.ID)
@@ -346,6 +330,21 @@ func visitAll(ctx context.Context, rs []*bulk.Resource, next func(*bulk.Resource
 		if err := fn(r, next(r)); err == bulk.ErrStop {
 			return nil
 		} else if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// visitEach is visitAll for the List methods of the other stores, which
+// have no cursor and no ErrStop: it calls fn on each of xs, the copies
+// taken under the lock, until fn fails or ctx is done.
+func visitEach[T any](ctx context.Context, xs []T, fn func(T) error) error {
+	for _, x := range xs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(x); err != nil {
 			return err
 		}
 	}

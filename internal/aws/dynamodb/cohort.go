@@ -200,15 +200,7 @@ func (s *CohortStore) ListCohorts(ctx context.Context, owner string, fn func(*bu
 	slices.SortFunc(cs, func(a, b *bulk.Cohort) int {
 		return cmp.Or(cmp.Compare(a.Owner, b.Owner), cmp.Compare(a.ID, b.ID))
 	})
-	for _, c := range cs {
-		if err := ctxErr(ctx); err != nil {
-			return err
-		}
-		if err := fn(c); err != nil {
-			return err
-		}
-	}
-	return nil
+	return visitEach(ctx, cs, fn)
 }
 
 func errCohortNotFound(id string) error {

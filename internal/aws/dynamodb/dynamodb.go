@@ -244,11 +244,18 @@ func scanSorted[T any](ctx context.Context, api API, table string, decode func(m
 		return err
 	}
 	slices.SortFunc(all, func(a, b T) int { return strings.Compare(key(a), key(b)) })
-	for _, v := range all {
-		if err := ctx.Err(); err != nil {
-			return bulk.Wrapf(err, bulk.ETRANSIENT, "Request cancelled.")
+	return visitEach(ctx, all, fn)
+}
+
+// visitEach calls fn on each of xs in turn, what a List method read first:
+// it stops at the first error fn returns, and returns ETRANSIENT once ctx
+// is done.
+func visitEach[T any](ctx context.Context, xs []T, fn func(T) error) error {
+	for _, x := range xs {
+		if err := ctxErr(ctx); err != nil {
+			return err
 		}
-		if err := fn(v); err != nil {
+		if err := fn(x); err != nil {
 			return err
 		}
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/fnv"
 	"maps"
 	"slices"
 	"strings"
@@ -26,8 +25,8 @@ var _ bulk.ResourceStore = (*ResourceStore)(nil)
 //
 //	{type}#{shard}      sk {lastUpdated}#{id}  the resource: body (or a spill
 //	                    pointer), its Patients and Members. Scans are key
-//	                    ranges of one shard; shard = FNV-1a(id) mod Shards,
-//	                    as in the embedded store.
+//	                    ranges of one shard; shard = bulk.ShardOf(id,
+//	                    Shards), as in every store.
 //	_id/{type}#{shard}  sk {id}                the current version: its
 //	                    lastUpdated, Patients, spill pointer and a write
 //	                    token; or, once deleted, its tombstone's key. List
@@ -137,11 +136,9 @@ func parseLU(s string) (time.Time, error) { return time.Parse(luLayout, s) }
 // Shards returns the number of shards per type.
 func (s *ResourceStore) Shards() int { return s.shards }
 
-func (s *ResourceStore) shardOf(id string) int {
-	h := fnv.New32a()
-	h.Write([]byte(id))
-	return int(h.Sum32() % uint32(s.shards))
-}
+// shardOf is the shard of the resource with the given id: bulk.ShardOf,
+// the shard function of every ResourceStore.
+func (s *ResourceStore) shardOf(id string) int { return bulk.ShardOf(id, s.shards) }
 
 func (s *ResourceStore) scanPK(typ string, shard int) string {
 	return fmt.Sprintf("%s#%03d", typ, shard)

@@ -101,8 +101,8 @@ type joining struct {
 }
 
 // joinTimes sets v.joined: the members of the new version of a Group with
-// their join times. Members the live stored version lists keep theirs;
-// versions earlier in the same Put count as stored in turn.
+// their join times (bulk.JoinTimes). Members the live stored version lists
+// keep theirs; versions earlier in the same Put count as stored in turn.
 func (s *ResourceStore) joinTimes(ctx context.Context, l layout, v *version, versions []*bulk.Resource) error {
 	was := map[string]string{}
 	if v.old.live {
@@ -115,15 +115,7 @@ func (s *ResourceStore) joinTimes(ctx context.Context, l layout, v *version, ver
 		}
 	}
 	for _, g := range versions {
-		now := make(map[string]string, len(g.Members))
-		for _, m := range g.Members {
-			if t, ok := was[m]; ok {
-				now[m] = t
-			} else {
-				now[m] = lu(g.LastUpdated)
-			}
-		}
-		was = now
+		was = maps.Collect(bulk.JoinTimes(g.Members, was, lu(g.LastUpdated)))
 	}
 	v.joined = v.joined[:0]
 	for _, m := range slices.Sorted(maps.Keys(was)) {

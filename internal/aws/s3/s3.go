@@ -38,7 +38,6 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/tranchehq/tranche/internal/bulk"
-	"github.com/tranchehq/tranche/internal/mem"
 )
 
 // API is the part of the S3 client the store calls; *s3.Client implements
@@ -127,7 +126,7 @@ func (s *Store) Create(ctx context.Context, key string) (_ bulk.ObjectWriter, er
 	if err := ctxErr(ctx); err != nil {
 		return nil, err
 	}
-	if err := mem.CheckKey(key); err != nil {
+	if err := bulk.CheckObjectKey(key); err != nil {
 		return nil, err
 	}
 	pr, pw := io.Pipe()
@@ -240,7 +239,7 @@ func (s *Store) Open(ctx context.Context, key string) (_ bulk.Object, err error)
 	if err := ctxErr(ctx); err != nil {
 		return nil, err
 	}
-	if err := mem.CheckKey(key); err != nil {
+	if err := bulk.CheckObjectKey(key); err != nil {
 		return nil, err
 	}
 	out, err := s.api.GetObject(ctx, &s3sdk.GetObjectInput{Bucket: aws.String(s.opts.Bucket), Key: aws.String(s.objectKey(key))})
@@ -497,7 +496,7 @@ func (s *Store) DeletePrefix(ctx context.Context, prefix string) (err error) {
 // application/fhir+ndjson.
 func (s *Store) PresignGet(ctx context.Context, key string, ttl time.Duration) (_ string, err error) {
 	defer bulk.Wrap(&err, "s3.Store.PresignGet(%q)", key)
-	if err := mem.CheckKey(key); err != nil {
+	if err := bulk.CheckObjectKey(key); err != nil {
 		return "", err
 	}
 	if s.presign == nil {

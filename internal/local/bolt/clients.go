@@ -124,29 +124,45 @@ func (s *ClientStore) DeleteClient(ctx context.Context, id string) (err error) {
 // ListClients visits every client in id order. The clients are read first,
 // so fn may call the store.
 func (s *ClientStore) ListClients(ctx context.Context, fn func(*bulk.Client) error) error {
-	var cs []*bulk.Client
-	err := s.db.bolt.View(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bucketClients)
-		if b == nil {
-			return nil
-		}
-		return b.ForEach(func(k, v []byte) error {
-			c := new(bulk.Client)
-			if err := json.Unmarshal(v, c); err != nil {
-				return fmt.Errorf("client %q: %w", k, err)
-			}
-			cs = append(cs, c)
-			return nil
-		})
-	})
+	cs, err := readJSON[bulk.Client](s.db, bucketClients, nil, "client")
 	if err != nil {
 		return fmt.Errorf("bolt.ClientStore.ListClients: %w", err)
 	}
-	for _, c := range cs {
+	return visitEach(ctx, cs, fn)
+}
+
+// readJSON decodes the JSON values under prefix (the whole bucket for nil)
+// of a bucket that may not exist yet, in key order, in one read
+// transaction; what names a value in a decoding error. The List methods
+// read this way first, so that their fn may call the store.
+func readJSON[T any](db *DB, bucket, prefix []byte, what string) ([]*T, error) {
+	var vs []*T
+	err := db.bolt.View(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucket)
+		if b == nil {
+			return nil
+		}
+		cur := b.Cursor()
+		for k, v := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = cur.Next() {
+			x := new(T)
+			if err := json.Unmarshal(v, x); err != nil {
+				return fmt.Errorf("%s %q: %w", what, k, err)
+			}
+			vs = append(vs, x)
+		}
+		return nil
+	})
+	return vs, err
+}
+
+// visitEach calls fn on each of xs in turn: it stops at the first error fn
+// returns, and returns ctx.Err() once ctx is done.
+func visitEach[T any](ctx context.Context, xs []T, fn func(T) error) error {
+	for _, x := range xs {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := fn(c); err != nil {
+		if err := fn(x); err != nil {
 			return err
 		}
 	}

@@ -1,10 +1,8 @@
 package bolt
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"strings"
 
 	"go.etcd.io/bbolt"
@@ -154,34 +152,11 @@ func (s *CohortStore) ListCohorts(ctx context.Context, owner string, fn func(*bu
 	if owner != "" {
 		prefix = []byte(owner + "\x00")
 	}
-	var cs []*bulk.Cohort
-	err = s.db.bolt.View(func(tx *bbolt.Tx) error {
-		b := tx.Bucket(bucketCohorts)
-		if b == nil {
-			return nil
-		}
-		cur := b.Cursor()
-		for k, v := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = cur.Next() {
-			c := new(bulk.Cohort)
-			if err := json.Unmarshal(v, c); err != nil {
-				return fmt.Errorf("cohort %q: %w", k, err)
-			}
-			cs = append(cs, c)
-		}
-		return nil
-	})
+	cs, err := readJSON[bulk.Cohort](s.db, bucketCohorts, prefix, "cohort")
 	if err != nil {
 		return err
 	}
-	for _, c := range cs {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := fn(c); err != nil {
-			return err
-		}
-	}
-	return nil
+	return visitEach(ctx, cs, fn)
 }
 
 func errCohortNotFound(id string) error {

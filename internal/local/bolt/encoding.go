@@ -53,17 +53,9 @@ func nanosRange(rng bulk.Range) (lo, hi int64, ok bool) {
 	return lo, hi, lo <= hi
 }
 
-// shardOf is FNV-1a (32 bit) of the id modulo shards: cheap, stable across
-// releases and platforms, and spreads generated ids evenly.
-func shardOf(id string, shards int) int {
-	const offset, prime = 2166136261, 16777619
-	h := uint32(offset)
-	for i := 0; i < len(id); i++ {
-		h ^= uint32(id[i])
-		h *= prime
-	}
-	return int(h % uint32(shards))
-}
+// shardOf is the shard of a resource in its type's r: bucket: bulk.ShardOf,
+// the shard function of every ResourceStore.
+func shardOf(id string, shards int) int { return bulk.ShardOf(id, shards) }
 
 // appendResourceKey appends the r:<type> key: shard, lastUpdated, id.
 func appendResourceKey(b []byte, shard int, nanos int64, id string) []byte {

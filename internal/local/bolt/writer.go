@@ -141,11 +141,7 @@ func (w *writer) put(r *bulk.Resource) (bulk.PutOutcome, error) {
 		}
 	}
 	if r.Type == "Group" {
-		for _, m := range r.Members {
-			since, ok := joined[m]
-			if !ok {
-				since = ts // joins now: at this version's lastUpdated
-			}
+		for m, since := range bulk.JoinTimes(r.Members, joined, ts) {
 			if err := w.gm.Put(w.memberKey(r.ID, m), since); err != nil {
 				return 0, err
 			}

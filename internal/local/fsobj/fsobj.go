@@ -8,10 +8,11 @@
 // POSIX systems a rename over, or an unlink of, the path leaves an open
 // download reading the old content to its end (R81).
 //
-// Keys follow mem.CheckKey. Because directories stand for key prefixes, a key
-// cannot also be the directory of other keys: with "a" stored, Create("a/b")
-// fails with ECONFLICT, and so does Close of "a" while "a/b" exists. On a
-// case-insensitive file system, keys that differ only in case collide.
+// Keys follow bulk.CheckObjectKey. Because directories stand for key
+// prefixes, a key cannot also be the directory of other keys: with "a"
+// stored, Create("a/b") fails with ECONFLICT, and so does Close of "a"
+// while "a/b" exists. On a case-insensitive file system, keys that differ
+// only in case collide.
 //
 // A Store counts the bytes its objects and uploads in progress hold, and may
 // have a budget (SetLimit, `tranche serve --max-output-bytes`): a write that
@@ -46,7 +47,6 @@ import (
 	"github.com/klauspost/compress/gzip"
 
 	"github.com/tranchehq/tranche/internal/bulk"
-	"github.com/tranchehq/tranche/internal/mem"
 )
 
 const (
@@ -90,13 +90,13 @@ func New(root string) (*Store, error) {
 	// upload of this one is running yet.
 	var used int64
 	err = s.walk(context.Background(), "", func(path, rel string, d fs.DirEntry) error {
-		if !d.IsDir() && strings.Contains(d.Name(), mem.TempKeyMarker) {
+		if !d.IsDir() && strings.Contains(d.Name(), bulk.TempKeyMarker) {
 			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return bulk.Wrapf(err, bulk.EINTERNAL, "Removing an unfinished upload failed.")
 			}
 			return nil
 		}
-		if fi, err := d.Info(); err == nil && fi.Mode().IsRegular() && mem.CheckKey(rel) == nil {
+		if fi, err := d.Info(); err == nil && fi.Mode().IsRegular() && bulk.CheckObjectKey(rel) == nil {
 			used += fi.Size()
 		}
 		return nil
@@ -168,7 +168,7 @@ func writeErr(err error, key string) error {
 // Path returns the absolute path of the file that holds key, whether or not
 // it exists. Returns EINVALID for an invalid key.
 func (s *Store) Path(key string) (string, error) {
-	if err := mem.CheckKey(key); err != nil {
+	if err := bulk.CheckObjectKey(key); err != nil {
 		return "", err
 	}
 	return filepath.Join(s.root, filepath.FromSlash(key)), nil
@@ -207,7 +207,7 @@ func createTemp(path string) (*os.File, error) {
 			}
 			return nil, bulk.Wrapf(err, bulk.EINTERNAL, "Creating directory failed.")
 		}
-		name := path + mem.TempKeyMarker + strconv.FormatUint(rand.Uint64(), 36)
+		name := path + bulk.TempKeyMarker + strconv.FormatUint(rand.Uint64(), 36)
 		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, filePerm)
 		switch {
 		case err == nil:
@@ -265,7 +265,7 @@ func (s *Store) List(ctx context.Context, prefix string) (_ []string, err error)
 	defer bulk.Wrap(&err, "fsobj.Store.List(%q)", prefix)
 	var keys []string
 	err = s.walk(ctx, prefix, func(_, rel string, d fs.DirEntry) error {
-		if d.Type().IsRegular() && mem.CheckKey(rel) == nil {
+		if d.Type().IsRegular() && bulk.CheckObjectKey(rel) == nil {
 			keys = append(keys, rel)
 		}
 		return nil
@@ -297,7 +297,7 @@ func (s *Store) DeletePrefix(ctx context.Context, prefix string) (err error) {
 			return nil
 		}
 		var size int64 // a published object's; an upload counts its own
-		if fi, err := d.Info(); err == nil && fi.Mode().IsRegular() && mem.CheckKey(rel) == nil {
+		if fi, err := d.Info(); err == nil && fi.Mode().IsRegular() && bulk.CheckObjectKey(rel) == nil {
 			size = fi.Size()
 		}
 		if err := os.Remove(path); err != nil {
