@@ -1163,17 +1163,38 @@ func (g *gen) writeClaim(k *encKind, cid *id) {
 		g.finish(tClaim, g.claimSTU3(b, k, created))
 		return
 	}
+	g.finish(tClaim, g.appendClaim(b, created, claimShape{
+		typ: claimType(k), use: "claim",
+		providers: func(b []byte) []byte {
+			return g.p.ref(b, "provider", tOrganization, &g.p.orgIDs[g.org])
+		},
+		prioritySystem: "http://terminology.hl7.org/CodeSystem/processpriority",
+		itemStart:      g.appendItemStart, money: appendMoney,
+	}))
+}
+
+// claimShape is what a Claim's JSON differs in between releases.
+type claimShape struct {
+	typ, use       string
+	providers      func(b []byte) []byte // provider (and organization)
+	prioritySystem string
+	itemStart      func(b []byte, i int, l claimLine) []byte
+	money          func(b []byte, cents int64) []byte
+}
+
+// appendClaim appends a Claim's elements after its id and meta.
+func (g *gen) appendClaim(b []byte, created int64, c claimShape) []byte {
 	b = append(b, `,"status":"active","type":`...)
-	b = append(b, claimType(k)...)
-	b = append(b, `,"use":"claim"`...)
+	b = append(b, c.typ...)
+	b = append(append(append(b, `,"use":"`...), c.use...), '"')
 	b = g.p.ref(b, "patient", tPatient, &g.pid)
 	b = append(b, `,"billablePeriod":`...)
 	b = g.appendPeriod(b)
 	b = append(b, `,"created":"`...)
 	b = appendDateTime(b, created)
 	b = append(b, '"')
-	b = g.p.ref(b, "provider", tOrganization, &g.p.orgIDs[g.org])
-	b = append(b, `,"priority":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/processpriority","code":"normal"}]}`...)
+	b = c.providers(b)
+	b = append(append(append(b, `,"priority":{"coding":[{"system":"`...), c.prioritySystem...), `","code":"normal"}]}`...)
 	if len(g.medIDs) > 0 {
 		b = g.p.ref(b, "prescription", tMedicationRequest, &g.medIDs[0])
 	}
@@ -1186,16 +1207,15 @@ func (g *gen) writeClaim(k *encKind, cid *id) {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = g.appendItemStart(b, i, l)
+		b = c.itemStart(b, i, l)
 		if l.cents > 0 {
 			b = append(b, `,"net":`...)
-			b = appendMoney(b, l.cents)
+			b = c.money(b, l.cents)
 		}
 		b = append(b, '}')
 	}
 	b = append(b, `],"total":`...)
-	b = appendMoney(b, g.claimTotal())
-	g.finish(tClaim, b)
+	return c.money(b, g.claimTotal())
 }
 
 func (g *gen) appendProcedures(b []byte) []byte {

@@ -298,39 +298,15 @@ func claimTypeSTU3(k *encKind) string {
 // claimSTU3: use "complete", provider a Practitioner beside the
 // organization, items by service and *LinkId, Money as a Quantity.
 func (g *gen) claimSTU3(b []byte, k *encKind, created int64) []byte {
-	b = append(b, `,"status":"active","type":`...)
-	b = append(b, claimTypeSTU3(k)...)
-	b = append(b, `,"use":"complete"`...)
-	b = g.p.ref(b, "patient", tPatient, &g.pid)
-	b = append(b, `,"billablePeriod":`...)
-	b = g.appendPeriod(b)
-	b = append(b, `,"created":"`...)
-	b = appendDateTime(b, created)
-	b = append(b, '"')
-	b = g.p.ref(b, "provider", tPractitioner, &g.p.pracIDs[g.org])
-	b = g.p.ref(b, "organization", tOrganization, &g.p.orgIDs[g.org])
-	b = append(b, `,"priority":{"coding":[{"system":"http://hl7.org/fhir/processpriority","code":"normal"}]}`...)
-	if len(g.medIDs) > 0 {
-		b = g.p.ref(b, "prescription", tMedicationRequest, &g.medIDs[0])
-	}
-	b = g.appendDiagnoses(b)
-	b = g.appendProcedures(b)
-	b = append(b, `,"insurance":[{"sequence":1,"focal":true,"coverage":{"display":"`...)
-	b = append(b, g.payer...)
-	b = append(b, `"}}],"item":[`...)
-	for i, l := range g.lines {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = g.appendItemStartSTU3(b, i, l)
-		if l.cents > 0 {
-			b = append(b, `,"net":`...)
-			b = appendMoneyQuantity(b, l.cents)
-		}
-		b = append(b, '}')
-	}
-	b = append(b, `],"total":`...)
-	return appendMoneyQuantity(b, g.claimTotal())
+	return g.appendClaim(b, created, claimShape{
+		typ: claimTypeSTU3(k), use: "complete",
+		providers: func(b []byte) []byte {
+			b = g.p.ref(b, "provider", tPractitioner, &g.p.pracIDs[g.org])
+			return g.p.ref(b, "organization", tOrganization, &g.p.orgIDs[g.org])
+		},
+		prioritySystem: "http://hl7.org/fhir/processpriority",
+		itemStart:      g.appendItemStartSTU3, money: appendMoneyQuantity,
+	})
 }
 
 // appendItemStartSTU3 is appendItemStart in STU3's names (diagnosisLinkId,
