@@ -10,7 +10,8 @@ import (
 
 // TestDependencyDirection enforces style.md rule 1: the domain and engine
 // packages import only the standard library and the packages listed here,
-// never the AWS SDK, the Lambda runtime or an adapter.
+// never the AWS SDK, the Lambda runtime or an adapter; and each adapter
+// imports only the domain.
 func TestDependencyDirection(t *testing.T) {
 	const mod = "github.com/tranchehq/tranche/"
 	allowed := map[string][]string{
@@ -24,6 +25,14 @@ func TestDependencyDirection(t *testing.T) {
 		// speed, docs/benchmarks.md): a pure library, not an adapter.
 		"internal/api":  {mod + "internal/bulk", mod + "internal/fhir", mod + "internal/search", mod + "internal/export", mod + "internal/auth", "github.com/tidwall/", "github.com/klauspost/compress/"},
 		"internal/auth": {mod + "internal/bulk", mod + "internal/fhir", mod + "internal/search", "github.com/lestrrat-go/"},
+		// Adapters import only the domain (architecture.md's drawing) and
+		// the library they adapt; the fakes only the domain.
+		"internal/mem":          {mod + "internal/bulk"},
+		"internal/mock":         {mod + "internal/bulk"},
+		"internal/local/bolt":   {mod + "internal/bulk", "go.etcd.io/bbolt"},
+		"internal/local/fsobj":  {mod + "internal/bulk", "github.com/klauspost/compress/"},
+		"internal/aws/s3":       {mod + "internal/bulk", "github.com/aws/", "github.com/klauspost/compress/"},
+		"internal/aws/dynamodb": {mod + "internal/bulk", "github.com/aws/"},
 	}
 	for dir, ok := range allowed {
 		files, _ := filepath.Glob(filepath.Join("..", dir, "*.go"))

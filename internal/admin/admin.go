@@ -88,9 +88,9 @@ type Info struct {
 // Service runs Operations on a store. Its fields are the ports it uses.
 type Service struct {
 	Clients   bulk.ClientStore
-	Resources bulk.ResourceStore // import's target
+	Resources importer.Store // import's target
 	Counts    bulk.StatsSource
-	Jobs      bulk.JobStore
+	Jobs      bulk.JobReader // Stats counts the jobs by status
 	// FileBytes returns the bytes of the output files (nil: 0).
 	FileBytes func() (int64, error)
 	// Info, when set, is the running server's, reported with its stats.

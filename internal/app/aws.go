@@ -248,6 +248,8 @@ func (a *AWS) Importer() (*handler.Importer, error) {
 	}, nil
 }
 
+var _ bulk.Workflow = unconfiguredWorkflow{}
+
 // unconfiguredWorkflow is the Workflow of functions that have no state
 // machine ARN (the workflow steps themselves): they never start, stop or
 // describe executions, and saying so beats a nil pointer.

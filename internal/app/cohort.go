@@ -156,6 +156,8 @@ func (a *AWS) contractClients() bulk.ClientStore {
 	return a.Clients
 }
 
+var _ bulk.CohortWorkflow = sfnCohorts{}
+
 // sfnCohorts is the cohort bulk.CohortWorkflow on Step Functions: one
 // execution per run, named by cohort.ExecutionName, so a repeated start
 // starts nothing (ExecutionAlreadyExists).

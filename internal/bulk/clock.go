@@ -70,6 +70,8 @@ func NewLocalClock(last time.Time, persist func(time.Time) error) *LocalClock {
 	return &LocalClock{Persist: persist, last: last, persisted: last}
 }
 
+var _ ClockSession = (*localSession)(nil)
+
 type localSession struct{ c *LocalClock }
 
 // Begin starts a session; it holds nothing until its first Stamp.

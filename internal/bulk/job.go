@@ -232,9 +232,22 @@ type Job struct {
 	Failure string `json:"failure,omitempty"`
 }
 
-// JobStore persists jobs. Implementations must make every transition a single
-// conditional write: a terminal status never changes again.
+// JobStore persists jobs: the composition of the capabilities below, which
+// every adapter implements and the contract suite (bulktest.RunJobStoreTests)
+// checks. Implementations must make every transition a single conditional
+// write: a terminal status never changes again. Components that use only
+// some of it take the parts they use.
 type JobStore interface {
+	JobWriter
+	JobReader
+	PlanStore
+	ProgressStore
+}
+
+// JobWriter creates, moves and removes job records: kick-off, the workflow's
+// status changes, cancellation and purging. Every write is a single
+// conditional write: a terminal status never changes again.
+type JobWriter interface {
 	// CreateJob stores a new job. Returns ECONFLICT if the id exists.
 	CreateJob(ctx context.Context, j *Job) error
 	// CreateJobWithin is CreateJob for a client's concurrency quota (R39):
@@ -244,31 +257,22 @@ type JobStore interface {
 	// ETOOMANYREQUESTS when the owner has limit already. limit ≤ 0 means
 	// no limit.
 	CreateJobWithin(ctx context.Context, j *Job, limit int) error
-	// GetJob returns a job. Returns ENOTFOUND if it does not exist.
-	GetJob(ctx context.Context, id string) (*Job, error)
 	// Transition moves a job from one of the statuses in from to to, applying
 	// mutate (which may be nil) to the stored job in the same write. Returns
 	// ENOTFOUND for an unknown job and ECONFLICT when its status is not in
 	// from. Returns the updated job.
 	Transition(ctx context.Context, id string, from []Status, to Status, mutate func(*Job)) (*Job, error)
-	// SavePlan stores the job's plan and sets ItemsTotal, only if the job is
-	// not terminal and has no plan yet. Returns the plan that is stored (the
-	// earlier one when there was one). Returns ECONFLICT if the job is
-	// terminal.
-	SavePlan(ctx context.Context, id string, p *Plan) (*Plan, error)
-	// GetPlan returns the stored plan. Returns ENOTFOUND if there is none.
-	GetPlan(ctx context.Context, id string) (*Plan, error)
-	// SaveProgress records an item's checkpoint, replacing the earlier one
-	// for that item, and counts ItemsDone when p.Done first becomes true.
-	// Returns ECONFLICT if the job is terminal, so a cancelled job's items
-	// stop writing.
-	SaveProgress(ctx context.Context, id string, p *ItemProgress) error
-	// ItemProgress returns one item's checkpoint, so an item resuming from
-	// it reads one record however many items the job has. Returns
-	// ENOTFOUND if the item has recorded none.
-	ItemProgress(ctx context.Context, id string, index int) (*ItemProgress, error)
-	// Progress returns the recorded checkpoints of all items, by index.
-	Progress(ctx context.Context, id string) ([]*ItemProgress, error)
+	// DeleteJob removes a job with its plan and progress. Deleting an unknown
+	// job is not an error.
+	DeleteJob(ctx context.Context, id string) error
+}
+
+// JobReader reads job records: one job (status polls, the workflow's
+// steps), all of them (recovery, purging, the watchdog, stats) and a
+// client's unfinished ones (quotas).
+type JobReader interface {
+	// GetJob returns a job. Returns ENOTFOUND if it does not exist.
+	GetJob(ctx context.Context, id string) (*Job, error)
 	// ListJobs visits all jobs (for recovery after a restart, for purging
 	// expired jobs and for the watchdog) in id order.
 	ListJobs(ctx context.Context, fn func(*Job) error) error
@@ -281,9 +285,34 @@ type JobStore interface {
 	// eventually consistent (DynamoDB's): the quota itself is
 	// CreateJobWithin's, not a count followed by a create.
 	ActiveJobs(ctx context.Context, clientID string) (int, error)
-	// DeleteJob removes a job with its plan and progress. Deleting an unknown
-	// job is not an error.
-	DeleteJob(ctx context.Context, id string) error
+}
+
+// PlanStore keeps each job's plan, written once by the plan step so that
+// re-running the workflow after a restart exports exactly the same items.
+type PlanStore interface {
+	// SavePlan stores the job's plan and sets ItemsTotal, only if the job is
+	// not terminal and has no plan yet. Returns the plan that is stored (the
+	// earlier one when there was one). Returns ECONFLICT if the job is
+	// terminal.
+	SavePlan(ctx context.Context, id string, p *Plan) (*Plan, error)
+	// GetPlan returns the stored plan. Returns ENOTFOUND if there is none.
+	GetPlan(ctx context.Context, id string) (*Plan, error)
+}
+
+// ProgressStore keeps the export items' checkpoints: the files each item
+// wrote and where it resumes.
+type ProgressStore interface {
+	// SaveProgress records an item's checkpoint, replacing the earlier one
+	// for that item, and counts ItemsDone when p.Done first becomes true.
+	// Returns ECONFLICT if the job is terminal, so a cancelled job's items
+	// stop writing.
+	SaveProgress(ctx context.Context, id string, p *ItemProgress) error
+	// ItemProgress returns one item's checkpoint, so an item resuming from
+	// it reads one record however many items the job has. Returns
+	// ENOTFOUND if the item has recorded none.
+	ItemProgress(ctx context.Context, id string, index int) (*ItemProgress, error)
+	// Progress returns the recorded checkpoints of all items, by index.
+	Progress(ctx context.Context, id string) ([]*ItemProgress, error)
 }
 
 // ObjectStore holds output files.

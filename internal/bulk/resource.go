@@ -117,9 +117,22 @@ type Visit func(r *Resource, next Cursor) error
 // ErrStop stops a scan early without reporting an error.
 var ErrStop = &Error{Code: "stop", Message: "stop"}
 
-// ResourceSource reads stored resources for export. Every method returns
-// ENOTFOUND only where it says so; a scan over nothing visits nothing.
+// ResourceSource reads stored resources for export: the composition of
+// the read capabilities below, which every adapter implements and the
+// contract suite (bulktest.RunResourceStoreTests) checks. Every method
+// returns ENOTFOUND only where it says so; a scan over nothing visits
+// nothing. Components that use only some of it take the parts they use.
 type ResourceSource interface {
+	ResourceScanner
+	ResourceReader
+	GroupReader
+	TombstoneReader
+}
+
+// ResourceScanner reads resources through the store's indexes, as an
+// export (and a cohort evaluation) does: by type, shard and lastUpdated
+// range, resumable from a cursor, or by Patient compartment.
+type ResourceScanner interface {
 	// Shards returns the fixed number of shards each type is split into
 	// (shard = hash(id) mod Shards). Shards are the natural fan-out items.
 	Shards() int
@@ -133,9 +146,22 @@ type ResourceSource interface {
 	// types is empty) in the compartment of Patient patientID. The visit's
 	// cursor is unused and empty.
 	Compartment(ctx context.Context, patientID string, types []string, fn Visit) error
+}
+
+// ResourceReader reads resources by id, as plain FHIR reads do: one
+// resource, or every live resource of a type in id order.
+type ResourceReader interface {
 	// Get returns one resource. Returns ENOTFOUND if it does not exist or was
 	// deleted.
 	Get(ctx context.Context, typ, id string) (*Resource, error)
+	// List visits every live resource of typ in id order, after afterID, for
+	// plain FHIR reads such as `GET /Group`.
+	List(ctx context.Context, typ string, afterID string, fn Visit) error
+}
+
+// GroupReader reads Group membership from the index that ResourceSink.Put
+// keeps of each Group's members and when they joined.
+type GroupReader interface {
 	// GroupMembers returns the member Patient ids of a Group. Returns
 	// ENOTFOUND if the Group does not exist.
 	GroupMembers(ctx context.Context, groupID string) ([]string, error)
@@ -145,14 +171,18 @@ type ResourceSource interface {
 	// joined (Member.Since), in id order. Returns ENOTFOUND if the Group
 	// does not exist.
 	GroupMembership(ctx context.Context, groupID string) ([]Member, error)
+}
+
+// TombstoneReader lists the deletions that ResourceSink.Delete recorded,
+// for the manifest's `deleted` array of `_since` exports (R88). It has one
+// method: deletions are read on their own, by exports and by imports that
+// re-create deleted resources.
+type TombstoneReader interface {
 	// Tombstones visits deletions of typ whose time lies in rng, in
 	// (deletedAt, id) order, each with the compartments it was in
 	// (Tombstone.Patients). Callers that want one patient set's deletions
 	// filter the visits: deletions are few next to resources.
 	Tombstones(ctx context.Context, typ string, rng Range, fn func(Tombstone) error) error
-	// List visits every live resource of typ in id order, after afterID, for
-	// plain FHIR reads such as `GET /Group`.
-	List(ctx context.Context, typ string, afterID string, fn Visit) error
 }
 
 // ResourceSink writes resources (import).

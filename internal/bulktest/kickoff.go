@@ -126,6 +126,8 @@ func (s *countingSource) IsGroupMember(ctx context.Context, group, patient strin
 	return s.ResourceSource.IsGroupMember(ctx, group, patient)
 }
 
+var _ bulk.Workflow = idleWorkflow{}
+
 // idleWorkflow starts nothing.
 type idleWorkflow struct{}
 

@@ -42,11 +42,24 @@ const (
 	DefaultMaxPerClient = 100
 )
 
+// Store is what a Service reads and writes of the stored resources: the
+// Evaluator's Source (by default), the members of the Groups a definition
+// names (bulk.GroupReader), and the cohort's own Group, read, written and
+// deleted (bulk.ResourceReader, bulk.ResourceSink). Every
+// bulk.ResourceStore is one.
+type Store interface {
+	Source
+	bulk.GroupReader
+	bulk.ResourceSink
+}
+
+var _ Store = bulk.ResourceStore(nil)
+
 // Service manages cohorts. Set the fields, then use it from any number of
 // goroutines.
 type Service struct {
 	Cohorts   bulk.CohortStore
-	Resources bulk.ResourceStore
+	Resources Store
 	// Clock stamps the Group's writes (meta.lastUpdated is the store's
 	// clock) and gives the snapshot time of an evaluation.
 	Clock bulk.Clock

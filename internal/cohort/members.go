@@ -44,6 +44,16 @@ type Stats struct {
 	Resources int64
 }
 
+// Source is what an Evaluator reads: counts, shard scans and compartment
+// reads of the filters' types (bulk.ResourceScanner), and Patients by id
+// (bulk.ResourceReader). Every bulk.ResourceSource is one.
+type Source interface {
+	bulk.ResourceScanner
+	bulk.ResourceReader
+}
+
+var _ Source = bulk.ResourceSource(nil)
+
 // Evaluator computes cohort members from the store's indexes: a filter
 // on type T reads resources of T only, either scanning T's shards in
 // parallel or, when the candidates are few, reading T in each candidate's
@@ -51,7 +61,7 @@ type Stats struct {
 // compartment (fhir.Model.PatientCompartment). Filters run from the
 // smallest type up, each narrowing the candidates of the next.
 type Evaluator struct {
-	Source bulk.ResourceSource
+	Source Source
 	// FHIR is the store's release (nil: R4).
 	FHIR *fhir.Model
 	// Parallel is how many shard scans or compartment reads run at once

@@ -231,7 +231,7 @@ const (
 // Store writes run on a goroutine of their own, overlapping the parsing, and
 // the last pass reads the store while it writes: store must be safe for
 // concurrent use.
-func Import(ctx context.Context, store bulk.ResourceStore, opts Options, paths ...string) (rep Report, err error) {
+func Import(ctx context.Context, store Store, opts Options, paths ...string) (rep Report, err error) {
 	defer bulk.Wrap(&err, "importer.Import")
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -357,7 +357,7 @@ func (im *importer) run(files []input) error {
 type importer struct {
 	ctx     context.Context
 	model   *fhir.Model // the store's release
-	store   bulk.ResourceStore
+	store   Store
 	w       *writer
 	opts    Options
 	now     time.Time

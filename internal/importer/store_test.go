@@ -7,15 +7,13 @@ import (
 	"time"
 
 	"github.com/tranchehq/tranche/internal/bulk"
+	"github.com/tranchehq/tranche/internal/importer"
 )
 
-// fakeStore is an in-memory bulk.ResourceStore that implements what the
-// importer uses: Put (which leaves a resource the same as the stored one
-// alone), Delete, TypeOf, Get, GroupMembers, Tombstones. The other ResourceSource methods
-// are left to the embedded nil interface and panic if called.
+// fakeStore is an in-memory importer.Store: exactly what the importer
+// uses, Put (which leaves a resource the same as the stored one alone),
+// Delete, TypeOf, Get, GroupMembers, Tombstones.
 type fakeStore struct {
-	bulk.ResourceSource
-
 	mu         sync.Mutex // the importer reads while its writer writes
 	resources  map[bulk.Ref]*bulk.Resource
 	types      map[string][]string // id → types, for TypeOf
@@ -25,7 +23,7 @@ type fakeStore struct {
 	PutFn func(rs []*bulk.Resource) error
 }
 
-var _ bulk.ResourceStore = (*fakeStore)(nil)
+var _ importer.Store = (*fakeStore)(nil)
 
 func newFakeStore() *fakeStore {
 	return &fakeStore{resources: map[bulk.Ref]*bulk.Resource{}, types: map[string][]string{}}

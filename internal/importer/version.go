@@ -33,7 +33,7 @@ const sampleSize = 500
 var preference = []defs.Version{defs.R4, defs.R5, defs.STU3, defs.DSTU2}
 
 // resolveModel returns the release to import as and records it in store.
-func resolveModel(ctx context.Context, store bulk.ResourceStore, opts Options, files []input) (*fhir.Model, error) {
+func resolveModel(ctx context.Context, store Store, opts Options, files []input) (*fhir.Model, error) {
 	vs, _ := store.(bulk.FHIRVersionStore)
 	var stored string
 	if vs != nil {

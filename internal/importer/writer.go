@@ -16,7 +16,7 @@ import (
 // work on this one. After a failed write it applies nothing more.
 type writer struct {
 	ctx   context.Context
-	store bulk.ResourceStore
+	store Store
 	now   time.Time // the import time
 	// sess stamps each write (nil with KeepLastUpdated), at wall or later.
 	sess bulk.ClockSession
@@ -68,7 +68,7 @@ type writeOp struct {
 // each holds a batch in memory.
 const writeQueue = 1
 
-func startWriter(ctx context.Context, store bulk.ResourceStore, now time.Time, sess bulk.ClockSession, wall func() time.Time) *writer {
+func startWriter(ctx context.Context, store Store, now time.Time, sess bulk.ClockSession, wall func() time.Time) *writer {
 	w := &writer{
 		ctx:        ctx,
 		store:      store,

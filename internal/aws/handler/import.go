@@ -44,7 +44,7 @@ import (
 // queues a continuation; a failed one is retried by SQS and reported.
 // Handle takes S3's own events, which Lambda retries itself.
 type Importer struct {
-	Store   bulk.ResourceStore
+	Store   importer.Store
 	Fetch   func(ctx context.Context, key string) (io.ReadCloser, error)
 	Reports bulk.ObjectStore
 	// Prefix is the key prefix the trigger watches ("incoming/"); other
