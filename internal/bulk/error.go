@@ -4,6 +4,7 @@
 package bulk
 
 import (
+	"context"
 	"errors"
 	"fmt"
 )
@@ -88,4 +89,20 @@ func Wrap(errp *error, format string, args ...any) {
 		return
 	}
 	*errp = fmt.Errorf("%s: %w", fmt.Sprintf(format, args...), *errp)
+}
+
+// StepErrorName is the error name under which a workflow step's error
+// reaches the state machine's Retry and Catch, on AWS (the Lambda's
+// errorType) and locally alike: the error's own ErrorName (ExportError,
+// Transient), "Transient" for a cancelled or expired context (the step ran
+// out of time), and "Error" for any other.
+func StepErrorName(err error) string {
+	var named interface{ ErrorName() string }
+	switch {
+	case errors.As(err, &named):
+		return named.ErrorName()
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return "Transient"
+	}
+	return "Error"
 }

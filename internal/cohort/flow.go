@@ -73,11 +73,12 @@ func causeMessage(cause string) string {
 	return cause
 }
 
-// Registry maps the definition's ${...FunctionArn} substitutions to steps.
+// Registry maps the definition's ${...FunctionArn} substitutions to steps,
+// each failing under the error name its Lambda would (bulk.StepErrorName).
 func (s Steps) Registry() map[string]asl.Step {
 	return map[string]asl.Step{
-		"CohortRunFunctionArn":    asl.Typed(s.Run),
-		"CohortFailedFunctionArn": asl.Typed(s.MarkFailed),
+		"CohortRunFunctionArn":    asl.Named(asl.Typed(s.Run), bulk.StepErrorName),
+		"CohortFailedFunctionArn": asl.Named(asl.Typed(s.MarkFailed), bulk.StepErrorName),
 	}
 }
 

@@ -109,43 +109,13 @@ func (s Steps) Registry() map[string]asl.Step {
 }
 
 // ErrorName is the error name under which a step's error reaches the
-// definition's Retry and Catch on AWS, where internal/aws/handler.Task
-// returns it to Lambda as the errorType: the error's own ErrorName
-// (ExportError, Transient), "Transient" for a cancelled or expired context
-// (the function ran out of time), and "Error" for any other. The local
-// runner names step errors the same way, so a step stopped by its context,
-// which the steps leave unnamed, is "Transient" on both hosts rather than
-// States.TaskFailed here.
-func ErrorName(err error) string {
-	var named interface{ ErrorName() string }
-	switch {
-	case errors.As(err, &named):
-		return named.ErrorName()
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return "Transient"
-	}
-	return "Error"
-}
+// definition's Retry and Catch: bulk.StepErrorName, as the Lambda host
+// (internal/aws/handler) names it, so a step stopped by its context is
+// Transient on both hosts rather than States.TaskFailed here.
+func ErrorName(err error) string { return bulk.StepErrorName(err) }
 
 // asLambda names a step's errors with ErrorName, as its Lambda does.
-func asLambda(step asl.Step) asl.Step {
-	return func(ctx context.Context, in json.RawMessage) (json.RawMessage, error) {
-		out, err := step(ctx, in)
-		if err != nil {
-			return nil, &lambdaError{name: ErrorName(err), err: err}
-		}
-		return out, nil
-	}
-}
-
-type lambdaError struct {
-	name string
-	err  error
-}
-
-func (e *lambdaError) Error() string     { return e.err.Error() }
-func (e *lambdaError) Unwrap() error     { return e.err }
-func (e *lambdaError) ErrorName() string { return e.name }
+func asLambda(step asl.Step) asl.Step { return asl.Named(step, ErrorName) }
 
 // PutObjectInput is the ResultWriter's s3:putObject request.
 type PutObjectInput struct {

@@ -6,13 +6,14 @@ package handler
 
 import (
 	"context"
-	"errors"
 	"net/http"
 	"strings"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda/messages"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
+
+	"github.com/tranchehq/tranche/internal/bulk"
 )
 
 // HTTPFunc is a Lambda handler for API Gateway HTTP API events.
@@ -80,14 +81,9 @@ func Task[I, O any](step func(context.Context, I) (O, error)) func(context.Conte
 	}
 }
 
+// invokeError names err for Step Functions' Retry and Catch by the rule the
+// local runner follows too (bulk.StepErrorName): a function that ran out of
+// time is Transient, retried like any transient error.
 func invokeError(err error) error {
-	name := "Error"
-	var named interface{ ErrorName() string }
-	if errors.As(err, &named) {
-		name = named.ErrorName()
-	} else if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		// The function ran out of time: retried like any transient error.
-		name = "Transient"
-	}
-	return messages.InvokeResponse_Error{Type: name, Message: err.Error()}
+	return messages.InvokeResponse_Error{Type: bulk.StepErrorName(err), Message: err.Error()}
 }

@@ -92,6 +92,27 @@ func Typed[I, O any](f func(context.Context, I) (O, error)) Step {
 	}
 }
 
+// Named makes step fail under the error name name gives its error, as a
+// Lambda host names a function's error (its errorType) for Retry and Catch.
+func Named(step Step, name func(error) string) Step {
+	return func(ctx context.Context, in json.RawMessage) (json.RawMessage, error) {
+		out, err := step(ctx, in)
+		if err != nil {
+			return nil, &namedError{name: name(err), err: err}
+		}
+		return out, nil
+	}
+}
+
+type namedError struct {
+	name string
+	err  error
+}
+
+func (e *namedError) Error() string     { return e.err.Error() }
+func (e *namedError) Unwrap() error     { return e.err }
+func (e *namedError) ErrorName() string { return e.name }
+
 // Machine is a parsed state machine. Its fields may be set before the first
 // Run; after that it is safe for concurrent Runs.
 type Machine struct {
