@@ -104,16 +104,64 @@ func (s *Service) writeItems(ctx context.Context, key string, items []int) error
 	return w.Close()
 }
 
-// cut computes the plan. Types: `_type` or everything stored (and
-// authorized), limited to the Patient compartment below system level and
-// for organized output. Range: (_since, min(_until, transactionTime)].
+// cut computes the plan: its types and range (planTypes, planRange), how
+// Provenance goes (planProvenance), the patients of a compartment-level
+// export (planPatients), then its items in order: the data items
+// (addDataItems), the added Provenance, the deletions (addDeletedItem) and
+// last the referenced resources.
 func (s *Service) cut(ctx context.Context, j *bulk.Job) (*bulk.Plan, error) {
-	req := j.Request
+	req := &j.Request
 	counts, err := s.Resources.Count(ctx)
 	if err != nil {
 		return nil, err
 	}
-	types := req.Types
+	types, referenced := s.planTypes(req, counts)
+	p := &bulk.Plan{Types: types, Range: planRange(j), Floor: req.NotBefore}
+	itemTypes := planProvenance(req, p)
+	patients, err := s.planPatients(ctx, j, p)
+	if err != nil {
+		return nil, err
+	}
+	s.addDataItems(p, req, counts, itemTypes, patients)
+	if p.Provenance && req.OrganizeBy == "" {
+		addItem(p, bulk.Item{Associated: true})
+	}
+	if err := s.addDeletedItem(p, req, patients); err != nil {
+		return nil, err
+	}
+	if len(referenced) > 0 && len(p.Items) > 0 {
+		// Last, so that it runs after the items whose references it reads.
+		p.Referenced = referenced
+		addItem(p, bulk.Item{Referenced: true, Types: referenced})
+	}
+	return p, nil
+}
+
+// addItem appends it to p's items as the next index.
+func addItem(p *bulk.Plan, it bulk.Item) {
+	it.Index = len(p.Items)
+	p.Items = append(p.Items, it)
+}
+
+// compartmental reports whether req exports Patient compartments: below
+// system level, or organized by Patient.
+func compartmental(req *bulk.ExportRequest) bool {
+	return req.Level != bulk.LevelSystem || req.OrganizeBy != ""
+}
+
+// byPatient reports whether req reads only given patients' compartments
+// (Group, `patient` and contract exports), which must not reveal other
+// patients' data.
+func byPatient(req *bulk.ExportRequest) bool {
+	return req.Level == bulk.LevelGroup || len(req.Patients) > 0 || req.Contract != nil
+}
+
+// planTypes returns the plan's types, sorted: `_type` or everything stored
+// (and authorized), limited to the Patient compartment below system level
+// and for organized output; and the referenced types, sorted: those named
+// outside the compartment at Patient and Group level (issue 15 item 3).
+func (s *Service) planTypes(req *bulk.ExportRequest, counts map[string]int64) (types, referenced []string) {
+	types = req.Types
 	if len(types) == 0 {
 		for t, n := range counts {
 			if n > 0 && (req.Allowed == nil || slices.Contains(req.Allowed, t)) {
@@ -121,12 +169,8 @@ func (s *Service) cut(ctx context.Context, j *bulk.Job) (*bulk.Plan, error) {
 			}
 		}
 	}
-	organized := req.OrganizeBy != ""
-	compartmental := req.Level != bulk.LevelSystem || organized
-	var referenced []string
-	if req.Level != bulk.LevelSystem && !organized {
-		// Named types outside the compartment are the referenced ones
-		// (issue 15 item 3); unnamed ones are never added.
+	if req.Level != bulk.LevelSystem && req.OrganizeBy == "" {
+		// Unnamed types are never added.
 		for _, t := range req.Types {
 			if !s.model().IsPatientExportType(t) && t != "Group" {
 				referenced = append(referenced, t)
@@ -134,33 +178,45 @@ func (s *Service) cut(ctx context.Context, j *bulk.Job) (*bulk.Plan, error) {
 		}
 		slices.Sort(referenced)
 	}
-	if compartmental {
+	if compartmental(req) {
 		types = slices.DeleteFunc(slices.Clone(types), func(t string) bool { return !s.model().IsPatientExportType(t) })
 	}
 	slices.Sort(types)
+	return types, referenced
+}
 
+// planRange is the export's lastUpdated range: (_since, min(_until,
+// transactionTime)].
+func planRange(j *bulk.Job) bulk.Range {
+	req := &j.Request
 	rng := bulk.Range{Since: req.Since, Until: j.TransactionTime}
 	if !req.Until.IsZero() && !req.Until.After(rng.Until) {
 		// `_until` is exclusive (R35); our Until bound is inclusive.
 		rng.Until = req.Until.Add(-time.Nanosecond)
 	}
-	p := &bulk.Plan{Types: types, Range: rng, Floor: req.NotBefore}
-	add := func(it bulk.Item) {
-		it.Index = len(p.Items)
-		p.Items = append(p.Items, it)
-	}
+	return rng
+}
 
-	// Provenance goes by its rules (R33, includeAssociatedData) rather than
-	// as a plain compartment type: at compartment level whenever it is
-	// exported, at system level when associated data is asked for (and the
-	// scopes allow Provenance).
+// planProvenance sets p.Provenance and returns the types the data items
+// read. Provenance goes by its rules (R33, includeAssociatedData) rather
+// than as a plain compartment type: at compartment level whenever it is
+// exported, at system level when associated data is asked for (and the
+// scopes allow Provenance). At compartment level the data items leave it
+// out then: the Patient blocks or the Associated item write it.
+func planProvenance(req *bulk.ExportRequest, p *bulk.Plan) (itemTypes []string) {
 	provAllowed := req.Allowed == nil || slices.Contains(req.Allowed, "Provenance")
-	p.Provenance = (compartmental && slices.Contains(types, "Provenance")) || (req.Associated != "" && provAllowed)
-	itemTypes := types
-	if p.Provenance && compartmental {
-		itemTypes = slices.DeleteFunc(slices.Clone(types), func(t string) bool { return t == "Provenance" })
+	p.Provenance = (compartmental(req) && slices.Contains(p.Types, "Provenance")) || (req.Associated != "" && provAllowed)
+	if p.Provenance && compartmental(req) {
+		return slices.DeleteFunc(slices.Clone(p.Types), func(t string) bool { return t == "Provenance" })
 	}
+	return p.Types
+}
 
+// planPatients returns the sorted patients whose compartments a Group,
+// contract or `patient` export reads (none otherwise), and sets
+// p.NewMembers and, under a contract, p.Members.
+func (s *Service) planPatients(ctx context.Context, j *bulk.Job, p *bulk.Plan) ([]string, error) {
+	req := &j.Request
 	var patients []string
 	switch {
 	case req.Level == bulk.LevelGroup:
@@ -184,6 +240,7 @@ func (s *Service) cut(ctx context.Context, j *bulk.Job) (*bulk.Plan, error) {
 	case req.Contract != nil:
 		// Patient level under a Group contract: the Groups' members, like
 		// a Group export (R93).
+		var err error
 		if patients, p.NewMembers, err = s.contractMembers(ctx, j); err != nil {
 			return nil, err
 		}
@@ -192,21 +249,28 @@ func (s *Service) cut(ctx context.Context, j *bulk.Job) (*bulk.Plan, error) {
 		patients = slices.Clone(req.Patients)
 		slices.Sort(patients)
 	}
+	return patients, nil
+}
 
+// addDataItems adds the items that read the exported resources of
+// itemTypes: patient batches of a compartment-level export of given
+// patients, Patient-block scans of organized output, or else type scans.
+func (s *Service) addDataItems(p *bulk.Plan, req *bulk.ExportRequest, counts map[string]int64, itemTypes, patients []string) {
+	organized := req.OrganizeBy != ""
 	blocks := len(itemTypes) > 0 || (organized && p.Provenance)
 	switch {
-	case req.Level == bulk.LevelGroup || len(req.Patients) > 0 || req.Contract != nil:
+	case byPatient(req):
 		// type × patient batch: reads only these patients' compartments.
 		for start := 0; start < len(patients) && blocks; start += s.Config.PatientBatch {
 			end := min(start+s.Config.PatientBatch, len(patients))
-			add(bulk.Item{Patients: patients[start:end], Types: itemTypes, Organized: organized})
+			addItem(p, bulk.Item{Patients: patients[start:end], Types: itemTypes, Organized: organized})
 		}
 	case organized:
 		// Patient blocks for every stored Patient: the Patient scan, cut
 		// like any type scan.
 		if blocks {
 			for _, g := range s.shardGroups(counts["Patient"]) {
-				add(bulk.Item{Type: "Patient", Shards: g, Types: itemTypes, Organized: true})
+				addItem(p, bulk.Item{Type: "Patient", Shards: g, Types: itemTypes, Organized: true})
 			}
 		}
 	default:
@@ -217,37 +281,32 @@ func (s *Service) cut(ctx context.Context, j *bulk.Job) (*bulk.Plan, error) {
 				continue
 			}
 			for _, g := range s.shardGroups(counts[t]) {
-				add(bulk.Item{Type: t, Shards: g, CompartmentOnly: req.Level == bulk.LevelPatient})
+				addItem(p, bulk.Item{Type: t, Shards: g, CompartmentOnly: req.Level == bulk.LevelPatient})
 			}
 		}
 	}
-	if p.Provenance && !organized {
-		add(bulk.Item{Associated: true})
+}
+
+// addDeletedItem adds, with _since, the item that lists deletions since
+// then (R88, requirements 5.4). Group, `patient` and contract exports list
+// those in the compartment of a patient they export (the item carries the
+// patients: the plan's members, fixed once planned); tombstones that do
+// not know their compartments are left out there. Tombstones record no
+// contents, so types the client's scopes restrict by search parameters
+// list none.
+func (s *Service) addDeletedItem(p *bulk.Plan, req *bulk.ExportRequest, patients []string) error {
+	if req.Since.IsZero() {
+		return nil
 	}
-	if !req.Since.IsZero() {
-		// Deletions since _since (R88). Group, `patient` and contract
-		// exports, which must not reveal other patients' data, list those
-		// in the compartment of a patient they export (the item carries the
-		// patients: the plan's members, fixed once planned); tombstones
-		// that do not know their compartments are left out there.
-		// Tombstones record no contents, so types the client's scopes
-		// restrict by search parameters list none.
-		sp, err := newSpec(&req, s.engine())
-		if err != nil {
-			return nil, err
-		}
-		deleted := slices.DeleteFunc(slices.Clone(types), sp.restricted)
-		byPatient := req.Level == bulk.LevelGroup || len(req.Patients) > 0 || req.Contract != nil
-		if len(deleted) > 0 && (!byPatient || len(patients) > 0) {
-			add(bulk.Item{Deleted: true, Types: deleted, Patients: patients})
-		}
+	sp, err := newSpec(req, s.engine())
+	if err != nil {
+		return err
 	}
-	if len(referenced) > 0 && len(p.Items) > 0 {
-		// Last, so that it runs after the items whose references it reads.
-		p.Referenced = referenced
-		add(bulk.Item{Referenced: true, Types: referenced})
+	deleted := slices.DeleteFunc(slices.Clone(p.Types), sp.restricted)
+	if len(deleted) > 0 && (!byPatient(req) || len(patients) > 0) {
+		addItem(p, bulk.Item{Deleted: true, Types: deleted, Patients: patients})
 	}
-	return p, nil
+	return nil
 }
 
 // shardGroups cuts a type of n resources into as many work items as its

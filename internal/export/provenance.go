@@ -69,166 +69,26 @@ func (s *Service) provenance(ctx context.Context, x *itemRun) (*provIndex, error
 	return e.idx, nil
 }
 
+// buildProvenance makes the job's provIndex: the candidates
+// (provenanceCandidates), then whether each is added and who owns it
+// (provSelector.decide).
 func (s *Service) buildProvenance(ctx context.Context, x *itemRun) (*provIndex, error) {
-	j, p, sp := x.job, x.plan, x.spec
-	req := &j.Request
-	organized := req.OrganizeBy != ""
-	compartmental := req.Level != bulk.LevelSystem || organized
-	provInTypes := slices.Contains(p.Types, "Provenance")
-	defaultRule := compartmental && provInTypes
-
-	// Candidates, and the Provenance of each target.
-	var cands []*provCandidate
-	byTarget := map[bulk.Ref][]*provCandidate{}
-	for shard := range s.Resources.Shards() {
-		err := s.Resources.Scan(ctx, bulk.ScanRequest{Type: "Provenance", Shard: shard, Range: bulk.Range{Since: p.Floor, Until: p.Range.Until}},
-			func(r *bulk.Resource, _ bulk.Cursor) error {
-				if !sp.match("Provenance", r.Body) {
-					return nil
-				}
-				c := &provCandidate{id: r.ID, lastUpdated: r.LastUpdated, recorded: r.LastUpdated}
-				body := gjson.ParseBytes(r.Body)
-				if t, err := fhir.ParseInstant(body.Get("recorded").String()); err == nil {
-					c.recorded = t
-				}
-				body.Get("target.#.reference").ForEach(func(_, v gjson.Result) bool {
-					if typ, id, ok := fhir.ParseReference(v.String()); ok {
-						ref := bulk.Ref{Type: typ, ID: id}
-						if !slices.Contains(c.targets, ref) {
-							c.targets = append(c.targets, ref)
-							byTarget[ref] = append(byTarget[ref], c)
-						}
-					}
-					return true
-				})
-				// Patient targets first: for the default rule one in an
-				// exported compartment settles the matter without reading the
-				// other targets.
-				slices.SortStableFunc(c.targets, func(a, b bulk.Ref) int {
-					return boolRank(a.Type != "Patient") - boolRank(b.Type != "Patient")
-				})
-				cands = append(cands, c)
-				return nil
-			})
-		if err != nil {
-			return nil, err
-		}
+	cands, byTarget, err := s.provenanceCandidates(ctx, x.plan, x.spec)
+	if err != nil {
+		return nil, err
 	}
-	newest := func(cs []*provCandidate) *provCandidate {
-		best := cs[0]
-		for _, c := range cs[1:] {
-			if d := c.recorded.Compare(best.recorded); d > 0 ||
-				d == 0 && (c.lastUpdated.After(best.lastUpdated) || c.lastUpdated.Equal(best.lastUpdated) && c.id > best.id) {
-				best = c
-			}
-		}
-		return best
-	}
-
-	// Targets, read once each.
-	inExport := map[string]bool{}
-	type target struct {
-		r        *bulk.Resource // nil: not stored
-		owner    string         // compartmental: exported patient that owns it
-		exported bool
-	}
-	targets := map[bulk.Ref]*target{}
-	getTarget := func(ref bulk.Ref) (*target, error) {
-		if t, ok := targets[ref]; ok {
-			return t, nil
-		}
-		t := &target{}
-		targets[ref] = t
-		r, err := s.Resources.Get(ctx, ref.Type, ref.ID)
-		if bulk.ErrorCode(err) == bulk.ENOTFOUND {
-			return t, nil
-		} else if err != nil {
-			return nil, err
-		}
-		t.r = r
-		if !slices.Contains(p.Types, r.Type) || r.Type == "Provenance" || !sp.match(r.Type, r.Body) {
-			return t, nil
-		}
-		if compartmental {
-			if t.owner, err = ownerOf(ctx, s, j, p, organized, inExport, r); err != nil {
-				return nil, err
-			}
-			t.exported = t.owner != ""
-		} else {
-			t.exported = p.Range.Contains(r.LastUpdated)
-		}
-		return t, nil
-	}
-	// inCompartment returns the first exported patient (in id order) whose
-	// compartment holds r and whose range holds the Provenance c.
-	inCompartment := func(r *bulk.Resource, c *provCandidate) (string, error) {
-		for _, q := range r.Patients {
-			if !rangeFor(p, q).Contains(c.lastUpdated) {
-				continue
-			}
-			in, ok := inExport[q]
-			if !ok {
-				var err error
-				if in, err = s.inExport(ctx, j, p, organized, q); err != nil {
-					return "", err
-				}
-				inExport[q] = in
-			}
-			if in {
-				return q, nil
-			}
-		}
-		return "", nil
-	}
-
+	sel := &provSelector{s: s, job: x.job, plan: x.plan, spec: x.spec, byTarget: byTarget,
+		inExport: map[string]bool{}, targets: map[bulk.Ref]*provTarget{}}
 	idx := &provIndex{owned: map[string][]string{}}
 	for _, c := range cands {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		added, owner := false, ""
-		consider := func(q string) {
-			added = true
-			if q != "" && (owner == "" || q < owner) {
-				owner = q
-			}
+		owner, add, err := sel.decide(ctx, c)
+		if err != nil {
+			return nil, err
 		}
-		if !compartmental && provInTypes && p.Range.Contains(c.lastUpdated) {
-			continue // the Provenance scan writes it
-		}
-		for _, ref := range c.targets {
-			if added && req.Associated == "" {
-				break // the default rule has its owner: the first found
-			}
-			t, err := getTarget(ref)
-			if err != nil {
-				return nil, err
-			}
-			if t.r == nil {
-				continue
-			}
-			if defaultRule {
-				q, err := inCompartment(t.r, c)
-				if err != nil {
-					return nil, err
-				}
-				if q != "" {
-					consider(q)
-				}
-			}
-			if !t.exported {
-				continue
-			}
-			switch req.Associated {
-			case bulk.RelevantProvenance:
-				consider(t.owner)
-			case bulk.LatestProvenance:
-				if newest(byTarget[ref]) == c {
-					consider(t.owner)
-				}
-			}
-		}
-		if !added || (compartmental && owner == "") {
+		if !add {
 			continue
 		}
 		idx.ids = append(idx.ids, c.id)
@@ -240,8 +100,195 @@ func (s *Service) buildProvenance(ctx context.Context, x *itemRun) (*provIndex, 
 	for _, ids := range idx.owned {
 		slices.Sort(ids)
 	}
-	s.Logger.Info("provenance selected", "job", j.ID, "candidates", len(cands), "added", len(idx.ids))
+	s.Logger.Info("provenance selected", "job", x.job.ID, "candidates", len(cands), "added", len(idx.ids))
 	return idx, nil
+}
+
+// provenanceCandidates reads every stored Provenance in the plan's range
+// (from its look-back floor) that passes the export's filters, and returns
+// them with the candidates of each target, in the order read.
+func (s *Service) provenanceCandidates(ctx context.Context, p *bulk.Plan, sp *spec) ([]*provCandidate, map[bulk.Ref][]*provCandidate, error) {
+	var cands []*provCandidate
+	byTarget := map[bulk.Ref][]*provCandidate{}
+	for shard := range s.Resources.Shards() {
+		err := s.Resources.Scan(ctx, bulk.ScanRequest{Type: "Provenance", Shard: shard, Range: bulk.Range{Since: p.Floor, Until: p.Range.Until}},
+			func(r *bulk.Resource, _ bulk.Cursor) error {
+				if !sp.match("Provenance", r.Body) {
+					return nil
+				}
+				c := newProvCandidate(r)
+				for _, ref := range c.targets {
+					byTarget[ref] = append(byTarget[ref], c)
+				}
+				cands = append(cands, c)
+				return nil
+			})
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	return cands, byTarget, nil
+}
+
+// newProvCandidate reads a Provenance's recorded time (its lastUpdated if
+// it has none) and its distinct targets, Patient targets first: for the
+// default rule one in an exported compartment settles the matter without
+// reading the other targets.
+func newProvCandidate(r *bulk.Resource) *provCandidate {
+	c := &provCandidate{id: r.ID, lastUpdated: r.LastUpdated, recorded: r.LastUpdated}
+	body := gjson.ParseBytes(r.Body)
+	if t, err := fhir.ParseInstant(body.Get("recorded").String()); err == nil {
+		c.recorded = t
+	}
+	body.Get("target.#.reference").ForEach(func(_, v gjson.Result) bool {
+		if typ, id, ok := fhir.ParseReference(v.String()); ok {
+			if ref := (bulk.Ref{Type: typ, ID: id}); !slices.Contains(c.targets, ref) {
+				c.targets = append(c.targets, ref)
+			}
+		}
+		return true
+	})
+	slices.SortStableFunc(c.targets, func(a, b bulk.Ref) int {
+		return boolRank(a.Type != "Patient") - boolRank(b.Type != "Patient")
+	})
+	return c
+}
+
+// newestProvenance returns the newest of cs (not empty): by recorded, then
+// lastUpdated, then id.
+func newestProvenance(cs []*provCandidate) *provCandidate {
+	best := cs[0]
+	for _, c := range cs[1:] {
+		if d := c.recorded.Compare(best.recorded); d > 0 ||
+			d == 0 && (c.lastUpdated.After(best.lastUpdated) || c.lastUpdated.Equal(best.lastUpdated) && c.id > best.id) {
+			best = c
+		}
+	}
+	return best
+}
+
+// provSelector decides, candidate by candidate, which Provenance a job adds
+// (the rules above), reading each target once.
+type provSelector struct {
+	s        *Service
+	job      *bulk.Job
+	plan     *bulk.Plan
+	spec     *spec
+	byTarget map[bulk.Ref][]*provCandidate // target → its candidates
+	inExport map[string]bool               // patient → whether its compartment is exported
+	targets  map[bulk.Ref]*provTarget
+}
+
+// provTarget is a Provenance target, read once.
+type provTarget struct {
+	r        *bulk.Resource // nil: not stored
+	owner    string         // compartmental: exported patient that owns it
+	exported bool
+}
+
+// decide reports whether c is added, and the exported patient that owns
+// it ("" at system level).
+func (sel *provSelector) decide(ctx context.Context, c *provCandidate) (owner string, add bool, err error) {
+	req, p := &sel.job.Request, sel.plan
+	comp := compartmental(req)
+	if !comp && slices.Contains(p.Types, "Provenance") && p.Range.Contains(c.lastUpdated) {
+		return "", false, nil // the Provenance scan writes it
+	}
+	defaultRule := comp && slices.Contains(p.Types, "Provenance")
+	added := false
+	consider := func(q string) {
+		added = true
+		if q != "" && (owner == "" || q < owner) {
+			owner = q
+		}
+	}
+	for _, ref := range c.targets {
+		if added && req.Associated == "" {
+			break // the default rule has its owner: the first found
+		}
+		t, err := sel.target(ctx, ref)
+		if err != nil {
+			return "", false, err
+		}
+		if t.r == nil {
+			continue
+		}
+		if defaultRule {
+			q, err := sel.inCompartment(ctx, t.r, c)
+			if err != nil {
+				return "", false, err
+			}
+			if q != "" {
+				consider(q)
+			}
+		}
+		if !t.exported {
+			continue
+		}
+		switch req.Associated {
+		case bulk.RelevantProvenance:
+			consider(t.owner)
+		case bulk.LatestProvenance:
+			if newestProvenance(sel.byTarget[ref]) == c {
+				consider(t.owner)
+			}
+		}
+	}
+	return owner, added && !(comp && owner == ""), nil
+}
+
+// target returns the target ref, reading it on first use: whether it is
+// stored, and whether the export writes it (and at compartment level, the
+// patient whose place it is written in).
+func (sel *provSelector) target(ctx context.Context, ref bulk.Ref) (*provTarget, error) {
+	if t, ok := sel.targets[ref]; ok {
+		return t, nil
+	}
+	t := &provTarget{}
+	sel.targets[ref] = t
+	r, err := sel.s.Resources.Get(ctx, ref.Type, ref.ID)
+	if bulk.ErrorCode(err) == bulk.ENOTFOUND {
+		return t, nil
+	} else if err != nil {
+		return nil, err
+	}
+	t.r = r
+	p := sel.plan
+	if !slices.Contains(p.Types, r.Type) || r.Type == "Provenance" || !sel.spec.match(r.Type, r.Body) {
+		return t, nil
+	}
+	if req := &sel.job.Request; compartmental(req) {
+		if t.owner, err = ownerOf(ctx, sel.s, sel.job, p, req.OrganizeBy != "", sel.inExport, r); err != nil {
+			return nil, err
+		}
+		t.exported = t.owner != ""
+	} else {
+		t.exported = p.Range.Contains(r.LastUpdated)
+	}
+	return t, nil
+}
+
+// inCompartment returns the first exported patient (in id order) whose
+// compartment holds r and whose range holds the Provenance c.
+func (sel *provSelector) inCompartment(ctx context.Context, r *bulk.Resource, c *provCandidate) (string, error) {
+	p := sel.plan
+	for _, q := range r.Patients {
+		if !rangeFor(p, q).Contains(c.lastUpdated) {
+			continue
+		}
+		in, ok := sel.inExport[q]
+		if !ok {
+			var err error
+			if in, err = sel.s.inExport(ctx, sel.job, p, sel.job.Request.OrganizeBy != "", q); err != nil {
+				return "", err
+			}
+			sel.inExport[q] = in
+		}
+		if in {
+			return q, nil
+		}
+	}
+	return "", nil
 }
 
 func boolRank(b bool) int {
