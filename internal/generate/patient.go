@@ -1219,36 +1219,28 @@ func (g *gen) appendClaim(b []byte, created int64, c claimShape) []byte {
 }
 
 func (g *gen) appendProcedures(b []byte) []byte {
-	if len(g.procIDs) == 0 {
-		return b
-	}
-	b = append(b, `,"procedure":[`...)
-	for i := range g.procIDs {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, `{"sequence":`...)
-		b = strconv.AppendInt(b, int64(i+1), 10)
-		b = append(b, `,"procedureReference":{"reference":"Procedure/`...)
-		b = append(b, g.procIDs[i][:]...)
-		b = append(b, `"}}`...)
-	}
-	return append(b, ']')
+	return appendSequenced(b, "procedure", "procedureReference", "Procedure/", g.procIDs)
 }
 
 func (g *gen) appendDiagnoses(b []byte) []byte {
-	if len(g.diags) == 0 {
+	return appendSequenced(b, "diagnosis", "diagnosisReference", "Condition/", g.diags)
+}
+
+// appendSequenced appends a Claim's list field of references, each entry
+// with its sequence number: nothing when ids is empty.
+func appendSequenced(b []byte, field, refField, refPrefix string, ids []id) []byte {
+	if len(ids) == 0 {
 		return b
 	}
-	b = append(b, `,"diagnosis":[`...)
-	for i := range g.diags {
+	b = append(append(append(b, `,"`...), field...), `":[`...)
+	for i := range ids {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		b = append(b, `{"sequence":`...)
 		b = strconv.AppendInt(b, int64(i+1), 10)
-		b = append(b, `,"diagnosisReference":{"reference":"Condition/`...)
-		b = append(b, g.diags[i][:]...)
+		b = append(append(append(append(b, `,"`...), refField...), `":{"reference":"`...), refPrefix...)
+		b = append(b, ids[i][:]...)
 		b = append(b, `"}}`...)
 	}
 	return append(b, ']')
