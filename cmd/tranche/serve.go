@@ -9,8 +9,10 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/tranchehq/tranche/internal/admin"
@@ -81,6 +83,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer ln.Close()
+	if addr := os.Getenv("TRANCHE_PPROF"); addr != "" {
+		stopPprof, err := servePprof(addr, stderr)
+		if err != nil {
+			return fmt.Errorf("TRANCHE_PPROF: %w", err)
+		}
+		defer stopPprof()
+	}
 	l, err := app.NewLocal(ctx, cfg, logger)
 	if err != nil {
 		if bulk.ErrorCode(err) == bulk.ECONFLICT {
@@ -248,4 +257,32 @@ func loadDemo(ctx context.Context, store bulk.ResourceStore, cfg config.Config, 
 	}
 	printReport(stdout, rep)
 	return nil
+}
+
+// servePprof serves net/http/pprof on addr (TRANCHE_PPROF, a loopback
+// HOST:PORT), for profiling a running server: CPU, heap, goroutines, and
+// the block and mutex profiles, which it turns on (they cost a little on
+// every contended lock and channel wait, so only with TRANCHE_PPROF). It
+// is never on by default and is no route of the FHIR server.
+func servePprof(addr string, stderr io.Writer) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if tcp, ok := ln.Addr().(*net.TCPAddr); !ok || !tcp.IP.IsLoopback() {
+		ln.Close()
+		return nil, fmt.Errorf("%s is not a loopback address: profiles show the server's internals", addr)
+	}
+	runtime.SetBlockProfileRate(int(10 * time.Microsecond))
+	runtime.SetMutexProfileFraction(10)
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	fmt.Fprintf(stderr, "tranche: profiles at http://%s/debug/pprof/\n", ln.Addr())
+	return func() { _ = srv.Close() }, nil
 }

@@ -25,8 +25,11 @@ package bolt
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -75,6 +78,8 @@ type DB struct {
 	shards int
 	stats  counters
 	clock  *bulk.LocalClock // see clock.go
+	group  writeGroup       // batch's group commit
+	jobs   jobView          // the jobs bucket as last committed (jobs.go)
 }
 
 // Stats are read counters since Open, for benchmarks and for showing that an
@@ -207,6 +212,148 @@ func (db *DB) update(fn func(*bbolt.Tx) error) error {
 	})
 	db.stats.wrote(written * faultAround)
 	return err
+}
+
+// batch is update for writes that may share a write transaction (group
+// commit): while one commit is under way, the writes that arrive wait and
+// then commit together, in one transaction and its two fsyncs, instead of
+// one after another behind bbolt's single writer lock. A write that finds
+// no commit under way commits at once, so a lone write waits no longer
+// than with update. The writes of one batch run one after another in its
+// transaction, each seeing the ones before, exactly as if each had its own
+// transaction in that order.
+//
+// fn may run more than once: when one write of a batch fails, the
+// transaction is rolled back, the others run again without it, and it runs
+// again alone (its error is then its own). So fn, like an update's, must
+// have no effect outside tx but assignments that its last run overwrites,
+// and it must not call the DB. Effects that need the commit go in
+// tx.OnCommit, which runs only for the transaction that commits.
+func (db *DB) batch(fn func(*bbolt.Tx) error) error {
+	g := &db.group
+	c := &groupCall{fn: fn, res: make(chan error, 1)}
+	g.mu.Lock()
+	g.queue = append(g.queue, c)
+	if g.busy {
+		// A commit is under way: its leader hands this call a result, or
+		// the lead of the next batch.
+		g.mu.Unlock()
+		switch err := <-c.res; err {
+		case errLead:
+		case errAlone:
+			return db.alone(fn)
+		default:
+			return err
+		}
+		g.mu.Lock()
+	}
+	g.busy = true
+	n := min(len(g.queue), maxBatch)
+	calls := slices.Clone(g.queue[:n])
+	g.queue = slices.Delete(g.queue, 0, n)
+	g.mu.Unlock()
+
+	db.commitGroup(calls)
+
+	// The next batch is led by the first call that waits, not by this
+	// one, whose own write is done.
+	g.mu.Lock()
+	if len(g.queue) > 0 {
+		next := g.queue[0]
+		g.mu.Unlock()
+		next.res <- errLead
+	} else {
+		g.busy = false
+		g.mu.Unlock()
+	}
+	if err := <-c.res; err != errAlone {
+		return err
+	}
+	return db.alone(fn)
+}
+
+// alone is a batch's write run in a transaction of its own.
+func (db *DB) alone(fn func(*bbolt.Tx) error) error {
+	ran := false
+	err := db.update(func(tx *bbolt.Tx) error {
+		err := fn(tx)
+		ran = err == nil
+		return err
+	})
+	if err != nil && ran {
+		db.commitFailed()
+	}
+	return err
+}
+
+// commitFailed is told when a batch's commit failed: bbolt may have
+// written its meta page, so what the file holds is not known any more, and
+// the job view stops answering (jobView.stop).
+func (db *DB) commitFailed() { db.jobs.stop() }
+
+// maxBatch bounds the writes of one batch, so one transaction's work (and
+// the wait of its first write) stays small.
+const maxBatch = 128
+
+// writeGroup is the queue of batch's writes. busy is set while a leader
+// commits; the queue is non-empty only while busy.
+type writeGroup struct {
+	mu    sync.Mutex
+	busy  bool
+	queue []*groupCall
+}
+
+type groupCall struct {
+	fn  func(*bbolt.Tx) error
+	res chan error // the result, errLead or errAlone; buffered, received once each
+}
+
+var (
+	errLead  = errors.New("bolt: lead the next batch")
+	errAlone = errors.New("bolt: run alone")
+)
+
+// commitGroup runs calls in one write transaction and sends each its
+// result. When one fails it is told to run alone (errAlone) and the rest
+// run again without it; one that fails alone gets its error, unless it
+// panicked, which it then does again in its own goroutine.
+func (db *DB) commitGroup(calls []*groupCall) {
+	for len(calls) > 0 {
+		failed, panicked := -1, false
+		err := db.update(func(tx *bbolt.Tx) error {
+			for i, c := range calls {
+				err, p := callSafely(c.fn, tx)
+				if err != nil {
+					failed, panicked = i, p
+					return err
+				}
+			}
+			return nil
+		})
+		if failed < 0 || (len(calls) == 1 && !panicked) {
+			// Committed (err nil), or the commit itself failed, which no
+			// call can be taken out of; or the one call's own error.
+			if failed < 0 && err != nil {
+				db.commitFailed()
+			}
+			for _, c := range calls {
+				c.res <- err
+			}
+			return
+		}
+		calls[failed].res <- errAlone
+		calls = slices.Delete(calls, failed, failed+1)
+	}
+}
+
+// callSafely runs fn, turning a panic into an error.
+func callSafely(fn func(*bbolt.Tx) error, tx *bbolt.Tx) (err error, panicked bool) {
+	defer func() {
+		if v := recover(); v != nil {
+			err, panicked = fmt.Errorf("panic in a batched write: %v", v), true
+		}
+	}()
+	return fn(tx), false
 }
 
 // releaseResident drops the mapped file's pages from this process's

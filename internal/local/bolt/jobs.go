@@ -9,6 +9,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 
 	"go.etcd.io/bbolt"
 
@@ -19,9 +20,17 @@ var _ bulk.JobStore = (*JobStore)(nil)
 
 // JobStore is the bulk.JobStore in a DB file. Jobs and plans are JSON under
 // the job id; checkpoints are JSON under the job id and the big-endian item
-// index, so a prefix read returns them in index order. Every method is one
-// bbolt transaction, and bbolt runs one write transaction at a time, so each
+// index, so a prefix read returns them in index order. Every write runs in
+// one bbolt write transaction, and bbolt runs one at a time, so each
 // read-check-write is the conditional write the contract asks for.
+// Concurrent writes share a transaction (DB.batch: group commit), each
+// still seeing the ones before it, so a kick-off does not wait for the
+// fsyncs of every export's checkpoint one by one.
+//
+// GetJob answers from the jobs the process committed or read last
+// (jobView) and reads the file only for a job it does not hold: a status
+// poll takes no read transaction, so 200 pollers do not queue on bbolt's
+// meta lock behind an export's reads and commits.
 //
 // The active bucket indexes the jobs that are not terminal by owner, so a
 // kick-off's quota reads a client's running jobs and nothing else:
@@ -62,7 +71,7 @@ func (s *JobStore) create(j *bulk.Job, limit int) error {
 	if err != nil {
 		return err
 	}
-	return s.db.update(func(tx *bbolt.Tx) error {
+	return s.db.batch(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketJobs)
 		if b.Get([]byte(j.ID)) != nil {
 			return bulk.Errorf(bulk.ECONFLICT, "Job %s already exists.", j.ID)
@@ -76,18 +85,32 @@ func (s *JobStore) create(j *bulk.Job, limit int) error {
 				return bulk.Errorf(bulk.ETOOMANYREQUESTS, "Client %s has %d unfinished jobs, its limit.", j.ClientID, n)
 			}
 		}
-		if err := b.Put([]byte(j.ID), v); err != nil {
+		if err := putJob(tx, &s.db.jobs, j.ID, v); err != nil {
 			return err
 		}
 		return reindex(tx, j.ID, nil, j)
 	})
 }
 
-// GetJob returns a job. Returns ENOTFOUND if it does not exist.
+// GetJob returns a job. Returns ENOTFOUND if it does not exist. It reads
+// the job as last committed from memory (jobView), and from the file only
+// when the process holds no copy.
 func (s *JobStore) GetJob(ctx context.Context, id string) (j *bulk.Job, err error) {
 	defer bulk.Wrap(&err, "bolt.JobStore.GetJob(%q)", id)
+	if v, ok := s.db.jobs.get(id); ok {
+		if v == nil {
+			return nil, bulk.Errorf(bulk.ENOTFOUND, "Job %s not found.", id)
+		}
+		return decodeJob(v)
+	}
 	err = s.db.bolt.View(func(tx *bbolt.Tx) error {
-		j, err = getJob(tx, id)
+		v := tx.Bucket(bucketJobs).Get([]byte(id))
+		if v == nil {
+			return bulk.Errorf(bulk.ENOTFOUND, "Job %s not found.", id)
+		}
+		v = slices.Clone(v) // valid only in tx
+		s.db.jobs.read(id, v, tx.ID())
+		j, err = decodeJob(v)
 		return err
 	})
 	return j, err
@@ -96,10 +119,11 @@ func (s *JobStore) GetJob(ctx context.Context, id string) (j *bulk.Job, err erro
 // Transition moves a job from one of from to to, applying mutate in the same
 // write transaction. A terminal job never changes, even when from lists its
 // status; mutate cannot change the id or the status. mutate runs inside the
-// transaction, so it must not call the DB.
+// transaction, so it must not call the DB, and it may run more than once
+// (DB.batch), each time on a fresh copy of the stored job.
 func (s *JobStore) Transition(ctx context.Context, id string, from []bulk.Status, to bulk.Status, mutate func(*bulk.Job)) (j *bulk.Job, err error) {
 	defer bulk.Wrap(&err, "bolt.JobStore.Transition(%q, %v → %s)", id, from, to)
-	err = s.db.update(func(tx *bbolt.Tx) error {
+	err = s.db.batch(func(tx *bbolt.Tx) error {
 		if j, err = getJob(tx, id); err != nil {
 			return err
 		}
@@ -111,7 +135,7 @@ func (s *JobStore) Transition(ctx context.Context, id string, from []bulk.Status
 			mutate(j)
 		}
 		j.ID, j.Status = id, to
-		if err := putJSON(tx.Bucket(bucketJobs), []byte(id), j); err != nil {
+		if err := putJobJSON(tx, &s.db.jobs, id, j); err != nil {
 			return err
 		}
 		return reindex(tx, id, was, j)
@@ -126,7 +150,7 @@ func (s *JobStore) Transition(ctx context.Context, id string, from []bulk.Status
 // and returns the stored plan. Returns ECONFLICT if the job is terminal.
 func (s *JobStore) SavePlan(ctx context.Context, id string, p *bulk.Plan) (stored *bulk.Plan, err error) {
 	defer bulk.Wrap(&err, "bolt.JobStore.SavePlan(%q)", id)
-	err = s.db.update(func(tx *bbolt.Tx) error {
+	err = s.db.batch(func(tx *bbolt.Tx) error {
 		j, err := getLiveJob(tx, id)
 		if err != nil {
 			return err
@@ -149,7 +173,7 @@ func (s *JobStore) SavePlan(ctx context.Context, id string, p *bulk.Plan) (store
 			return err
 		}
 		j.ItemsTotal = len(p.Items)
-		return putJSON(tx.Bucket(bucketJobs), []byte(id), j)
+		return putJobJSON(tx, &s.db.jobs, id, j)
 	})
 	if err != nil {
 		return nil, err
@@ -179,7 +203,7 @@ func (s *JobStore) SaveProgress(ctx context.Context, id string, p *bulk.ItemProg
 	if p.Index < 0 || p.Index > math.MaxUint32 {
 		return bulk.Errorf(bulk.EINVALID, "Item index %d is out of range.", p.Index)
 	}
-	return s.db.update(func(tx *bbolt.Tx) error {
+	return s.db.batch(func(tx *bbolt.Tx) error {
 		j, err := getLiveJob(tx, id)
 		if err != nil {
 			return err
@@ -203,7 +227,7 @@ func (s *JobStore) SaveProgress(ctx context.Context, id string, p *bulk.ItemProg
 		default:
 			return nil
 		}
-		return putJSON(tx.Bucket(bucketJobs), []byte(id), j)
+		return putJobJSON(tx, &s.db.jobs, id, j)
 	})
 }
 
@@ -310,7 +334,7 @@ func countActive(tx *bbolt.Tx, owner string) (n int, err error) {
 func (s *JobStore) DeleteJob(ctx context.Context, id string) (err error) {
 	defer bulk.Wrap(&err, "bolt.JobStore.DeleteJob(%q)", id)
 	prefix := []byte(id + "\x00")
-	return s.db.update(func(tx *bbolt.Tx) error {
+	return s.db.batch(func(tx *bbolt.Tx) error {
 		switch j, err := getJob(tx, id); bulk.ErrorCode(err) {
 		case bulk.ENOTFOUND:
 		case "":
@@ -320,7 +344,7 @@ func (s *JobStore) DeleteJob(ctx context.Context, id string) (err error) {
 		default:
 			return err
 		}
-		if err := tx.Bucket(bucketJobs).Delete([]byte(id)); err != nil {
+		if err := putJob(tx, &s.db.jobs, id, nil); err != nil {
 			return err
 		}
 		if err := tx.Bucket(bucketPlans).Delete([]byte(id)); err != nil {
@@ -347,11 +371,133 @@ func getJob(tx *bbolt.Tx, id string) (*bulk.Job, error) {
 	if v == nil {
 		return nil, bulk.Errorf(bulk.ENOTFOUND, "Job %s not found.", id)
 	}
+	return decodeJob(v)
+}
+
+func decodeJob(v []byte) (*bulk.Job, error) {
 	j := new(bulk.Job)
 	if err := json.Unmarshal(v, j); err != nil {
 		return nil, err
 	}
 	return j, nil
+}
+
+// putJobJSON stores j as job id's value in tx (putJob).
+func putJobJSON(tx *bbolt.Tx, view *jobView, id string, j *bulk.Job) error {
+	v, err := json.Marshal(j)
+	if err != nil {
+		return err
+	}
+	return putJob(tx, view, id, v)
+}
+
+// putJob stores v as job id's value in tx, or deletes the job when v is
+// nil, and tells view once tx commits. Every write of the jobs bucket goes
+// through it, so view never holds a value older than the file's. v must
+// not change afterwards: bbolt and view keep it.
+func putJob(tx *bbolt.Tx, view *jobView, id string, v []byte) error {
+	b := tx.Bucket(bucketJobs)
+	var err error
+	if v == nil {
+		err = b.Delete([]byte(id))
+	} else {
+		err = b.Put([]byte(id), v)
+	}
+	if err != nil {
+		return err
+	}
+	txid := tx.ID()
+	tx.OnCommit(func() { view.wrote(id, v, txid) })
+	return nil
+}
+
+// jobView holds the value of each job this process has written or read
+// lately, as of the transaction that wrote or read it. The file has one
+// writer process (Open locks it) and every write of the jobs bucket tells
+// the view when it commits (putJob), before the write returns, so a job the
+// view holds is the file's as of the latest commit: GetJob answers from it
+// without a read transaction.
+//
+// bbolt runs the commit handlers after it releases the writer lock, so
+// the next write may commit, and tell the view, before an earlier one
+// does; and a read that began before a commit may store what it read after
+// that commit told the view. So each value carries its transaction id,
+// and an older one never replaces a newer one. When the view is full it
+// forgets everything; a read that began before the latest transaction the
+// view had heard of may have read a value it forgot a newer one of, so
+// such reads are not kept (floor). After a failed commit of a job write
+// the view is stopped: bbolt may have written the meta page of a
+// transaction it reported failed, so the file is read from then on.
+type jobView struct {
+	mu      sync.Mutex
+	m       map[string]jobValue
+	last    int  // the latest transaction of a value stored since the view was last emptied
+	floor   int  // reads from transactions before it are not kept
+	stopped bool // after a failed commit: the view holds nothing
+}
+
+type jobValue struct {
+	v  []byte // the stored JSON; nil: the job was deleted
+	tx int
+}
+
+// maxJobView bounds the jobs the view holds (deleted ones count too); a
+// variable for tests.
+var maxJobView = 4096
+
+// get returns the job's stored JSON (nil if it was deleted) if the view
+// holds it. The caller must not change it.
+func (w *jobView) get(id string) (v []byte, ok bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	e, ok := w.m[id]
+	return e.v, ok
+}
+
+// stop empties the view for good.
+func (w *jobView) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.stopped, w.m = true, nil
+}
+
+// wrote records a commit of transaction tx that set the job's value to v
+// (nil: deleted).
+func (w *jobView) wrote(id string, v []byte, tx int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if e, ok := w.m[id]; ok && e.tx > tx {
+		return // a later commit told the view first
+	}
+	w.store(id, jobValue{v, tx})
+}
+
+// read records the job's value v as a read transaction tx found it.
+func (w *jobView) read(id string, v []byte, tx int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if tx < w.floor {
+		return
+	}
+	if e, ok := w.m[id]; ok && e.tx >= tx {
+		return
+	}
+	w.store(id, jobValue{v, tx})
+}
+
+func (w *jobView) store(id string, e jobValue) {
+	if w.stopped {
+		return
+	}
+	if w.m == nil {
+		w.m = map[string]jobValue{}
+	}
+	if _, ok := w.m[id]; !ok && len(w.m) >= maxJobView {
+		clear(w.m)
+		w.floor = max(w.floor, w.last)
+	}
+	w.m[id] = e
+	w.last = max(w.last, e.tx)
 }
 
 // getLiveJob returns a job that exists and is not terminal.
