@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"io"
 	"io/fs"
 	"os"
@@ -14,6 +13,8 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/tidwall/gjson"
+
+	"github.com/tranchehq/tranche/internal/importer"
 )
 
 // floorRun is the import's floor (issue 20 item 1): the files an import of
@@ -111,30 +112,17 @@ func (f *floorRun) scanFile(path string) error {
 	return f.scanNDJSON(r)
 }
 
-// scanNDJSON is the importer's readNDJSON and line without the import.
+// scanNDJSON is the importer's readNDJSON and line without the import:
+// the same line reader (importer.Lines).
 func (f *floorRun) scanNDJSON(r *bufio.Reader) error {
-	var long []byte
-	for {
-		line, err := r.ReadSlice('\n')
-		if errors.Is(err, bufio.ErrBufferFull) {
-			long = append(long[:0], line...)
-			for errors.Is(err, bufio.ErrBufferFull) {
-				line, err = r.ReadSlice('\n')
-				long = append(long, line...)
-			}
-			line = long
-		}
+	_, err := importer.Lines(r, func(_ int, line []byte) error {
 		f.Bytes += int64(len(line))
-		if err != nil && err != io.EOF {
-			return err
-		}
 		if doc := bytes.TrimSpace(line); len(doc) > 0 && gjson.ValidBytes(doc) && doc[0] == '{' {
 			f.resource(doc)
 		}
-		if err == io.EOF {
-			return nil
-		}
-	}
+		return nil
+	})
+	return err
 }
 
 // resource picks a resource's type and id as the importer does.

@@ -43,7 +43,7 @@ type Server struct {
 	// and what the CapabilityStatement declares (issue 17).
 	FHIR      *fhir.Model
 	Export    *export.Service
-	Resources bulk.ResourceSource
+	Resources bulk.ResourceReader
 	Objects   bulk.ObjectStore
 	// Authz, when set, requires SMART Backend Services tokens on every FHIR
 	// route and serves the token, registration and discovery endpoints.

@@ -135,8 +135,40 @@ func (im *importer) open(in input) (io.ReadCloser, error) {
 	return res.Body, nil
 }
 
-// readNDJSON imports a file line by line.
+// readNDJSON imports a file line by line. A read error is the file's last
+// line's error, not the import's.
 func (im *importer) readNDJSON(path string, r *bufio.Reader) error {
+	var stop error
+	n, err := Lines(r, func(n int, line []byte) error {
+		if err := im.ndjsonLine(loc{file: path, line: n, entry: -1}, line); err != nil {
+			stop = err
+			return err
+		}
+		if n%4096 == 0 {
+			if err := im.ctx.Err(); err != nil {
+				stop = err
+				return err
+			}
+		}
+		return nil
+	})
+	if stop != nil {
+		return stop
+	}
+	if err != nil {
+		im.lineError(loc{file: path, line: n, entry: -1}, "read: %v", err)
+	}
+	return nil
+}
+
+// Lines calls fn with each line of r, numbered from 1 (a blank line too,
+// as "\n"; not the nothing after a last newline), its newline kept and
+// the first line's UTF-8 byte order mark dropped; a line longer than r's
+// buffer comes whole. It stops at fn's first error, and at a read error
+// (not io.EOF), which it returns with the number of the line it was
+// reading. The line is valid only during the call. It is how import reads
+// NDJSON, and the bench's floor with it.
+func Lines(r *bufio.Reader, fn func(n int, line []byte) error) (int, error) {
 	var long []byte // holds lines longer than r's buffer
 	for n := 1; ; n++ {
 		line, err := r.ReadSlice('\n')
@@ -152,20 +184,14 @@ func (im *importer) readNDJSON(path string, r *bufio.Reader) error {
 			line = bytes.TrimPrefix(line, utf8BOM)
 		}
 		if len(line) > 0 && (err == nil || err == io.EOF) {
-			if err := im.ndjsonLine(loc{file: path, line: n, entry: -1}, line); err != nil {
-				return err
+			if err := fn(n, line); err != nil {
+				return n, err
 			}
 		}
 		if err == io.EOF {
-			return nil
+			return n, nil
 		} else if err != nil {
-			im.lineError(loc{file: path, line: n, entry: -1}, "read: %v", err)
-			return nil
-		}
-		if n%4096 == 0 {
-			if err := im.ctx.Err(); err != nil {
-				return err
-			}
+			return n, err
 		}
 	}
 }

@@ -266,30 +266,12 @@ func (s *JobStore) Progress(ctx context.Context, id string) (ps []*bulk.ItemProg
 
 // ListJobs visits all jobs in id order. The jobs are read first, so fn may
 // call the store.
-func (s *JobStore) ListJobs(ctx context.Context, fn func(*bulk.Job) error) (err error) {
-	var jobs []*bulk.Job
-	err = s.db.bolt.View(func(tx *bbolt.Tx) error {
-		return tx.Bucket(bucketJobs).ForEach(func(k, v []byte) error {
-			j := new(bulk.Job)
-			if err := json.Unmarshal(v, j); err != nil {
-				return fmt.Errorf("job %q: %w", k, err)
-			}
-			jobs = append(jobs, j)
-			return nil
-		})
-	})
+func (s *JobStore) ListJobs(ctx context.Context, fn func(*bulk.Job) error) error {
+	jobs, err := readJSON[bulk.Job](s.db, bucketJobs, nil, "job")
 	if err != nil {
 		return fmt.Errorf("bolt.JobStore.ListJobs: %w", err)
 	}
-	for _, j := range jobs {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := fn(j); err != nil {
-			return err
-		}
-	}
-	return nil
+	return visitEach(ctx, jobs, fn)
 }
 
 // ActiveJobs counts clientID's jobs that are not terminal: a prefix read
